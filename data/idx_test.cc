@@ -26,7 +26,7 @@ std::vector<std::string> ThreeClasses() { return {"a", "b", "c"}; }
 TEST(ReadIdxFile, ReadsPlainAndGzip) {
   WriteFile(TempPath("plain.idx"), TwoImages());
   WriteGzipFile(TempPath("packed.idx.gz"), TwoImages());
-  for (const std::string& name : {"plain.idx", "packed.idx.gz"}) {
+  for (const char* name : {"plain.idx", "packed.idx.gz"}) {
     absl::StatusOr<IdxArray> array = ReadIdxFile(TempPath(name));
     ASSERT_TRUE(array.ok()) << array.status();
     EXPECT_THAT(array->dims, ElementsAre(2, 2, 3));
@@ -86,7 +86,7 @@ TEST(ReadIdxFile, TruncatedAndCorruptGzipAreDataLoss) {
   std::string flipped = packed;
   flipped[flipped.size() / 2] ^= 0x55;
   WriteFile(TempPath("flipped.gz"), flipped);
-  for (const std::string& name : {"cut.gz", "flipped.gz"}) {
+  for (const char* name : {"cut.gz", "flipped.gz"}) {
     absl::StatusOr<IdxArray> array = ReadIdxFile(TempPath(name));
     ASSERT_FALSE(array.ok()) << name;
     EXPECT_EQ(array.status().code(), absl::StatusCode::kDataLoss) << name << array.status();
