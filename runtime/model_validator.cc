@@ -1,0 +1,183 @@
+#include "runtime/model_validator.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/quantization.h"
+
+namespace qforge {
+namespace {
+
+std::string TensorLabel(const Model& model, int id) {
+  return absl::StrCat("tensor ", id, " '", model.tensors(id).name(), "'");
+}
+
+std::string OpLabel(const Op& op, int index) {
+  return absl::StrCat("op ", index, " '", op.name(), "' (", OpKind_Name(op.kind()), ")");
+}
+
+absl::Status Invalid(const std::string& where, const std::string& what) {
+  return absl::InvalidArgumentError(absl::StrCat(where, ": ", what));
+}
+
+absl::Status ValidateQuantization(const Tensor& t) {
+  const Quantization& q = t.quantization();
+  if (t.type() == FLOAT32) {
+    if (q.scale_size() != 0 || q.zero_point_size() != 0) {
+      return absl::InvalidArgumentError("a FLOAT32 tensor must not be quantized");
+    }
+    return absl::OkStatus();
+  }
+  if (q.scale_size() == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(ElementType_Name(t.type()), " tensor has no quantization scale"));
+  }
+  if (q.zero_point_size() != q.scale_size()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        q.scale_size(), " scales but ", q.zero_point_size(), " zero points"));
+  }
+  if (q.scale_size() > 1) {
+    if (q.axis() < 0 || q.axis() >= t.shape_size()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("quantization axis ", q.axis(), " is outside rank ", t.shape_size()));
+    }
+    if (q.scale_size() != t.shape(q.axis())) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          q.scale_size(), " scales for ", t.shape(q.axis()), " channels along axis ", q.axis()));
+    }
+  }
+  const int32_t qmin = t.type() == INT8 ? kActivationQMin : 0;
+  const int32_t qmax = t.type() == INT8 ? kActivationQMax : 0;
+  for (int i = 0; i < q.scale_size(); ++i) {
+    if (absl::Status s = ValidateQuantParams({q.scale(i), q.zero_point(i)}, qmin, qmax); !s.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("quantization ", i, ": ", s.message()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateTensor(const Tensor& t) {
+  if (t.type() != FLOAT32 && t.type() != INT8 && t.type() != INT32) {
+    return absl::InvalidArgumentError(absl::StrCat("element type ", t.type(), " is not valid"));
+  }
+  absl::StatusOr<int64_t> count = ElementCount(t);
+  if (!count.ok()) return count.status();
+  if (absl::Status s = ValidateQuantization(t); !s.ok()) return s;
+  const int64_t bytes = *count * static_cast<int64_t>(ElementSize(t.type()));
+  if (!t.data().empty() && static_cast<int64_t>(t.data().size()) != bytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "constant data is ", t.data().size(), " bytes but the shape needs ", bytes));
+  }
+  return absl::OkStatus();
+}
+
+// Where a tensor's value comes from, for the op-order check.
+enum class Source { kNone, kConstant, kInput, kOp };
+
+}  // namespace
+
+size_t ElementSize(ElementType type) {
+  switch (type) {
+    case FLOAT32:
+    case INT32:
+      return 4;
+    case INT8:
+      return 1;
+    default:
+      return 0;
+  }
+}
+
+absl::StatusOr<int64_t> ElementCount(const Tensor& tensor) {
+  if (tensor.shape_size() < 1 || tensor.shape_size() > kMaxRank) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("rank ", tensor.shape_size(), " is outside [1, ", kMaxRank, "]"));
+  }
+  const int64_t element_size = std::max<int64_t>(1, ElementSize(tensor.type()));
+  int64_t count = 1;
+  for (int d = 0; d < tensor.shape_size(); ++d) {
+    const int64_t dim = tensor.shape(d);
+    if (dim < 1) {
+      return absl::InvalidArgumentError(absl::StrCat("dimension ", d, " is ", dim));
+    }
+    if (dim > kMaxTensorBytes / element_size / count) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("shape exceeds the ", kMaxTensorBytes, "-byte tensor limit"));
+    }
+    count *= dim;
+  }
+  return count;
+}
+
+absl::Status ValidateModel(const Model& model) {
+  if (model.format_version() != kModelFormatVersion) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "model format version ", model.format_version(), " is not supported (this runtime reads ",
+        kModelFormatVersion, ")"));
+  }
+  const int num_tensors = model.tensors_size();
+  if (num_tensors == 0 || model.ops_size() == 0) {
+    return absl::InvalidArgumentError("model has no tensors or no ops");
+  }
+  std::vector<Source> source(num_tensors, Source::kNone);
+  for (int id = 0; id < num_tensors; ++id) {
+    const Tensor& t = model.tensors(id);
+    if (absl::Status s = ValidateTensor(t); !s.ok()) {
+      return Invalid(TensorLabel(model, id), std::string(s.message()));
+    }
+    if (!t.data().empty()) source[id] = Source::kConstant;
+  }
+  auto check_id = [&](int id, const std::string& where) -> absl::Status {
+    if (id < 0 || id >= num_tensors) {
+      return Invalid(where, absl::StrCat("tensor id ", id, " is outside [0, ", num_tensors, ")"));
+    }
+    return absl::OkStatus();
+  };
+  if (model.inputs_size() == 0 || model.outputs_size() == 0) {
+    return absl::InvalidArgumentError("model declares no inputs or no outputs");
+  }
+  for (int id : model.inputs()) {
+    if (absl::Status s = check_id(id, "model input"); !s.ok()) return s;
+    if (source[id] != Source::kNone) {
+      return Invalid(TensorLabel(model, id), "a model input must not be a constant or repeated");
+    }
+    source[id] = Source::kInput;
+  }
+  for (int i = 0; i < model.ops_size(); ++i) {
+    const Op& op = model.ops(i);
+    const std::string label = OpLabel(op, i);
+    if (!OpKind_IsValid(op.kind()) || op.kind() == OP_KIND_UNSPECIFIED) {
+      return Invalid(label, absl::StrCat("op kind ", op.kind(), " is not valid"));
+    }
+    if (op.inputs_size() == 0 || op.outputs_size() != 1) {
+      return Invalid(label, absl::StrCat("has ", op.inputs_size(), " inputs and ",
+                                         op.outputs_size(), " outputs (need >= 1 and 1)"));
+    }
+    for (int id : op.inputs()) {
+      if (absl::Status s = check_id(id, label); !s.ok()) return s;
+      if (source[id] == Source::kNone) {
+        return Invalid(label, absl::StrCat("reads ", TensorLabel(model, id),
+                                           " before any op produces it"));
+      }
+    }
+    const int out = op.outputs(0);
+    if (absl::Status s = check_id(out, label); !s.ok()) return s;
+    if (source[out] != Source::kNone) {
+      return Invalid(label, absl::StrCat("writes ", TensorLabel(model, out),
+                                         ", which is a constant, an input or written before"));
+    }
+    source[out] = Source::kOp;
+  }
+  for (int id : model.outputs()) {
+    if (absl::Status s = check_id(id, "model output"); !s.ok()) return s;
+    if (source[id] != Source::kOp) {
+      return Invalid(TensorLabel(model, id), "a model output must be produced by an op");
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace qforge
