@@ -50,6 +50,7 @@ absl::StatusOr<std::unique_ptr<BatchLoader>> BatchLoader::Create(const Dataset& 
 BatchLoader::BatchLoader(const Dataset& dataset, LoaderOptions options)
     : dataset_(dataset),
       options_(std::move(options)),
+      scaling_(MakePixelScaling(options_.normalization, dataset.channels)),
       batches_per_epoch_(options_.drop_last
                              ? dataset.count / options_.batch_size
                              : (dataset.count + options_.batch_size - 1) / options_.batch_size),
@@ -144,7 +145,7 @@ void BatchLoader::Fill(const std::vector<int64_t>& order, int64_t epoch, int64_t
       crop = DrawCropFlip(rng, options_.pad, options_.horizontal_flip);
     }
     TransformImage(dataset_.image(index), dataset_.height, dataset_.width, dataset_.channels,
-                   options_.pad, crop, options_.normalization,
+                   options_.pad, crop, scaling_,
                    batch.images.data() + i * image_floats);
     batch.labels[i] = dataset_.labels[index];
     batch.indices[i] = index;

@@ -70,6 +70,7 @@ class BatchLoader {
 
   const Dataset& dataset_;
   const LoaderOptions options_;
+  const PixelScaling scaling_;
   const int64_t batches_per_epoch_;
 
   std::mutex mutex_;

@@ -32,16 +32,22 @@ CropFlip DrawCropFlip(SplitMix64& rng, int pad, bool allow_flip) {
   return crop;
 }
 
-void TransformImage(const uint8_t* src, int height, int width, int channels, int pad,
-                    const CropFlip& crop, const Normalization& norm, float* dst) {
-  // x = pixel * gain[c] + offset[c], with gain = 1 / (255 std), offset = -mean / std.
-  std::vector<float> gain(channels, 1.0f / 255.0f), offset(channels, 0.0f);
+PixelScaling MakePixelScaling(const Normalization& norm, int channels) {
+  PixelScaling scaling{std::vector<float>(channels, 1.0f / 255.0f),
+                       std::vector<float>(channels, 0.0f)};
   if (!norm.mean.empty()) {
     for (int c = 0; c < channels; ++c) {
-      gain[c] = 1.0f / (255.0f * norm.std[c]);
-      offset[c] = -norm.mean[c] / norm.std[c];
+      scaling.gain[c] = 1.0f / (255.0f * norm.std[c]);
+      scaling.offset[c] = -norm.mean[c] / norm.std[c];
     }
   }
+  return scaling;
+}
+
+void TransformImage(const uint8_t* src, int height, int width, int channels, int pad,
+                    const CropFlip& crop, const PixelScaling& scaling, float* dst) {
+  const float* gain = scaling.gain.data();
+  const float* offset = scaling.offset.data();
   for (int y = 0; y < height; ++y) {
     const int sy = y + crop.offset_y - pad;
     for (int x = 0; x < width; ++x) {

@@ -36,11 +36,21 @@ CropFlip DrawCropFlip(SplitMix64& rng, int pad, bool allow_flip);
 // The centre crop: what evaluation uses (no augmentation).
 inline CropFlip CenterCrop(int pad) { return CropFlip{pad, pad, false}; }
 
+// A Normalization folded with the /255: x = pixel * gain[c] + offset[c]. Made
+// once per loader so the per-image loop does no setup work.
+struct PixelScaling {
+  std::vector<float> gain;    // 1 / (255 std[c])
+  std::vector<float> offset;  // -mean[c] / std[c]
+};
+
+// norm must have passed ValidateNormalization for `channels`.
+PixelScaling MakePixelScaling(const Normalization& norm, int channels);
+
 // Writes one [height, width, channels] image as normalized floats after padding
 // it with `pad` zero pixels on each side, cropping [height, width] at the
-// offsets, and mirroring if asked. norm must have passed ValidateNormalization.
+// offsets, and mirroring if asked.
 void TransformImage(const uint8_t* src, int height, int width, int channels, int pad,
-                    const CropFlip& crop, const Normalization& norm, float* dst);
+                    const CropFlip& crop, const PixelScaling& scaling, float* dst);
 
 }  // namespace qforge
 

@@ -19,7 +19,7 @@ const std::vector<uint8_t> kImage = {0, 51, 102, 153, 204, 255};
 
 std::vector<float> Transform(int pad, CropFlip crop, const Normalization& norm = {}) {
   std::vector<float> out(6);
-  TransformImage(kImage.data(), 2, 3, 1, pad, crop, norm, out.data());
+  TransformImage(kImage.data(), 2, 3, 1, pad, crop, MakePixelScaling(norm, 1), out.data());
   return out;
 }
 
@@ -64,7 +64,8 @@ TEST(TransformImage, FlipMirrorsTheCroppedWindow) {
 TEST(TransformImage, InterleavedChannelsStayTogether) {
   const std::vector<uint8_t> rgb = {255, 0, 51, 0, 255, 102};  // 1x2 RGB
   std::vector<float> out(6);
-  TransformImage(rgb.data(), 1, 2, 3, 0, CropFlip{0, 0, true}, {}, out.data());
+  TransformImage(rgb.data(), 1, 2, 3, 0, CropFlip{0, 0, true}, MakePixelScaling({}, 3),
+                 out.data());
   EXPECT_THAT(out, Pointwise(FloatEq(), {0.0f, 1.0f, 0.4f, 1.0f, 0.0f, 0.2f}));
 }
 
