@@ -199,6 +199,8 @@ absl::StatusOr<ConvGeometry> ConvGeometryOf(const Context& c) {
   g.dilation_w = a.dilation_w();
   g.pad_top = a.pad_top();
   g.pad_left = a.pad_left();
+  g.pad_bottom = a.pad_bottom();
+  g.pad_right = a.pad_right();
   const int64_t oh = reference::ConvOutputSize(g.input_height, g.kernel_height, g.stride_h,
                                                g.dilation_h, a.pad_top(), a.pad_bottom());
   const int64_t ow = reference::ConvOutputSize(g.input_width, g.kernel_width, g.stride_w,

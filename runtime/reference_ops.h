@@ -41,6 +41,8 @@ struct ConvGeometry {
   int dilation_w = 1;
   int pad_top = 0;
   int pad_left = 0;
+  int pad_bottom = 0;  // implied by the output size; kept for backends that take it
+  int pad_right = 0;
   int groups = 1;
 };
 

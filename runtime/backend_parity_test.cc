@@ -1,0 +1,284 @@
+// The XNNPACK backend against the reference backend, op by op, on random
+// shapes, strides, paddings, groups, activations and quantization parameters
+// (fixed seeds): int8 outputs within 1 LSB, float outputs within 1e-4 relative.
+// XNNPACK requantizes in fp32 with round-half-even and the reference uses
+// gemmlowp fixed point, hence 1 LSB rather than bit-exact (shared/DESIGN.md).
+#include <cmath>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "common/model_builder.h"
+#include "common/random.h"
+#include "gtest/gtest.h"
+#include "runtime/interpreter.h"
+#include "runtime/reference_ops.h"
+
+namespace qforge {
+namespace {
+
+class Random {
+ public:
+  explicit Random(uint64_t seed) : gen_(seed) {}
+  int Int(int lo, int hi) { return lo + static_cast<int>(gen_.Below(hi - lo + 1)); }
+  float Float(float lo, float hi) { return lo + (hi - lo) * gen_.UniformFloat(); }
+  std::vector<int8_t> Int8s(int64_t n, int lo = -128, int hi = 127) {
+    std::vector<int8_t> v(n);
+    for (auto& x : v) x = static_cast<int8_t>(Int(lo, hi));
+    return v;
+  }
+  std::vector<float> Floats(int64_t n, float lo, float hi) {
+    std::vector<float> v(n);
+    for (auto& x : v) x = Float(lo, hi);
+    return v;
+  }
+  Activation AnyActivation() { return static_cast<Activation>(Int(0, 2)); }
+
+ private:
+  SplitMix64 gen_;
+};
+
+int64_t Elements(const Tensor& t) {
+  int64_t n = 1;
+  for (int64_t d : t.shape()) n *= d;
+  return n;
+}
+
+std::unique_ptr<Interpreter> MakeInterpreter(std::shared_ptr<const CompiledModel> model,
+                                             Backend backend) {
+  absl::StatusOr<std::unique_ptr<Interpreter>> interpreter =
+      Interpreter::Create(std::move(model), {backend, /*num_threads=*/1});
+  EXPECT_TRUE(interpreter.ok()) << interpreter.status();
+  return interpreter.ok() ? *std::move(interpreter) : nullptr;
+}
+
+// Runs `model` on both backends with the same random inputs and compares.
+void ExpectParity(const Model& model, Random& rng, const std::string& what) {
+  absl::StatusOr<std::shared_ptr<const CompiledModel>> compiled = CompiledModel::FromModel(model);
+  ASSERT_TRUE(compiled.ok()) << what << ": " << compiled.status();
+  auto fast = MakeInterpreter(*compiled, Backend::kXnnpack);
+  auto ref = MakeInterpreter(*compiled, Backend::kReference);
+  ASSERT_TRUE(fast && ref) << what;
+  for (int i = 0; i < fast->num_inputs(); ++i) {
+    const Tensor& t = fast->input_tensor(i);
+    const int64_t n = Elements(t);
+    if (t.type() == INT8) {
+      const std::vector<int8_t> values = rng.Int8s(n);
+      std::memcpy(fast->input_data(i), values.data(), n);
+      std::memcpy(ref->input_data(i), values.data(), n);
+    } else {
+      const std::vector<float> values = rng.Floats(n, -3.0f, 3.0f);
+      std::memcpy(fast->input_data(i), values.data(), n * sizeof(float));
+      std::memcpy(ref->input_data(i), values.data(), n * sizeof(float));
+    }
+  }
+  ASSERT_TRUE(fast->Invoke().ok()) << what;
+  ASSERT_TRUE(ref->Invoke().ok()) << what;
+  const Tensor& out = fast->output_tensor(0);
+  const int64_t n = Elements(out);
+  for (int64_t j = 0; j < n; ++j) {
+    if (out.type() == INT8) {
+      const int a = static_cast<const int8_t*>(fast->output_data(0))[j];
+      const int b = static_cast<const int8_t*>(ref->output_data(0))[j];
+      ASSERT_LE(std::abs(a - b), 1) << what << " element " << j;
+    } else {
+      const float a = static_cast<const float*>(fast->output_data(0))[j];
+      const float b = static_cast<const float*>(ref->output_data(0))[j];
+      ASSERT_NEAR(a, b, 1e-4f * std::max(1.0f, std::fabs(b))) << what << " element " << j;
+    }
+  }
+}
+
+struct ConvShape {
+  int n, h, w, c, o, kh, kw, stride, dilation, pad_t, pad_b, pad_l, pad_r, groups;
+  int64_t oh, ow;
+};
+
+ConvShape RandomConvShape(Random& rng) {
+  ConvShape s;
+  if (rng.Int(0, 1) == 0) {  // depthwise, as in MobileNetV2, with depth multiplier 1 or 2
+    s.groups = s.c = rng.Int(1, 24);
+    s.o = s.c * rng.Int(1, 2);
+  } else {
+    s.groups = rng.Int(1, 3);
+    s.c = s.groups * rng.Int(1, 5);
+    s.o = s.groups * rng.Int(1, 5);
+  }
+  s.n = rng.Int(1, 2);
+  s.kh = rng.Int(1, 3);
+  s.kw = rng.Int(1, 3);
+  s.stride = rng.Int(1, 2);
+  s.dilation = rng.Int(1, 2);
+  s.pad_t = rng.Int(0, 2), s.pad_b = rng.Int(0, 2), s.pad_l = rng.Int(0, 2), s.pad_r = rng.Int(0, 2);
+  s.h = rng.Int(s.dilation * (s.kh - 1) + 1, 9);
+  s.w = rng.Int(s.dilation * (s.kw - 1) + 1, 9);
+  s.oh = reference::ConvOutputSize(s.h, s.kh, s.stride, s.dilation, s.pad_t, s.pad_b);
+  s.ow = reference::ConvOutputSize(s.w, s.kw, s.stride, s.dilation, s.pad_l, s.pad_r);
+  return s;
+}
+
+Op& AddConv(ModelBuilder& b, const ConvShape& s, int x, int w, int bias, int y, Activation act) {
+  Op& op = b.AddConv2D("conv", x, w, bias, y, s.stride, 0, s.groups, act);
+  Conv2DAttributes* a = op.mutable_conv2d();
+  a->set_dilation_h(s.dilation);
+  a->set_dilation_w(s.dilation);
+  a->set_pad_top(s.pad_t);
+  a->set_pad_bottom(s.pad_b);
+  a->set_pad_left(s.pad_l);
+  a->set_pad_right(s.pad_r);
+  return op;
+}
+
+Model Int8ConvModel(Random& rng) {
+  const ConvShape s = RandomConvShape(rng);
+  ModelBuilder b;
+  const float in_scale = rng.Float(0.01f, 0.1f);
+  const int x = b.AddInt8Tensor("x", {s.n, s.h, s.w, s.c}, in_scale, rng.Int(-128, 127));
+  const int64_t per_out = int64_t{s.kh} * s.kw * (s.c / s.groups);
+  const bool per_channel = rng.Int(0, 1) == 0;
+  std::vector<float> w_scales(per_channel ? s.o : 1);
+  for (float& ws : w_scales) ws = rng.Float(0.001f, 0.05f);
+  const int w = b.AddInt8Constant("w", {s.o, s.kh, s.kw, s.c / s.groups},
+                                  rng.Int8s(s.o * per_out, -127, 127), w_scales);
+  std::vector<int32_t> bias(s.o);
+  std::vector<float> bias_scales;
+  for (int32_t& v : bias) v = rng.Int(-20000, 20000);
+  for (float ws : w_scales) bias_scales.push_back(in_scale * ws);
+  const int bias_id = rng.Int(0, 3) == 0 ? -1 : b.AddInt32Constant("b", {s.o}, bias, bias_scales);
+  const int y = b.AddInt8Tensor("y", {s.n, s.oh, s.ow, s.o}, rng.Float(0.02f, 0.3f),
+                                rng.Int(-50, 50));
+  AddConv(b, s, x, w, bias_id, y, rng.AnyActivation());
+  b.AddInput(x);
+  b.AddOutput(y);
+  return b.model();
+}
+
+Model FloatConvModel(Random& rng) {
+  const ConvShape s = RandomConvShape(rng);
+  ModelBuilder b;
+  const int x = b.AddFloatTensor("x", {s.n, s.h, s.w, s.c});
+  const int w = b.AddFloatConstant("w", {s.o, s.kh, s.kw, s.c / s.groups},
+                                   rng.Floats(int64_t{s.o} * s.kh * s.kw * (s.c / s.groups), -1, 1));
+  const int bias = b.AddFloatConstant("b", {s.o}, rng.Floats(s.o, -1, 1));
+  const int y = b.AddFloatTensor("y", {s.n, s.oh, s.ow, s.o});
+  AddConv(b, s, x, w, bias, y, rng.AnyActivation());
+  b.AddInput(x);
+  b.AddOutput(y);
+  return b.model();
+}
+
+Model AddModel(Random& rng, bool quantized) {
+  ModelBuilder b;
+  const std::vector<int64_t> shape = {rng.Int(1, 2), rng.Int(1, 7), rng.Int(1, 7), rng.Int(1, 40)};
+  int a, c, y;
+  if (quantized) {
+    a = b.AddInt8Tensor("a", shape, rng.Float(0.01f, 0.2f), rng.Int(-128, 127));
+    c = b.AddInt8Tensor("b", shape, rng.Float(0.01f, 0.2f), rng.Int(-128, 127));
+    y = b.AddInt8Tensor("y", shape, rng.Float(0.02f, 0.4f), rng.Int(-128, 127));
+  } else {
+    a = b.AddFloatTensor("a", shape);
+    c = b.AddFloatTensor("b", shape);
+    y = b.AddFloatTensor("y", shape);
+  }
+  b.AddOp(ADD, "add", {a, c}, y, rng.AnyActivation());
+  b.AddInput(a);
+  b.AddInput(c);
+  b.AddOutput(y);
+  return b.model();
+}
+
+Model MeanModel(Random& rng, bool quantized) {
+  ModelBuilder b;
+  const int64_t n = rng.Int(1, 2), c = rng.Int(1, 64);
+  const std::vector<int64_t> shape = {n, rng.Int(1, 9), rng.Int(1, 9), c};
+  int x, y;
+  if (quantized) {
+    x = b.AddInt8Tensor("x", shape, rng.Float(0.01f, 0.2f), rng.Int(-128, 127));
+    y = b.AddInt8Tensor("y", {n, c}, rng.Float(0.01f, 0.2f), rng.Int(-128, 127));
+  } else {
+    x = b.AddFloatTensor("x", shape);
+    y = b.AddFloatTensor("y", {n, c});
+  }
+  b.AddOp(MEAN_HW, "mean", {x}, y);
+  b.AddInput(x);
+  b.AddOutput(y);
+  return b.model();
+}
+
+Model FullyConnectedModel(Random& rng, bool quantized) {
+  ModelBuilder b;
+  const int64_t n = rng.Int(1, 3), k = rng.Int(1, 100), o = rng.Int(1, 20);
+  int x, w, bias, y;
+  if (quantized) {
+    const float in_scale = rng.Float(0.01f, 0.1f);
+    std::vector<float> w_scales(rng.Int(0, 1) == 0 ? o : 1);
+    for (float& s : w_scales) s = rng.Float(0.001f, 0.05f);
+    std::vector<float> bias_scales;
+    for (float s : w_scales) bias_scales.push_back(in_scale * s);
+    x = b.AddInt8Tensor("x", {n, k}, in_scale, rng.Int(-128, 127));
+    w = b.AddInt8Constant("w", {o, k}, rng.Int8s(o * k, -127, 127), w_scales);
+    std::vector<int32_t> bias_values(o);
+    for (int32_t& v : bias_values) v = rng.Int(-20000, 20000);
+    bias = b.AddInt32Constant("b", {o}, bias_values, bias_scales);
+    y = b.AddInt8Tensor("y", {n, o}, rng.Float(0.05f, 0.5f), rng.Int(-50, 50));
+  } else {
+    x = b.AddFloatTensor("x", {n, k});
+    w = b.AddFloatConstant("w", {o, k}, rng.Floats(o * k, -1, 1));
+    bias = b.AddFloatConstant("b", {o}, rng.Floats(o, -1, 1));
+    y = b.AddFloatTensor("y", {n, o});
+  }
+  b.AddOp(FULLY_CONNECTED, "fc", {x, w, bias}, y, rng.AnyActivation());
+  b.AddInput(x);
+  b.AddOutput(y);
+  return b.model();
+}
+
+// Quantize a float input, reshape, and dequantize: the converts and a copy.
+Model ConvertModel(Random& rng) {
+  ModelBuilder b;
+  const int64_t n = rng.Int(1, 2), h = rng.Int(1, 5), c = rng.Int(1, 30);
+  const float scale = rng.Float(0.01f, 0.05f);
+  const int32_t zp = rng.Int(-20, 20);
+  const int x = b.AddFloatTensor("x", {n, h, 1, c});
+  const int q = b.AddInt8Tensor("q", {n, h, 1, c}, scale, zp);
+  const int r = b.AddInt8Tensor("r", {n, h * c}, scale, zp);
+  const int y = b.AddFloatTensor("y", {n, h * c});
+  b.AddOp(QUANTIZE, "quantize", {x}, q);
+  b.AddOp(RESHAPE, "reshape", {q}, r);
+  b.AddOp(DEQUANTIZE, "dequantize", {r}, y);
+  b.AddInput(x);
+  b.AddOutput(y);
+  return b.model();
+}
+
+void RunTrials(uint64_t seed, int trials, const std::function<Model(Random&)>& make,
+               const std::string& what) {
+  Random rng(seed);
+  for (int t = 0; t < trials; ++t) ExpectParity(make(rng), rng, what + " trial " + std::to_string(t));
+}
+
+TEST(BackendParity, Conv2DInt8) { RunTrials(1, 300, Int8ConvModel, "int8 conv"); }
+TEST(BackendParity, Conv2DFloat) { RunTrials(2, 200, FloatConvModel, "float conv"); }
+TEST(BackendParity, AddInt8) {
+  RunTrials(3, 200, [](Random& r) { return AddModel(r, true); }, "int8 add");
+}
+TEST(BackendParity, AddFloat) {
+  RunTrials(4, 50, [](Random& r) { return AddModel(r, false); }, "float add");
+}
+TEST(BackendParity, MeanInt8) {
+  RunTrials(5, 200, [](Random& r) { return MeanModel(r, true); }, "int8 mean");
+}
+TEST(BackendParity, MeanFloat) {
+  RunTrials(6, 50, [](Random& r) { return MeanModel(r, false); }, "float mean");
+}
+TEST(BackendParity, FullyConnectedInt8) {
+  RunTrials(7, 200, [](Random& r) { return FullyConnectedModel(r, true); }, "int8 fc");
+}
+TEST(BackendParity, FullyConnectedFloat) {
+  RunTrials(8, 50, [](Random& r) { return FullyConnectedModel(r, false); }, "float fc");
+}
+TEST(BackendParity, QuantizeReshapeDequantize) { RunTrials(9, 100, ConvertModel, "convert"); }
+
+}  // namespace
+}  // namespace qforge
