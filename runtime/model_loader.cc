@@ -43,4 +43,21 @@ absl::StatusOr<Model> ReadModelFile(const std::string& path) {
   return model;
 }
 
+absl::StatusOr<Model> WithBatch(Model model, int64_t batch) {
+  if (batch < 1) return absl::InvalidArgumentError(absl::StrCat("batch ", batch, " must be >= 1"));
+  int64_t model_batch = -1;
+  for (Tensor& t : *model.mutable_tensors()) {
+    if (!t.data().empty()) continue;
+    if (t.shape_size() == 0) return absl::InvalidArgumentError("tensor '" + t.name() + "' has rank 0");
+    if (model_batch < 0) model_batch = t.shape(0);
+    if (t.shape(0) != model_batch) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "cannot change the batch: tensor '", t.name(), "' has dimension 0 = ", t.shape(0),
+          " but the model's batch is ", model_batch));
+    }
+    t.set_shape(0, batch);
+  }
+  return model;
+}
+
 }  // namespace qforge

@@ -112,3 +112,22 @@ TEST(ReadModelFile, MissingFileAndPathInErrors) {
 
 }  // namespace
 }  // namespace qforge
+
+namespace qforge {
+namespace {
+
+TEST(WithBatch, ChangesEveryActivationAndKeepsConstants) {
+  Model model;
+  ASSERT_TRUE(model.ParseFromString(ValidModelBytes()));
+  absl::StatusOr<Model> rebatched = WithBatch(model, 8);
+  ASSERT_TRUE(rebatched.ok()) << rebatched.status();
+  EXPECT_EQ(rebatched->tensors(0).shape(0), 8);  // input
+  EXPECT_EQ(rebatched->tensors(2).shape(0), 3);  // depthwise weights: untouched
+  EXPECT_EQ(rebatched->tensors(5).shape(0), 8);  // output
+  EXPECT_FALSE(WithBatch(model, 0).ok());
+  model.mutable_tensors(4)->set_shape(0, 2);
+  EXPECT_THAT(WithBatch(model, 8).status().message(), HasSubstr("cannot change the batch"));
+}
+
+}  // namespace
+}  // namespace qforge

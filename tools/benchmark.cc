@@ -1,0 +1,150 @@
+// Measures a flat model in the runtime: warm-up, then many timed inferences.
+//
+//   bazel run //tools:benchmark -- --model=/tmp/qforge/mobilenet_v2_int8.qfm --threads=1
+//
+// Prints median and p90 latency per inference, images/s, peak resident memory,
+// the model file size and the arena the memory plan needs; --json prints the
+// same as one JSON line for scripts (tools/compare_pytorch.py reads it).
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/strings/str_format.h"
+#include "common/random.h"
+#include "runtime/interpreter.h"
+#include "runtime/model_loader.h"
+#include "runtime/model_validator.h"
+
+ABSL_FLAG(std::string, model, "", "Path of the flat model (.qfm).");
+ABSL_FLAG(int, threads, 1, "XNNPACK threads.");
+ABSL_FLAG(int, batch, 1, "Images per inference.");
+ABSL_FLAG(std::string, backend, "xnnpack", "xnnpack or reference.");
+ABSL_FLAG(int, warmup, 10, "Untimed inferences first.");
+ABSL_FLAG(int, runs, 100, "Timed inferences.");
+ABSL_FLAG(bool, json, false, "Print one JSON line instead of text.");
+
+namespace qforge {
+namespace {
+
+struct Result {
+  double median_ms = 0, p90_ms = 0, min_ms = 0;
+  double load_ms = 0;
+  int64_t model_bytes = 0, arena_bytes = 0, unshared_bytes = 0, peak_rss_kb = 0;
+};
+
+double Ms(std::chrono::steady_clock::duration d) {
+  return std::chrono::duration<double, std::milli>(d).count();
+}
+
+// Deterministic pseudo-random inputs: timings must not depend on the data path.
+void FillInputs(Interpreter& interpreter) {
+  SplitMix64 rng(1);
+  for (int i = 0; i < interpreter.num_inputs(); ++i) {
+    const Tensor& t = interpreter.input_tensor(i);
+    int64_t n = 1;
+    for (int64_t d : t.shape()) n *= d;
+    if (t.type() == FLOAT32) {
+      float* data = static_cast<float*>(interpreter.input_data(i));
+      for (int64_t j = 0; j < n; ++j) data[j] = 4.0f * rng.UniformFloat() - 2.0f;
+    } else {
+      uint8_t* data = static_cast<uint8_t*>(interpreter.input_data(i));
+      for (int64_t j = 0; j < n * static_cast<int64_t>(ElementSize(t.type())); ++j) {
+        data[j] = static_cast<uint8_t>(rng.Next());
+      }
+    }
+  }
+}
+
+absl::StatusOr<Result> Measure() {
+  Result r;
+  const std::string path = absl::GetFlag(FLAGS_model);
+  const auto load_start = std::chrono::steady_clock::now();
+  absl::StatusOr<Model> model = ReadModelFile(path);
+  if (!model.ok()) return model.status();
+  model = WithBatch(*std::move(model), absl::GetFlag(FLAGS_batch));
+  if (!model.ok()) return model.status();
+  absl::StatusOr<std::shared_ptr<const CompiledModel>> compiled =
+      CompiledModel::FromModel(*std::move(model));
+  if (!compiled.ok()) return compiled.status();
+  const std::string backend = absl::GetFlag(FLAGS_backend);
+  if (backend != "xnnpack" && backend != "reference") {
+    return absl::InvalidArgumentError("--backend must be xnnpack or reference, not " + backend);
+  }
+  absl::StatusOr<std::unique_ptr<Interpreter>> interpreter = Interpreter::Create(
+      *compiled, {backend == "xnnpack" ? Backend::kXnnpack : Backend::kReference,
+                  absl::GetFlag(FLAGS_threads)});
+  if (!interpreter.ok()) return interpreter.status();
+  r.load_ms = Ms(std::chrono::steady_clock::now() - load_start);
+  FillInputs(**interpreter);
+  for (int i = 0; i < absl::GetFlag(FLAGS_warmup); ++i) {
+    if (absl::Status s = (*interpreter)->Invoke(); !s.ok()) return s;
+  }
+  const int runs = std::max(1, absl::GetFlag(FLAGS_runs));
+  std::vector<double> times(runs);
+  for (double& t : times) {
+    const auto start = std::chrono::steady_clock::now();
+    if (absl::Status s = (*interpreter)->Invoke(); !s.ok()) return s;
+    t = Ms(std::chrono::steady_clock::now() - start);
+  }
+  std::sort(times.begin(), times.end());
+  r.min_ms = times.front();
+  r.median_ms = times[runs / 2];
+  r.p90_ms = times[std::min(runs - 1, (runs * 9) / 10)];
+  r.model_bytes = static_cast<int64_t>(std::filesystem::file_size(path));
+  r.arena_bytes = (*compiled)->plan().arena_bytes;
+  r.unshared_bytes = (*compiled)->plan().unshared_bytes;
+  rusage usage;
+  getrusage(RUSAGE_SELF, &usage);
+  r.peak_rss_kb = usage.ru_maxrss;
+  return r;
+}
+
+void Print(const Result& r) {
+  const int batch = absl::GetFlag(FLAGS_batch);
+  const double images_per_s = batch * 1000.0 / r.median_ms;
+  if (absl::GetFlag(FLAGS_json)) {
+    std::printf(
+        "%s\n",
+        absl::StrFormat(
+            R"({"model": "%s", "backend": "%s", "threads": %d, "batch": %d, "runs": %d, )"
+            R"("median_ms": %.4f, "p90_ms": %.4f, "min_ms": %.4f, "images_per_s": %.2f, )"
+            R"("load_ms": %.2f, "model_bytes": %d, "arena_bytes": %d, "unshared_bytes": %d, )"
+            R"("peak_rss_kb": %d})",
+            absl::GetFlag(FLAGS_model), absl::GetFlag(FLAGS_backend), absl::GetFlag(FLAGS_threads),
+            batch, absl::GetFlag(FLAGS_runs), r.median_ms, r.p90_ms, r.min_ms, images_per_s,
+            r.load_ms, r.model_bytes, r.arena_bytes, r.unshared_bytes, r.peak_rss_kb)
+            .c_str());
+    return;
+  }
+  std::printf("model:        %s (%.2f MB)\n", absl::GetFlag(FLAGS_model).c_str(), r.model_bytes / 1e6);
+  std::printf("backend:      %s, %d thread(s), batch %d\n", absl::GetFlag(FLAGS_backend).c_str(),
+              absl::GetFlag(FLAGS_threads), batch);
+  std::printf("latency:      median %.3f ms, p90 %.3f ms, min %.3f ms over %d runs\n",
+              r.median_ms, r.p90_ms, r.min_ms, absl::GetFlag(FLAGS_runs));
+  std::printf("throughput:   %.1f images/s\n", images_per_s);
+  std::printf("memory:       arena %.2f MB (%.2f MB without reuse), peak RSS %.1f MB\n",
+              r.arena_bytes / 1e6, r.unshared_bytes / 1e6, r.peak_rss_kb / 1024.0);
+  std::printf("load+prepare: %.1f ms\n", r.load_ms);
+}
+
+}  // namespace
+}  // namespace qforge
+
+int main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  absl::StatusOr<qforge::Result> result = qforge::Measure();
+  if (!result.ok()) {
+    std::fprintf(stderr, "benchmark: %s\n", std::string(result.status().message()).c_str());
+    return 1;
+  }
+  qforge::Print(*result);
+  return 0;
+}
