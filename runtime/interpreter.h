@@ -42,7 +42,9 @@ class Interpreter {
   // Name, shape, type and quantization of input / output i.
   const Tensor& input_tensor(int i) const;
   const Tensor& output_tensor(int i) const;
-  // The buffers to fill before Invoke and to read after it.
+  // The buffers to fill before Invoke and to read after it. Inputs must be
+  // written before every Invoke: the arena reuses an input's bytes once the
+  // ops have consumed it. Outputs stay valid until the next Invoke.
   void* input_data(int i);
   const void* output_data(int i) const;
 
