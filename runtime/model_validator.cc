@@ -74,6 +74,33 @@ absl::Status ValidateTensor(const Tensor& t) {
   return absl::OkStatus();
 }
 
+// Optional; when present, one finite mean and positive std per channel of the
+// first input (its last dimension) and a positive pixel scale.
+absl::Status ValidatePreprocessing(const Model& model) {
+  const Preprocessing& p = model.preprocessing();
+  if (p.mean_size() == 0 && p.std_size() == 0 && p.pixel_scale() == 0.0f) {
+    return absl::OkStatus();
+  }
+  const Tensor& input = model.tensors(model.inputs(0));
+  const int64_t channels = input.shape(input.shape_size() - 1);
+  if (p.mean_size() != channels || p.std_size() != channels) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "preprocessing has ", p.mean_size(), " means and ", p.std_size(), " stds for ",
+        channels, " input channels"));
+  }
+  if (!std::isfinite(p.pixel_scale()) || !(p.pixel_scale() > 0.0f)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("preprocessing pixel_scale ", p.pixel_scale(), " must be finite and > 0"));
+  }
+  for (int c = 0; c < channels; ++c) {
+    if (!std::isfinite(p.mean(c)) || !std::isfinite(p.std(c)) || !(p.std(c) > 0.0f)) {
+      return absl::InvalidArgumentError(absl::StrCat("preprocessing channel ", c, ": mean ",
+                                                     p.mean(c), ", std ", p.std(c)));
+    }
+  }
+  return absl::OkStatus();
+}
+
 // Where a tensor's value comes from, for the op-order check.
 enum class Source { kNone, kConstant, kInput, kOp };
 
@@ -177,7 +204,7 @@ absl::Status ValidateModel(const Model& model) {
       return Invalid(TensorLabel(model, id), "a model output must be produced by an op");
     }
   }
-  return absl::OkStatus();
+  return ValidatePreprocessing(model);
 }
 
 }  // namespace qforge

@@ -123,6 +123,26 @@ std::vector<Break> Breaks() {
        "writes tensor 3 'conv.bias'"},
       {"write the input", [](Model& m) { m.mutable_ops(2)->set_outputs(0, 0); },
        "writes tensor 0 'input'"},
+      {"preprocessing channels",
+       [](Model& m) {
+         m.mutable_preprocessing()->set_pixel_scale(1.0f / 255);
+         m.mutable_preprocessing()->add_mean(0.5f);
+         m.mutable_preprocessing()->add_std(0.5f);
+       },
+       "1 means and 1 stds for 2 input channels"},
+      {"preprocessing std",
+       [](Model& m) {
+         m.mutable_preprocessing()->set_pixel_scale(1.0f / 255);
+         for (int c = 0; c < 2; ++c) m.mutable_preprocessing()->add_mean(0.5f);
+         for (float s : {0.5f, 0.0f}) m.mutable_preprocessing()->add_std(s);
+       },
+       "preprocessing channel 1: mean 0.5, std 0"},
+      {"preprocessing scale",
+       [](Model& m) {
+         for (int c = 0; c < 2; ++c) m.mutable_preprocessing()->add_mean(0.5f);
+         for (int c = 0; c < 2; ++c) m.mutable_preprocessing()->add_std(0.5f);
+       },
+       "pixel_scale 0 must be finite"},
   };
 }
 

@@ -82,6 +82,7 @@ Model SingleOp(const Model& full, int k) {
   m.clear_ops();
   m.clear_inputs();
   m.clear_outputs();
+  m.clear_preprocessing();  // it describes the full model's image input
   *m.add_ops() = full.ops(k);
   for (int id : full.ops(k).inputs()) {
     if (full.tensors(id).data().empty()) m.add_inputs(id);

@@ -70,6 +70,7 @@ class Builder {
     absl::StatusOr<TensorPair> logits = Classifier(layers, x, *pooled);
     if (!logits.ok()) return logits.status();
     Output(*logits, x);
+    for (ModelBuilder* b : {&float_, &int8_}) Describe(b->model());
     return RandomMobileNetV2{std::move(float_.model()), std::move(int8_.model())};
   }
 
@@ -244,6 +245,23 @@ class Builder {
     const int out = int8_.AddFloatTensor("logits", {1, x.c});
     int8_.AddOp(DEQUANTIZE, "dequant", {logits.int8_id}, out);
     int8_.AddOutput(out);
+  }
+
+  // ImageNet's preprocessing for RGB inputs, (x - 0.5) / 0.5 otherwise, and
+  // placeholder class names.
+  void Describe(Model& model) const {
+    const MobileNetV2Config& config = options_.config;
+    Preprocessing* p = model.mutable_preprocessing();
+    p->set_pixel_scale(1.0f / 255.0f);
+    p->set_channel_order(config.input_channels == 3 ? "RGB" : "gray");
+    for (int c = 0; c < config.input_channels; ++c) {
+      p->add_mean(config.input_channels == 3 ? std::vector<float>{0.485f, 0.456f, 0.406f}[c] : 0.5f);
+      p->add_std(config.input_channels == 3 ? std::vector<float>{0.229f, 0.224f, 0.225f}[c] : 0.5f);
+    }
+    for (int k = 0; k < config.num_classes; ++k) {
+      model.mutable_metadata()->add_class_names(absl::StrCat("class ", k));
+    }
+    model.mutable_metadata()->set_producer("qforge make_mobilenet_v2 (random weights)");
   }
 
   const RandomMobileNetV2Options& options_;

@@ -1,0 +1,260 @@
+// The C API (runtime/qforge.h) over CompiledModel and Interpreter. No C++
+// exception or absl type crosses it: statuses become codes and a per-thread
+// message.
+#include <algorithm>
+#include <cstring>
+#include <memory>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/quantization.h"
+#include "runtime/interpreter.h"
+#include "runtime/qforge.h"
+
+struct qforge_model {
+  std::shared_ptr<const qforge::CompiledModel> compiled;
+};
+
+struct qforge_interpreter {
+  std::shared_ptr<const qforge::CompiledModel> compiled;
+  std::unique_ptr<qforge::Interpreter> interpreter;
+  std::vector<float> scratch;  // preprocessed pixels, reused across calls
+};
+
+namespace {
+
+thread_local std::string last_error;
+
+qforge_status Fail(qforge_status code, std::string message) {
+  last_error = std::move(message);
+  return code;
+}
+
+qforge_status FromStatus(const absl::Status& status) {
+  if (status.ok()) return QFORGE_OK;
+  qforge_status code = QFORGE_INTERNAL;
+  switch (status.code()) {
+    case absl::StatusCode::kInvalidArgument:
+      code = QFORGE_INVALID_ARGUMENT;
+      break;
+    case absl::StatusCode::kNotFound:
+      code = QFORGE_NOT_FOUND;
+      break;
+    case absl::StatusCode::kUnimplemented:
+      code = QFORGE_UNSUPPORTED;
+      break;
+    case absl::StatusCode::kResourceExhausted:
+      code = QFORGE_OUT_OF_MEMORY;
+      break;
+    default:
+      break;
+  }
+  return Fail(code, std::string(status.message()));
+}
+
+qforge_status Store(absl::StatusOr<std::shared_ptr<const qforge::CompiledModel>> compiled,
+                    qforge_model** model) {
+  if (!compiled.ok()) return FromStatus(compiled.status());
+  *model = new (std::nothrow) qforge_model{*std::move(compiled)};
+  return *model != nullptr ? QFORGE_OK : Fail(QFORGE_OUT_OF_MEMORY, "out of memory");
+}
+
+int64_t Elements(const qforge::Tensor& t) {
+  int64_t n = 1;
+  for (int64_t d : t.shape()) n *= d;
+  return n;
+}
+
+void Describe(const qforge::Tensor& t, qforge_tensor_info* info) {
+  info->name = t.name().c_str();
+  info->rank = t.shape_size();
+  for (int d = 0; d < t.shape_size() && d < QFORGE_MAX_RANK; ++d) info->shape[d] = t.shape(d);
+  info->type = static_cast<qforge_type>(t.type());
+  const bool quantized = t.quantization().scale_size() > 0;
+  info->scale = quantized ? t.quantization().scale(0) : 0.0f;
+  info->zero_point = quantized ? t.quantization().zero_point(0) : 0;
+}
+
+// Checks the index and the exact element count of input or output `index`.
+qforge_status CheckTensor(const qforge_interpreter* it, bool input, int index, size_t count) {
+  if (it == nullptr) return Fail(QFORGE_INVALID_ARGUMENT, "interpreter is null");
+  const int n = input ? it->interpreter->num_inputs() : it->interpreter->num_outputs();
+  if (index < 0 || index >= n) {
+    return Fail(QFORGE_INVALID_ARGUMENT,
+                absl::StrCat(input ? "input" : "output", " index ", index, " is outside [0, ", n, ")"));
+  }
+  const qforge::Tensor& t =
+      input ? it->interpreter->input_tensor(index) : it->interpreter->output_tensor(index);
+  if (static_cast<int64_t>(count) != Elements(t)) {
+    return Fail(QFORGE_INVALID_ARGUMENT, absl::StrCat("tensor '", t.name(), "' has ", Elements(t),
+                                                      " elements, not ", count));
+  }
+  return QFORGE_OK;
+}
+
+}  // namespace
+
+extern "C" {
+
+const char* qforge_last_error(void) { return last_error.c_str(); }
+
+qforge_status qforge_model_load_file(const char* path, qforge_model** model) {
+  if (path == nullptr || model == nullptr) return Fail(QFORGE_INVALID_ARGUMENT, "null argument");
+  return Store(qforge::CompiledModel::FromFile(path), model);
+}
+
+qforge_status qforge_model_load_buffer(const void* data, size_t size, qforge_model** model) {
+  if (data == nullptr || model == nullptr) return Fail(QFORGE_INVALID_ARGUMENT, "null argument");
+  return Store(qforge::CompiledModel::FromBuffer(data, size), model);
+}
+
+void qforge_model_destroy(qforge_model* model) { delete model; }
+
+int qforge_model_num_classes(const qforge_model* model) {
+  return model == nullptr ? 0 : model->compiled->model().metadata().class_names_size();
+}
+
+const char* qforge_model_class_name(const qforge_model* model, int index) {
+  if (index < 0 || index >= qforge_model_num_classes(model)) return nullptr;
+  return model->compiled->model().metadata().class_names(index).c_str();
+}
+
+qforge_status qforge_model_preprocessing(const qforge_model* model, float* pixel_scale,
+                                         float* mean, float* std, int max_channels,
+                                         int* channels) {
+  if (model == nullptr || pixel_scale == nullptr || channels == nullptr) {
+    return Fail(QFORGE_INVALID_ARGUMENT, "null argument");
+  }
+  const qforge::Preprocessing& p = model->compiled->model().preprocessing();
+  *pixel_scale = p.pixel_scale();
+  *channels = p.mean_size();
+  for (int c = 0; c < p.mean_size() && c < max_channels; ++c) {
+    if (mean != nullptr) mean[c] = p.mean(c);
+    if (std != nullptr) std[c] = p.std(c);
+  }
+  return QFORGE_OK;
+}
+
+qforge_status qforge_interpreter_create(const qforge_model* model, qforge_backend backend,
+                                        int num_threads, qforge_interpreter** interpreter) {
+  if (model == nullptr || interpreter == nullptr) {
+    return Fail(QFORGE_INVALID_ARGUMENT, "null argument");
+  }
+  if (backend != QFORGE_BACKEND_XNNPACK && backend != QFORGE_BACKEND_REFERENCE) {
+    return Fail(QFORGE_INVALID_ARGUMENT, absl::StrCat("unknown backend ", backend));
+  }
+  absl::StatusOr<std::unique_ptr<qforge::Interpreter>> created = qforge::Interpreter::Create(
+      model->compiled,
+      {backend == QFORGE_BACKEND_XNNPACK ? qforge::Backend::kXnnpack : qforge::Backend::kReference,
+       num_threads});
+  if (!created.ok()) return FromStatus(created.status());
+  *interpreter = new (std::nothrow) qforge_interpreter{model->compiled, *std::move(created), {}};
+  return *interpreter != nullptr ? QFORGE_OK : Fail(QFORGE_OUT_OF_MEMORY, "out of memory");
+}
+
+void qforge_interpreter_destroy(qforge_interpreter* interpreter) { delete interpreter; }
+
+int qforge_interpreter_num_inputs(const qforge_interpreter* it) {
+  return it == nullptr ? 0 : it->interpreter->num_inputs();
+}
+
+int qforge_interpreter_num_outputs(const qforge_interpreter* it) {
+  return it == nullptr ? 0 : it->interpreter->num_outputs();
+}
+
+qforge_status qforge_interpreter_input_info(const qforge_interpreter* it, int index,
+                                            qforge_tensor_info* info) {
+  if (it == nullptr || info == nullptr) return Fail(QFORGE_INVALID_ARGUMENT, "null argument");
+  if (index < 0 || index >= it->interpreter->num_inputs()) {
+    return Fail(QFORGE_INVALID_ARGUMENT, absl::StrCat("input index ", index, " is out of range"));
+  }
+  Describe(it->interpreter->input_tensor(index), info);
+  return QFORGE_OK;
+}
+
+qforge_status qforge_interpreter_output_info(const qforge_interpreter* it, int index,
+                                             qforge_tensor_info* info) {
+  if (it == nullptr || info == nullptr) return Fail(QFORGE_INVALID_ARGUMENT, "null argument");
+  if (index < 0 || index >= it->interpreter->num_outputs()) {
+    return Fail(QFORGE_INVALID_ARGUMENT, absl::StrCat("output index ", index, " is out of range"));
+  }
+  Describe(it->interpreter->output_tensor(index), info);
+  return QFORGE_OK;
+}
+
+qforge_status qforge_interpreter_set_input_float(qforge_interpreter* it, int index,
+                                                 const float* data, size_t count) {
+  if (qforge_status s = CheckTensor(it, /*input=*/true, index, count); s != QFORGE_OK) return s;
+  if (data == nullptr) return Fail(QFORGE_INVALID_ARGUMENT, "data is null");
+  const qforge::Tensor& t = it->interpreter->input_tensor(index);
+  void* dst = it->interpreter->input_data(index);
+  if (t.type() == qforge::FLOAT32) {
+    std::memcpy(dst, data, count * sizeof(float));
+  } else if (t.type() == qforge::INT8) {
+    const qforge::QuantParams params{t.quantization().scale(0), t.quantization().zero_point(0)};
+    int8_t* q = static_cast<int8_t*>(dst);
+    for (size_t i = 0; i < count; ++i) q[i] = qforge::Quantize(data[i], params);
+  } else {
+    return Fail(QFORGE_INVALID_ARGUMENT, "input '" + t.name() + "' is neither float nor int8");
+  }
+  return QFORGE_OK;
+}
+
+qforge_status qforge_interpreter_set_input_pixels(qforge_interpreter* it, int index,
+                                                  const uint8_t* pixels, size_t count) {
+  if (qforge_status s = CheckTensor(it, /*input=*/true, index, count); s != QFORGE_OK) return s;
+  if (pixels == nullptr) return Fail(QFORGE_INVALID_ARGUMENT, "pixels is null");
+  const qforge::Preprocessing& p = it->compiled->model().preprocessing();
+  const qforge::Tensor& t = it->interpreter->input_tensor(index);
+  const int channels = static_cast<int>(t.shape(t.shape_size() - 1));
+  if (p.pixel_scale() <= 0.0f || p.mean_size() != channels || p.std_size() != channels) {
+    return Fail(QFORGE_INVALID_ARGUMENT,
+                "the model declares no preprocessing for its " + std::to_string(channels) +
+                    "-channel input; use qforge_interpreter_set_input_float");
+  }
+  it->scratch.resize(count);
+  for (size_t i = 0; i < count; ++i) {
+    const int c = static_cast<int>(i % channels);
+    it->scratch[i] = (pixels[i] * p.pixel_scale() - p.mean(c)) / p.std(c);
+  }
+  return qforge_interpreter_set_input_float(it, index, it->scratch.data(), count);
+}
+
+qforge_status qforge_interpreter_invoke(qforge_interpreter* it) {
+  if (it == nullptr) return Fail(QFORGE_INVALID_ARGUMENT, "interpreter is null");
+  return FromStatus(it->interpreter->Invoke());
+}
+
+qforge_status qforge_interpreter_get_output_float(const qforge_interpreter* it, int index,
+                                                  float* data, size_t count) {
+  if (qforge_status s = CheckTensor(it, /*input=*/false, index, count); s != QFORGE_OK) return s;
+  if (data == nullptr) return Fail(QFORGE_INVALID_ARGUMENT, "data is null");
+  const qforge::Tensor& t = it->interpreter->output_tensor(index);
+  const void* src = it->interpreter->output_data(index);
+  if (t.type() == qforge::FLOAT32) {
+    std::memcpy(data, src, count * sizeof(float));
+  } else if (t.type() == qforge::INT8) {
+    const qforge::QuantParams params{t.quantization().scale(0), t.quantization().zero_point(0)};
+    const int8_t* q = static_cast<const int8_t*>(src);
+    for (size_t i = 0; i < count; ++i) data[i] = qforge::Dequantize(q[i], params);
+  } else {
+    return Fail(QFORGE_INVALID_ARGUMENT, "output '" + t.name() + "' is neither float nor int8");
+  }
+  return QFORGE_OK;
+}
+
+qforge_status qforge_interpreter_get_output_int8(const qforge_interpreter* it, int index,
+                                                 int8_t* data, size_t count) {
+  if (qforge_status s = CheckTensor(it, /*input=*/false, index, count); s != QFORGE_OK) return s;
+  if (data == nullptr) return Fail(QFORGE_INVALID_ARGUMENT, "data is null");
+  const qforge::Tensor& t = it->interpreter->output_tensor(index);
+  if (t.type() != qforge::INT8) {
+    return Fail(QFORGE_INVALID_ARGUMENT, "output '" + t.name() + "' is not int8");
+  }
+  std::memcpy(data, it->interpreter->output_data(index), count);
+  return QFORGE_OK;
+}
+
+}  // extern "C"

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The example application end to end, as an edge developer would use it: build
+# a model, classify an image, and get clean errors for bad inputs.
+set -euo pipefail
+classify="$1"
+make_model="$2"
+dir="$TEST_TMPDIR"
+
+"$make_model" --out_dir="$dir" --name=small --input_size=32 --small_input --width_mult=0.5 \
+  --num_classes=10 --seed=3 >/dev/null
+
+# A 32x32 RGB gradient as a binary PPM.
+{
+  printf 'P6\n32 32\n255\n'
+  for ((y = 0; y < 32; y++)); do
+    for ((x = 0; x < 32; x++)); do printf "\\$(printf '%03o' $((x * 8)))\\$(printf '%03o' $((y * 8)))\\$(printf '%03o' 128)"; done
+  done
+} >"$dir/image.ppm"
+
+for kind in int8 float; do
+  out=$("$classify" "$dir/small_$kind.qfm" "$dir/image.ppm" 2)
+  echo "$out"
+  [[ $(wc -l <<<"$out") -eq 5 ]]
+  grep -qE '^1\. class [0-9] \([0-9.]+%\)$' <<<"$out"
+  grep -qE '^5\. class [0-9] \([0-9.]+%\)$' <<<"$out"
+done
+
+expect_error() {  # expect_error PATTERN COMMAND...
+  local pattern="$1"
+  shift
+  if err=$("$@" 2>&1); then
+    echo "expected a failure from: $*" >&2
+    exit 1
+  fi
+  echo "$err"
+  grep -q -- "$pattern" <<<"$err"
+}
+expect_error "loading the model: .*missing.qfm" "$classify" "$dir/missing.qfm" "$dir/image.ppm"
+head -c 1000 "$dir/small_int8.qfm" >"$dir/truncated.qfm"
+expect_error "loading the model: .*truncated.qfm: not a qforge model" \
+  "$classify" "$dir/truncated.qfm" "$dir/image.ppm"
+printf 'P6\n8 8\n255\n' >"$dir/small.ppm"
+head -c 192 /dev/zero >>"$dir/small.ppm"
+expect_error "wants 32x32x3 images" "$classify" "$dir/small_int8.qfm" "$dir/small.ppm"
+expect_error "creating the interpreter: num_threads 0" "$classify" "$dir/small_int8.qfm" "$dir/image.ppm" 0
+echo PASS
