@@ -16,6 +16,9 @@ class Executor {
  public:
   virtual ~Executor() = default;
   virtual absl::Status Run() = 0;
+  // Run, also timing each op: op_ms[i] receives op i's wall time in ms. For
+  // profiles and for measuring the interpreter's own overhead.
+  virtual absl::Status RunProfiled(std::vector<double>& op_ms) = 0;
 };
 
 // `tensors[id]` is the buffer of tensor id (arena slot or constant). Both must

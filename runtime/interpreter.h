@@ -49,6 +49,10 @@ class Interpreter {
   const void* output_data(int i) const;
 
   absl::Status Invoke() { return executor_->Run(); }
+  // Invoke, timing each op (op_ms[i] for op i, in ms).
+  absl::Status InvokeProfiled(std::vector<double>& op_ms) {
+    return executor_->RunProfiled(op_ms);
+  }
 
  private:
   Interpreter() = default;

@@ -1,4 +1,5 @@
 // The reference executor: each prepared op calls its reference kernel.
+#include <chrono>
 #include <cstring>
 #include <type_traits>
 #include <utility>
@@ -16,6 +17,16 @@ class ReferenceExecutor : public Executor {
 
   absl::Status Run() override {
     for (const PreparedOp& op : model_.ops()) RunOp(op);
+    return absl::OkStatus();
+  }
+
+  absl::Status RunProfiled(std::vector<double>& op_ms) override {
+    op_ms.assign(model_.ops().size(), 0.0);
+    for (size_t i = 0; i < op_ms.size(); ++i) {
+      const auto start = std::chrono::steady_clock::now();
+      RunOp(model_.ops()[i]);
+      op_ms[i] = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    }
     return absl::OkStatus();
   }
 

@@ -7,6 +7,7 @@
 // global average pooling; Quantize / Dequantize -> convert; Reshape -> a copy.
 #include <xnnpack.h>
 
+#include <chrono>
 #include <cstring>
 #include <type_traits>
 #include <utility>
@@ -51,15 +52,17 @@ class XnnpackExecutor : public Executor {
 
   absl::Status Run() override {
     for (size_t i = 0; i < steps_.size(); ++i) {
-      const Step& step = steps_[i];
-      if (step.op == nullptr) {
-        std::memcpy(step.copy_to, step.copy_from, step.copy_bytes);
-        continue;
-      }
-      if (xnn_status s = xnn_run_operator(step.op, pool_); s != xnn_status_success) {
-        return absl::InternalError(absl::StrCat("op ", i, " '", model_.ops()[i].name,
-                                                "': XNNPACK run failed with status ", s));
-      }
+      if (absl::Status s = RunStep(i); !s.ok()) return s;
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status RunProfiled(std::vector<double>& op_ms) override {
+    op_ms.assign(steps_.size(), 0.0);
+    for (size_t i = 0; i < steps_.size(); ++i) {
+      const auto start = std::chrono::steady_clock::now();
+      if (absl::Status s = RunStep(i); !s.ok()) return s;
+      op_ms[i] = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
     }
     return absl::OkStatus();
   }
@@ -71,6 +74,19 @@ class XnnpackExecutor : public Executor {
     const void* copy_from = nullptr;
     size_t copy_bytes = 0;
   };
+
+  absl::Status RunStep(size_t i) {
+    const Step& step = steps_[i];
+    if (step.op == nullptr) {
+      std::memcpy(step.copy_to, step.copy_from, step.copy_bytes);
+      return absl::OkStatus();
+    }
+    if (xnn_status s = xnn_run_operator(step.op, pool_); s != xnn_status_success) {
+      return absl::InternalError(absl::StrCat("op ", i, " '", model_.ops()[i].name,
+                                              "': XNNPACK run failed with status ", s));
+    }
+    return absl::OkStatus();
+  }
 
   template <typename T>
   T* At(int id) const {

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <filesystem>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -30,6 +31,9 @@ ABSL_FLAG(std::string, backend, "xnnpack", "xnnpack or reference.");
 ABSL_FLAG(int, warmup, 10, "Untimed inferences first.");
 ABSL_FLAG(int, runs, 100, "Timed inferences.");
 ABSL_FLAG(bool, json, false, "Print one JSON line instead of text.");
+ABSL_FLAG(bool, profile, false,
+          "Also time each op over the runs: the slowest ops and the share of an inference "
+          "spent outside the ops (the interpreter's own overhead).");
 
 namespace qforge {
 namespace {
@@ -37,6 +41,8 @@ namespace {
 struct Result {
   double median_ms = 0, p90_ms = 0, min_ms = 0;
   double load_ms = 0;
+  double overhead_percent = -1;  // median share of an inference outside the ops; -1: not profiled
+  std::vector<std::pair<double, std::string>> slowest_ops;  // median ms, op name
   int64_t model_bytes = 0, arena_bytes = 0, unshared_bytes = 0, peak_rss_kb = 0;
 };
 
@@ -61,6 +67,35 @@ void FillInputs(Interpreter& interpreter) {
       }
     }
   }
+}
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+// Per-op medians and the share of each inference spent between ops: the
+// whole Invoke timed from outside against the sum of its ops timed inside.
+absl::Status Profile(Interpreter& interpreter, const std::vector<PreparedOp>& ops, int runs,
+                     Result& r) {
+  std::vector<std::vector<double>> per_op(ops.size());
+  std::vector<double> overhead(runs), op_ms;
+  for (int run = 0; run < runs; ++run) {
+    const auto start = std::chrono::steady_clock::now();
+    if (absl::Status s = interpreter.InvokeProfiled(op_ms); !s.ok()) return s;
+    const double total = Ms(std::chrono::steady_clock::now() - start);
+    double inside = 0;
+    for (size_t i = 0; i < ops.size(); ++i) {
+      per_op[i].push_back(op_ms[i]);
+      inside += op_ms[i];
+    }
+    overhead[run] = 100.0 * (total - inside) / total;
+  }
+  r.overhead_percent = Median(overhead);
+  for (size_t i = 0; i < ops.size(); ++i) r.slowest_ops.emplace_back(Median(per_op[i]), ops[i].name);
+  std::sort(r.slowest_ops.rbegin(), r.slowest_ops.rend());
+  r.slowest_ops.resize(std::min<size_t>(r.slowest_ops.size(), 5));
+  return absl::OkStatus();
 }
 
 absl::StatusOr<Result> Measure() {
@@ -94,6 +129,9 @@ absl::StatusOr<Result> Measure() {
     if (absl::Status s = (*interpreter)->Invoke(); !s.ok()) return s;
     t = Ms(std::chrono::steady_clock::now() - start);
   }
+  if (absl::GetFlag(FLAGS_profile)) {
+    if (absl::Status s = Profile(**interpreter, (*compiled)->ops(), runs, r); !s.ok()) return s;
+  }
   std::sort(times.begin(), times.end());
   r.min_ms = times.front();
   r.median_ms = times[runs / 2];
@@ -117,10 +155,11 @@ void Print(const Result& r) {
             R"({"model": "%s", "backend": "%s", "threads": %d, "batch": %d, "runs": %d, )"
             R"("median_ms": %.4f, "p90_ms": %.4f, "min_ms": %.4f, "images_per_s": %.2f, )"
             R"("load_ms": %.2f, "model_bytes": %d, "arena_bytes": %d, "unshared_bytes": %d, )"
-            R"("peak_rss_kb": %d})",
+            R"("peak_rss_kb": %d, "overhead_percent": %.3f})",
             absl::GetFlag(FLAGS_model), absl::GetFlag(FLAGS_backend), absl::GetFlag(FLAGS_threads),
             batch, absl::GetFlag(FLAGS_runs), r.median_ms, r.p90_ms, r.min_ms, images_per_s,
-            r.load_ms, r.model_bytes, r.arena_bytes, r.unshared_bytes, r.peak_rss_kb)
+            r.load_ms, r.model_bytes, r.arena_bytes, r.unshared_bytes, r.peak_rss_kb,
+            r.overhead_percent)
             .c_str());
     return;
   }
@@ -133,6 +172,10 @@ void Print(const Result& r) {
   std::printf("memory:       arena %.2f MB (%.2f MB without reuse), peak RSS %.1f MB\n",
               r.arena_bytes / 1e6, r.unshared_bytes / 1e6, r.peak_rss_kb / 1024.0);
   std::printf("load+prepare: %.1f ms\n", r.load_ms);
+  if (r.overhead_percent < 0) return;
+  std::printf("overhead:     %.3f%% of an inference outside the ops (median)\n",
+              r.overhead_percent);
+  for (const auto& [ms, name] : r.slowest_ops) std::printf("  %8.3f ms  %s\n", ms, name.c_str());
 }
 
 }  // namespace
