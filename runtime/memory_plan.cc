@@ -11,7 +11,15 @@ namespace {
 struct Lifetime {
   int first = 0;  // op index that writes the tensor (-1: a model input)
   int last = 0;   // op index of its last reader (num_ops: a model output)
-  bool Overlaps(const Lifetime& other) const { return first <= other.last && other.first <= last; }
+  bool input = false;
+  bool output = false;
+  // Two tensors may share bytes only if no op needs both. Besides, a model
+  // input never shares with a model output: callers may write the next input
+  // while they still read the last output.
+  bool ConflictsWith(const Lifetime& other) const {
+    return (first <= other.last && other.first <= last) || (input && other.output) ||
+           (output && other.input);
+  }
 };
 
 int64_t AlignedBytes(const Tensor& t) {
@@ -27,16 +35,20 @@ MemoryPlan PlanMemory(const Model& model) {
   std::vector<Lifetime> life(num_tensors);
   std::vector<bool> planned(num_tensors, false);
   for (int id : model.inputs()) {
-    life[id] = {-1, -1};
+    life[id].first = life[id].last = -1;
+    life[id].input = true;
     planned[id] = true;
   }
   for (int i = 0; i < num_ops; ++i) {
     const Op& op = model.ops(i);
     for (int id : op.inputs()) life[id].last = std::max(life[id].last, i);
-    life[op.outputs(0)] = {i, i};
+    life[op.outputs(0)].first = life[op.outputs(0)].last = i;
     planned[op.outputs(0)] = true;
   }
-  for (int id : model.outputs()) life[id].last = num_ops;
+  for (int id : model.outputs()) {
+    life[id].last = num_ops;
+    life[id].output = true;
+  }
 
   MemoryPlan plan;
   plan.offsets.assign(num_tensors, -1);
@@ -57,7 +69,7 @@ MemoryPlan PlanMemory(const Model& model) {
     // first gap that fits.
     std::vector<std::pair<int64_t, int64_t>> busy;
     for (int other : placed) {
-      if (life[id].Overlaps(life[other])) {
+      if (life[id].ConflictsWith(life[other])) {
         busy.emplace_back(plan.offsets[other],
                           plan.offsets[other] + AlignedBytes(model.tensors(other)));
       }

@@ -18,12 +18,12 @@ inline constexpr int64_t kTensorAlignment = 64;
 
 struct MemoryPlan {
   int64_t arena_bytes = 0;
-  std::vector<int64_t> offsets;  // per tensor id; -1 for constants
+  std::vector<int64_t> offsets;  // per tensor id; -1 for constants and unused tensors
   int64_t unshared_bytes = 0;    // what one buffer per tensor would take, for comparison
 };
 
 // For a model that passed ValidateModel. Model inputs live from before the first
-// op, model outputs until after the last.
+// op, model outputs until after the last, and the two never share bytes.
 MemoryPlan PlanMemory(const Model& model);
 
 }  // namespace qforge

@@ -8,8 +8,9 @@
 namespace qforge {
 namespace {
 
-// A chain of `length` float ops over [1, 8, 8, 16] tensors (4 KiB each): a
-// plan needs only two live buffers at a time however long the chain.
+// A chain of `length` float ops over [1, 8, 8, 16] tensors (4 KiB each): two
+// buffers alternate however long the chain, plus one for the output, which
+// never shares with the input.
 Model Chain(int length) {
   ModelBuilder b;
   int prev = b.AddFloatTensor("t0", {1, 8, 8, 16});
@@ -23,10 +24,10 @@ Model Chain(int length) {
   return b.model();
 }
 
-TEST(PlanMemory, ChainReusesTwoBuffers) {
+TEST(PlanMemory, ChainReusesBuffers) {
   const MemoryPlan plan = PlanMemory(Chain(10));
   EXPECT_EQ(plan.unshared_bytes, 11 * 4096);
-  EXPECT_EQ(plan.arena_bytes, 2 * 4096);
+  EXPECT_EQ(plan.arena_bytes, 3 * 4096);
 }
 
 TEST(PlanMemory, LiveTensorsNeverShareBytes) {
@@ -51,6 +52,23 @@ TEST(PlanMemory, LiveTensorsNeverShareBytes) {
   EXPECT_TRUE(disjoint(t0, t3));
   EXPECT_EQ(plan.arena_bytes, 3 * 512);  // t1 and t3 can share
   for (int id : {t0, t1, t2, t3}) EXPECT_EQ(plan.offsets[id] % kTensorAlignment, 0);
+}
+
+TEST(PlanMemory, InputsAndOutputsNeverShare) {
+  // The input dies after op 0 and the output is born at op 1: their lifetimes
+  // do not overlap, but a caller may set the next input before reading the
+  // output, so they must not share bytes.
+  ModelBuilder b;
+  const int x = b.AddFloatTensor("x", {1, 16});
+  const int mid = b.AddFloatTensor("mid", {1, 16});
+  const int y = b.AddFloatTensor("y", {1, 16});
+  b.AddOp(ADD, "a", {x, x}, mid);
+  b.AddOp(ADD, "b", {mid, mid}, y);
+  b.AddInput(x);
+  b.AddOutput(y);
+  const MemoryPlan plan = PlanMemory(b.model());
+  EXPECT_NE(plan.offsets[x], plan.offsets[y]);
+  EXPECT_NE(plan.offsets[mid], plan.offsets[y]);
 }
 
 TEST(PlanMemory, ConstantsAreNotPlanned) {
