@@ -33,8 +33,10 @@ absl::StatusOr<std::unique_ptr<BatchLoader>> BatchLoader::Create(const Dataset& 
     return absl::InvalidArgumentError(
         absl::StrCat("batch size ", options.batch_size, " must be at least 1"));
   }
-  if (options.pad < 0) {
-    return absl::InvalidArgumentError(absl::StrCat("crop padding ", options.pad, " is negative"));
+  if (options.pad < 0 || options.pad > dataset.height || options.pad > dataset.width) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "crop padding ", options.pad, " must lie in [0, image side] for ", dataset.height, "x",
+        dataset.width, " images"));
   }
   if (dataset.count < 1 || (options.drop_last && dataset.count < options.batch_size)) {
     return absl::InvalidArgumentError(absl::StrCat(

@@ -153,6 +153,10 @@ TEST(BatchLoader, RejectsBadOptions) {
   LoaderOptions negative_pad;
   negative_pad.pad = -1;
   EXPECT_FALSE(BatchLoader::Create(dataset, negative_pad).ok());
+  LoaderOptions huge_pad;
+  huge_pad.pad = 1 << 30;
+  EXPECT_THAT(BatchLoader::Create(dataset, huge_pad).status().message(),
+              HasSubstr("must lie in [0, image side]"));
   LoaderOptions too_few;
   too_few.batch_size = 4;
   too_few.drop_last = true;

@@ -12,6 +12,8 @@ namespace {
 constexpr uint8_t kUnsignedByteType = 0x08;
 // Far beyond any real dataset; keeps a corrupt header from overflowing the product.
 constexpr int64_t kMaxElements = int64_t{1} << 34;
+// Height, width and channels of one image; keeps them well inside int.
+constexpr int64_t kMaxImageSide = 1 << 16;
 
 uint32_t ReadBigEndian32(const std::string& bytes, size_t offset) {
   const auto* p = reinterpret_cast<const unsigned char*>(bytes.data() + offset);
@@ -93,6 +95,12 @@ absl::StatusOr<Dataset> LoadIdxDataset(const std::string& images_path,
     return absl::InvalidArgumentError(absl::StrCat(
         images_path, " holds ", images->dims[0], " images but ", labels_path, " holds ",
         labels->dims[0], " labels"));
+  }
+  for (size_t d = 1; d < images->dims.size(); ++d) {
+    if (images->dims[d] > kMaxImageSide) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          images_path, ": image dimension ", d, " = ", images->dims[d], " exceeds ", kMaxImageSide));
+    }
   }
   Dataset dataset;
   dataset.count = images->dims[0];

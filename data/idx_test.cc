@@ -128,6 +128,15 @@ TEST(LoadIdxDataset, RejectsLabelOutOfRange) {
               HasSubstr("r-labels: label 3 of item 1 is out of range [0, 3)"));
 }
 
+TEST(LoadIdxDataset, RejectsAbsurdImageSides) {
+  WriteFile(TempPath("wide-images"), IdxBytes({1, 1, 70000}, std::vector<uint8_t>(70000, 0)));
+  WriteFile(TempPath("wide-labels"), IdxBytes({1}, {0}));
+  absl::StatusOr<Dataset> dataset =
+      LoadIdxDataset(TempPath("wide-images"), TempPath("wide-labels"), ThreeClasses());
+  ASSERT_FALSE(dataset.ok());
+  EXPECT_THAT(dataset.status().message(), HasSubstr("image dimension 2 = 70000 exceeds"));
+}
+
 TEST(LoadIdxDataset, RejectsSwappedFiles) {
   WriteFile(TempPath("s-images"), TwoImages());
   WriteFile(TempPath("s-labels"), TwoLabels());
