@@ -39,6 +39,7 @@ namespace qforge {
 namespace {
 
 struct Result {
+  int runs = 0;
   double median_ms = 0, p90_ms = 0, min_ms = 0;
   double load_ms = 0;
   double overhead_percent = -1;  // median share of an inference outside the ops; -1: not profiled
@@ -123,6 +124,7 @@ absl::StatusOr<Result> Measure() {
     if (absl::Status s = (*interpreter)->Invoke(); !s.ok()) return s;
   }
   const int runs = std::max(1, absl::GetFlag(FLAGS_runs));
+  r.runs = runs;
   std::vector<double> times(runs);
   for (double& t : times) {
     const auto start = std::chrono::steady_clock::now();
@@ -145,6 +147,20 @@ absl::StatusOr<Result> Measure() {
   return r;
 }
 
+// A string as a JSON string literal.
+std::string Quoted(const std::string& s) {
+  std::string out = "\"";
+  for (char ch : s) {
+    if (ch == '"' || ch == '\\') out += '\\';
+    if (static_cast<unsigned char>(ch) < 0x20) {
+      out += absl::StrFormat("\\u%04x", ch);
+      continue;
+    }
+    out += ch;
+  }
+  return out + "\"";
+}
+
 void Print(const Result& r) {
   const int batch = absl::GetFlag(FLAGS_batch);
   const double images_per_s = batch * 1000.0 / r.median_ms;
@@ -152,12 +168,12 @@ void Print(const Result& r) {
     std::printf(
         "%s\n",
         absl::StrFormat(
-            R"({"model": "%s", "backend": "%s", "threads": %d, "batch": %d, "runs": %d, )"
+            R"({"model": %s, "backend": %s, "threads": %d, "batch": %d, "runs": %d, )"
             R"("median_ms": %.4f, "p90_ms": %.4f, "min_ms": %.4f, "images_per_s": %.2f, )"
             R"("load_ms": %.2f, "model_bytes": %d, "arena_bytes": %d, "unshared_bytes": %d, )"
             R"("peak_rss_kb": %d, "overhead_percent": %.3f})",
-            absl::GetFlag(FLAGS_model), absl::GetFlag(FLAGS_backend), absl::GetFlag(FLAGS_threads),
-            batch, absl::GetFlag(FLAGS_runs), r.median_ms, r.p90_ms, r.min_ms, images_per_s,
+            Quoted(absl::GetFlag(FLAGS_model)), Quoted(absl::GetFlag(FLAGS_backend)),
+            absl::GetFlag(FLAGS_threads), batch, r.runs, r.median_ms, r.p90_ms, r.min_ms, images_per_s,
             r.load_ms, r.model_bytes, r.arena_bytes, r.unshared_bytes, r.peak_rss_kb,
             r.overhead_percent)
             .c_str());
@@ -167,7 +183,7 @@ void Print(const Result& r) {
   std::printf("backend:      %s, %d thread(s), batch %d\n", absl::GetFlag(FLAGS_backend).c_str(),
               absl::GetFlag(FLAGS_threads), batch);
   std::printf("latency:      median %.3f ms, p90 %.3f ms, min %.3f ms over %d runs\n",
-              r.median_ms, r.p90_ms, r.min_ms, absl::GetFlag(FLAGS_runs));
+              r.median_ms, r.p90_ms, r.min_ms, r.runs);
   std::printf("throughput:   %.1f images/s\n", images_per_s);
   std::printf("memory:       arena %.2f MB (%.2f MB without reuse), peak RSS %.1f MB\n",
               r.arena_bytes / 1e6, r.unshared_bytes / 1e6, r.peak_rss_kb / 1024.0);
