@@ -86,9 +86,11 @@ absl::StatusOr<std::vector<float>> ChooseWeightScalesPerChannel(
 
 absl::Status ValidateQuantParams(const QuantParams& params, int32_t qmin,
                                  int32_t qmax) {
-  if (!std::isfinite(params.scale) || !(params.scale > 0.0f)) {
+  // Subnormal scales are rejected too: no observer produces them, and XNNPACK
+  // refuses them.
+  if (!std::isnormal(params.scale) || !(params.scale > 0.0f)) {
     return absl::InvalidArgumentError(
-        absl::StrCat("scale ", params.scale, " must be finite and > 0"));
+        absl::StrCat("scale ", params.scale, " must be finite, normal and > 0"));
   }
   if (params.zero_point < qmin || params.zero_point > qmax) {
     return absl::InvalidArgumentError(absl::StrCat(

@@ -55,7 +55,8 @@ absl::StatusOr<std::vector<float>> ChooseWeightScalesPerChannel(
     absl::Span<const float> mins, absl::Span<const float> maxs,
     float min_scale = kDefaultMinScale);
 
-// Checks scale is finite and > 0 and zero_point lies in [qmin, qmax].
+// Checks scale is a normal (not subnormal) positive float and zero_point lies
+// in [qmin, qmax].
 absl::Status ValidateQuantParams(const QuantParams& params, int32_t qmin,
                                  int32_t qmax);
 

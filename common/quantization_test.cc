@@ -188,6 +188,7 @@ TEST(ValidateQuantParams, RejectsBadScaleAndZeroPoint) {
   EXPECT_FALSE(ValidateQuantParams({-1.0f, 0}, kActivationQMin, kActivationQMax).ok());
   EXPECT_FALSE(ValidateQuantParams({kNaN, 0}, kActivationQMin, kActivationQMax).ok());
   EXPECT_FALSE(ValidateQuantParams({kInf, 0}, kActivationQMin, kActivationQMax).ok());
+  EXPECT_FALSE(ValidateQuantParams({1e-40f, 0}, kActivationQMin, kActivationQMax).ok());
   absl::Status s = ValidateQuantParams({0.1f, 128}, kActivationQMin, kActivationQMax);
   EXPECT_THAT(s.message(), HasSubstr("zero point 128"));
   EXPECT_FALSE(ValidateQuantParams({0.1f, -128}, kWeightQMin, kWeightQMax).ok());

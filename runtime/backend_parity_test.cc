@@ -3,6 +3,7 @@
 // (fixed seeds): int8 outputs within 1 LSB, float outputs within 1e-4 relative.
 // XNNPACK requantizes in fp32 with round-half-even and the reference uses
 // gemmlowp fixed point, hence 1 LSB rather than bit-exact (shared/DESIGN.md).
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <functional>
@@ -110,7 +111,10 @@ ConvShape RandomConvShape(Random& rng) {
   s.kw = rng.Int(1, 3);
   s.stride = rng.Int(1, 2);
   s.dilation = rng.Int(1, 2);
-  s.pad_t = rng.Int(0, 2), s.pad_b = rng.Int(0, 2), s.pad_l = rng.Int(0, 2), s.pad_r = rng.Int(0, 2);
+  // Padding below the kernel span, as Prepare requires.
+  const int max_pad_h = std::min(2, s.dilation * (s.kh - 1)), max_pad_w = std::min(2, s.dilation * (s.kw - 1));
+  s.pad_t = rng.Int(0, max_pad_h), s.pad_b = rng.Int(0, max_pad_h);
+  s.pad_l = rng.Int(0, max_pad_w), s.pad_r = rng.Int(0, max_pad_w);
   s.h = rng.Int(s.dilation * (s.kh - 1) + 1, 9);
   s.w = rng.Int(s.dilation * (s.kw - 1) + 1, 9);
   s.oh = reference::ConvOutputSize(s.h, s.kh, s.stride, s.dilation, s.pad_t, s.pad_b);

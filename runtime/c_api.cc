@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/quantization.h"
 #include "runtime/interpreter.h"
+#include "runtime/model_validator.h"
 #include "runtime/qforge.h"
 
 struct qforge_model {
@@ -54,17 +55,22 @@ qforge_status FromStatus(const absl::Status& status) {
   return Fail(code, std::string(status.message()));
 }
 
+// Runs `body`, turning an allocation failure into a status: no C++ exception
+// may reach the C caller.
+template <typename Body>
+qforge_status Guard(Body body) {
+  try {
+    return body();
+  } catch (const std::bad_alloc&) {
+    return Fail(QFORGE_OUT_OF_MEMORY, "out of memory");
+  }
+}
+
 qforge_status Store(absl::StatusOr<std::shared_ptr<const qforge::CompiledModel>> compiled,
                     qforge_model** model) {
   if (!compiled.ok()) return FromStatus(compiled.status());
   *model = new (std::nothrow) qforge_model{*std::move(compiled)};
   return *model != nullptr ? QFORGE_OK : Fail(QFORGE_OUT_OF_MEMORY, "out of memory");
-}
-
-int64_t Elements(const qforge::Tensor& t) {
-  int64_t n = 1;
-  for (int64_t d : t.shape()) n *= d;
-  return n;
 }
 
 void Describe(const qforge::Tensor& t, qforge_tensor_info* info) {
@@ -87,8 +93,8 @@ qforge_status CheckTensor(const qforge_interpreter* it, bool input, int index, s
   }
   const qforge::Tensor& t =
       input ? it->interpreter->input_tensor(index) : it->interpreter->output_tensor(index);
-  if (static_cast<int64_t>(count) != Elements(t)) {
-    return Fail(QFORGE_INVALID_ARGUMENT, absl::StrCat("tensor '", t.name(), "' has ", Elements(t),
+  if (static_cast<int64_t>(count) != qforge::NumElements(t)) {
+    return Fail(QFORGE_INVALID_ARGUMENT, absl::StrCat("tensor '", t.name(), "' has ", qforge::NumElements(t),
                                                       " elements, not ", count));
   }
   return QFORGE_OK;
@@ -102,12 +108,12 @@ const char* qforge_last_error(void) { return last_error.c_str(); }
 
 qforge_status qforge_model_load_file(const char* path, qforge_model** model) {
   if (path == nullptr || model == nullptr) return Fail(QFORGE_INVALID_ARGUMENT, "null argument");
-  return Store(qforge::CompiledModel::FromFile(path), model);
+  return Guard([&] { return Store(qforge::CompiledModel::FromFile(path), model); });
 }
 
 qforge_status qforge_model_load_buffer(const void* data, size_t size, qforge_model** model) {
   if (data == nullptr || model == nullptr) return Fail(QFORGE_INVALID_ARGUMENT, "null argument");
-  return Store(qforge::CompiledModel::FromBuffer(data, size), model);
+  return Guard([&] { return Store(qforge::CompiledModel::FromBuffer(data, size), model); });
 }
 
 void qforge_model_destroy(qforge_model* model) { delete model; }
@@ -145,13 +151,15 @@ qforge_status qforge_interpreter_create(const qforge_model* model, qforge_backen
   if (backend != QFORGE_BACKEND_XNNPACK && backend != QFORGE_BACKEND_REFERENCE) {
     return Fail(QFORGE_INVALID_ARGUMENT, absl::StrCat("unknown backend ", backend));
   }
-  absl::StatusOr<std::unique_ptr<qforge::Interpreter>> created = qforge::Interpreter::Create(
-      model->compiled,
-      {backend == QFORGE_BACKEND_XNNPACK ? qforge::Backend::kXnnpack : qforge::Backend::kReference,
-       num_threads});
-  if (!created.ok()) return FromStatus(created.status());
-  *interpreter = new (std::nothrow) qforge_interpreter{model->compiled, *std::move(created), {}};
-  return *interpreter != nullptr ? QFORGE_OK : Fail(QFORGE_OUT_OF_MEMORY, "out of memory");
+  return Guard([&] {
+    absl::StatusOr<std::unique_ptr<qforge::Interpreter>> created = qforge::Interpreter::Create(
+        model->compiled, {backend == QFORGE_BACKEND_XNNPACK ? qforge::Backend::kXnnpack
+                                                            : qforge::Backend::kReference,
+                          num_threads});
+    if (!created.ok()) return FromStatus(created.status());
+    *interpreter = new qforge_interpreter{model->compiled, *std::move(created), {}};
+    return QFORGE_OK;
+  });
 }
 
 void qforge_interpreter_destroy(qforge_interpreter* interpreter) { delete interpreter; }
@@ -214,12 +222,14 @@ qforge_status qforge_interpreter_set_input_pixels(qforge_interpreter* it, int in
                 "the model declares no preprocessing for its " + std::to_string(channels) +
                     "-channel input; use qforge_interpreter_set_input_float");
   }
-  it->scratch.resize(count);
-  for (size_t i = 0; i < count; ++i) {
-    const int c = static_cast<int>(i % channels);
-    it->scratch[i] = (pixels[i] * p.pixel_scale() - p.mean(c)) / p.std(c);
-  }
-  return qforge_interpreter_set_input_float(it, index, it->scratch.data(), count);
+  return Guard([&] {
+    it->scratch.resize(count);
+    for (size_t i = 0; i < count; ++i) {
+      const int c = static_cast<int>(i % channels);
+      it->scratch[i] = (pixels[i] * p.pixel_scale() - p.mean(c)) / p.std(c);
+    }
+    return qforge_interpreter_set_input_float(it, index, it->scratch.data(), count);
+  });
 }
 
 qforge_status qforge_interpreter_invoke(qforge_interpreter* it) {

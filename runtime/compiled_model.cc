@@ -11,9 +11,10 @@ namespace qforge {
 
 absl::StatusOr<std::shared_ptr<const CompiledModel>> CompiledModel::FromFile(
     const std::string& path) {
-  absl::StatusOr<Model> model = ReadModelFile(path);
+  absl::StatusOr<Model> model = ReadModelFile(path);  // validates
   if (!model.ok()) return model.status();
-  absl::StatusOr<std::shared_ptr<const CompiledModel>> compiled = FromModel(*std::move(model));
+  absl::StatusOr<std::shared_ptr<const CompiledModel>> compiled =
+      FromValidModel(*std::move(model));
   if (!compiled.ok()) {
     return absl::Status(compiled.status().code(),
                         absl::StrCat(path, ": ", compiled.status().message()));
@@ -23,13 +24,17 @@ absl::StatusOr<std::shared_ptr<const CompiledModel>> CompiledModel::FromFile(
 
 absl::StatusOr<std::shared_ptr<const CompiledModel>> CompiledModel::FromBuffer(const void* data,
                                                                                size_t size) {
-  absl::StatusOr<Model> model = ParseModel(data, size);
+  absl::StatusOr<Model> model = ParseModel(data, size);  // validates
   if (!model.ok()) return model.status();
-  return FromModel(*std::move(model));
+  return FromValidModel(*std::move(model));
 }
 
 absl::StatusOr<std::shared_ptr<const CompiledModel>> CompiledModel::FromModel(Model model) {
   if (absl::Status s = ValidateModel(model); !s.ok()) return s;
+  return FromValidModel(std::move(model));
+}
+
+absl::StatusOr<std::shared_ptr<const CompiledModel>> CompiledModel::FromValidModel(Model model) {
   std::shared_ptr<CompiledModel> compiled(new CompiledModel());
   for (int i = 0; i < model.ops_size(); ++i) {
     absl::StatusOr<PreparedOp> op = PrepareOp(model, i);
@@ -49,6 +54,11 @@ absl::StatusOr<std::shared_ptr<const CompiledModel>> CompiledModel::FromModel(Mo
     compiled->constants_[id] = std::move(buffer);
   }
   compiled->plan_ = PlanMemory(model);
+  if (compiled->plan_.arena_bytes > kMaxArenaBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the model's tensors need a ", compiled->plan_.arena_bytes, "-byte arena, more than the ",
+        kMaxArenaBytes, "-byte limit"));
+  }
   compiled->model_ = std::move(model);
   return std::shared_ptr<const CompiledModel>(std::move(compiled));
 }

@@ -17,6 +17,11 @@
 
 namespace qforge {
 
+// The largest arena an interpreter may ask for: single tensors are capped at
+// 1 GiB by validation, but many of them could still add up to more than any
+// edge device has.
+inline constexpr int64_t kMaxArenaBytes = int64_t{2} << 30;
+
 class CompiledModel {
  public:
   // Each runs the whole chain: limits, parsing, ValidateModel, PrepareOp for
@@ -34,6 +39,8 @@ class CompiledModel {
 
  private:
   CompiledModel() = default;
+  // Everything after validation: Prepare, constants, memory plan.
+  static absl::StatusOr<std::shared_ptr<const CompiledModel>> FromValidModel(Model model);
   Model model_;
   std::vector<PreparedOp> ops_;
   std::vector<AlignedBuffer> constants_;  // per tensor id; empty for non-constants

@@ -48,7 +48,6 @@ absl::StatusOr<Model> WithBatch(Model model, int64_t batch) {
   int64_t model_batch = -1;
   for (Tensor& t : *model.mutable_tensors()) {
     if (!t.data().empty()) continue;
-    if (t.shape_size() == 0) return absl::InvalidArgumentError("tensor '" + t.name() + "' has rank 0");
     if (model_batch < 0) model_batch = t.shape(0);
     if (t.shape(0) != model_batch) {
       return absl::InvalidArgumentError(absl::StrCat(

@@ -23,7 +23,8 @@ absl::StatusOr<Model> ParseModel(const void* data, size_t size);
 // message. The file size is checked before anything is read.
 absl::StatusOr<Model> ReadModelFile(const std::string& path);
 
-// The same model for another batch size: dimension 0 of every tensor that is
+// The same model (one that passed ValidateModel) for another batch size:
+// dimension 0 of every tensor that is
 // not a constant becomes `batch`. InvalidArgument for batch < 1, or if those
 // tensors do not all share one batch dimension (the model cannot be rebatched).
 absl::StatusOr<Model> WithBatch(Model model, int64_t batch);

@@ -15,10 +15,6 @@ std::string TensorLabel(const Model& model, int id) {
   return absl::StrCat("tensor ", id, " '", model.tensors(id).name(), "'");
 }
 
-std::string OpLabel(const Op& op, int index) {
-  return absl::StrCat("op ", index, " '", op.name(), "' (", OpKind_Name(op.kind()), ")");
-}
-
 absl::Status Invalid(const std::string& where, const std::string& what) {
   return absl::InvalidArgumentError(absl::StrCat(where, ": ", what));
 }
@@ -105,6 +101,16 @@ absl::Status ValidatePreprocessing(const Model& model) {
 enum class Source { kNone, kConstant, kInput, kOp };
 
 }  // namespace
+
+std::string OpLabel(const Op& op, int index) {
+  return absl::StrCat("op ", index, " '", op.name(), "' (", OpKind_Name(op.kind()), ")");
+}
+
+int64_t NumElements(const Tensor& tensor) {
+  int64_t n = 1;
+  for (int64_t d : tensor.shape()) n *= d;
+  return n;
+}
 
 size_t ElementSize(ElementType type) {
   switch (type) {

@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -31,6 +32,12 @@ size_t ElementSize(ElementType type);
 // kMaxRank, or a product whose byte size exceeds kMaxTensorBytes (checked
 // without overflow).
 absl::StatusOr<int64_t> ElementCount(const Tensor& tensor);
+
+// Element count of a tensor that passed validation.
+int64_t NumElements(const Tensor& tensor);
+
+// "op 3 'features.1.conv.0.0' (CONV2D)": how errors name an op.
+std::string OpLabel(const Op& op, int index);
 
 absl::Status ValidateModel(const Model& model);
 

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -24,6 +26,7 @@ constexpr double kMeanMinScaleRatio = 0x1.0p-8;
 constexpr double kMaxScaleRatio = 256.0;
 // A bias scale may differ from input_scale * weight_scale by float rounding only.
 constexpr double kBiasScaleTolerance = 1e-3;
+constexpr int kMaxConvStep = 1 << 16;
 
 // What every Prepare function needs: the model, the op and a label for errors.
 struct Context {
@@ -42,12 +45,6 @@ std::vector<int64_t> Shape(const Tensor& t) { return {t.shape().begin(), t.shape
 
 std::string ShapeString(const std::vector<int64_t>& shape) {
   return absl::StrCat("[", absl::StrJoin(shape, ", "), "]");
-}
-
-int64_t Elements(const Tensor& t) {
-  int64_t n = 1;
-  for (int64_t d : t.shape()) n *= d;
-  return n;
 }
 
 bool IsPerTensorInt8(const Tensor& t) {
@@ -113,6 +110,33 @@ absl::Status CheckBiasScales(const Context& c, const Tensor& bias, float input_s
   return absl::OkStatus();
 }
 
+// The int32 accumulator must hold the products and the bias: each product is at
+// most 255 * 127 in magnitude, so a bias may use only the headroom they leave.
+absl::Status CheckBiasHeadroom(const Context& c, const Tensor& bias, int64_t accumulation) {
+  const int64_t headroom = int64_t{2147483647} - accumulation * 255 * 127;
+  for (int64_t o = 0; o < NumElements(bias); ++o) {
+    int32_t b;  // memcpy: the proto's bytes may be unaligned
+    std::memcpy(&b, bias.data().data() + o * sizeof(b), sizeof(b));
+    if (std::llabs(int64_t{b}) > headroom) {
+      return c.Fail(absl::StrCat("bias ", b, " of channel ", o, " could overflow the int32 ",
+                                 "accumulator of ", accumulation, " products"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// The clamp of an int8 output, which must leave more than one value (XNNPACK
+// rejects an empty or single-value range, and such a layer is a constant).
+absl::StatusOr<Int8Output> OutputStage(const Context& c, const Tensor& y) {
+  const Int8Output out = Int8ActivationRange(c.op.activation(), Scale(y), ZeroPoint(y));
+  if (out.qmin >= out.qmax) {
+    return c.Fail(absl::StrCat("activation ", Activation_Name(c.op.activation()),
+                               " leaves only [", out.qmin, ", ", out.qmax, "] of '", y.name(),
+                               "' (scale ", Scale(y), ", zero point ", ZeroPoint(y), ")"));
+  }
+  return out;
+}
+
 absl::Status CheckActivationAllowed(const Context& c) {
   const OpKind kind = c.op.kind();
   if (c.op.activation() != ACTIVATION_NONE && kind != CONV2D && kind != ADD &&
@@ -147,13 +171,16 @@ absl::Status PrepareInt8Gemm(const Context& c, int64_t output_channels, int64_t 
     if (absl::Status s = CheckBiasScales(c, c.input(2), Scale(x), *weight_scales); !s.ok()) {
       return s;
     }
+    if (absl::Status s = CheckBiasHeadroom(c, c.input(2), accumulation); !s.ok()) return s;
   }
   absl::StatusOr<std::vector<QuantizedMultiplier>> multipliers =
       QuantizeConvMultipliers(Scale(x), *weight_scales, Scale(y));
   if (!multipliers.ok()) return c.Fail(std::string(multipliers.status().message()));
   params.input_zero_point = ZeroPoint(x);
   params.multipliers = *std::move(multipliers);
-  params.output = Int8ActivationRange(c.op.activation(), Scale(y), ZeroPoint(y));
+  absl::StatusOr<Int8Output> output = OutputStage(c, y);
+  if (!output.ok()) return output.status();
+  params.output = *output;
   return absl::OkStatus();
 }
 
@@ -171,9 +198,12 @@ absl::StatusOr<ConvGeometry> ConvGeometryOf(const Context& c) {
     return c.Fail("CONV2D input and weights must have rank 4 (NHWC, OHWI)");
   }
   const Conv2DAttributes& a = c.op.conv2d();
+  // Strides and dilations beyond kMaxConvStep make no sense for an image and
+  // keep all index arithmetic far from overflow; padding is bounded below.
   if (a.stride_h() < 1 || a.stride_w() < 1 || a.dilation_h() < 1 || a.dilation_w() < 1 ||
-      a.groups() < 1 || a.pad_top() < 0 || a.pad_bottom() < 0 || a.pad_left() < 0 ||
-      a.pad_right() < 0) {
+      a.stride_h() > kMaxConvStep || a.stride_w() > kMaxConvStep ||
+      a.dilation_h() > kMaxConvStep || a.dilation_w() > kMaxConvStep || a.groups() < 1 ||
+      a.pad_top() < 0 || a.pad_bottom() < 0 || a.pad_left() < 0 || a.pad_right() < 0) {
     return c.Fail(absl::StrCat("bad attributes: stride ", a.stride_h(), "x", a.stride_w(),
                                ", dilation ", a.dilation_h(), "x", a.dilation_w(), ", groups ",
                                a.groups(), ", padding ", a.pad_top(), "/", a.pad_bottom(), "/",
@@ -192,6 +222,15 @@ absl::StatusOr<ConvGeometry> ConvGeometryOf(const Context& c) {
       w.shape(3) != g.input_channels / g.groups) {
     return c.Fail(absl::StrCat("weights ", ShapeString(Shape(w)), " do not fit ",
                                g.input_channels, " input channels in ", g.groups, " groups"));
+  }
+  // Padding of a whole kernel span or more would only add outputs made of padding.
+  const int64_t span_h = int64_t{a.dilation_h()} * (g.kernel_height - 1) + 1;
+  const int64_t span_w = int64_t{a.dilation_w()} * (g.kernel_width - 1) + 1;
+  if (std::max(a.pad_top(), a.pad_bottom()) >= span_h ||
+      std::max(a.pad_left(), a.pad_right()) >= span_w) {
+    return c.Fail(absl::StrCat("padding ", a.pad_top(), "/", a.pad_bottom(), "/", a.pad_left(),
+                               "/", a.pad_right(), " is not smaller than the kernel span ",
+                               span_h, "x", span_w));
   }
   g.stride_h = a.stride_h();
   g.stride_w = a.stride_w();
@@ -235,7 +274,6 @@ absl::Status PrepareConv2D(const Context& c, PreparedOp& p) {
   if (absl::Status s = PrepareInt8Gemm(c, g->output_channels, accumulation, params); !s.ok()) {
     return s;
   }
-  p.quantized = true;
   p.params = std::move(params);
   return absl::OkStatus();
 }
@@ -248,7 +286,7 @@ absl::Status PrepareFullyConnected(const Context& c, PreparedOp& p) {
     return c.Fail("FULLY_CONNECTED takes input [N, ...] and weights [O, K]");
   }
   const int64_t batch = x.shape(0);
-  const int64_t features = Elements(x) / batch;
+  const int64_t features = NumElements(x) / batch;
   const int64_t outputs = w.shape(0);
   if (absl::Status s = CheckShape(c, w, {outputs, features}); !s.ok()) return s;
   if (absl::Status s = CheckConstant(c, w); !s.ok()) return s;
@@ -270,7 +308,6 @@ absl::Status PrepareFullyConnected(const Context& c, PreparedOp& p) {
   params.input_features = static_cast<int>(features);
   params.output_features = static_cast<int>(outputs);
   if (absl::Status s = PrepareInt8Gemm(c, outputs, features, params); !s.ok()) return s;
-  p.quantized = true;
   p.params = std::move(params);
   return absl::OkStatus();
 }
@@ -295,7 +332,7 @@ absl::Status PrepareAdd(const Context& c, PreparedOp& p) {
   if (absl::Status s = CheckShape(c, b, Shape(y)); !s.ok()) return s;
   if (AllFloat(c)) {
     const ActivationRange range = FloatActivationRange(c.op.activation());
-    p.params = reference::AddFloatParams{Elements(y), range.min, range.max};
+    p.params = reference::AddFloatParams{NumElements(y), range.min, range.max};
     return absl::OkStatus();
   }
   if (!IsPerTensorInt8(a) || !IsPerTensorInt8(b) || !IsPerTensorInt8(y)) {
@@ -307,17 +344,22 @@ absl::Status PrepareAdd(const Context& c, PreparedOp& p) {
   // Rescale both inputs to twice the larger scale, with 2^20 of headroom (TFLite).
   const double twice_max = 2.0 * std::max(Scale(a), Scale(b));
   reference::AddInt8Params params;
-  params.size = Elements(y);
+  params.size = NumElements(y);
   params.a_zero_point = ZeroPoint(a);
   params.b_zero_point = ZeroPoint(b);
-  params.a_multiplier = *QuantizeMultiplier(Scale(a) / twice_max);
-  params.b_multiplier = *QuantizeMultiplier(Scale(b) / twice_max);
+  absl::StatusOr<QuantizedMultiplier> a_multiplier = QuantizeMultiplier(Scale(a) / twice_max);
+  absl::StatusOr<QuantizedMultiplier> b_multiplier = QuantizeMultiplier(Scale(b) / twice_max);
   absl::StatusOr<QuantizedMultiplier> out =
       QuantizeMultiplier(twice_max / ((1 << reference::kAddLeftShift) * double{Scale(y)}));
-  if (!out.ok()) return c.Fail(std::string(out.status().message()));
+  for (const auto* m : {&a_multiplier, &b_multiplier, &out}) {
+    if (!m->ok()) return c.Fail(std::string(m->status().message()));
+  }
+  params.a_multiplier = *a_multiplier;
+  params.b_multiplier = *b_multiplier;
   params.output_multiplier = *out;
-  params.output = Int8ActivationRange(c.op.activation(), Scale(y), ZeroPoint(y));
-  p.quantized = true;
+  absl::StatusOr<Int8Output> output = OutputStage(c, y);
+  if (!output.ok()) return output.status();
+  params.output = *output;
   p.params = params;
   return absl::OkStatus();
 }
@@ -357,7 +399,6 @@ absl::Status PrepareMean(const Context& c, PreparedOp& p) {
   params.input_zero_point = ZeroPoint(x);
   params.multiplier = *m;
   params.output = Int8ActivationRange(ACTIVATION_NONE, Scale(y), ZeroPoint(y));
-  p.quantized = true;
   p.params = params;
   return absl::OkStatus();
 }
@@ -374,8 +415,7 @@ absl::Status PrepareConvert(const Context& c, PreparedOp& p) {
     return c.Fail(quantize ? "QUANTIZE takes float input and per-tensor int8 output"
                            : "DEQUANTIZE takes per-tensor int8 input and float output");
   }
-  p.quantized = true;
-  p.params = QuantizeParams{Elements(x), Scale(int8_side), ZeroPoint(int8_side)};
+  p.params = QuantizeParams{NumElements(x), Scale(int8_side), ZeroPoint(int8_side)};
   return absl::OkStatus();
 }
 
@@ -383,14 +423,13 @@ absl::Status PrepareReshape(const Context& c, PreparedOp& p) {
   if (absl::Status s = CheckArity(c, 1, 1); !s.ok()) return s;
   const Tensor& x = c.input(0);
   const Tensor& y = c.output();
-  if (Elements(x) != Elements(y) || x.type() != y.type() ||
+  if (NumElements(x) != NumElements(y) || x.type() != y.type() ||
       x.quantization().SerializeAsString() != y.quantization().SerializeAsString()) {
     return c.Fail(absl::StrCat("RESHAPE from ", ShapeString(Shape(x)), " to ",
                                ShapeString(Shape(y)),
                                " must keep the element count, type and quantization"));
   }
-  p.quantized = x.type() == INT8;
-  p.params = ReshapeParams{Elements(x) * static_cast<int64_t>(ElementSize(x.type()))};
+  p.params = ReshapeParams{NumElements(x) * static_cast<int64_t>(ElementSize(x.type()))};
   return absl::OkStatus();
 }
 
@@ -419,8 +458,7 @@ Int8Output Int8ActivationRange(Activation activation, float scale, int32_t zero_
 
 absl::StatusOr<PreparedOp> PrepareOp(const Model& model, int index) {
   const Op& op = model.ops(index);
-  const Context c{model, op,
-                  absl::StrCat("op ", index, " '", op.name(), "' (", OpKind_Name(op.kind()), ")")};
+  const Context c{model, op, OpLabel(op, index)};
   PreparedOp p;
   p.kind = op.kind();
   p.name = op.name();

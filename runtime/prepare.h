@@ -29,7 +29,7 @@ struct ReshapeParams {
   int64_t bytes = 0;
 };
 
-// Float clamp of a fused activation, and its int8 counterpart.
+// Float clamp of a fused activation.
 struct ActivationRange {
   float min = -INFINITY;
   float max = INFINITY;
@@ -40,7 +40,6 @@ struct PreparedOp {
   std::string name;
   std::vector<int> inputs;  // tensor ids, as in the model
   int output = -1;
-  bool quantized = false;  // int8 (true) or float (false) arithmetic
   std::variant<QuantizeParams,  // QUANTIZE and DEQUANTIZE
                reference::Conv2DInt8Params, reference::Conv2DFloatParams,
                reference::FullyConnectedInt8Params, reference::FullyConnectedFloatParams,

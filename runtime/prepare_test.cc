@@ -2,6 +2,7 @@
 // each way an op can be wrong that the structural validator cannot see.
 #include "runtime/prepare.h"
 
+#include <cstring>
 #include <functional>
 #include <string>
 #include <vector>
@@ -57,7 +58,6 @@ TEST(PrepareOp, DerivesConvParameters) {
   ASSERT_TRUE(PrepareAll(model).ok()) << PrepareAll(model);
   absl::StatusOr<PreparedOp> conv = PrepareOp(model, 0);
   ASSERT_TRUE(conv.ok());
-  EXPECT_TRUE(conv->quantized);
   const auto& params = std::get<reference::Conv2DInt8Params>(conv->params);
   EXPECT_EQ(params.geometry.output_height, 4);
   EXPECT_EQ(params.geometry.pad_top, 1);
@@ -176,6 +176,23 @@ TEST(PrepareOp, EveryBrokenOpGivesANamedError) {
        "only CONV2D, ADD and FULLY_CONNECTED can fuse an activation"},
       {"bad activation", [](Model& m) { m.mutable_ops(0)->set_activation(static_cast<Activation>(7)); },
        "activation 7 is not valid"},
+      {"bias headroom",
+       [](Model& m) {
+         const int32_t huge = 2147000000;
+         std::memcpy(m.mutable_tensors(2)->mutable_data()->data() + 4, &huge, 4);
+       },
+       "bias 2147000000 of channel 1 could overflow"},
+      {"padding beyond the kernel",
+       [](Model& m) { m.mutable_ops(0)->mutable_conv2d()->set_pad_bottom(3); },
+       "is not smaller than the kernel span 3x3"},
+      {"huge stride", [](Model& m) { m.mutable_ops(0)->mutable_conv2d()->set_stride_w(1 << 30); },
+       "bad attributes: stride 1x1073741824"},
+      {"single-value clamp",
+       [](Model& m) {
+         m.mutable_ops(0)->set_activation(RELU);
+         m.mutable_tensors(3)->mutable_quantization()->set_zero_point(0, 127);
+       },
+       "activation RELU leaves only [127, 127] of 'conv'"},
   };
   for (const Break& b : breaks) {
     Model model = Int8Chain();

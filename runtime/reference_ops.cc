@@ -17,10 +17,10 @@ Acc ConvDot(const ConvGeometry& g, const In* input, const In* filter, int n, int
   const int first_in = (oc / group_out) * group_in;
   Acc acc = 0;
   for (int ky = 0; ky < g.kernel_height; ++ky) {
-    const int iy = oy * g.stride_h - g.pad_top + ky * g.dilation_h;
+    const int64_t iy = int64_t{oy} * g.stride_h - g.pad_top + int64_t{ky} * g.dilation_h;
     if (iy < 0 || iy >= g.input_height) continue;  // zero padding: real 0 adds nothing
     for (int kx = 0; kx < g.kernel_width; ++kx) {
-      const int ix = ox * g.stride_w - g.pad_left + kx * g.dilation_w;
+      const int64_t ix = int64_t{ox} * g.stride_w - g.pad_left + int64_t{kx} * g.dilation_w;
       if (ix < 0 || ix >= g.input_width) continue;
       const In* x = input + ((int64_t{n} * g.input_height + iy) * g.input_width + ix) *
                                 g.input_channels + first_in;
@@ -84,10 +84,9 @@ void FullyConnectedInt8(const FullyConnectedInt8Params& params, const int8_t* in
         acc += (int32_t{input[int64_t{n} * k + i]} - params.input_zero_point) *
                int32_t{weights[int64_t{o} * k + i]};
       }
-      const QuantizedMultiplier& m =
-          params.multipliers.size() == 1 ? params.multipliers[0] : params.multipliers[o];
-      output[int64_t{n} * params.output_features + o] = RequantizeToInt8(
-          acc, m, params.output.zero_point, params.output.qmin, params.output.qmax);
+      output[int64_t{n} * params.output_features + o] =
+          RequantizeToInt8(acc, params.multipliers[o], params.output.zero_point,
+                           params.output.qmin, params.output.qmax);
     }
   }
 }

@@ -8,9 +8,10 @@
 // All activations are NHWC; conv filters are OHWI with I = C / groups.
 //
 // Int8 ops take their requantization already prepared (common/requantize.h) and
-// do integer work only: the int32 accumulator sum((x - x_zero_point) * w) + bias
-// cannot overflow for any layer with fewer than 2^31 / (255 * 127) = 66,000
-// products per output, which validation enforces.
+// do integer work only. The int32 accumulator sum((x - x_zero_point) * w) + bias
+// cannot overflow: each product is at most 255 * 127 in magnitude, Prepare
+// allows at most 66,000 products per output (66,000 * 255 * 127 < 2^31) and
+// only biases that fit in the remaining headroom.
 #ifndef QFORGE_RUNTIME_REFERENCE_OPS_H_
 #define QFORGE_RUNTIME_REFERENCE_OPS_H_
 
@@ -90,7 +91,7 @@ struct FullyConnectedInt8Params {
   int input_features = 1;   // K
   int output_features = 1;  // O
   int32_t input_zero_point = 0;
-  std::vector<QuantizedMultiplier> multipliers;  // [O], or [1] for per-tensor weights
+  std::vector<QuantizedMultiplier> multipliers;  // [O]
   Int8Output output;
 };
 

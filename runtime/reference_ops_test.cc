@@ -297,7 +297,10 @@ TEST(FullyConnectedInt8, PerTensorAndPerChannelMatchRealArithmeticWithinOneStep)
     const float in_scale = rng.Float(0.01f, 0.1f), out_scale = rng.Float(0.05f, 0.5f);
     std::vector<float> w_scales(per_channel ? params.output_features : 1);
     for (float& s : w_scales) s = rng.Float(0.001f, 0.05f);
-    params.multipliers = *QuantizeConvMultipliers(in_scale, w_scales, out_scale);
+    // Per-tensor weights: the same multiplier for every output, as Prepare makes it.
+    std::vector<float> spread(params.output_features);
+    for (int o = 0; o < params.output_features; ++o) spread[o] = w_scales[per_channel ? o : 0];
+    params.multipliers = *QuantizeConvMultipliers(in_scale, spread, out_scale);
     params.output = Int8Output{rng.Int(-128, 127), -128, 127};
     const std::vector<int8_t> x = rng.Int8s(params.batch * params.input_features);
     const std::vector<int8_t> w =
