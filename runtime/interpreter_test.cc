@@ -3,6 +3,7 @@
 #include "runtime/interpreter.h"
 
 #include <cstring>
+#include <thread>
 #include <vector>
 
 #include "common/model_builder.h"
@@ -73,6 +74,27 @@ TEST(Interpreter, ManyInterpretersShareOneModel) {
   auto b = Interpreter::Create(model, {Backend::kXnnpack, 1});
   ASSERT_TRUE(a.ok() && b.ok());
   EXPECT_NE((*a)->input_data(0), (*b)->input_data(0));
+}
+
+TEST(Interpreter, ThreadsWithTheirOwnInterpretersShareOneModel) {
+  std::shared_ptr<const CompiledModel> model = SmallNetwork();
+  std::vector<std::vector<float>> results(4);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      auto it = Interpreter::Create(model, {t % 2 ? Backend::kXnnpack : Backend::kReference, 1});
+      ASSERT_TRUE(it.ok());
+      for (int run = 0; run < 200; ++run) {
+        const std::vector<float> x = {1, 2, -1, 3};
+        std::memcpy((*it)->input_data(0), x.data(), sizeof(float) * 4);
+        ASSERT_TRUE((*it)->Invoke().ok());
+      }
+      const float* y = static_cast<const float*>((*it)->output_data(0));
+      results[t].assign(y, y + 2);
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  for (const std::vector<float>& r : results) EXPECT_THAT(r, ElementsAre(2.25f, 0.25f));
 }
 
 TEST(Interpreter, RejectsZeroThreads) {
