@@ -1,0 +1,51 @@
+// BatchNorm2d over NHWC activations, as PyTorch's nn.BatchNorm2d(C, eps=1e-5,
+// momentum=0.1): in training, normalise with the batch's mean and (biased)
+// variance and update the running statistics with the unbiased variance; in
+// eval, normalise with the running statistics.
+#ifndef QFORGE_TRAINER_BATCH_NORM_H_
+#define QFORGE_TRAINER_BATCH_NORM_H_
+
+#include <string>
+#include <vector>
+
+#include "trainer/layer.h"
+#include "trainer/parameters.h"
+#include "trainer/tensor.h"
+
+namespace qforge {
+
+class BatchNorm2d {
+ public:
+  static constexpr float kEps = 1e-5f;
+  static constexpr float kMomentum = 0.1f;
+
+  // Registers "<name>.weight" (gamma, 1), "<name>.bias" (beta, 0) and the
+  // buffers "<name>.running_mean" (0) and "<name>.running_var" (1).
+  BatchNorm2d(const std::string& name, int channels, ParameterStore& params);
+
+  // x [N, H, W, C] -> y, same shape.
+  void Forward(const Tensor& x, Tensor& y, const PassContext& ctx);
+  // dy -> dx (=); dgamma, dbeta (+=). In eval mode the statistics are constants.
+  void Backward(const Tensor& dy, Tensor& dx);
+
+  const std::string& name() const { return name_; }
+  int channels() const { return channels_; }
+  int weight_id() const { return gamma_; }
+  int bias_id() const { return beta_; }
+  int running_mean_id() const { return running_mean_; }
+  int running_var_id() const { return running_var_; }
+
+ private:
+  std::string name_;
+  int channels_;
+  ParameterStore& params_;
+  int gamma_, beta_, running_mean_, running_var_;
+  bool trained_pass_ = false;   // whether the last Forward used batch statistics
+  Tensor normalized_;           // x_hat of the last Forward
+  std::vector<float> inv_std_;  // [C] of the last Forward
+  std::vector<double> partial_;  // per-thread channel sums
+};
+
+}  // namespace qforge
+
+#endif  // QFORGE_TRAINER_BATCH_NORM_H_

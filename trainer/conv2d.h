@@ -1,0 +1,75 @@
+// Conv2d over NHWC activations with OHWI weights: any kernel, stride, symmetric
+// zero padding and groups (depthwise included), optional bias; dilation 1, as
+// PyTorch's nn.Conv2d(in, out, k, stride, padding, groups=g, bias=b).
+//
+// N batch, H/W input size, C input channels, OH/OW output size, O output
+// channels, KH/KW kernel, G groups. Three paths with one semantics:
+//   - groups == 1 (and any group with more than one input channel): im2col then
+//     GEMM on OpenBLAS; a 1x1 stride-1 unpadded conv skips im2col;
+//   - depthwise (groups == C == O): direct loops vectorised across channels.
+#ifndef QFORGE_TRAINER_CONV2D_H_
+#define QFORGE_TRAINER_CONV2D_H_
+
+#include <string>
+#include <vector>
+
+#include "trainer/layer.h"
+#include "trainer/parameters.h"
+#include "trainer/tensor.h"
+
+namespace qforge {
+
+struct Conv2dOptions {
+  int in_channels = 1;
+  int out_channels = 1;
+  int kernel = 1;
+  int stride = 1;
+  int padding = 0;
+  int groups = 1;
+  bool bias = false;
+};
+
+class Conv2d {
+ public:
+  // Registers "<name>.weight" [O, KH, KW, C/G] and, with bias, "<name>.bias" [O].
+  Conv2d(const std::string& name, const Conv2dOptions& options, ParameterStore& params);
+
+  // x [N, H, W, C] -> y [N, OH, OW, O]. Keeps a pointer to x for Backward.
+  void Forward(const Tensor& x, Tensor& y);
+  // dy [N, OH, OW, O] -> dx [N, H, W, C] (skipped if dx is null); dW, db +=.
+  void Backward(const Tensor& dy, Tensor* dx);
+
+  const std::string& name() const { return name_; }
+  const Conv2dOptions& options() const { return options_; }
+  int weight_id() const { return weight_; }
+  int bias_id() const { return bias_; }  // -1 without bias
+
+ private:
+  bool depthwise() const {
+    return options_.groups == options_.in_channels && options_.out_channels == options_.in_channels;
+  }
+  bool pointwise() const {
+    return options_.kernel == 1 && options_.stride == 1 && options_.padding == 0 &&
+           options_.groups == 1;
+  }
+  void ForwardGemm(const Tensor& x, Tensor& y);
+  void BackwardGemm(const Tensor& dy, Tensor* dx);
+  void ForwardDepthwise(const Tensor& x, Tensor& y);
+  void BackwardDepthwise(const Tensor& dy, Tensor* dx);
+
+  std::string name_;
+  Conv2dOptions options_;
+  ParameterStore& params_;
+  int weight_ = -1;
+  int bias_ = -1;
+  const Tensor* input_ = nullptr;
+  int64_t out_h_ = 0, out_w_ = 0;
+  std::vector<float> columns_;  // im2col of one group: [N*OH*OW, KH*KW*C/G]
+  std::vector<float> scratch_;  // per-thread partial weight gradients (depthwise)
+};
+
+int64_t ConvOutputExtent(int64_t input, int kernel, int stride, int padding);
+
+}  // namespace qforge
+
+#endif  // QFORGE_TRAINER_CONV2D_H_

@@ -1,0 +1,23 @@
+// What every trainer layer shares: the pass context, and the contract.
+//
+// Each layer has Forward and Backward side by side, in the shape of llm.c:
+// Forward saves what Backward needs; Backward takes dL/dy, accumulates
+// dL/dparameters into the ParameterStore's gradient block (+=, so a gradient
+// can gather from several uses) and writes dL/dx (=, unless noted).
+#ifndef QFORGE_TRAINER_LAYER_H_
+#define QFORGE_TRAINER_LAYER_H_
+
+#include <cstdint>
+
+namespace qforge {
+
+struct PassContext {
+  bool training = false;  // batch statistics and dropout on
+  uint64_t seed = 0;      // the run's seed, for dropout masks
+  int64_t step = 0;       // the global iteration: masks differ per step, and a
+                          // resumed run draws the same ones
+};
+
+}  // namespace qforge
+
+#endif  // QFORGE_TRAINER_LAYER_H_
