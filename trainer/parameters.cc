@@ -19,6 +19,13 @@ int ParameterStore::Add(const std::string& name, std::vector<int64_t> shape, boo
   return count() - 1;
 }
 
+int ParameterStore::Find(const std::string& name) const {
+  for (int id = 0; id < count(); ++id) {
+    if (info_[id].name == name) return id;
+  }
+  return -1;
+}
+
 void ParameterStore::ZeroGrads() { std::fill(grads_.begin(), grads_.end(), 0.0f); }
 
 }  // namespace qforge

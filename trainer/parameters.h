@@ -29,6 +29,8 @@ class ParameterStore {
   const float* value(int id) const { return Block(id).data() + info_[id].offset; }
   float* grad(int id) { return grads_.data() + info_[id].offset; }  // trainable only
   const ParamInfo& info(int id) const { return info_[id]; }
+  // The id of the tensor called `name`, or -1.
+  int Find(const std::string& name) const;
   int count() const { return static_cast<int>(info_.size()); }
 
   // The whole trainable block and its gradients, for the optimizer.

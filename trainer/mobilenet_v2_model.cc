@@ -1,0 +1,128 @@
+#include "trainer/mobilenet_v2_model.h"
+
+#include <cmath>
+
+#include "common/random.h"
+
+namespace qforge {
+namespace {
+
+// The batch norm after conv `name`: "a.b.0" -> "a.b.1" (ConvBNReLU), and
+// "features.i.conv.K" -> "features.i.conv.K+1" (the projection), as PyTorch
+// numbers the modules of the tutorial's MobileNetV2.
+std::string BatchNormName(const std::string& conv_name) {
+  const size_t dot = conv_name.rfind('.');
+  const int index = std::stoi(conv_name.substr(dot + 1));
+  return conv_name.substr(0, dot + 1) + std::to_string(index + 1);
+}
+
+float Normal(SplitMix64& rng) {  // Box-Muller
+  const double u1 = 1.0 - rng.UniformDouble(), u2 = rng.UniformDouble();
+  return static_cast<float>(std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2));
+}
+
+}  // namespace
+
+ConvBnAct::ConvBnAct(const ConvLayer& layer, bool relu6, ParameterStore& params)
+    : conv(layer.name,
+           {layer.in_channels, layer.out_channels, layer.kernel, layer.stride,
+            (layer.kernel - 1) / 2, layer.groups, /*bias=*/false},
+           params),
+      bn(BatchNormName(layer.name), layer.out_channels, params) {
+  if (layer.activation) {
+    // The activation module follows the BN: "a.b.2" for ConvBNReLU "a.b".
+    act = std::make_unique<ClampedReLU>(BatchNormName(bn.name()), relu6 ? 6.0f : INFINITY);
+  }
+}
+
+const Tensor& ConvBnAct::Forward(const Tensor& x, const PassContext& ctx) {
+  conv.Forward(x, conv_out);
+  bn.Forward(conv_out, bn_out, ctx);
+  if (act == nullptr) return bn_out;
+  act->Forward(bn_out, act_out);
+  return act_out;
+}
+
+void ConvBnAct::Backward(const Tensor& dy, Tensor* dx) {
+  const Tensor* g = &dy;
+  if (act != nullptr) {
+    act->Backward(dy, d_bn);
+    g = &d_bn;
+  }
+  bn.Backward(*g, d_conv);
+  conv.Backward(d_conv, dx);
+}
+
+MobileNetV2Model::MobileNetV2Model(const MobileNetV2Config& config, bool relu6,
+                                   ParameterStore& params, float dropout)
+    : layers_(BuildMobileNetV2Layers(config)),
+      params_(params),
+      pool_("pool"),
+      dropout_("classifier.0", dropout),
+      classifier_("classifier.1", layers_.last_channel, layers_.num_classes, params) {
+  for (const FeatureBlock& block : layers_.features) {
+    FeatureBlockLayers f;
+    for (const ConvLayer& conv : block.convs) {
+      f.layers.push_back(std::make_unique<ConvBnAct>(conv, relu6, params));
+    }
+    if (block.residual) f.skip_add = std::make_unique<Add>(block.name + ".skip_add");
+    features_.push_back(std::move(f));
+  }
+}
+
+void MobileNetV2Model::Initialize(uint64_t seed) {
+  SplitMix64 rng(DeriveSeed({seed, 0x696e6974}));
+  for (FeatureBlockLayers& f : features_) {
+    for (auto& layer : f.layers) {
+      const ParamInfo& w = params_.info(layer->conv.weight_id());
+      const double fan_out = double(w.shape[0]) * w.shape[1] * w.shape[2];
+      const float std_dev = static_cast<float>(std::sqrt(2.0 / fan_out));
+      float* v = params_.value(layer->conv.weight_id());
+      for (int64_t i = 0; i < w.size; ++i) v[i] = std_dev * Normal(rng);
+    }
+  }
+  const ParamInfo& w = params_.info(classifier_.weight_id());
+  float* v = params_.value(classifier_.weight_id());
+  for (int64_t i = 0; i < w.size; ++i) v[i] = 0.01f * Normal(rng);
+  // BN weights are 1 and all biases 0 from construction.
+}
+
+const Tensor& MobileNetV2Model::Forward(const Tensor& x, const PassContext& ctx) {
+  const Tensor* h = &x;
+  for (FeatureBlockLayers& f : features_) {
+    const Tensor* block_in = h;
+    for (auto& layer : f.layers) h = &layer->Forward(*h, ctx);
+    if (f.skip_add != nullptr) {
+      f.skip_add->Forward(*block_in, *h, f.sum);
+      h = &f.sum;
+    }
+  }
+  pool_.Forward(*h, pooled_);
+  dropout_.Forward(pooled_, dropped_, ctx);
+  classifier_.Forward(dropped_, logits_);
+  return logits_;
+}
+
+void MobileNetV2Model::Backward(const Tensor& dlogits) {
+  classifier_.Backward(dlogits, &d_dropped_);
+  dropout_.Backward(d_dropped_, d_pooled_);
+  pool_.Backward(d_pooled_, d_features_);
+  // d_features_ holds the gradient of the current block's output; each block
+  // turns it into the gradient of its input, through d_block_.
+  for (size_t b = features_.size(); b-- > 0;) {
+    FeatureBlockLayers& f = features_[b];
+    const bool first_block = b == 0;
+    if (f.skip_add != nullptr) d_skip_ = d_features_;  // y = x + F(x): the skip's share
+    for (size_t l = f.layers.size(); l-- > 0;) {
+      const bool network_input = first_block && l == 0;
+      f.layers[l]->Backward(d_features_, network_input ? nullptr : &d_block_);
+      if (!network_input) std::swap(d_features_, d_block_);
+    }
+    if (f.skip_add != nullptr) {
+      // dL/dx = dL/dy through the skip + dL/dx through F.
+      for (int64_t i = 0; i < d_features_.size(); ++i) d_features_.data[i] += d_skip_.data[i];
+    }
+  }
+}
+
+}  // namespace qforge

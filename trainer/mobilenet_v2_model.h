@@ -1,0 +1,76 @@
+// The tutorial's MobileNetV2 as a trainable network (common/mobilenet_v2.h gives
+// the layers). Forward and Backward read as plain lists of layer calls, llm.c
+// style. Parameter names are PyTorch's state_dict names, so checkpoints, golden
+// files and (later) fusion address layers the way the tutorial does.
+#ifndef QFORGE_TRAINER_MOBILENET_V2_MODEL_H_
+#define QFORGE_TRAINER_MOBILENET_V2_MODEL_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/mobilenet_v2.h"
+#include "trainer/batch_norm.h"
+#include "trainer/conv2d.h"
+#include "trainer/elementwise.h"
+#include "trainer/layer.h"
+#include "trainer/linear.h"
+#include "trainer/parameters.h"
+#include "trainer/tensor.h"
+
+namespace qforge {
+
+// Conv2d (no bias) + BatchNorm2d + optional ReLU/ReLU6: PyTorch's ConvBNReLU, or
+// the projection conv + BN of an inverted residual (no activation).
+struct ConvBnAct {
+  ConvBnAct(const ConvLayer& layer, bool relu6, ParameterStore& params);
+  const Tensor& Forward(const Tensor& x, const PassContext& ctx);
+  // dy -> dx (null: the network input, whose gradient nobody needs).
+  void Backward(const Tensor& dy, Tensor* dx);
+
+  Conv2d conv;
+  BatchNorm2d bn;
+  std::unique_ptr<ClampedReLU> act;
+  Tensor conv_out, bn_out, act_out;  // saved activations
+  Tensor d_bn, d_conv;               // gradient scratch
+};
+
+// features.i: its ConvBnAct layers and, when shapes allow, the residual add.
+struct FeatureBlockLayers {
+  std::vector<std::unique_ptr<ConvBnAct>> layers;
+  std::unique_ptr<Add> skip_add;  // null without a residual connection
+  Tensor sum;
+};
+
+class MobileNetV2Model {
+ public:
+  // `dropout` is the classifier's (the tutorial's 0.2).
+  MobileNetV2Model(const MobileNetV2Config& config, bool relu6, ParameterStore& params,
+                   float dropout = 0.2f);
+
+  // The tutorial's initialisation: kaiming-normal (fan_out) conv weights, BN
+  // weight 1 and bias 0, N(0, 0.01) linear weights and zero bias.
+  void Initialize(uint64_t seed);
+
+  // x [N, S, S, C] -> logits [N, classes] (owned by the model).
+  const Tensor& Forward(const Tensor& x, const PassContext& ctx);
+  // dlogits [N, classes] -> parameter gradients (+=).
+  void Backward(const Tensor& dlogits);
+
+  const MobileNetV2Layers& layers() const { return layers_; }
+  std::vector<FeatureBlockLayers>& features() { return features_; }
+
+ private:
+  MobileNetV2Layers layers_;
+  ParameterStore& params_;
+  std::vector<FeatureBlockLayers> features_;
+  MeanHW pool_;
+  Dropout dropout_;
+  Linear classifier_;
+  Tensor pooled_, dropped_, logits_;
+  Tensor d_dropped_, d_pooled_, d_features_, d_block_, d_skip_;
+};
+
+}  // namespace qforge
+
+#endif  // QFORGE_TRAINER_MOBILENET_V2_MODEL_H_
