@@ -240,6 +240,28 @@ def mobilenet_v2_golden(out_dir):
     write(os.path.join(out_dir, "mobilenet_v2_sgd.bin"), arrays)
 
 
+def schedule_goldens(out_dir):
+    """Learning rate (and one-cycle momentum) per iteration of PyTorch's
+    schedulers, stepped once per iteration as the trainer does."""
+    def run(make_scheduler, steps, momentum=False):
+        optimizer = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=0.1, momentum=0.9)
+        scheduler = make_scheduler(optimizer)
+        lrs, moms = [], []
+        for _ in range(steps):
+            lrs.append(optimizer.param_groups[0]["lr"])
+            moms.append(optimizer.param_groups[0]["momentum"])
+            optimizer.step()
+            scheduler.step()
+        return torch.tensor(lrs), torch.tensor(moms)
+    sched = torch.optim.lr_scheduler
+    onecycle_lr, onecycle_momentum = run(lambda o: sched.OneCycleLR(o, max_lr=0.1, total_steps=50), 50)
+    cosine_lr, _ = run(lambda o: sched.CosineAnnealingLR(o, T_max=40), 40)
+    step_lr, _ = run(lambda o: sched.StepLR(o, step_size=10, gamma=0.5), 35)  # 5 iterations/epoch, step every 2 epochs
+    write(os.path.join(out_dir, "schedules.bin"),
+          {"onecycle_lr": onecycle_lr, "onecycle_momentum": onecycle_momentum,
+           "cosine_lr": cosine_lr, "step_lr": step_lr})
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", default="tests/testdata/golden")
@@ -251,6 +273,7 @@ def main():
     batch_norm_goldens(args.out)
     simple_goldens(args.out)
     mobilenet_v2_golden(args.out)
+    schedule_goldens(args.out)
 
 
 if __name__ == "__main__":

@@ -214,5 +214,28 @@ TEST(MobileNetV2Golden, TwoSgdStepsMatchPyTorch) {
   }
 }
 
+TEST(ScheduleGolden, MatchesPyTorchSchedulers) {
+  Golden g = Load("schedules");
+  ScheduleOptions one_cycle;
+  one_cycle.kind = Schedule::kOneCycle;
+  one_cycle.total_iterations = 50;
+  ScheduleOptions cosine;
+  cosine.kind = Schedule::kCosine;
+  cosine.total_iterations = 40;
+  ScheduleOptions step;
+  step.kind = Schedule::kStep;
+  step.iterations_per_epoch = 5;
+  step.step_epochs = 2;
+  step.gamma = 0.5f;
+  for (int64_t i = 0; i < 50; ++i) {
+    EXPECT_NEAR(ScheduleAt(one_cycle, i).lr, g["onecycle_lr"].data[i], 1e-6) << i;
+    EXPECT_NEAR(ScheduleAt(one_cycle, i).momentum, g["onecycle_momentum"].data[i], 1e-6) << i;
+  }
+  for (int64_t i = 0; i < 40; ++i) {
+    EXPECT_NEAR(ScheduleAt(cosine, i).lr, g["cosine_lr"].data[i], 1e-6) << i;
+  }
+  for (int64_t i = 0; i < 35; ++i) EXPECT_NEAR(ScheduleAt(step, i).lr, g["step_lr"].data[i], 1e-7) << i;
+}
+
 }  // namespace
 }  // namespace qforge
