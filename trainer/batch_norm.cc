@@ -1,5 +1,6 @@
 #include "trainer/batch_norm.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "trainer/parallel.h"
@@ -7,29 +8,113 @@
 namespace qforge {
 namespace {
 
-// Per-channel sums of f(row, c) over the rows of an [M, C] matrix, in double:
-// per-thread partials reduced in chunk order, so the result is reproducible.
-template <typename F>
-void ChannelSums(int64_t rows, int channels, std::vector<double>& partial,
-                 std::vector<double>& sum, const F& f) {
-  const int threads = Pool().num_threads();
-  partial.assign(static_cast<size_t>(threads) * channels, 0.0);
-  Pool().ParallelFor(rows, [&](int chunk, int64_t begin, int64_t end) {
-    double* p = partial.data() + static_cast<size_t>(chunk) * channels;
-    for (int64_t m = begin; m < end; ++m) {
-      for (int c = 0; c < channels; ++c) p[c] += f(m, c);
+// The loops below are plain functions: their pointer parameters cannot alias a
+// lambda's captures, so the compiler keeps them in registers and vectorises.
+
+// s[c] += a[m, c] and sp[c] += a[m, c] * b[m, c] over rows [begin, end).
+void ChannelSumsRange(const float* __restrict a, const float* __restrict b, int channels,
+                      double* __restrict s, double* __restrict sp, int64_t begin, int64_t end) {
+  for (int64_t m = begin; m < end; ++m) {
+    const float* __restrict ra = a + m * channels;
+    const float* __restrict rb = b + m * channels;
+    for (int c = 0; c < channels; ++c) {
+      s[c] += ra[c];
+      sp[c] += double{ra[c]} * rb[c];
     }
+  }
+}
+
+// Per-channel sums of a[m, c] and of a[m, c] * b[m, c] over the rows of [M, C]
+// matrices (b null: of a[m, c]^2), in double: per-thread partials reduced in
+// chunk order, so the result is reproducible for a given thread count.
+void ChannelSums(const float* a, const float* b, int64_t rows, int channels,
+                 std::vector<double>& partial, std::vector<double>& sum,
+                 std::vector<double>& product_sum) {
+  const int threads = Pool().num_threads();
+  partial.assign(static_cast<size_t>(threads) * 2 * channels, 0.0);
+  double* partials = partial.data();
+  const float* second = b != nullptr ? b : a;
+  Pool().ParallelFor(rows, [=](int chunk, int64_t begin, int64_t end) {
+    double* s = partials + static_cast<size_t>(chunk) * 2 * channels;
+    ChannelSumsRange(a, second, channels, s, s + channels, begin, end);
   });
   sum.assign(channels, 0.0);
+  product_sum.assign(channels, 0.0);
   for (int t = 0; t < threads; ++t) {
-    for (int c = 0; c < channels; ++c) sum[c] += partial[static_cast<size_t>(t) * channels + c];
+    const double* s = partials + static_cast<size_t>(t) * 2 * channels;
+    for (int c = 0; c < channels; ++c) {
+      sum[c] += s[c];
+      product_sum[c] += s[channels + c];
+    }
+  }
+}
+
+// y = clamp(x * scale + shift), rows [begin, end); clamp_max NaN: no clamp.
+void NormalizeRange(const float* __restrict in, const float* __restrict scale,
+                    const float* __restrict shift, int c, float clamp_max, float* __restrict out,
+                    int64_t begin, int64_t end) {
+  if (std::isnan(clamp_max)) {
+    for (int64_t i = begin * c; i < end * c; i += c) {
+      for (int ch = 0; ch < c; ++ch) out[i + ch] = in[i + ch] * scale[ch] + shift[ch];
+    }
+    return;
+  }
+  for (int64_t i = begin * c; i < end * c; i += c) {
+    for (int ch = 0; ch < c; ++ch) {
+      out[i + ch] = std::min(std::max(in[i + ch] * scale[ch] + shift[ch], 0.0f), clamp_max);
+    }
+  }
+}
+
+// The gradient at the normalised output: dy where the fused clamp passed it
+// (0 < y < clamp_max, PyTorch's ReLU / hardtanh backward), else 0. A multiply
+// by the 0/1 mask rather than a select: GCC vectorises the loops around it.
+template <bool kClamped>
+inline float PassedGradient(float dy, float y, float clamp_max) {
+  if (!kClamped) return dy;
+  return dy * static_cast<float>((y > 0.0f) & (y < clamp_max));
+}
+
+// s[c] += g and sx[c] += g * x_hat over rows [begin, end), with g the gradient
+// at the normalised output and x_hat = (x - mean) * inv_std recomputed.
+template <bool kClamped>
+void GradientSumsRange(const float* __restrict dy, const float* __restrict y,
+                       const float* __restrict x, const float* __restrict mean,
+                       const float* __restrict inv_std, int c, float clamp_max,
+                       double* __restrict s, double* __restrict sx, int64_t begin, int64_t end) {
+  for (int64_t row = begin; row < end; ++row) {
+    const int64_t i = row * c;
+    for (int ch = 0; ch < c; ++ch) {
+      const float g = PassedGradient<kClamped>(dy[i + ch], y[i + ch], clamp_max);
+      s[ch] += g;
+      sx[ch] += double{g} * ((x[i + ch] - mean[ch]) * inv_std[ch]);
+    }
+  }
+}
+
+// dx = scale * (g - mean_g - x_hat * mean_g_xhat), rows [begin, end).
+template <bool kClamped>
+void NormalizeGradientRange(const float* __restrict dy, const float* __restrict y,
+                            const float* __restrict x, const float* __restrict mean,
+                            const float* __restrict inv_std, const float* __restrict scale,
+                            const float* __restrict mean_g, const float* __restrict mean_g_xhat,
+                            int c, float clamp_max, float* __restrict out, int64_t begin,
+                            int64_t end) {
+  for (int64_t row = begin; row < end; ++row) {
+    const int64_t i = row * c;
+    for (int ch = 0; ch < c; ++ch) {
+      const float g = PassedGradient<kClamped>(dy[i + ch], y[i + ch], clamp_max);
+      const float xhat = (x[i + ch] - mean[ch]) * inv_std[ch];
+      out[i + ch] = scale[ch] * (g - mean_g[ch] - xhat * mean_g_xhat[ch]);
+    }
   }
 }
 
 }  // namespace
 
-BatchNorm2d::BatchNorm2d(const std::string& name, int channels, ParameterStore& params)
-    : name_(name), channels_(channels), params_(params) {
+BatchNorm2d::BatchNorm2d(const std::string& name, int channels, ParameterStore& params,
+                         float clamp_max)
+    : name_(name), channels_(channels), params_(params), clamp_max_(clamp_max) {
   gamma_ = params.Add(name + ".weight", {channels});
   beta_ = params.Add(name + ".bias", {channels});
   running_mean_ = params.Add(name + ".running_mean", {channels}, /*trainable=*/false);
@@ -44,83 +129,105 @@ void BatchNorm2d::Forward(const Tensor& x, Tensor& y, const PassContext& ctx) {
   const float* in = x.ptr();
   float* running_mean = params_.value(running_mean_);
   float* running_var = params_.value(running_var_);
-  std::vector<float> mean(c);
+  mean_.resize(c);
   inv_std_.resize(c);
   trained_pass_ = ctx.training;
   if (ctx.training) {
     std::vector<double> sum, sq;
-    ChannelSums(rows, c, partial_, sum, [&](int64_t m, int ch) { return in[m * c + ch]; });
-    for (int ch = 0; ch < c; ++ch) mean[ch] = static_cast<float>(sum[ch] / rows);
-    ChannelSums(rows, c, partial_, sq, [&](int64_t m, int ch) {
-      const double d = in[m * c + ch] - mean[ch];
-      return d * d;
-    });
+    ChannelSums(in, nullptr, rows, c, partial_, sum, sq);
     for (int ch = 0; ch < c; ++ch) {
-      const double var = sq[ch] / rows;  // biased, for normalisation
+      const double mean = sum[ch] / rows;
+      mean_[ch] = static_cast<float>(mean);
+      // Biased variance for normalisation, E[x^2] - E[x]^2 in double.
+      const double var = std::max(0.0, sq[ch] / rows - mean * mean);
       inv_std_[ch] = static_cast<float>(1.0 / std::sqrt(var + kEps));
-      const double unbiased = rows > 1 ? sq[ch] / (rows - 1) : var;
-      running_mean[ch] = (1 - kMomentum) * running_mean[ch] + kMomentum * mean[ch];
+      const double unbiased = rows > 1 ? var * rows / (rows - 1) : var;
+      running_mean[ch] = (1 - kMomentum) * running_mean[ch] + kMomentum * mean_[ch];
       running_var[ch] =
           static_cast<float>((1 - kMomentum) * running_var[ch] + kMomentum * unbiased);
     }
   } else {
     for (int ch = 0; ch < c; ++ch) {
-      mean[ch] = running_mean[ch];
+      mean_[ch] = running_mean[ch];
       inv_std_[ch] = 1.0f / std::sqrt(running_var[ch] + kEps);
     }
   }
-  y.Resize(x.shape);
-  normalized_.Resize(x.shape);
+  // bn(x) = gamma * (x - mean) * inv_std + beta = x * scale + shift.
   const float* gamma = params_.value(gamma_);
   const float* beta = params_.value(beta_);
+  std::vector<float> scale(c), shift(c);
+  for (int ch = 0; ch < c; ++ch) {
+    scale[ch] = gamma[ch] * inv_std_[ch];
+    shift[ch] = beta[ch] - mean_[ch] * scale[ch];
+  }
+  y.Resize(x.shape);
+  input_ = &x;
+  output_ = &y;
   float* out = y.ptr();
-  float* xhat = normalized_.ptr();
-  Pool().ParallelFor(rows, [&](int, int64_t begin, int64_t end) {
-    for (int64_t m = begin; m < end; ++m) {
-      for (int ch = 0; ch < c; ++ch) {
-        const float h = (in[m * c + ch] - mean[ch]) * inv_std_[ch];
-        xhat[m * c + ch] = h;
-        out[m * c + ch] = gamma[ch] * h + beta[ch];
-      }
-    }
+  const float* pscale = scale.data();
+  const float* pshift = shift.data();
+  const float clamp_max = clamp_max_;
+  Pool().ParallelFor(rows, [=](int, int64_t begin, int64_t end) {
+    NormalizeRange(in, pscale, pshift, c, clamp_max, out, begin, end);
   });
 }
 
-// From y = gamma * x_hat + beta with x_hat = (x - mean) * inv_std:
-//   dgamma = sum dy * x_hat,  dbeta = sum dy,
-//   training: dx = gamma * inv_std / M * (M * dy - dbeta - x_hat * dgamma)
+// With g = dL/d bn(x) (dy passed through the fused clamp) and
+// x_hat = (x - mean) * inv_std, from bn(x) = gamma * x_hat + beta:
+//   dgamma = sum g * x_hat,  dbeta = sum g,
+//   training: dx = gamma * inv_std * (g - mean(g) - x_hat * mean(g * x_hat))
 //             (mean and variance depend on x);
-//   eval:     dx = gamma * inv_std * dy.
+//   eval:     dx = gamma * inv_std * g.
 void BatchNorm2d::Backward(const Tensor& dy, Tensor& dx) {
   const int c = channels_;
   const int64_t rows = dy.size() / c;
   const float* g = dy.ptr();
-  const float* xhat = normalized_.ptr();
-  std::vector<double> dbeta, dgamma;
-  ChannelSums(rows, c, partial_, dbeta, [&](int64_t m, int ch) { return g[m * c + ch]; });
-  ChannelSums(rows, c, partial_, dgamma,
-              [&](int64_t m, int ch) { return double{g[m * c + ch]} * xhat[m * c + ch]; });
+  const float* x = input_->ptr();
+  const float* y = output_->ptr();
+  const float* mean = mean_.data();
+  const float* inv_std = inv_std_.data();
+  const float clamp_max = clamp_max_;
+  const int threads = Pool().num_threads();
+  partial_.assign(static_cast<size_t>(threads) * 2 * c, 0.0);
+  double* partials = partial_.data();
+  Pool().ParallelFor(rows, [=](int chunk, int64_t begin, int64_t end) {
+    double* s = partials + static_cast<size_t>(chunk) * 2 * c;
+    if (std::isnan(clamp_max)) {
+      GradientSumsRange<false>(g, y, x, mean, inv_std, c, clamp_max, s, s + c, begin, end);
+    } else {
+      GradientSumsRange<true>(g, y, x, mean, inv_std, c, clamp_max, s, s + c, begin, end);
+    }
+  });
+  std::vector<double> dbeta(c, 0.0), dgamma(c, 0.0);
+  for (int t = 0; t < threads; ++t) {
+    for (int ch = 0; ch < c; ++ch) {
+      dbeta[ch] += partials[static_cast<size_t>(t) * 2 * c + ch];
+      dgamma[ch] += partials[static_cast<size_t>(t) * 2 * c + c + ch];
+    }
+  }
   float* gamma_grad = params_.grad(gamma_);
   float* beta_grad = params_.grad(beta_);
+  const float* gamma = params_.value(gamma_);
+  std::vector<float> scale(c), mean_g(c), mean_g_xhat(c);
   for (int ch = 0; ch < c; ++ch) {
     gamma_grad[ch] += static_cast<float>(dgamma[ch]);
     beta_grad[ch] += static_cast<float>(dbeta[ch]);
+    scale[ch] = gamma[ch] * inv_std_[ch];
+    mean_g[ch] = trained_pass_ ? static_cast<float>(dbeta[ch] / rows) : 0.0f;
+    mean_g_xhat[ch] = trained_pass_ ? static_cast<float>(dgamma[ch] / rows) : 0.0f;
   }
-  const float* gamma = params_.value(gamma_);
   dx.Resize(dy.shape);
   float* out = dx.ptr();
-  std::vector<float> scale(c), mean_dy(c), mean_dy_xhat(c);
-  for (int ch = 0; ch < c; ++ch) {
-    scale[ch] = gamma[ch] * inv_std_[ch];
-    mean_dy[ch] = trained_pass_ ? static_cast<float>(dbeta[ch] / rows) : 0.0f;
-    mean_dy_xhat[ch] = trained_pass_ ? static_cast<float>(dgamma[ch] / rows) : 0.0f;
-  }
-  Pool().ParallelFor(rows, [&](int, int64_t begin, int64_t end) {
-    for (int64_t m = begin; m < end; ++m) {
-      for (int ch = 0; ch < c; ++ch) {
-        const int64_t i = m * c + ch;
-        out[i] = scale[ch] * (g[i] - mean_dy[ch] - xhat[i] * mean_dy_xhat[ch]);
-      }
+  const float* pscale = scale.data();
+  const float* pmean_g = mean_g.data();
+  const float* pmean_g_xhat = mean_g_xhat.data();
+  Pool().ParallelFor(rows, [=](int, int64_t begin, int64_t end) {
+    if (std::isnan(clamp_max)) {
+      NormalizeGradientRange<false>(g, y, x, mean, inv_std, pscale, pmean_g, pmean_g_xhat, c,
+                                    clamp_max, out, begin, end);
+    } else {
+      NormalizeGradientRange<true>(g, y, x, mean, inv_std, pscale, pmean_g, pmean_g_xhat, c,
+                                   clamp_max, out, begin, end);
     }
   });
 }

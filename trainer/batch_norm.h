@@ -2,9 +2,16 @@
 // momentum=0.1): in training, normalise with the batch's mean and (biased)
 // variance and update the running statistics with the unbiased variance; in
 // eval, normalise with the running statistics.
+//
+// Optionally fused with the ReLU / ReLU6 that follows it (PyTorch's
+// ConvBNReLU's BN and ReLU, one pass each way instead of two): training is
+// bound by memory traffic, and the fusion writes one tensor where the
+// separate layers write three. Backward recomputes x_hat from the input
+// instead of storing it, for the same reason.
 #ifndef QFORGE_TRAINER_BATCH_NORM_H_
 #define QFORGE_TRAINER_BATCH_NORM_H_
 
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -21,15 +28,19 @@ class BatchNorm2d {
 
   // Registers "<name>.weight" (gamma, 1), "<name>.bias" (beta, 0) and the
   // buffers "<name>.running_mean" (0) and "<name>.running_var" (1).
-  BatchNorm2d(const std::string& name, int channels, ParameterStore& params);
+  // `clamp_max`: a fused activation y = min(max(bn(x), 0), clamp_max) (INFINITY
+  // for ReLU, 6 for ReLU6); NAN for none.
+  BatchNorm2d(const std::string& name, int channels, ParameterStore& params,
+              float clamp_max = NAN);
 
-  // x [N, H, W, C] -> y, same shape.
+  // x [N, H, W, C] -> y, same shape. Keeps pointers to x and y for Backward.
   void Forward(const Tensor& x, Tensor& y, const PassContext& ctx);
   // dy -> dx (=); dgamma, dbeta (+=). In eval mode the statistics are constants.
   void Backward(const Tensor& dy, Tensor& dx);
 
   const std::string& name() const { return name_; }
   int channels() const { return channels_; }
+  bool fused_activation() const { return !std::isnan(clamp_max_); }
   int weight_id() const { return gamma_; }
   int bias_id() const { return beta_; }
   int running_mean_id() const { return running_mean_; }
@@ -39,11 +50,13 @@ class BatchNorm2d {
   std::string name_;
   int channels_;
   ParameterStore& params_;
+  float clamp_max_;
   int gamma_, beta_, running_mean_, running_var_;
-  bool trained_pass_ = false;   // whether the last Forward used batch statistics
-  Tensor normalized_;           // x_hat of the last Forward
-  std::vector<float> inv_std_;  // [C] of the last Forward
-  std::vector<double> partial_;  // per-thread channel sums
+  bool trained_pass_ = false;  // whether the last Forward used batch statistics
+  const Tensor* input_ = nullptr;
+  const Tensor* output_ = nullptr;
+  std::vector<float> mean_, inv_std_;  // [C] of the last Forward
+  std::vector<double> partial_;         // per-thread channel sums
 };
 
 }  // namespace qforge

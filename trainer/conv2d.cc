@@ -1,10 +1,9 @@
 #include "trainer/conv2d.h"
 
-#include <cblas.h>
-
 #include <algorithm>
 #include <cstring>
 
+#include "trainer/gemm.h"
 #include "trainer/parallel.h"
 
 namespace qforge {
@@ -23,7 +22,7 @@ struct Geometry {
 // cols[m, (kh * KW + kw) * Cg + ci] = x[n, iy, ix, group * Cg + ci], or 0 in the padding.
 void Im2Col(const Geometry& g, const float* x, int group, float* cols) {
   const int64_t cg = g.group_in();
-  Pool().ParallelFor(g.rows(), [&](int, int64_t begin, int64_t end) {
+  Pool().ParallelFor(g.rows(), [=](int, int64_t begin, int64_t end) {
     for (int64_t m = begin; m < end; ++m) {
       const int64_t n = m / (g.oh * g.ow), oy = (m / g.ow) % g.oh, ox = m % g.ow;
       float* row = cols + m * g.patch();
@@ -46,7 +45,7 @@ void Im2Col(const Geometry& g, const float* x, int group, float* cols) {
 // image so that threads never write the same dx element.
 void Col2Im(const Geometry& g, const float* dcols, int group, float* dx) {
   const int64_t cg = g.group_in();
-  Pool().ParallelFor(g.n, [&](int, int64_t begin, int64_t end) {
+  Pool().ParallelFor(g.n, [=](int, int64_t begin, int64_t end) {
     for (int64_t n = begin; n < end; ++n) {
       for (int64_t oy = 0; oy < g.oh; ++oy) {
         for (int64_t ox = 0; ox < g.ow; ++ox) {
@@ -94,7 +93,8 @@ void Conv2d::Forward(const Tensor& x, Tensor& y) {
 void Conv2d::Backward(const Tensor& dy, Tensor* dx) {
   if (dx != nullptr) {
     dx->Resize(input_->shape);
-    std::fill(dx->data.begin(), dx->data.end(), 0.0f);
+    // Depthwise and im2col paths accumulate into dx; a pointwise GEMM overwrites it.
+    if (!pointwise()) std::fill(dx->data.begin(), dx->data.end(), 0.0f);
   }
   if (depthwise()) {
     BackwardDepthwise(dy, dx);
@@ -122,9 +122,9 @@ void Conv2d::ForwardGemm(const Tensor& x, Tensor& y) {
       Im2Col(g, x.ptr(), group, columns_.data());
       cols = columns_.data();
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, g.rows(), g.group_out(), g.patch(), 1.0f,
-                cols, g.patch(), w + group * g.group_out() * g.patch(), g.patch(), beta,
-                out + group * g.group_out(), g.o);
+    GemmABt(g.rows(), g.group_out(), g.patch(), cols, g.patch(),
+            w + group * g.group_out() * g.patch(), g.patch(), beta, out + group * g.group_out(),
+            g.o);
   }
 }
 
@@ -143,7 +143,6 @@ void Conv2d::BackwardGemm(const Tensor& dy, Tensor* dx) {
       for (int64_t o = 0; o < g.o; ++o) db[o] += row[o];
     }
   }
-  std::vector<float> dcols;
   for (int group = 0; group < g.groups; ++group) {
     const float* cols = x.ptr();
     if (!pointwise()) {
@@ -152,55 +151,111 @@ void Conv2d::BackwardGemm(const Tensor& dy, Tensor* dx) {
       cols = columns_.data();
     }
     const float* dy_group = dy.ptr() + group * g.group_out();
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, g.group_out(), g.patch(), g.rows(), 1.0f,
-                dy_group, g.o, cols, g.patch(), 1.0f, dw + group * g.group_out() * g.patch(),
-                g.patch());
+    GemmAtBAccumulate(g.rows(), g.group_out(), g.patch(), dy_group, g.o, cols, g.patch(),
+                      dw + group * g.group_out() * g.patch(), g.patch(), gemm_scratch_);
     if (dx == nullptr) continue;
     if (pointwise()) {  // dcols is dx itself
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g.rows(), g.patch(), g.group_out(),
-                  1.0f, dy_group, g.o, w, g.patch(), 0.0f, dx->ptr(), g.patch());
+      GemmAB(g.rows(), g.patch(), g.group_out(), dy_group, g.o, w, g.patch(), dx->ptr(),
+             g.patch());
       continue;
     }
-    dcols.resize(g.rows() * g.patch());
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g.rows(), g.patch(), g.group_out(), 1.0f,
-                dy_group, g.o, w + group * g.group_out() * g.patch(), g.patch(), 0.0f,
-                dcols.data(), g.patch());
-    Col2Im(g, dcols.data(), group, dx->ptr());
+    column_grads_.resize(g.rows() * g.patch());
+    GemmAB(g.rows(), g.patch(), g.group_out(), dy_group, g.o,
+           w + group * g.group_out() * g.patch(), g.patch(), column_grads_.data(), g.patch());
+    Col2Im(g, column_grads_.data(), group, dx->ptr());
   }
 }
 
-// y[n, oy, ox, c] = bias[c] + sum_{kh, kw} x[n, iy, ix, c] * W[c, kh, kw]; the
-// weights are read transposed to [KH, KW, C] so the channel loop is contiguous.
-void Conv2d::ForwardDepthwise(const Tensor& x, Tensor& y) {
-  const int64_t n = x.dim(0), h = x.dim(1), w = x.dim(2), c = x.dim(3);
-  const int k = options_.kernel, stride = options_.stride, pad = options_.padding;
-  std::vector<float> wt(int64_t{k} * k * c);
-  const float* weight = params_.value(weight_);
-  for (int64_t ch = 0; ch < c; ++ch) {
-    for (int t = 0; t < k * k; ++t) wt[t * c + ch] = weight[ch * k * k + t];
+namespace {
+
+// Sizes of a depthwise conv, copied into locals by the kernels below (a field
+// read through a reference could alias their stores and would be reloaded).
+struct DepthwiseShape {
+  int64_t h, w, c, out_h, out_w;
+  int k, stride, pad;
+};
+
+// Output rows [begin, end) of n * OH: o[ch] = bias[ch] + sum x[ch] * wt[tap][ch].
+void DepthwiseForwardRows(const DepthwiseShape& s, const float* __restrict in,
+                          const float* __restrict wt, const float* __restrict bias,
+                          float* __restrict out, int64_t begin, int64_t end) {
+  const int64_t h = s.h, w = s.w, c = s.c, out_h = s.out_h, out_w = s.out_w;
+  const int k = s.k, stride = s.stride, pad = s.pad;
+  for (int64_t row = begin; row < end; ++row) {
+    const int64_t b = row / out_h, oy = row % out_h;
+    for (int64_t ox = 0; ox < out_w; ++ox) {
+      float* __restrict o = out + (row * out_w + ox) * c;
+      for (int64_t ch = 0; ch < c; ++ch) o[ch] = bias != nullptr ? bias[ch] : 0.0f;
+      for (int kh = 0; kh < k; ++kh) {
+        const int64_t iy = oy * stride - pad + kh;
+        if (iy < 0 || iy >= h) continue;
+        for (int kw = 0; kw < k; ++kw) {
+          const int64_t ix = ox * stride - pad + kw;
+          if (ix < 0 || ix >= w) continue;
+          const float* __restrict xp = in + ((b * h + iy) * w + ix) * c;
+          const float* __restrict wp = wt + (kh * k + kw) * c;
+          for (int64_t ch = 0; ch < c; ++ch) o[ch] += xp[ch] * wp[ch];
+        }
+      }
+    }
   }
-  const float* bias = bias_ >= 0 ? params_.value(bias_) : nullptr;
-  const float* in = x.ptr();
-  float* out = y.ptr();
-  Pool().ParallelFor(n * out_h_, [&](int, int64_t begin, int64_t end) {
-    for (int64_t row = begin; row < end; ++row) {
-      const int64_t b = row / out_h_, oy = row % out_h_;
-      for (int64_t ox = 0; ox < out_w_; ++ox) {
-        float* o = out + (row * out_w_ + ox) * c;
-        for (int64_t ch = 0; ch < c; ++ch) o[ch] = bias != nullptr ? bias[ch] : 0.0f;
+}
+
+// Images [begin, end): dwt[tap][ch] += g * x and db[ch] += g into this chunk's
+// partials, dx[ch] += g * wt[tap][ch] (dx may be null).
+void DepthwiseBackwardImages(const DepthwiseShape& s, const float* __restrict in,
+                             const float* __restrict wt, const float* __restrict grad,
+                             float* __restrict dwt, float* __restrict db, float* __restrict dx,
+                             int64_t begin, int64_t end) {
+  const int64_t h = s.h, w = s.w, c = s.c, out_h = s.out_h, out_w = s.out_w;
+  const int k = s.k, stride = s.stride, pad = s.pad;
+  for (int64_t b = begin; b < end; ++b) {
+    for (int64_t oy = 0; oy < out_h; ++oy) {
+      for (int64_t ox = 0; ox < out_w; ++ox) {
+        const float* __restrict g = grad + ((b * out_h + oy) * out_w + ox) * c;
+        for (int64_t ch = 0; ch < c; ++ch) db[ch] += g[ch];
         for (int kh = 0; kh < k; ++kh) {
           const int64_t iy = oy * stride - pad + kh;
           if (iy < 0 || iy >= h) continue;
           for (int kw = 0; kw < k; ++kw) {
             const int64_t ix = ox * stride - pad + kw;
             if (ix < 0 || ix >= w) continue;
-            const float* xp = in + ((b * h + iy) * w + ix) * c;
-            const float* wp = wt.data() + (kh * k + kw) * c;
-            for (int64_t ch = 0; ch < c; ++ch) o[ch] += xp[ch] * wp[ch];
+            const int64_t offset = ((b * h + iy) * w + ix) * c;
+            const float* __restrict xp = in + offset;
+            float* __restrict dwp = dwt + (kh * k + kw) * c;
+            for (int64_t ch = 0; ch < c; ++ch) dwp[ch] += g[ch] * xp[ch];
+            if (dx == nullptr) continue;
+            const float* __restrict wp = wt + (kh * k + kw) * c;
+            float* __restrict dxp = dx + offset;
+            for (int64_t ch = 0; ch < c; ++ch) dxp[ch] += g[ch] * wp[ch];
           }
         }
       }
     }
+  }
+}
+
+// The weights [C, KH, KW, 1] as [KH, KW, C], so channel loops are contiguous.
+void TransposeDepthwiseWeights(const float* weight, int64_t c, int taps, FloatBuffer& wt) {
+  wt.resize(taps * c);
+  for (int64_t ch = 0; ch < c; ++ch) {
+    for (int t = 0; t < taps; ++t) wt[t * c + ch] = weight[ch * taps + t];
+  }
+}
+
+}  // namespace
+
+// y[n, oy, ox, c] = bias[c] + sum_{kh, kw} x[n, iy, ix, c] * W[c, kh, kw].
+void Conv2d::ForwardDepthwise(const Tensor& x, Tensor& y) {
+  const DepthwiseShape s{x.dim(1), x.dim(2), x.dim(3), out_h_, out_w_,
+                         options_.kernel, options_.stride, options_.padding};
+  TransposeDepthwiseWeights(params_.value(weight_), s.c, s.k * s.k, transposed_weights_);
+  const float* bias = bias_ >= 0 ? params_.value(bias_) : nullptr;
+  const float* in = x.ptr();
+  const float* wt = transposed_weights_.data();
+  float* out = y.ptr();
+  Pool().ParallelFor(x.dim(0) * out_h_, [=](int, int64_t begin, int64_t end) {
+    DepthwiseForwardRows(s, in, wt, bias, out, begin, end);
   });
 }
 
@@ -210,45 +265,21 @@ void Conv2d::ForwardDepthwise(const Tensor& x, Tensor& y) {
 //   db[ch]            += dy                    chunk order: reproducible)
 void Conv2d::BackwardDepthwise(const Tensor& dy, Tensor* dx) {
   const Tensor& x = *input_;
-  const int64_t n = x.dim(0), h = x.dim(1), w = x.dim(2), c = x.dim(3);
-  const int k = options_.kernel, stride = options_.stride, pad = options_.padding;
-  const int64_t taps = int64_t{k} * k;
-  std::vector<float> wt(taps * c);
-  const float* weight = params_.value(weight_);
-  for (int64_t ch = 0; ch < c; ++ch) {
-    for (int t = 0; t < taps; ++t) wt[t * c + ch] = weight[ch * taps + t];
-  }
+  const DepthwiseShape s{x.dim(1), x.dim(2), x.dim(3), out_h_, out_w_,
+                         options_.kernel, options_.stride, options_.padding};
+  const int64_t c = s.c, taps = int64_t{s.k} * s.k;
+  TransposeDepthwiseWeights(params_.value(weight_), c, s.k * s.k, transposed_weights_);
   const int threads = Pool().num_threads();
   const int64_t partial_size = taps * c + c;  // dW (as [KH, KW, C]) then db
   scratch_.assign(threads * partial_size, 0.0f);
-  Pool().ParallelFor(n, [&](int chunk, int64_t begin, int64_t end) {
-    float* dwt = scratch_.data() + chunk * partial_size;
-    float* db = dwt + taps * c;
-    for (int64_t b = begin; b < end; ++b) {
-      for (int64_t oy = 0; oy < out_h_; ++oy) {
-        for (int64_t ox = 0; ox < out_w_; ++ox) {
-          const float* g = dy.ptr() + ((b * out_h_ + oy) * out_w_ + ox) * c;
-          for (int64_t ch = 0; ch < c; ++ch) db[ch] += g[ch];
-          for (int kh = 0; kh < k; ++kh) {
-            const int64_t iy = oy * stride - pad + kh;
-            if (iy < 0 || iy >= h) continue;
-            for (int kw = 0; kw < k; ++kw) {
-              const int64_t ix = ox * stride - pad + kw;
-              if (ix < 0 || ix >= w) continue;
-              const int64_t offset = ((b * h + iy) * w + ix) * c;
-              const float* xp = x.ptr() + offset;
-              const float* wp = wt.data() + (kh * k + kw) * c;
-              float* dwp = dwt + (kh * k + kw) * c;
-              for (int64_t ch = 0; ch < c; ++ch) dwp[ch] += g[ch] * xp[ch];
-              if (dx != nullptr) {
-                float* dxp = dx->ptr() + offset;
-                for (int64_t ch = 0; ch < c; ++ch) dxp[ch] += g[ch] * wp[ch];
-              }
-            }
-          }
-        }
-      }
-    }
+  float* partials = scratch_.data();
+  const float* wt = transposed_weights_.data();
+  const float* in = x.ptr();
+  const float* grad = dy.ptr();
+  float* dx_data = dx != nullptr ? dx->ptr() : nullptr;
+  Pool().ParallelFor(x.dim(0), [=](int chunk, int64_t begin, int64_t end) {
+    float* dwt = partials + chunk * partial_size;
+    DepthwiseBackwardImages(s, in, wt, grad, dwt, dwt + taps * c, dx_data, begin, end);
   });
   float* dw = params_.grad(weight_);
   float* db = bias_ >= 0 ? params_.grad(bias_) : nullptr;

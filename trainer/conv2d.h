@@ -64,8 +64,11 @@ class Conv2d {
   int bias_ = -1;
   const Tensor* input_ = nullptr;
   int64_t out_h_ = 0, out_w_ = 0;
-  std::vector<float> columns_;  // im2col of one group: [N*OH*OW, KH*KW*C/G]
-  std::vector<float> scratch_;  // per-thread partial weight gradients (depthwise)
+  FloatBuffer columns_;       // im2col of one group: [N*OH*OW, KH*KW*C/G]
+  FloatBuffer column_grads_;  // its gradient
+  FloatBuffer transposed_weights_;  // depthwise weights as [KH, KW, C]
+  std::vector<float> scratch_;      // per-thread partial weight gradients (depthwise)
+  std::vector<float> gemm_scratch_;  // per-chunk partial weight gradients (GEMM)
 };
 
 int64_t ConvOutputExtent(int64_t input, int kernel, int stride, int padding);

@@ -7,12 +7,46 @@
 
 namespace qforge {
 
+namespace {
+
+// The loops of the parallel kernels live in plain functions: their pointer
+// parameters cannot alias a lambda's captures, so the compiler vectorises them
+// (inside a lambda it reloads every capture after each store).
+void ClampRange(const float* __restrict in, float* __restrict out, float cap, int64_t begin,
+                int64_t end) {
+  for (int64_t i = begin; i < end; ++i) out[i] = std::min(std::max(in[i], 0.0f), cap);
+}
+
+void ClampGradientRange(const float* __restrict y, const float* __restrict g,
+                        float* __restrict out, float cap, int64_t begin, int64_t end) {
+  for (int64_t i = begin; i < end; ++i) {
+    const float gi = g[i];  // loaded unconditionally, so the select vectorises
+    out[i] = ((y[i] > 0.0f) & (y[i] < cap)) ? gi : 0.0f;
+  }
+}
+
+void AddRange(const float* __restrict a, const float* __restrict b, float* __restrict out,
+              int64_t begin, int64_t end) {
+  for (int64_t i = begin; i < end; ++i) out[i] = a[i] + b[i];
+}
+
+void AccumulateRange(const float* __restrict g, float* __restrict a, float* __restrict b,
+                     int64_t begin, int64_t end) {
+  for (int64_t i = begin; i < end; ++i) {
+    a[i] += g[i];
+    b[i] += g[i];
+  }
+}
+
+}  // namespace
+
 void ClampedReLU::Forward(const Tensor& x, Tensor& y) {
   y.Resize(x.shape);
   const float* in = x.ptr();
   float* out = y.ptr();
-  Pool().ParallelFor(x.size(), [&](int, int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) out[i] = std::min(std::max(in[i], 0.0f), cap_);
+  const float cap = cap_;
+  Pool().ParallelFor(x.size(), [=](int, int64_t begin, int64_t end) {
+    ClampRange(in, out, cap, begin, end);
   });
   output_ = &y;
 }
@@ -22,8 +56,9 @@ void ClampedReLU::Backward(const Tensor& dy, Tensor& dx) {
   const float* y = output_->ptr();
   const float* g = dy.ptr();
   float* out = dx.ptr();
-  Pool().ParallelFor(dy.size(), [&](int, int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) out[i] = (y[i] > 0.0f && y[i] < cap_) ? g[i] : 0.0f;
+  const float cap = cap_;
+  Pool().ParallelFor(dy.size(), [=](int, int64_t begin, int64_t end) {
+    ClampGradientRange(y, g, out, cap, begin, end);
   });
 }
 
@@ -65,17 +100,20 @@ void Dropout::Backward(const Tensor& dy, Tensor& dx) {
 
 void Add::Forward(const Tensor& a, const Tensor& b, Tensor& y) {
   y.Resize(a.shape);
-  Pool().ParallelFor(a.size(), [&](int, int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) y.data[i] = a.data[i] + b.data[i];
+  const float* pa = a.ptr();
+  const float* pb = b.ptr();
+  float* out = y.ptr();
+  Pool().ParallelFor(a.size(), [=](int, int64_t begin, int64_t end) {
+    AddRange(pa, pb, out, begin, end);
   });
 }
 
 void Add::Backward(const Tensor& dy, Tensor& da, Tensor& db) {
-  Pool().ParallelFor(dy.size(), [&](int, int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      da.data[i] += dy.data[i];
-      db.data[i] += dy.data[i];
-    }
+  const float* g = dy.ptr();
+  float* pa = da.ptr();
+  float* pb = db.ptr();
+  Pool().ParallelFor(dy.size(), [=](int, int64_t begin, int64_t end) {
+    AccumulateRange(g, pa, pb, begin, end);
   });
 }
 

@@ -128,6 +128,40 @@ TEST(BatchNorm2dGradient, TrainingAndEval) {
   }
 }
 
+// A fused clamp is checked against the separate layers it replaces (finite
+// differences are unreliable at the clamp's kinks, which BN's batch statistics
+// move whenever any input moves).
+TEST(BatchNorm2dGradient, FusedClampEqualsSeparateReLU) {
+  for (const auto& [training, cap] : std::vector<std::pair<bool, float>>{
+           {true, 6.0f}, {true, INFINITY}, {false, 6.0f}}) {
+    ParameterStore fused_params, plain_params;
+    BatchNorm2d fused("bn", 4, fused_params, cap);
+    BatchNorm2d plain("bn", 4, plain_params);
+    for (ParameterStore* p : {&fused_params, &plain_params}) {
+      FillRandom(p->value(0), 4, 21, 3.0f);  // gamma: wide, so ReLU6 clips
+      FillRandom(p->value(1), 4, 22, 1.0f);
+    }
+    ClampedReLU relu("relu", cap);
+    const PassContext ctx{training};
+    Tensor x = RandomTensor({2, 3, 3, 4}, 23), y_fused, y_bn, y_relu;
+    fused.Forward(x, y_fused, ctx);
+    plain.Forward(x, y_bn, ctx);
+    relu.Forward(y_bn, y_relu);
+    ASSERT_EQ(y_fused.data, y_relu.data);
+    const Tensor r = RandomTensor(x.shape, 24);
+    Tensor dx_fused, d_bn, dx_plain;
+    fused.Backward(r, dx_fused);
+    relu.Backward(r, d_bn);
+    plain.Backward(d_bn, dx_plain);
+    for (int64_t i = 0; i < x.size(); ++i) {
+      ASSERT_NEAR(dx_fused.data[i], dx_plain.data[i], 1e-5f) << i;
+    }
+    for (int i = 0; i < 8; ++i) {
+      ASSERT_NEAR(fused_params.grads()[i], plain_params.grads()[i], 1e-5f) << i;
+    }
+  }
+}
+
 TEST(LinearGradient, InputsWeightsBias) {
   ParameterStore params;
   Linear fc("fc", 5, 3, params);

@@ -1,9 +1,8 @@
 #include "trainer/linear.h"
 
-#include <cblas.h>
-
 #include <cstring>
 
+#include "trainer/gemm.h"
 #include "trainer/parallel.h"
 
 namespace qforge {
@@ -21,34 +20,34 @@ void Linear::Forward(const Tensor& x, Tensor& y) {
   y.Resize({n, out_});
   const float* b = params_.value(bias_);
   for (int64_t i = 0; i < n; ++i) std::memcpy(y.ptr() + i * out_, b, out_ * sizeof(float));
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out_, in_, 1.0f, x.ptr(), in_,
-              params_.value(weight_), in_, 1.0f, y.ptr(), out_);
+  GemmABt(n, out_, in_, x.ptr(), in_, params_.value(weight_), in_, 1.0f, y.ptr(), out_);
 }
 
 void Linear::Backward(const Tensor& dy, Tensor* dx) {
   const int64_t n = dy.dim(0);
-  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out_, in_, n, 1.0f, dy.ptr(), out_,
-              input_->ptr(), in_, 1.0f, params_.grad(weight_), in_);
+  GemmAtBAccumulate(n, out_, in_, dy.ptr(), out_, input_->ptr(), in_, params_.grad(weight_), in_,
+                    gemm_scratch_);
   float* db = params_.grad(bias_);
   for (int64_t i = 0; i < n; ++i) {
     for (int o = 0; o < out_; ++o) db[o] += dy.data[i * out_ + o];
   }
   if (dx == nullptr) return;
   dx->Resize(input_->shape);
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, in_, out_, 1.0f, dy.ptr(), out_,
-              params_.value(weight_), in_, 0.0f, dx->ptr(), in_);
+  GemmAB(n, in_, out_, dy.ptr(), out_, params_.value(weight_), in_, dx->ptr(), in_);
 }
 
 void MeanHW::Forward(const Tensor& x, Tensor& y) {
   input_shape_ = x.shape;
   const int64_t n = x.dim(0), pixels = x.dim(1) * x.dim(2), c = x.dim(3);
   y.Resize({n, c});
-  Pool().ParallelFor(n, [&](int, int64_t begin, int64_t end) {
+  const float* px = x.ptr();
+  float* py = y.ptr();
+  Pool().ParallelFor(n, [=](int, int64_t begin, int64_t end) {
     for (int64_t b = begin; b < end; ++b) {
-      float* out = y.ptr() + b * c;
+      float* out = py + b * c;
       std::memset(out, 0, c * sizeof(float));
       for (int64_t p = 0; p < pixels; ++p) {
-        const float* in = x.ptr() + (b * pixels + p) * c;
+        const float* in = px + (b * pixels + p) * c;
         for (int64_t ch = 0; ch < c; ++ch) out[ch] += in[ch];
       }
       for (int64_t ch = 0; ch < c; ++ch) out[ch] /= static_cast<float>(pixels);
@@ -61,11 +60,13 @@ void MeanHW::Backward(const Tensor& dy, Tensor& dx) {
   const int64_t n = input_shape_[0], pixels = input_shape_[1] * input_shape_[2],
                 c = input_shape_[3];
   const float inv = 1.0f / static_cast<float>(pixels);
-  Pool().ParallelFor(n, [&](int, int64_t begin, int64_t end) {
+  const float* pdy = dy.ptr();
+  float* pdx = dx.ptr();
+  Pool().ParallelFor(n, [=](int, int64_t begin, int64_t end) {
     for (int64_t b = begin; b < end; ++b) {
-      const float* g = dy.ptr() + b * c;
+      const float* g = pdy + b * c;
       for (int64_t p = 0; p < pixels; ++p) {
-        float* out = dx.ptr() + (b * pixels + p) * c;
+        float* out = pdx + (b * pixels + p) * c;
         for (int64_t ch = 0; ch < c; ++ch) out[ch] = g[ch] * inv;
       }
     }

@@ -3,6 +3,7 @@
 #define QFORGE_TRAINER_LINEAR_H_
 
 #include <string>
+#include <vector>
 
 #include "trainer/parameters.h"
 #include "trainer/tensor.h"
@@ -29,6 +30,7 @@ class Linear {
   ParameterStore& params_;
   int weight_, bias_;
   const Tensor* input_ = nullptr;
+  std::vector<float> gemm_scratch_;
 };
 
 // Mean over H and W: x [N, H, W, C] -> y [N, C] (PyTorch: x.mean([2, 3])).

@@ -28,28 +28,17 @@ ConvBnAct::ConvBnAct(const ConvLayer& layer, bool relu6, ParameterStore& params)
            {layer.in_channels, layer.out_channels, layer.kernel, layer.stride,
             (layer.kernel - 1) / 2, layer.groups, /*bias=*/false},
            params),
-      bn(BatchNormName(layer.name), layer.out_channels, params) {
-  if (layer.activation) {
-    // The activation module follows the BN: "a.b.2" for ConvBNReLU "a.b".
-    act = std::make_unique<ClampedReLU>(BatchNormName(bn.name()), relu6 ? 6.0f : INFINITY);
-  }
-}
+      bn(BatchNormName(layer.name), layer.out_channels, params,
+         /*clamp_max=*/!layer.activation ? NAN : relu6 ? 6.0f : INFINITY) {}
 
 const Tensor& ConvBnAct::Forward(const Tensor& x, const PassContext& ctx) {
   conv.Forward(x, conv_out);
   bn.Forward(conv_out, bn_out, ctx);
-  if (act == nullptr) return bn_out;
-  act->Forward(bn_out, act_out);
-  return act_out;
+  return bn_out;
 }
 
 void ConvBnAct::Backward(const Tensor& dy, Tensor* dx) {
-  const Tensor* g = &dy;
-  if (act != nullptr) {
-    act->Backward(dy, d_bn);
-    g = &d_bn;
-  }
-  bn.Backward(*g, d_conv);
+  bn.Backward(dy, d_conv);
   conv.Backward(d_conv, dx);
 }
 

@@ -20,8 +20,8 @@
 
 namespace qforge {
 
-// Conv2d (no bias) + BatchNorm2d + optional ReLU/ReLU6: PyTorch's ConvBNReLU, or
-// the projection conv + BN of an inverted residual (no activation).
+// Conv2d (no bias) + BatchNorm2d + optional ReLU/ReLU6 (fused into the BN):
+// PyTorch's ConvBNReLU, or the projection conv + BN of an inverted residual.
 struct ConvBnAct {
   ConvBnAct(const ConvLayer& layer, bool relu6, ParameterStore& params);
   const Tensor& Forward(const Tensor& x, const PassContext& ctx);
@@ -30,9 +30,8 @@ struct ConvBnAct {
 
   Conv2d conv;
   BatchNorm2d bn;
-  std::unique_ptr<ClampedReLU> act;
-  Tensor conv_out, bn_out, act_out;  // saved activations
-  Tensor d_bn, d_conv;               // gradient scratch
+  Tensor conv_out, bn_out;  // saved activations
+  Tensor d_conv;            // gradient scratch
 };
 
 // features.i: its ConvBnAct layers and, when shapes allow, the residual add.

@@ -1,10 +1,15 @@
 #include "trainer/parallel.h"
 
+#include <immintrin.h>
+
 #include <algorithm>
 #include <memory>
 
 namespace qforge {
 namespace {
+
+// About 20 microseconds of polling before a thread blocks.
+constexpr int kSpinIterations = 4000;
 
 // Chunk i of num_chunks over [0, n): sizes differ by at most one.
 void ChunkRange(int64_t n, int num_chunks, int i, int64_t& begin, int64_t& end) {
@@ -18,6 +23,16 @@ std::unique_ptr<ThreadPool>& PoolInstance() {
   return pool;
 }
 
+// Polls `done` for a while; true if it became true.
+template <typename F>
+bool SpinUntil(const F& done) {
+  for (int i = 0; i < kSpinIterations; ++i) {
+    if (done()) return true;
+    _mm_pause();
+  }
+  return done();
+}
+
 }  // namespace
 
 ThreadPool::ThreadPool(int num_threads) : num_threads_(std::max(1, num_threads)) {
@@ -28,7 +43,7 @@ ThreadPool::ThreadPool(int num_threads) : num_threads_(std::max(1, num_threads))
 ThreadPool::~ThreadPool() {
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    stopping_ = true;
+    stopping_.store(true);
   }
   start_.notify_all();
   for (std::thread& t : workers_) t.join();
@@ -36,45 +51,51 @@ ThreadPool::~ThreadPool() {
 
 void ThreadPool::ParallelFor(int64_t n,
                              const std::function<void(int, int64_t, int64_t)>& fn) {
+  int64_t begin, end;
   if (num_threads_ == 1 || n < num_threads_) {
-    int64_t begin, end;
     for (int i = 0; i < num_threads_; ++i) {
       ChunkRange(n, num_threads_, i, begin, end);
       if (begin < end) fn(i, begin, end);
     }
     return;
   }
+  task_ = &fn;
+  task_size_ = n;
+  pending_.store(num_threads_ - 1, std::memory_order_relaxed);
   {
+    // Under the mutex, so a worker deciding to sleep cannot miss the new task.
     std::lock_guard<std::mutex> lock(mutex_);
-    task_ = &fn;
-    task_size_ = n;
-    pending_ = num_threads_ - 1;
-    ++generation_;
+    generation_.fetch_add(1, std::memory_order_release);
   }
   start_.notify_all();
-  int64_t begin, end;
   ChunkRange(n, num_threads_, 0, begin, end);
   fn(0, begin, end);
+  auto finished = [this] { return pending_.load(std::memory_order_acquire) == 0; };
+  if (SpinUntil(finished)) return;
   std::unique_lock<std::mutex> lock(mutex_);
-  done_.wait(lock, [this] { return pending_ == 0; });
-  task_ = nullptr;
+  done_.wait(lock, finished);
 }
 
 void ThreadPool::Worker(int index) {
   uint64_t seen = 0;
-  std::unique_lock<std::mutex> lock(mutex_);
   while (true) {
-    start_.wait(lock, [&] { return stopping_ || generation_ != seen; });
-    if (stopping_) return;
-    seen = generation_;
-    const auto* task = task_;
-    const int64_t n = task_size_;
-    lock.unlock();
+    auto ready = [&] {
+      return stopping_.load(std::memory_order_acquire) ||
+             generation_.load(std::memory_order_acquire) != seen;
+    };
+    if (!SpinUntil(ready)) {
+      std::unique_lock<std::mutex> lock(mutex_);
+      start_.wait(lock, ready);
+    }
+    if (stopping_.load()) return;
+    seen = generation_.load(std::memory_order_acquire);
     int64_t begin, end;
-    ChunkRange(n, num_threads_, index, begin, end);
-    if (begin < end) (*task)(index, begin, end);
-    lock.lock();
-    if (--pending_ == 0) done_.notify_one();
+    ChunkRange(task_size_, num_threads_, index, begin, end);
+    if (begin < end) (*task_)(index, begin, end);
+    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      std::lock_guard<std::mutex> lock(mutex_);  // pairs with the caller's wait
+      done_.notify_one();
+    }
   }
 }
 

@@ -4,20 +4,53 @@
 #ifndef QFORGE_TRAINER_TENSOR_H_
 #define QFORGE_TRAINER_TENSOR_H_
 
+#include <algorithm>
 #include <cstdint>
+#include <memory>
+#include <new>
+#include <utility>
 #include <vector>
 
 namespace qforge {
 
+// An allocator whose resize leaves new elements uninitialised: buffers that a
+// layer overwrites anyway are not zeroed first (that memset cost as much as a
+// ReLU's backward pass).
+template <typename T>
+struct UninitializedAllocator : std::allocator<T> {
+  template <typename U>
+  struct rebind {
+    using other = UninitializedAllocator<U>;
+  };
+  UninitializedAllocator() = default;
+  template <typename U>
+  UninitializedAllocator(const UninitializedAllocator<U>&) noexcept {}
+  template <typename U>
+  void construct(U* p) noexcept {
+    ::new (static_cast<void*>(p)) U;  // default-initialisation: no zeroing
+  }
+  template <typename U, typename... Args>
+  void construct(U* p, Args&&... args) {
+    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+  }
+};
+
+using FloatBuffer = std::vector<float, UninitializedAllocator<float>>;
+
 struct Tensor {
   std::vector<int64_t> shape;
-  std::vector<float> data;
+  FloatBuffer data;
 
   Tensor() = default;
-  explicit Tensor(std::vector<int64_t> s) { Resize(std::move(s)); }
+  // A tensor of zeros.
+  explicit Tensor(std::vector<int64_t> s) {
+    Resize(std::move(s));
+    std::fill(data.begin(), data.end(), 0.0f);
+  }
 
-  // Sets the shape; keeps the allocation when it is large enough, so a layer's
-  // buffers follow the batch size without reallocating every step.
+  // Sets the shape, leaving the contents unspecified (every layer overwrites its
+  // outputs). Keeps the allocation when it is large enough, so buffers follow
+  // the batch size without reallocating every step.
   void Resize(std::vector<int64_t> new_shape) {
     int64_t n = 1;
     for (int64_t d : new_shape) n *= d;

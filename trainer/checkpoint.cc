@@ -1,0 +1,81 @@
+#include "trainer/checkpoint.h"
+
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+
+namespace qforge {
+
+void CaptureState(const ParameterStore& params, Sgd& sgd, Checkpoint& checkpoint) {
+  checkpoint.clear_tensors();
+  for (int id = 0; id < params.count(); ++id) {
+    const ParamInfo& info = params.info(id);
+    NamedTensor* t = checkpoint.add_tensors();
+    t->set_name(info.name);
+    for (int64_t d : info.shape) t->add_shape(d);
+    t->set_data(std::string(reinterpret_cast<const char*>(params.value(id)),
+                            info.size * sizeof(float)));
+  }
+  const std::vector<float>& momentum = sgd.momentum_buffer();
+  checkpoint.set_momentum(std::string(reinterpret_cast<const char*>(momentum.data()),
+                                      momentum.size() * sizeof(float)));
+}
+
+absl::Status RestoreState(const Checkpoint& checkpoint, ParameterStore& params, Sgd& sgd) {
+  for (int id = 0; id < params.count(); ++id) {
+    const ParamInfo& info = params.info(id);
+    const NamedTensor* found = nullptr;
+    for (const NamedTensor& t : checkpoint.tensors()) {
+      if (t.name() == info.name) found = &t;
+    }
+    if (found == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat("checkpoint has no tensor ", info.name));
+    }
+    if (std::vector<int64_t>(found->shape().begin(), found->shape().end()) != info.shape ||
+        found->data().size() != info.size * sizeof(float)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("checkpoint tensor ", info.name, " does not match the model's shape"));
+    }
+    std::memcpy(params.value(id), found->data().data(), found->data().size());
+  }
+  const std::string& momentum = checkpoint.momentum();
+  if (!momentum.empty() && momentum.size() != params.values().size() * sizeof(float)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "checkpoint momentum has ", momentum.size() / sizeof(float), " values for ",
+        params.values().size(), " parameters"));
+  }
+  std::vector<float>& buffer = sgd.momentum_buffer();
+  buffer.resize(momentum.size() / sizeof(float));
+  if (!momentum.empty()) std::memcpy(buffer.data(), momentum.data(), momentum.size());
+  return absl::OkStatus();
+}
+
+absl::Status WriteProtoAtomically(const google::protobuf::MessageLite& message,
+                                  const std::string& path) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out || !message.SerializeToOstream(&out) || !out.flush()) {
+      return absl::InternalError(absl::StrCat("cannot write ", tmp));
+    }
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) return absl::InternalError(absl::StrCat("cannot rename ", tmp, ": ", ec.message()));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Checkpoint> ReadCheckpoint(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
+  Checkpoint checkpoint;
+  if (!checkpoint.ParseFromIstream(&in)) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": not a qforge checkpoint"));
+  }
+  return checkpoint;
+}
+
+}  // namespace qforge

@@ -1,0 +1,31 @@
+// Saving and restoring a training run: parameters, batch-norm statistics, SGD
+// momentum, the epoch and step counters and the config. Files are written to a
+// temporary name, flushed and renamed, so a crash never leaves a torn checkpoint.
+#ifndef QFORGE_TRAINER_CHECKPOINT_H_
+#define QFORGE_TRAINER_CHECKPOINT_H_
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "trainer/checkpoint.pb.h"
+#include "trainer/optimizer.h"
+#include "trainer/parameters.h"
+
+namespace qforge {
+
+// Copies the store's tensors and the optimizer's momentum into `checkpoint`.
+void CaptureState(const ParameterStore& params, Sgd& sgd, Checkpoint& checkpoint);
+
+// Restores them. InvalidArgument, naming the tensor, if a tensor is missing or
+// has another shape, or the momentum block has the wrong size.
+absl::Status RestoreState(const Checkpoint& checkpoint, ParameterStore& params, Sgd& sgd);
+
+// Writes any message atomically: `path`.tmp, flush, rename to `path`.
+absl::Status WriteProtoAtomically(const google::protobuf::MessageLite& message,
+                                  const std::string& path);
+absl::StatusOr<Checkpoint> ReadCheckpoint(const std::string& path);
+
+}  // namespace qforge
+
+#endif  // QFORGE_TRAINER_CHECKPOINT_H_

@@ -1,0 +1,320 @@
+#include "trainer/train.h"
+
+#include <google/protobuf/text_format.h>
+
+#include <cblas.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "data/cifar10.h"
+#include "data/idx.h"
+#include "trainer/checkpoint.h"
+#include "trainer/loss.h"
+#include "trainer/parallel.h"
+#include "trainer/progress.h"
+
+namespace qforge {
+namespace {
+
+constexpr char kCheckpointFile[] = "checkpoint.pb";
+constexpr char kMetricsFile[] = "metrics.jsonl";
+
+absl::StatusOr<Dataset> LoadSplit(const TrainConfig& config, Split split) {
+  if (config.dataset() == "fashion-mnist") {
+    return LoadFashionMnist(config.data_dir().empty() ? kDefaultFashionMnistDir : config.data_dir(),
+                            split);
+  }
+  return LoadCifar10(config.data_dir(), split);
+}
+
+// The first `limit` images of a dataset (0: all).
+void Truncate(Dataset& d, int64_t limit) {
+  if (limit <= 0 || limit >= d.count) return;
+  d.count = limit;
+  d.pixels.resize(limit * d.image_size());
+  d.labels.resize(limit);
+}
+
+// Per-channel mean and std of the training pixels scaled to [0, 1].
+Normalization DatasetNormalization(const Dataset& d) {
+  std::vector<double> sum(d.channels, 0), sq(d.channels, 0);
+  for (size_t i = 0; i < d.pixels.size(); ++i) {
+    const double v = d.pixels[i] / 255.0;
+    sum[i % d.channels] += v;
+    sq[i % d.channels] += v * v;
+  }
+  Normalization norm;
+  const double n = static_cast<double>(d.pixels.size() / d.channels);
+  for (int c = 0; c < d.channels; ++c) {
+    const double mean = sum[c] / n;
+    norm.mean.push_back(static_cast<float>(mean));
+    norm.std.push_back(static_cast<float>(std::sqrt(sq[c] / n - mean * mean)));
+  }
+  return norm;
+}
+
+}  // namespace
+
+TrainConfig DefaultTrainConfig() {
+  TrainConfig c;
+  c.set_dataset("fashion-mnist");
+  c.mutable_model()->set_width_mult(0.5f);
+  c.mutable_model()->set_relu6(true);
+  c.mutable_model()->set_dropout(0.2f);
+  c.set_epochs(6);
+  c.set_batch_size(64);
+  c.set_lr(0.1f);
+  c.set_schedule("onecycle");
+  c.set_momentum(0.9f);
+  c.set_weight_decay(4e-5f);
+  c.set_nesterov(true);
+  c.set_step_epochs(30);
+  c.set_gamma(0.1f);
+  c.set_pad(2);
+  c.set_flip(true);
+  c.set_seed(0);
+  c.set_threads(2);
+  c.set_output_dir("qforge_out");
+  return c;
+}
+
+absl::StatusOr<TrainConfig> LoadTrainConfig(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open the config"));
+  const std::string text((std::istreambuf_iterator<char>(in)), {});
+  TrainConfig overrides;
+  if (!google::protobuf::TextFormat::ParseFromString(text, &overrides)) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": not a text-format TrainConfig"));
+  }
+  TrainConfig config = DefaultTrainConfig();
+  config.MergeFrom(overrides);  // proto3: fields left at zero keep the defaults
+  return config;
+}
+
+absl::Status ValidateTrainConfig(const TrainConfig& c) {
+  auto bad = [](const std::string& what) { return absl::InvalidArgumentError(what); };
+  if (c.dataset() != "fashion-mnist" && c.dataset() != "cifar10") {
+    return bad(absl::StrCat("dataset '", c.dataset(), "' is not fashion-mnist or cifar10"));
+  }
+  if (c.dataset() == "cifar10" && c.data_dir().empty()) {
+    return bad("dataset cifar10 needs data_dir (the cifar-10-batches-bin directory)");
+  }
+  if (!(c.model().width_mult() > 0) || c.model().width_mult() > 4) {
+    return bad(absl::StrCat("model.width_mult ", c.model().width_mult(), " is outside (0, 4]"));
+  }
+  if (c.model().dropout() < 0 || c.model().dropout() >= 1) {
+    return bad(absl::StrCat("model.dropout ", c.model().dropout(), " is outside [0, 1)"));
+  }
+  if (c.epochs() < 1) return bad(absl::StrCat("epochs ", c.epochs(), " must be at least 1"));
+  if (c.batch_size() < 1) return bad(absl::StrCat("batch_size ", c.batch_size(), " must be >= 1"));
+  if (!(c.lr() > 0) || !std::isfinite(c.lr())) return bad(absl::StrCat("lr ", c.lr(), " must be > 0"));
+  if (c.schedule() != "constant" && c.schedule() != "step" && c.schedule() != "cosine" &&
+      c.schedule() != "onecycle") {
+    return bad(absl::StrCat("schedule '", c.schedule(),
+                            "' is not constant, step, cosine or onecycle"));
+  }
+  if (c.momentum() < 0 || c.momentum() >= 1) {
+    return bad(absl::StrCat("momentum ", c.momentum(), " is outside [0, 1)"));
+  }
+  if (c.weight_decay() < 0) return bad("weight_decay must be >= 0");
+  if (c.threads() < 1 || c.threads() > 256) {
+    return bad(absl::StrCat("threads ", c.threads(), " is outside [1, 256]"));
+  }
+  if (c.pad() < 0) return bad("pad must be >= 0");
+  if (c.output_dir().empty()) return bad("output_dir is empty");
+  return absl::OkStatus();
+}
+
+MobileNetV2Config ModelConfigFor(const TrainConfig& config, const Dataset& train) {
+  MobileNetV2Config m;
+  m.input_channels = train.channels;
+  m.input_size = train.height;
+  m.num_classes = train.num_classes();
+  m.width_mult = config.model().width_mult();
+  m.small_input = train.height <= 32;
+  return m;
+}
+
+Trainer::Trainer(const TrainConfig& config, Dataset train, Dataset test)
+    : config_(config), train_(std::move(train)), test_(std::move(test)) {}
+
+absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainConfig& config) {
+  if (absl::Status s = ValidateTrainConfig(config); !s.ok()) return s;
+  absl::StatusOr<Dataset> train = LoadSplit(config, Split::kTrain);
+  if (!train.ok()) return train.status();
+  absl::StatusOr<Dataset> test = LoadSplit(config, Split::kTest);
+  if (!test.ok()) return test.status();
+  Truncate(*train, config.max_train_images());
+  Truncate(*test, config.max_test_images());
+  std::unique_ptr<Trainer> trainer(new Trainer(config, *std::move(train), *std::move(test)));
+  if (absl::Status s = trainer->Init(); !s.ok()) return s;
+  return trainer;
+}
+
+absl::Status Trainer::Init() {
+  ConfigurePool(config_.threads());
+  openblas_set_num_threads(1);  // trainer/gemm.h splits GEMMs across the pool itself
+  model_ = std::make_unique<MobileNetV2Model>(ModelConfigFor(config_, train_),
+                                              config_.model().relu6(), params_,
+                                              config_.model().dropout());
+  model_->Initialize(config_.seed());
+  sgd_ = std::make_unique<Sgd>(SgdOptions{config_.lr(), config_.momentum(),
+                                          config_.weight_decay(), config_.nesterov()});
+  LoaderOptions train_options;
+  train_options.batch_size = config_.batch_size();
+  train_options.seed = config_.seed();
+  train_options.pad = config_.pad();
+  train_options.horizontal_flip = config_.flip();
+  train_options.normalization = DatasetNormalization(train_);
+  LoaderOptions test_options = train_options;
+  test_options.shuffle = false;
+  test_options.pad = 0;
+  test_options.horizontal_flip = false;
+  test_options.batch_size = 256;
+  absl::StatusOr<std::unique_ptr<BatchLoader>> train_loader =
+      BatchLoader::Create(train_, train_options);
+  if (!train_loader.ok()) return train_loader.status();
+  absl::StatusOr<std::unique_ptr<BatchLoader>> test_loader =
+      BatchLoader::Create(test_, test_options);
+  if (!test_loader.ok()) return test_loader.status();
+  train_loader_ = *std::move(train_loader);
+  test_loader_ = *std::move(test_loader);
+  std::error_code ec;
+  std::filesystem::create_directories(config_.output_dir(), ec);
+  if (ec) {
+    return absl::InternalError(
+        absl::StrCat("cannot create output_dir ", config_.output_dir(), ": ", ec.message()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Trainer::Resume() {
+  const std::string path = (std::filesystem::path(config_.output_dir()) / kCheckpointFile).string();
+  absl::StatusOr<Checkpoint> checkpoint = ReadCheckpoint(path);
+  if (!checkpoint.ok()) return checkpoint.status();
+  if (absl::Status s = RestoreState(*checkpoint, params_, *sgd_); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": ", s.message()));
+  }
+  epoch_ = checkpoint->epoch();
+  step_ = checkpoint->step();
+  return absl::OkStatus();
+}
+
+ScheduleOptions Trainer::RateSchedule() const {
+  ScheduleOptions s;
+  const std::string& kind = config_.schedule();
+  s.kind = kind == "onecycle" ? Schedule::kOneCycle
+           : kind == "cosine" ? Schedule::kCosine
+           : kind == "step"   ? Schedule::kStep
+                              : Schedule::kConstant;
+  s.base_lr = config_.lr();
+  s.iterations_per_epoch = train_loader_->batches_per_epoch();
+  s.total_iterations = s.iterations_per_epoch * config_.epochs();
+  s.step_epochs = std::max(1, config_.step_epochs());
+  s.gamma = config_.gamma();
+  return s;
+}
+
+EpochResult Trainer::TrainEpoch() {
+  const ScheduleOptions schedule = RateSchedule();
+  train_loader_->StartEpoch(epoch_);
+  Progress progress(absl::StrFormat("epoch %d/%d", epoch_ + 1, config_.epochs()),
+                    train_loader_->batches_per_epoch());
+  Batch batch;
+  Tensor x, dlogits;
+  EpochResult result;
+  double loss_sum = 0;
+  int64_t images = 0, correct = 0, batches = 0;
+  while (train_loader_->Next(&batch)) {
+    x.Resize({batch.size, batch.height, batch.width, batch.channels});
+    std::copy(batch.images.begin(), batch.images.end(), x.data.begin());
+    const PassContext ctx{/*training=*/true, config_.seed(), step_};
+    params_.ZeroGrads();
+    const Tensor& logits = model_->Forward(x, ctx);
+    const LossResult loss = CrossEntropy(logits, batch.labels, &dlogits);
+    model_->Backward(dlogits);
+    const ScheduleValue rate = ScheduleAt(schedule, step_);
+    sgd_->Step(params_.values(), params_.grads(), rate.lr,
+               rate.momentum >= 0 ? rate.momentum : config_.momentum());
+    ++step_;
+    loss_sum += loss.loss * batch.size;
+    images += batch.size;
+    correct += loss.correct;
+    result.last_lr = rate.lr;
+    progress.Update(++batches, images, loss_sum, correct);
+  }
+  progress.Finish();
+  ++epoch_;
+  result.epoch = epoch_;
+  result.seconds = progress.elapsed_seconds();
+  result.images_per_second = images / result.seconds;
+  result.train_loss = loss_sum / images;
+  result.train_accuracy = static_cast<double>(correct) / images;
+  return result;
+}
+
+EvalResult Trainer::Evaluate() {
+  test_loader_->StartEpoch(0);
+  Batch batch;
+  Tensor x;
+  EvalResult result;
+  double loss_sum = 0;
+  int64_t correct = 0;
+  while (test_loader_->Next(&batch)) {
+    x.Resize({batch.size, batch.height, batch.width, batch.channels});
+    std::copy(batch.images.begin(), batch.images.end(), x.data.begin());
+    const LossResult loss = CrossEntropy(model_->Forward(x, PassContext{}), batch.labels, nullptr);
+    loss_sum += loss.loss * batch.size;
+    correct += loss.correct;
+    result.images += batch.size;
+  }
+  result.loss = loss_sum / result.images;
+  result.accuracy = static_cast<double>(correct) / result.images;
+  return result;
+}
+
+absl::Status Trainer::SaveEpoch(const EpochResult& r) {
+  const std::filesystem::path dir(config_.output_dir());
+  std::ofstream metrics(dir / kMetricsFile, std::ios::app);
+  metrics << absl::StrFormat(
+      R"({"epoch": %d, "step": %d, "train_loss": %.6f, "train_accuracy": %.6f, )"
+      R"("test_loss": %.6f, "test_accuracy": %.6f, "lr": %.6g, "images_per_second": %.1f, )"
+      R"("seconds": %.2f})",
+      r.epoch, step_, r.train_loss, r.train_accuracy, r.test_loss, r.test_accuracy, r.last_lr,
+      r.images_per_second, r.seconds)
+          << "\n";
+  if (!metrics.flush()) return absl::InternalError("cannot append to the metrics file");
+  Checkpoint checkpoint;
+  *checkpoint.mutable_config() = config_;
+  checkpoint.set_epoch(epoch_);
+  checkpoint.set_step(step_);
+  checkpoint.set_test_accuracy(static_cast<float>(r.test_accuracy));
+  CaptureState(params_, *sgd_, checkpoint);
+  return WriteProtoAtomically(checkpoint, (dir / kCheckpointFile).string());
+}
+
+absl::StatusOr<std::vector<EpochResult>> Trainer::Run(int max_epochs) {
+  std::vector<EpochResult> results;
+  while (epoch_ < config_.epochs() && (max_epochs < 0 || static_cast<int>(results.size()) < max_epochs)) {
+    EpochResult r = TrainEpoch();
+    const EvalResult eval = Evaluate();
+    r.test_loss = eval.loss;
+    r.test_accuracy = eval.accuracy;
+    std::printf("epoch %d/%d: train loss %.4f acc %.2f%% | test loss %.4f acc %.2f%% (%lld images)"
+                " | %.0f img/s, %.1f s\n",
+                r.epoch, config_.epochs(), r.train_loss, 100 * r.train_accuracy, r.test_loss,
+                100 * r.test_accuracy, static_cast<long long>(eval.images), r.images_per_second,
+                r.seconds);
+    std::fflush(stdout);
+    if (absl::Status s = SaveEpoch(r); !s.ok()) return s;
+    results.push_back(r);
+  }
+  return results;
+}
+
+}  // namespace qforge

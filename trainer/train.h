@@ -1,0 +1,88 @@
+// Float training of MobileNetV2: the loop behind `bazel run //trainer -- train`.
+// Each epoch trains on the shuffled, augmented training set, evaluates on the
+// test set, appends a line to <output_dir>/metrics.jsonl and writes
+// <output_dir>/checkpoint.pb atomically. A run killed at any point resumes from
+// the last checkpoint and ends with the same weights as one never interrupted
+// (same seed and thread count): data order, augmentation and dropout masks
+// derive from (seed, epoch, step), and every reduction is done in a fixed order.
+#ifndef QFORGE_TRAINER_TRAIN_H_
+#define QFORGE_TRAINER_TRAIN_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "data/batch_loader.h"
+#include "data/dataset.h"
+#include "trainer/checkpoint.pb.h"
+#include "trainer/config.pb.h"
+#include "trainer/mobilenet_v2_model.h"
+#include "trainer/optimizer.h"
+#include "trainer/parameters.h"
+
+namespace qforge {
+
+// The main job's float training: Fashion-MNIST, MobileNetV2 width 0.5 with the
+// small-input strides, ReLU6, SGD with Nesterov momentum and a one-cycle rate.
+TrainConfig DefaultTrainConfig();
+
+// A text-format TrainConfig file merged over the defaults.
+absl::StatusOr<TrainConfig> LoadTrainConfig(const std::string& path);
+
+// InvalidArgument naming the field for any value the trainer cannot use.
+absl::Status ValidateTrainConfig(const TrainConfig& config);
+
+struct EvalResult {
+  double loss = 0;
+  double accuracy = 0;  // in [0, 1]
+  int64_t images = 0;
+};
+
+struct EpochResult {
+  int epoch = 0;  // 1-based
+  double train_loss = 0, train_accuracy = 0;
+  double test_loss = 0, test_accuracy = 0;
+  double images_per_second = 0, seconds = 0;
+  float last_lr = 0;
+};
+
+class Trainer {
+ public:
+  static absl::StatusOr<std::unique_ptr<Trainer>> Create(const TrainConfig& config);
+
+  // Continues the run saved in <output_dir>/checkpoint.pb.
+  absl::Status Resume();
+  // Trains until config.epochs are done, or for at most `max_epochs` more
+  // (tests use it to stop a run mid-way), writing checkpoints and metrics.
+  absl::StatusOr<std::vector<EpochResult>> Run(int max_epochs = -1);
+  // Accuracy and loss on the (possibly limited) test set, in eval mode.
+  EvalResult Evaluate();
+
+  ParameterStore& params() { return params_; }
+  const TrainConfig& config() const { return config_; }
+  int epochs_done() const { return epoch_; }
+
+ private:
+  Trainer(const TrainConfig& config, Dataset train, Dataset test);
+  absl::Status Init();
+  EpochResult TrainEpoch();
+  absl::Status SaveEpoch(const EpochResult& result);
+  ScheduleOptions RateSchedule() const;
+
+  TrainConfig config_;
+  Dataset train_, test_;
+  ParameterStore params_;
+  std::unique_ptr<MobileNetV2Model> model_;
+  std::unique_ptr<Sgd> sgd_;
+  std::unique_ptr<BatchLoader> train_loader_, test_loader_;
+  int epoch_ = 0;     // epochs completed
+  int64_t step_ = 0;  // optimizer steps taken
+};
+
+// The model a config describes (shared with the converter and tests).
+MobileNetV2Config ModelConfigFor(const TrainConfig& config, const Dataset& train);
+
+}  // namespace qforge
+
+#endif  // QFORGE_TRAINER_TRAIN_H_
