@@ -12,21 +12,41 @@ namespace {
 // lambda's captures, so the compiler keeps them in registers and vectorises.
 
 // s[c] += a[m, c] and sp[c] += a[m, c] * b[m, c] over rows [begin, end).
+// Sums are taken in float over blocks of kBlockRows rows and the block sums
+// added in double: float vectors run at twice the width of double ones, and a
+// float sum of 32 terms loses nothing that matters next to the double total.
+constexpr int64_t kBlockRows = 32;
+
+// Adds a block's float sums into the double totals and clears them.
+void FlushBlock(float* __restrict block, double* __restrict total, int n) {
+  for (int i = 0; i < n; ++i) {
+    total[i] += block[i];
+    block[i] = 0.0f;
+  }
+}
+
 void ChannelSumsRange(const float* __restrict a, const float* __restrict b, int channels,
                       double* __restrict s, double* __restrict sp, int64_t begin, int64_t end) {
+  std::vector<float> block(2 * channels, 0.0f);
+  float* __restrict bs = block.data();
+  float* __restrict bsp = bs + channels;
   for (int64_t m = begin; m < end; ++m) {
     const float* __restrict ra = a + m * channels;
     const float* __restrict rb = b + m * channels;
     for (int c = 0; c < channels; ++c) {
-      s[c] += ra[c];
-      sp[c] += double{ra[c]} * rb[c];
+      bs[c] += ra[c];
+      bsp[c] += ra[c] * rb[c];
+    }
+    if ((m - begin) % kBlockRows == kBlockRows - 1 || m == end - 1) {
+      FlushBlock(bs, s, channels);
+      FlushBlock(bsp, sp, channels);
     }
   }
 }
 
 // Per-channel sums of a[m, c] and of a[m, c] * b[m, c] over the rows of [M, C]
-// matrices (b null: of a[m, c]^2), in double: per-thread partials reduced in
-// chunk order, so the result is reproducible for a given thread count.
+// matrices (b null: of a[m, c]^2), totalled in double: per-thread partials
+// reduced in chunk order, so the result is reproducible for a thread count.
 void ChannelSums(const float* a, const float* b, int64_t rows, int channels,
                  std::vector<double>& partial, std::vector<double>& sum,
                  std::vector<double>& product_sum) {
@@ -82,12 +102,19 @@ void GradientSumsRange(const float* __restrict dy, const float* __restrict y,
                        const float* __restrict x, const float* __restrict mean,
                        const float* __restrict inv_std, int c, float clamp_max,
                        double* __restrict s, double* __restrict sx, int64_t begin, int64_t end) {
+  std::vector<float> block(2 * c, 0.0f);
+  float* __restrict bs = block.data();
+  float* __restrict bsx = bs + c;
   for (int64_t row = begin; row < end; ++row) {
     const int64_t i = row * c;
     for (int ch = 0; ch < c; ++ch) {
       const float g = PassedGradient<kClamped>(dy[i + ch], y[i + ch], clamp_max);
-      s[ch] += g;
-      sx[ch] += double{g} * ((x[i + ch] - mean[ch]) * inv_std[ch]);
+      bs[ch] += g;
+      bsx[ch] += g * ((x[i + ch] - mean[ch]) * inv_std[ch]);
+    }
+    if ((row - begin) % kBlockRows == kBlockRows - 1 || row == end - 1) {
+      FlushBlock(bs, s, c);
+      FlushBlock(bsx, sx, c);
     }
   }
 }

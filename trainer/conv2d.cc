@@ -93,8 +93,8 @@ void Conv2d::Forward(const Tensor& x, Tensor& y) {
 void Conv2d::Backward(const Tensor& dy, Tensor* dx) {
   if (dx != nullptr) {
     dx->Resize(input_->shape);
-    // Depthwise and im2col paths accumulate into dx; a pointwise GEMM overwrites it.
-    if (!pointwise()) std::fill(dx->data.begin(), dx->data.end(), 0.0f);
+    // The im2col path accumulates into dx; pointwise and depthwise overwrite it.
+    if (!pointwise() && !depthwise()) std::fill(dx->data.begin(), dx->data.end(), 0.0f);
   }
   if (depthwise()) {
     BackwardDepthwise(dy, dx);
@@ -202,11 +202,10 @@ void DepthwiseForwardRows(const DepthwiseShape& s, const float* __restrict in,
 }
 
 // Images [begin, end): dwt[tap][ch] += g * x and db[ch] += g into this chunk's
-// partials, dx[ch] += g * wt[tap][ch] (dx may be null).
-void DepthwiseBackwardImages(const DepthwiseShape& s, const float* __restrict in,
-                             const float* __restrict wt, const float* __restrict grad,
-                             float* __restrict dwt, float* __restrict db, float* __restrict dx,
-                             int64_t begin, int64_t end) {
+// partials, over the output pixels.
+void DepthwiseWeightGradientImages(const DepthwiseShape& s, const float* __restrict in,
+                                   const float* __restrict grad, float* __restrict dwt,
+                                   float* __restrict db, int64_t begin, int64_t end) {
   const int64_t h = s.h, w = s.w, c = s.c, out_h = s.out_h, out_w = s.out_w;
   const int k = s.k, stride = s.stride, pad = s.pad;
   for (int64_t b = begin; b < end; ++b) {
@@ -220,13 +219,37 @@ void DepthwiseBackwardImages(const DepthwiseShape& s, const float* __restrict in
           for (int kw = 0; kw < k; ++kw) {
             const int64_t ix = ox * stride - pad + kw;
             if (ix < 0 || ix >= w) continue;
-            const int64_t offset = ((b * h + iy) * w + ix) * c;
-            const float* __restrict xp = in + offset;
+            const float* __restrict xp = in + ((b * h + iy) * w + ix) * c;
             float* __restrict dwp = dwt + (kh * k + kw) * c;
             for (int64_t ch = 0; ch < c; ++ch) dwp[ch] += g[ch] * xp[ch];
-            if (dx == nullptr) continue;
+          }
+        }
+      }
+    }
+  }
+}
+
+// Images [begin, end): dx[iy, ix, ch] = sum over the outputs that read it of
+// g * wt[tap][ch]. Gathered per input pixel, so each dx element is written once
+// (no zeroing, no read-modify-write).
+void DepthwiseInputGradientImages(const DepthwiseShape& s, const float* __restrict wt,
+                                  const float* __restrict grad, float* __restrict dx,
+                                  int64_t begin, int64_t end) {
+  const int64_t h = s.h, w = s.w, c = s.c, out_h = s.out_h, out_w = s.out_w;
+  const int k = s.k, stride = s.stride, pad = s.pad;
+  for (int64_t b = begin; b < end; ++b) {
+    for (int64_t iy = 0; iy < h; ++iy) {
+      for (int64_t ix = 0; ix < w; ++ix) {
+        float* __restrict dxp = dx + ((b * h + iy) * w + ix) * c;
+        for (int64_t ch = 0; ch < c; ++ch) dxp[ch] = 0.0f;
+        for (int kh = 0; kh < k; ++kh) {
+          const int64_t ty = iy + pad - kh;  // = oy * stride
+          if (ty < 0 || ty % stride != 0 || ty / stride >= out_h) continue;
+          for (int kw = 0; kw < k; ++kw) {
+            const int64_t tx = ix + pad - kw;
+            if (tx < 0 || tx % stride != 0 || tx / stride >= out_w) continue;
+            const float* __restrict g = grad + ((b * out_h + ty / stride) * out_w + tx / stride) * c;
             const float* __restrict wp = wt + (kh * k + kw) * c;
-            float* __restrict dxp = dx + offset;
             for (int64_t ch = 0; ch < c; ++ch) dxp[ch] += g[ch] * wp[ch];
           }
         }
@@ -260,7 +283,7 @@ void Conv2d::ForwardDepthwise(const Tensor& x, Tensor& y) {
 }
 
 // From the forward line o[ch] += xp[ch] * wp[ch]:
-//   dx[n, iy, ix, ch] += dy * W[ch, kh, kw]   (split by image: disjoint writes)
+//   dx[n, iy, ix, ch] += dy * W[ch, kh, kw]   (gathered per input pixel, by image)
 //   dW[ch, kh, kw]    += dy * x               (per-thread partial sums, reduced in
 //   db[ch]            += dy                    chunk order: reproducible)
 void Conv2d::BackwardDepthwise(const Tensor& dy, Tensor* dx) {
@@ -279,7 +302,8 @@ void Conv2d::BackwardDepthwise(const Tensor& dy, Tensor* dx) {
   float* dx_data = dx != nullptr ? dx->ptr() : nullptr;
   Pool().ParallelFor(x.dim(0), [=](int chunk, int64_t begin, int64_t end) {
     float* dwt = partials + chunk * partial_size;
-    DepthwiseBackwardImages(s, in, wt, grad, dwt, dwt + taps * c, dx_data, begin, end);
+    DepthwiseWeightGradientImages(s, in, grad, dwt, dwt + taps * c, begin, end);
+    if (dx_data != nullptr) DepthwiseInputGradientImages(s, wt, grad, dx_data, begin, end);
   });
   float* dw = params_.grad(weight_);
   float* db = bias_ >= 0 ? params_.grad(bias_) : nullptr;
