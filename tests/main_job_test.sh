@@ -1,19 +1,34 @@
 #!/usr/bin/env bash
-# The main job (`bazel run //trainer`) end to end: it reads the real dataset and
-# reports it, and a wrong data directory fails with a message naming the file.
+# The trainer binary end to end on a small slice of Fashion-MNIST: it trains,
+# reports, writes its metrics and checkpoint, resumes, and a wrong data
+# directory fails with a message naming the file.
 set -euo pipefail
 trainer="$1"
+out="$TEST_TMPDIR/run"
+flags=(--width_mult=0.25 --epochs=2 --max_train_images=640 --max_test_images=300
+       --output_dir="$out")
 
-out=$("$trainer" 2>&1)
-echo "$out"
-grep -q "fashion-mnist/train: 60000 images of 28x28x1, 10 classes (6000 to 6000 per class)" <<<"$out"
-grep -q "fashion-mnist/test: 10000 images of 28x28x1, 10 classes (1000 to 1000 per class)" <<<"$out"
-grep -q "one augmented epoch through the batch loader: 60000 images" <<<"$out"
+log=$("$trainer" train "${flags[@]}" --epochs=1 2>&1)
+echo "$log"
+grep -q "epoch 1/1: train loss" <<<"$log"
+grep -q "float test accuracy: " <<<"$log"
+[[ $(wc -l <"$out/metrics.jsonl") -eq 1 ]]
+[[ -s "$out/checkpoint.pb" ]]
 
-if err=$("$trainer" --data_dir="$TEST_TMPDIR/missing" 2>&1); then
+log=$("$trainer" train "${flags[@]}" --resume 2>&1)
+echo "$log"
+grep -q "resuming after epoch 1" <<<"$log"
+grep -q "epoch 2/2: train loss" <<<"$log"
+[[ $(wc -l <"$out/metrics.jsonl") -eq 2 ]]
+
+if err=$("$trainer" train --data_dir="$TEST_TMPDIR/missing" --output_dir="$out" 2>&1); then
   echo "expected a failure for a missing data directory" >&2
   exit 1
 fi
 echo "$err"
 grep -q "missing/train-images-idx3-ubyte.gz: no such file" <<<"$err"
+if "$trainer" fly 2>/dev/null; then
+  echo "expected a failure for an unknown command" >&2
+  exit 1
+fi
 echo PASS

@@ -66,7 +66,7 @@ TrainConfig DefaultTrainConfig() {
   c.mutable_model()->set_width_mult(0.5f);
   c.mutable_model()->set_relu6(true);
   c.mutable_model()->set_dropout(0.2f);
-  c.set_epochs(6);
+  c.set_epochs(4);
   c.set_batch_size(64);
   c.set_lr(0.1f);
   c.set_schedule("onecycle");
