@@ -46,9 +46,11 @@ MobileNetV2Model::MobileNetV2Model(const MobileNetV2Config& config, bool relu6,
                                    ParameterStore& params, float dropout)
     : layers_(BuildMobileNetV2Layers(config)),
       params_(params),
+      quant_("quant"),
       pool_("pool"),
       dropout_("classifier.0", dropout),
-      classifier_("classifier.1", layers_.last_channel, layers_.num_classes, params) {
+      classifier_("classifier.1", layers_.last_channel, layers_.num_classes, params),
+      dequant_("dequant") {
   for (const FeatureBlock& block : layers_.features) {
     FeatureBlockLayers f;
     for (const ConvLayer& conv : block.convs) {
@@ -76,8 +78,10 @@ void MobileNetV2Model::Initialize(uint64_t seed) {
   // BN weights are 1 and all biases 0 from construction.
 }
 
+// The tutorial's QuantizableMobileNetV2.forward: quant, features, mean over H
+// and W, classifier (dropout, linear), dequant.
 const Tensor& MobileNetV2Model::Forward(const Tensor& x, const PassContext& ctx) {
-  const Tensor* h = &x;
+  const Tensor* h = &quant_.Forward(x);
   for (FeatureBlockLayers& f : features_) {
     const Tensor* block_in = h;
     for (auto& layer : f.layers) h = &layer->Forward(*h, ctx);
@@ -89,11 +93,11 @@ const Tensor& MobileNetV2Model::Forward(const Tensor& x, const PassContext& ctx)
   pool_.Forward(*h, pooled_);
   dropout_.Forward(pooled_, dropped_, ctx);
   classifier_.Forward(dropped_, logits_);
-  return logits_;
+  return dequant_.Forward(logits_);
 }
 
 void MobileNetV2Model::Backward(const Tensor& dlogits) {
-  classifier_.Backward(dlogits, &d_dropped_);
+  classifier_.Backward(dequant_.Backward(dlogits), &d_dropped_);
   dropout_.Backward(d_dropped_, d_pooled_);
   pool_.Backward(d_pooled_, d_features_);
   // d_features_ holds the gradient of the current block's output; each block

@@ -16,6 +16,7 @@
 #include "trainer/layer.h"
 #include "trainer/linear.h"
 #include "trainer/parameters.h"
+#include "trainer/stubs.h"
 #include "trainer/tensor.h"
 
 namespace qforge {
@@ -62,10 +63,12 @@ class MobileNetV2Model {
  private:
   MobileNetV2Layers layers_;
   ParameterStore& params_;
+  QuantStub quant_;
   std::vector<FeatureBlockLayers> features_;
   MeanHW pool_;
   Dropout dropout_;
   Linear classifier_;
+  DeQuantStub dequant_;
   Tensor pooled_, dropped_, logits_;
   Tensor d_dropped_, d_pooled_, d_features_, d_block_, d_skip_;
 };

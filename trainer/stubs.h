@@ -1,0 +1,38 @@
+// QuantStub and DeQuantStub, as in PyTorch's eager quantization: identity in
+// float training, they mark where a model's int8 region begins and ends. The
+// observer before a QuantStub's output gives the input's quantization, and
+// convert puts the model's QUANTIZE and DEQUANTIZE ops at these points.
+#ifndef QFORGE_TRAINER_STUBS_H_
+#define QFORGE_TRAINER_STUBS_H_
+
+#include <string>
+
+#include "trainer/tensor.h"
+
+namespace qforge {
+
+class QuantStub {
+ public:
+  explicit QuantStub(std::string name) : name_(std::move(name)) {}
+  const Tensor& Forward(const Tensor& x) const { return x; }
+  const Tensor& Backward(const Tensor& dy) const { return dy; }
+  const std::string& name() const { return name_; }
+
+ private:
+  std::string name_;
+};
+
+class DeQuantStub {
+ public:
+  explicit DeQuantStub(std::string name) : name_(std::move(name)) {}
+  const Tensor& Forward(const Tensor& x) const { return x; }
+  const Tensor& Backward(const Tensor& dy) const { return dy; }
+  const std::string& name() const { return name_; }
+
+ private:
+  std::string name_;
+};
+
+}  // namespace qforge
+
+#endif  // QFORGE_TRAINER_STUBS_H_
