@@ -8,6 +8,7 @@
 #ifndef QFORGE_COMMON_RANDOM_H_
 #define QFORGE_COMMON_RANDOM_H_
 
+#include <cmath>
 #include <cstdint>
 #include <initializer_list>
 
@@ -61,6 +62,13 @@ class SplitMix64 {
 
   // Uniform in [0, 1) with 53 random bits.
   double UniformDouble() { return static_cast<double>(Next() >> 11) * 0x1.0p-53; }
+
+  // Standard normal (Box-Muller; one of the pair, for simplicity).
+  float Normal() {
+    const double u1 = 1.0 - UniformDouble(), u2 = UniformDouble();  // u1 in (0, 1]
+    return static_cast<float>(std::sqrt(-2.0 * std::log(u1)) *
+                              std::cos(2.0 * 3.14159265358979323846 * u2));
+  }
 
  private:
   uint64_t state_;

@@ -30,11 +30,6 @@ struct TensorPair {
   QuantParams params;
 };
 
-float Normal(SplitMix64& rng) {  // Box-Muller
-  const double u1 = 1.0 - rng.UniformDouble(), u2 = rng.UniformDouble();
-  return static_cast<float>(std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2));
-}
-
 class Builder {
  public:
   explicit Builder(const RandomMobileNetV2Options& options)
@@ -102,7 +97,7 @@ class Builder {
     const int64_t per_out = int64_t{conv.kernel} * conv.kernel * group_in;
     std::vector<float> w(conv.out_channels * per_out);
     const float std_dev = std::sqrt(2.0f / (conv.out_channels * conv.kernel * conv.kernel));
-    for (float& v : w) v = std_dev * Normal(rng_);
+    for (float& v : w) v = std_dev * rng_.Normal();
     reference::Conv2DFloatParams params;
     reference::ConvGeometry& g = params.geometry;
     const int pad = (conv.kernel - 1) / 2;
@@ -221,7 +216,7 @@ class Builder {
                                         const TensorPair& in) {
     const int k = layers.last_channel, o = layers.num_classes;
     std::vector<float> w(int64_t{o} * k);
-    for (float& v : w) v = 0.01f * Normal(rng_);
+    for (float& v : w) v = 0.01f * rng_.Normal();
     Observed y{std::vector<float>(int64_t{x.n} * o), x.n, 1, 1, o};
     reference::FullyConnectedFloat({x.n, k, o}, x.values.data(), w.data(), nullptr, y.values.data());
     absl::StatusOr<QuantParams> p = ActivationParams(y, "classifier.1");

@@ -16,11 +16,6 @@ std::string BatchNormName(const std::string& conv_name) {
   return conv_name.substr(0, dot + 1) + std::to_string(index + 1);
 }
 
-float Normal(SplitMix64& rng) {  // Box-Muller
-  const double u1 = 1.0 - rng.UniformDouble(), u2 = rng.UniformDouble();
-  return static_cast<float>(std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2));
-}
-
 }  // namespace
 
 ConvBnAct::ConvBnAct(const ConvLayer& layer, bool relu6, ParameterStore& params)
@@ -69,12 +64,12 @@ void MobileNetV2Model::Initialize(uint64_t seed) {
       const double fan_out = double(w.shape[0]) * w.shape[1] * w.shape[2];
       const float std_dev = static_cast<float>(std::sqrt(2.0 / fan_out));
       float* v = params_.value(layer->conv.weight_id());
-      for (int64_t i = 0; i < w.size; ++i) v[i] = std_dev * Normal(rng);
+      for (int64_t i = 0; i < w.size; ++i) v[i] = std_dev * rng.Normal();
     }
   }
   const ParamInfo& w = params_.info(classifier_.weight_id());
   float* v = params_.value(classifier_.weight_id());
-  for (int64_t i = 0; i < w.size; ++i) v[i] = 0.01f * Normal(rng);
+  for (int64_t i = 0; i < w.size; ++i) v[i] = 0.01f * rng.Normal();
   // BN weights are 1 and all biases 0 from construction.
 }
 
