@@ -41,6 +41,7 @@ class BatchNorm2d {
   const std::string& name() const { return name_; }
   int channels() const { return channels_; }
   bool fused_activation() const { return !std::isnan(clamp_max_); }
+  float clamp_max() const { return clamp_max_; }  // NaN: no fused activation
   int weight_id() const { return gamma_; }
   int bias_id() const { return beta_; }
   int running_mean_id() const { return running_mean_; }

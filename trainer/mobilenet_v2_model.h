@@ -59,6 +59,7 @@ class MobileNetV2Model {
 
   const MobileNetV2Layers& layers() const { return layers_; }
   std::vector<FeatureBlockLayers>& features() { return features_; }
+  const Linear& classifier() const { return classifier_; }
 
  private:
   MobileNetV2Layers layers_;

@@ -1,0 +1,93 @@
+#include "trainer/fusion.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+namespace qforge {
+
+void FoldBatchNorm(const float* gamma, const float* beta, const float* running_mean,
+                   const float* running_var, float eps, int64_t out_channels,
+                   int64_t per_output, float* weight, float* bias) {
+  for (int64_t o = 0; o < out_channels; ++o) {
+    const float scale = gamma[o] / std::sqrt(running_var[o] + eps);
+    for (int64_t i = 0; i < per_output; ++i) weight[o * per_output + i] *= scale;
+    bias[o] = (bias[o] - running_mean[o]) * scale + beta[o];
+  }
+}
+
+namespace {
+
+Conv2dOptions WithBias(Conv2dOptions options) {
+  options.bias = true;
+  return options;
+}
+
+
+}  // namespace
+
+FusedConv::FusedConv(const Conv2d& source_conv, const BatchNorm2d& bn,
+                     const ParameterStore& source, ParameterStore& params)
+    : conv(source_conv.name(), WithBias(source_conv.options()), params),
+      clamp_max(bn.clamp_max()) {
+  const ParamInfo& w = source.info(source_conv.weight_id());
+  float* weight = params.value(conv.weight_id());
+  float* bias = params.value(conv.bias_id());
+  std::memcpy(weight, source.value(source_conv.weight_id()), w.size * sizeof(float));
+  const int64_t out = w.shape[0];
+  if (source_conv.bias_id() >= 0) {
+    std::memcpy(bias, source.value(source_conv.bias_id()), out * sizeof(float));
+  } else {
+    std::fill(bias, bias + out, 0.0f);
+  }
+  FoldBatchNorm(source.value(bn.weight_id()), source.value(bn.bias_id()),
+                source.value(bn.running_mean_id()), source.value(bn.running_var_id()),
+                BatchNorm2d::kEps, out, w.size / out, weight, bias);
+}
+
+const Tensor& FusedConv::Forward(const Tensor& x) {
+  conv.Forward(x, conv_out);
+  if (std::isnan(clamp_max)) return conv_out;
+  out.Resize(conv_out.shape);
+  for (int64_t i = 0; i < conv_out.size(); ++i) {
+    out.data[i] = std::min(std::max(conv_out.data[i], 0.0f), clamp_max);
+  }
+  return out;
+}
+
+FusedMobileNetV2::FusedMobileNetV2(MobileNetV2Model& model, const ParameterStore& source)
+    : pool_("pool"),
+      classifier_("classifier.1", model.layers().last_channel, model.layers().num_classes,
+                  params_) {
+  for (size_t b = 0; b < model.features().size(); ++b) {
+    Block block;
+    for (auto& layer : model.features()[b].layers) {
+      block.convs.push_back(std::make_unique<FusedConv>(layer->conv, layer->bn, source, params_));
+    }
+    block.residual = model.layers().features[b].residual;
+    blocks_.push_back(std::move(block));
+  }
+  const Linear& fc = model.classifier();
+  std::memcpy(params_.value(classifier_.weight_id()), source.value(fc.weight_id()),
+              source.info(fc.weight_id()).size * sizeof(float));
+  std::memcpy(params_.value(classifier_.bias_id()), source.value(fc.bias_id()),
+              source.info(fc.bias_id()).size * sizeof(float));
+}
+
+const Tensor& FusedMobileNetV2::Forward(const Tensor& x) {
+  const Tensor* h = &x;
+  for (Block& block : blocks_) {
+    const Tensor* block_in = h;
+    for (auto& conv : block.convs) h = &conv->Forward(*h);
+    if (block.residual) {
+      block.sum.Resize(h->shape);
+      for (int64_t i = 0; i < h->size(); ++i) block.sum.data[i] = block_in->data[i] + h->data[i];
+      h = &block.sum;
+    }
+  }
+  pool_.Forward(*h, pooled_);
+  classifier_.Forward(pooled_, logits_);
+  return logits_;
+}
+
+}  // namespace qforge
