@@ -208,4 +208,58 @@ absl::StatusOr<Range> HistogramObserver::GetRange() const {
                min_ + bin_width * static_cast<float>(end_bin + 1)};
 }
 
+float HistogramObserver::Quantile(double fraction) const {
+  double total = 0;
+  for (float count : histogram_) total += count;
+  const double target = fraction * total;
+  const float bin_width = (max_ - min_) / static_cast<float>(bins_);
+  double below = 0;
+  for (int b = 0; b < bins_; ++b) {
+    if (below + histogram_[b] >= target && histogram_[b] > 0) {
+      const double inside = (target - below) / histogram_[b];  // in [0, 1]
+      return min_ + bin_width * static_cast<float>(b + inside);
+    }
+    below += histogram_[b];
+  }
+  return max_;
+}
+
+absl::StatusOr<Range> PercentileObserver::GetRange() const {
+  if (empty()) return NothingObserved();
+  return Range{Quantile(1.0 - percentile_), Quantile(percentile_)};
+}
+
+double MseObserver::SquaredError(float lo, float hi) const {
+  const std::vector<float>& h = histogram();
+  const float bin_width = (max() - min()) / static_cast<float>(bins());
+  const double step = (double{hi} - lo) / (dst_bins() - 1);
+  double error = 0;
+  for (int b = 0; b < bins(); ++b) {
+    if (h[b] == 0) continue;
+    const double x = min() + bin_width * (b + 0.5);  // the bin's centre stands for its values
+    const double clipped = std::clamp(x, double{lo}, double{hi});
+    // Clipping error, plus the uniform rounding error within a step: step^2 / 12.
+    const double rounding = step > 0 ? step * step / 12.0 : 0.0;
+    error += h[b] * ((x - clipped) * (x - clipped) + (x == clipped ? rounding : 0.0));
+  }
+  return error;
+}
+
+absl::StatusOr<Range> MseObserver::GetRange() const {
+  if (empty()) return NothingObserved();
+  const float lo = std::min(min(), 0.0f), hi = std::max(max(), 0.0f);
+  Range best{lo, hi};
+  double best_error = SquaredError(lo, hi);
+  constexpr int kCandidates = 200;
+  for (int i = 1; i < kCandidates; ++i) {
+    const float s = 1.0f - static_cast<float>(i) / kCandidates;
+    const double error = SquaredError(s * lo, s * hi);
+    if (error < best_error) {
+      best_error = error;
+      best = {s * lo, s * hi};
+    }
+  }
+  return best;
+}
+
 }  // namespace qforge

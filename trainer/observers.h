@@ -84,6 +84,14 @@ class HistogramObserver : public RangeObserver {
   float min() const { return min_; }
   float max() const { return max_; }
 
+ protected:
+  // The value below which `fraction` of the histogram's mass lies, linear
+  // within a bin.
+  float Quantile(double fraction) const;
+  bool empty() const { return min_ > max_; }
+  int bins() const { return bins_; }
+  int dst_bins() const { return dst_bins_; }
+
  private:
   std::vector<float> Histc(const float* values, int64_t count, float lo, float hi) const;
   float QuantizationError(int start_bin, int end_bin) const;
@@ -92,6 +100,30 @@ class HistogramObserver : public RangeObserver {
   std::vector<float> histogram_;
   float min_ = std::numeric_limits<float>::infinity();
   float max_ = -std::numeric_limits<float>::infinity();
+};
+
+// The histogram's percentiles: [quantile(1 - p), quantile(p)], e.g. p = 0.9999
+// clips the 0.01% most extreme values at each end. Beyond PyTorch's set: a
+// cheap, robust choice when rare outliers would otherwise stretch the range.
+class PercentileObserver : public HistogramObserver {
+ public:
+  explicit PercentileObserver(double percentile = 0.9999) : percentile_(percentile) {}
+  absl::StatusOr<Range> GetRange() const override;
+
+ private:
+  double percentile_;
+};
+
+// The range that minimises the expected squared error of quantizing the
+// histogram into dst_bins levels, clipping included, among ranges [s * min,
+// s * max] for s in (0, 1] (200 candidates; zero stays inside). Beyond
+// PyTorch's set: unlike the histogram observer's greedy search, it compares
+// every candidate, so it finds a clip past a gap in the distribution.
+class MseObserver : public HistogramObserver {
+ public:
+  absl::StatusOr<Range> GetRange() const override;
+  // Expected squared error of quantizing the histogram over [lo, hi].
+  double SquaredError(float lo, float hi) const;
 };
 
 }  // namespace qforge
