@@ -44,7 +44,7 @@ int main(int argc, char** argv) {
   MobileNetV2Model model(config, /*relu6=*/true, params);
   model.Initialize(1);
   Sgd sgd({0.01f, 0.9f, 4e-5f, true});
-  Tensor x({batch, config.input_size, config.input_size, 1}), dlogits;
+  FloatTensor x({batch, config.input_size, config.input_size, 1}), dlogits;
   SplitMix64 rng(2);
   for (float& v : x.data) v = 2.0f * rng.UniformFloat() - 1.0f;
   std::vector<int32_t> labels(batch);
@@ -53,7 +53,7 @@ int main(int argc, char** argv) {
   for (int step = 0; step < absl::GetFlag(FLAGS_warmup) + absl::GetFlag(FLAGS_steps); ++step) {
     const auto start = std::chrono::steady_clock::now();
     params.ZeroGrads();
-    const Tensor& logits = model.Forward(x, PassContext{true, 1, step});
+    const FloatTensor& logits = model.Forward(x, PassContext{true, 1, step});
     CrossEntropy(logits, labels, &dlogits);
     model.Backward(dlogits);
     sgd.Step(params.values(), params.grads(), 0.01f, 0.9f);

@@ -150,7 +150,7 @@ BatchNorm2d::BatchNorm2d(const std::string& name, int channels, ParameterStore& 
   std::fill(params.value(running_var_), params.value(running_var_) + channels, 1.0f);
 }
 
-void BatchNorm2d::Forward(const Tensor& x, Tensor& y, const PassContext& ctx) {
+void BatchNorm2d::Forward(const FloatTensor& x, FloatTensor& y, const PassContext& ctx) {
   const int c = channels_;
   const int64_t rows = x.size() / c;
   const float* in = x.ptr();
@@ -205,7 +205,7 @@ void BatchNorm2d::Forward(const Tensor& x, Tensor& y, const PassContext& ctx) {
 //   training: dx = gamma * inv_std * (g - mean(g) - x_hat * mean(g * x_hat))
 //             (mean and variance depend on x);
 //   eval:     dx = gamma * inv_std * g.
-void BatchNorm2d::Backward(const Tensor& dy, Tensor& dx) {
+void BatchNorm2d::Backward(const FloatTensor& dy, FloatTensor& dx) {
   const int c = channels_;
   const int64_t rows = dy.size() / c;
   const float* g = dy.ptr();

@@ -34,9 +34,9 @@ class BatchNorm2d {
               float clamp_max = NAN);
 
   // x [N, H, W, C] -> y, same shape. Keeps pointers to x and y for Backward.
-  void Forward(const Tensor& x, Tensor& y, const PassContext& ctx);
+  void Forward(const FloatTensor& x, FloatTensor& y, const PassContext& ctx);
   // dy -> dx (=); dgamma, dbeta (+=). In eval mode the statistics are constants.
-  void Backward(const Tensor& dy, Tensor& dx);
+  void Backward(const FloatTensor& dy, FloatTensor& dx);
 
   const std::string& name() const { return name_; }
   int channels() const { return channels_; }
@@ -54,8 +54,8 @@ class BatchNorm2d {
   float clamp_max_;
   int gamma_, beta_, running_mean_, running_var_;
   bool trained_pass_ = false;  // whether the last Forward used batch statistics
-  const Tensor* input_ = nullptr;
-  const Tensor* output_ = nullptr;
+  const FloatTensor* input_ = nullptr;
+  const FloatTensor* output_ = nullptr;
   std::vector<float> mean_, inv_std_;  // [C] of the last Forward
   std::vector<double> partial_;         // per-thread channel sums
 };

@@ -78,7 +78,7 @@ Conv2d::Conv2d(const std::string& name, const Conv2dOptions& options, ParameterS
   if (options.bias) bias_ = params.Add(name + ".bias", {options.out_channels});
 }
 
-void Conv2d::Forward(const Tensor& x, Tensor& y) {
+void Conv2d::Forward(const FloatTensor& x, FloatTensor& y) {
   input_ = &x;
   out_h_ = ConvOutputExtent(x.dim(1), options_.kernel, options_.stride, options_.padding);
   out_w_ = ConvOutputExtent(x.dim(2), options_.kernel, options_.stride, options_.padding);
@@ -90,7 +90,7 @@ void Conv2d::Forward(const Tensor& x, Tensor& y) {
   }
 }
 
-void Conv2d::Backward(const Tensor& dy, Tensor* dx) {
+void Conv2d::Backward(const FloatTensor& dy, FloatTensor* dx) {
   if (dx != nullptr) {
     dx->Resize(input_->shape);
     // The im2col path accumulates into dx; pointwise and depthwise overwrite it.
@@ -104,7 +104,7 @@ void Conv2d::Backward(const Tensor& dy, Tensor* dx) {
 }
 
 // y[m, o] = bias[o] + sum_k cols[m, k] * W[o, k], one GEMM per group.
-void Conv2d::ForwardGemm(const Tensor& x, Tensor& y) {
+void Conv2d::ForwardGemm(const FloatTensor& x, FloatTensor& y) {
   const Geometry g{x.dim(0), x.dim(1), x.dim(2), x.dim(3), out_h_, out_w_,
                    options_.out_channels, options_.kernel, options_.stride, options_.padding,
                    options_.groups};
@@ -129,8 +129,8 @@ void Conv2d::ForwardGemm(const Tensor& x, Tensor& y) {
 }
 
 // From y = cols . W^T + b:  dW += dy^T . cols,  db += sum_m dy,  dcols = dy . W.
-void Conv2d::BackwardGemm(const Tensor& dy, Tensor* dx) {
-  const Tensor& x = *input_;
+void Conv2d::BackwardGemm(const FloatTensor& dy, FloatTensor* dx) {
+  const FloatTensor& x = *input_;
   const Geometry g{x.dim(0), x.dim(1), x.dim(2), x.dim(3), out_h_, out_w_,
                    options_.out_channels, options_.kernel, options_.stride, options_.padding,
                    options_.groups};
@@ -269,7 +269,7 @@ void TransposeDepthwiseWeights(const float* weight, int64_t c, int taps, FloatBu
 }  // namespace
 
 // y[n, oy, ox, c] = bias[c] + sum_{kh, kw} x[n, iy, ix, c] * W[c, kh, kw].
-void Conv2d::ForwardDepthwise(const Tensor& x, Tensor& y) {
+void Conv2d::ForwardDepthwise(const FloatTensor& x, FloatTensor& y) {
   const DepthwiseShape s{x.dim(1), x.dim(2), x.dim(3), out_h_, out_w_,
                          options_.kernel, options_.stride, options_.padding};
   TransposeDepthwiseWeights(params_.value(weight_), s.c, s.k * s.k, transposed_weights_);
@@ -286,8 +286,8 @@ void Conv2d::ForwardDepthwise(const Tensor& x, Tensor& y) {
 //   dx[n, iy, ix, ch] += dy * W[ch, kh, kw]   (gathered per input pixel, by image)
 //   dW[ch, kh, kw]    += dy * x               (per-thread partial sums, reduced in
 //   db[ch]            += dy                    chunk order: reproducible)
-void Conv2d::BackwardDepthwise(const Tensor& dy, Tensor* dx) {
-  const Tensor& x = *input_;
+void Conv2d::BackwardDepthwise(const FloatTensor& dy, FloatTensor* dx) {
+  const FloatTensor& x = *input_;
   const DepthwiseShape s{x.dim(1), x.dim(2), x.dim(3), out_h_, out_w_,
                          options_.kernel, options_.stride, options_.padding};
   const int64_t c = s.c, taps = int64_t{s.k} * s.k;

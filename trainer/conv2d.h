@@ -35,9 +35,9 @@ class Conv2d {
   Conv2d(const std::string& name, const Conv2dOptions& options, ParameterStore& params);
 
   // x [N, H, W, C] -> y [N, OH, OW, O]. Keeps a pointer to x for Backward.
-  void Forward(const Tensor& x, Tensor& y);
+  void Forward(const FloatTensor& x, FloatTensor& y);
   // dy [N, OH, OW, O] -> dx [N, H, W, C] (skipped if dx is null); dW, db +=.
-  void Backward(const Tensor& dy, Tensor* dx);
+  void Backward(const FloatTensor& dy, FloatTensor* dx);
 
   const std::string& name() const { return name_; }
   const Conv2dOptions& options() const { return options_; }
@@ -52,17 +52,17 @@ class Conv2d {
     return options_.kernel == 1 && options_.stride == 1 && options_.padding == 0 &&
            options_.groups == 1;
   }
-  void ForwardGemm(const Tensor& x, Tensor& y);
-  void BackwardGemm(const Tensor& dy, Tensor* dx);
-  void ForwardDepthwise(const Tensor& x, Tensor& y);
-  void BackwardDepthwise(const Tensor& dy, Tensor* dx);
+  void ForwardGemm(const FloatTensor& x, FloatTensor& y);
+  void BackwardGemm(const FloatTensor& dy, FloatTensor* dx);
+  void ForwardDepthwise(const FloatTensor& x, FloatTensor& y);
+  void BackwardDepthwise(const FloatTensor& dy, FloatTensor* dx);
 
   std::string name_;
   Conv2dOptions options_;
   ParameterStore& params_;
   int weight_ = -1;
   int bias_ = -1;
-  const Tensor* input_ = nullptr;
+  const FloatTensor* input_ = nullptr;
   int64_t out_h_ = 0, out_w_ = 0;
   FloatBuffer columns_;       // im2col of one group: [N*OH*OW, KH*KW*C/G]
   FloatBuffer column_grads_;  // its gradient

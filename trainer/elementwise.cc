@@ -40,7 +40,7 @@ void AccumulateRange(const float* __restrict g, float* __restrict a, float* __re
 
 }  // namespace
 
-void ClampedReLU::Forward(const Tensor& x, Tensor& y) {
+void ClampedReLU::Forward(const FloatTensor& x, FloatTensor& y) {
   y.Resize(x.shape);
   const float* in = x.ptr();
   float* out = y.ptr();
@@ -51,7 +51,7 @@ void ClampedReLU::Forward(const Tensor& x, Tensor& y) {
   output_ = &y;
 }
 
-void ClampedReLU::Backward(const Tensor& dy, Tensor& dx) {
+void ClampedReLU::Backward(const FloatTensor& dy, FloatTensor& dx) {
   dx.Resize(dy.shape);
   const float* y = output_->ptr();
   const float* g = dy.ptr();
@@ -75,7 +75,7 @@ uint64_t NameKey(const std::string& name) {
 
 Dropout::Dropout(const std::string& name, float p) : name_(name), p_(p), key_(NameKey(name)) {}
 
-void Dropout::Forward(const Tensor& x, Tensor& y, const PassContext& ctx) {
+void Dropout::Forward(const FloatTensor& x, FloatTensor& y, const PassContext& ctx) {
   y.Resize(x.shape);
   if (!ctx.training || p_ <= 0.0f) {
     mask_.clear();
@@ -89,7 +89,7 @@ void Dropout::Forward(const Tensor& x, Tensor& y, const PassContext& ctx) {
   for (int64_t i = 0; i < x.size(); ++i) y.data[i] = x.data[i] * mask_[i];
 }
 
-void Dropout::Backward(const Tensor& dy, Tensor& dx) {
+void Dropout::Backward(const FloatTensor& dy, FloatTensor& dx) {
   dx.Resize(dy.shape);
   if (mask_.empty()) {
     dx.data = dy.data;
@@ -98,7 +98,7 @@ void Dropout::Backward(const Tensor& dy, Tensor& dx) {
   for (int64_t i = 0; i < dy.size(); ++i) dx.data[i] = dy.data[i] * mask_[i];
 }
 
-void Add::Forward(const Tensor& a, const Tensor& b, Tensor& y) {
+void Add::Forward(const FloatTensor& a, const FloatTensor& b, FloatTensor& y) {
   y.Resize(a.shape);
   const float* pa = a.ptr();
   const float* pb = b.ptr();
@@ -108,7 +108,7 @@ void Add::Forward(const Tensor& a, const Tensor& b, Tensor& y) {
   });
 }
 
-void Add::Backward(const Tensor& dy, Tensor& da, Tensor& db) {
+void Add::Backward(const FloatTensor& dy, FloatTensor& da, FloatTensor& db) {
   const float* g = dy.ptr();
   float* pa = da.ptr();
   float* pb = db.ptr();

@@ -16,16 +16,16 @@ namespace qforge {
 class ClampedReLU {
  public:
   ClampedReLU(const std::string& name, float cap) : name_(name), cap_(cap) {}
-  void Forward(const Tensor& x, Tensor& y);
+  void Forward(const FloatTensor& x, FloatTensor& y);
   // dx = dy where 0 < y < cap (PyTorch's threshold / hardtanh backward), else 0.
-  void Backward(const Tensor& dy, Tensor& dx);
+  void Backward(const FloatTensor& dy, FloatTensor& dx);
   const std::string& name() const { return name_; }
   float cap() const { return cap_; }
 
  private:
   std::string name_;
   float cap_;
-  const Tensor* output_ = nullptr;
+  const FloatTensor* output_ = nullptr;
 };
 
 // Inverted dropout: in training, zero each element with probability p and scale
@@ -35,8 +35,8 @@ class ClampedReLU {
 class Dropout {
  public:
   Dropout(const std::string& name, float p);
-  void Forward(const Tensor& x, Tensor& y, const PassContext& ctx);
-  void Backward(const Tensor& dy, Tensor& dx);  // dx = dy * mask
+  void Forward(const FloatTensor& x, FloatTensor& y, const PassContext& ctx);
+  void Backward(const FloatTensor& dy, FloatTensor& dx);  // dx = dy * mask
   const std::string& name() const { return name_; }
 
  private:
@@ -50,9 +50,9 @@ class Dropout {
 class Add {
  public:
   explicit Add(const std::string& name) : name_(name) {}
-  void Forward(const Tensor& a, const Tensor& b, Tensor& y);
+  void Forward(const FloatTensor& a, const FloatTensor& b, FloatTensor& y);
   // da += dy and db += dy: a residual's input gradient gathers both paths.
-  void Backward(const Tensor& dy, Tensor& da, Tensor& db);
+  void Backward(const FloatTensor& dy, FloatTensor& da, FloatTensor& db);
   const std::string& name() const { return name_; }
 
  private:

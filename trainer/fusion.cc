@@ -45,7 +45,7 @@ FusedConv::FusedConv(const Conv2d& source_conv, const BatchNorm2d& bn,
                 BatchNorm2d::kEps, out, w.size / out, weight, bias);
 }
 
-const Tensor& FusedConv::Forward(const Tensor& x) {
+const FloatTensor& FusedConv::Forward(const FloatTensor& x) {
   conv.Forward(x, conv_out);
   if (std::isnan(clamp_max)) return conv_out;
   out.Resize(conv_out.shape);
@@ -61,6 +61,7 @@ FusedMobileNetV2::FusedMobileNetV2(MobileNetV2Model& model, const ParameterStore
                   params_) {
   for (size_t b = 0; b < model.features().size(); ++b) {
     Block block;
+    block.name = model.layers().features[b].name;
     for (auto& layer : model.features()[b].layers) {
       block.convs.push_back(std::make_unique<FusedConv>(layer->conv, layer->bn, source, params_));
     }
@@ -74,19 +75,26 @@ FusedMobileNetV2::FusedMobileNetV2(MobileNetV2Model& model, const ParameterStore
               source.info(fc.bias_id()).size * sizeof(float));
 }
 
-const Tensor& FusedMobileNetV2::Forward(const Tensor& x) {
-  const Tensor* h = &x;
+const FloatTensor& FusedMobileNetV2::Forward(const FloatTensor& x) {
+  Observe("quant", x);
+  const FloatTensor* h = &x;
   for (Block& block : blocks_) {
-    const Tensor* block_in = h;
-    for (auto& conv : block.convs) h = &conv->Forward(*h);
+    const FloatTensor* block_in = h;
+    for (auto& conv : block.convs) {
+      h = &conv->Forward(*h);
+      Observe(conv->conv.name(), *h);
+    }
     if (block.residual) {
       block.sum.Resize(h->shape);
       for (int64_t i = 0; i < h->size(); ++i) block.sum.data[i] = block_in->data[i] + h->data[i];
       h = &block.sum;
+      Observe(block.name + ".skip_add", *h);
     }
   }
   pool_.Forward(*h, pooled_);
+  Observe("pool", pooled_);
   classifier_.Forward(pooled_, logits_);
+  Observe("classifier.1", logits_);
   return logits_;
 }
 

@@ -10,6 +10,7 @@
 #ifndef QFORGE_TRAINER_FUSION_H_
 #define QFORGE_TRAINER_FUSION_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -34,34 +35,48 @@ void FoldBatchNorm(const float* gamma, const float* beta, const float* running_m
 struct FusedConv {
   FusedConv(const Conv2d& conv, const BatchNorm2d& bn, const ParameterStore& source,
             ParameterStore& params);
-  const Tensor& Forward(const Tensor& x);
+  const FloatTensor& Forward(const FloatTensor& x);
 
   Conv2d conv;  // with bias, named as the original conv
   float clamp_max;  // NaN: no activation
-  Tensor conv_out, out;
+  FloatTensor conv_out, out;
 };
 
 class FusedMobileNetV2 {
  public:
+  struct Block {
+    std::string name;  // "features.i"
+    std::vector<std::unique_ptr<FusedConv>> convs;
+    bool residual = false;
+    FloatTensor sum;
+  };
+  // Called with each tensor the quantized model will hold in int8, in order:
+  // "quant" (the input), every conv's name (its output after the activation),
+  // "<block>.skip_add", "pool" and "classifier.1" (the logits).
+  using ObserveFn = std::function<void(const std::string& point, const FloatTensor& value)>;
+
   // Copies and folds `model`'s parameters (from `source`) into its own store.
   FusedMobileNetV2(MobileNetV2Model& model, const ParameterStore& source);
 
   // x [N, S, S, C] -> logits [N, classes], eval mode.
-  const Tensor& Forward(const Tensor& x);
+  const FloatTensor& Forward(const FloatTensor& x);
+  void set_observer(ObserveFn observe) { observe_ = std::move(observe); }
 
   ParameterStore& params() { return params_; }
+  const std::vector<Block>& blocks() const { return blocks_; }
+  const Linear& classifier() const { return classifier_; }
 
  private:
-  struct Block {
-    std::vector<std::unique_ptr<FusedConv>> convs;
-    bool residual = false;
-    Tensor sum;
-  };
+  void Observe(const std::string& point, const FloatTensor& value) {
+    if (observe_) observe_(point, value);
+  }
+
+  ObserveFn observe_;
   ParameterStore params_;
   std::vector<Block> blocks_;
   MeanHW pool_;
   Linear classifier_;
-  Tensor pooled_, logits_;
+  FloatTensor pooled_, logits_;
 };
 
 }  // namespace qforge

@@ -37,7 +37,7 @@ TEST(FusedMobileNetV2, MatchesTheUnfusedModelInEvalMode) {
   model.Initialize(3);
   // A few training steps so the running statistics and BN weights are not trivial.
   SplitMix64 rng(4);
-  Tensor x({16, 28, 28, 1}), dlogits;
+  FloatTensor x({16, 28, 28, 1}), dlogits;
   std::vector<int32_t> labels(16);
   Sgd sgd({0.05f, 0.9f, 0.0f, false});
   for (int step = 0; step < 5; ++step) {
@@ -49,9 +49,9 @@ TEST(FusedMobileNetV2, MatchesTheUnfusedModelInEvalMode) {
     sgd.Step(params.values(), params.grads(), 0.05f, 0.9f);
   }
   for (float& v : x.data) v = 2.0f * rng.UniformFloat() - 1.0f;
-  const Tensor expected = model.Forward(x, PassContext{});
+  const FloatTensor expected = model.Forward(x, PassContext{});
   FusedMobileNetV2 fused(model, params);
-  const Tensor& got = fused.Forward(x);
+  const FloatTensor& got = fused.Forward(x);
   ASSERT_EQ(got.shape, expected.shape);
   float max_ref = 0, max_diff = 0;
   for (int64_t i = 0; i < got.size(); ++i) {

@@ -15,7 +15,7 @@
 
 namespace qforge {
 
-inline absl::StatusOr<std::map<std::string, Tensor>> ReadGoldenFile(const std::string& path) {
+inline absl::StatusOr<std::map<std::string, FloatTensor>> ReadGoldenFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   std::string bytes((std::istreambuf_iterator<char>(in)), {});
   size_t at = 0;
@@ -30,13 +30,13 @@ inline absl::StatusOr<std::map<std::string, Tensor>> ReadGoldenFile(const std::s
   if (!take(magic, 8) || std::memcmp(magic, "QFGOLD01", 8) != 0 || !take(&count, 4)) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": not a golden file"));
   }
-  std::map<std::string, Tensor> arrays;
+  std::map<std::string, FloatTensor> arrays;
   for (uint32_t i = 0; i < count; ++i) {
     uint32_t name_length = 0, rank = 0;
     if (!take(&name_length, 4) || at + name_length > bytes.size()) break;
     std::string name = bytes.substr(at, name_length);
     at += name_length;
-    Tensor t;
+    FloatTensor t;
     t.shape.resize(take(&rank, 4) ? rank : 0);
     if (rank > 8 || !take(t.shape.data(), rank * sizeof(int64_t))) break;
     t.Resize(t.shape);

@@ -23,13 +23,13 @@ void FillRandom(float* v, int64_t n, uint64_t seed, float scale = 1.0f) {
   for (int64_t i = 0; i < n; ++i) v[i] = scale * (2.0f * rng.UniformFloat() - 1.0f);
 }
 
-Tensor RandomTensor(std::vector<int64_t> shape, uint64_t seed) {
-  Tensor t(std::move(shape));
+FloatTensor RandomTensor(std::vector<int64_t> shape, uint64_t seed) {
+  FloatTensor t(std::move(shape));
   FillRandom(t.ptr(), t.size(), seed);
   return t;
 }
 
-double Dot(const Tensor& y, const Tensor& r) {
+double Dot(const FloatTensor& y, const FloatTensor& r) {
   double s = 0;
   for (int64_t i = 0; i < y.size(); ++i) s += double{y.data[i]} * r.data[i];
   return s;
@@ -67,13 +67,13 @@ TEST_P(Conv2dGradient, MatchesFiniteDifferences) {
   ParameterStore params;
   Conv2d conv("conv", c.options, params);
   FillRandom(params.values().data(), params.values().size(), 1, 0.5f);
-  Tensor x = RandomTensor(c.input, 2), y, dx;
+  FloatTensor x = RandomTensor(c.input, 2), y, dx;
   conv.Forward(x, y);
-  const Tensor r = RandomTensor(y.shape, 3);
+  const FloatTensor r = RandomTensor(y.shape, 3);
   params.ZeroGrads();
   conv.Backward(r, &dx);
   auto loss = [&] {
-    Tensor out;
+    FloatTensor out;
     conv.Forward(x, out);
     return Dot(out, r);
   };
@@ -110,13 +110,13 @@ TEST(BatchNorm2dGradient, TrainingAndEval) {
     FillRandom(params.value(bn.running_mean_id()), 3, 6, 0.5f);
     for (int c = 0; c < 3; ++c) params.value(bn.running_var_id())[c] = 0.5f + c;
     const PassContext ctx{training};
-    Tensor x = RandomTensor({2, 3, 2, 3}, 7), y, dx;
+    FloatTensor x = RandomTensor({2, 3, 2, 3}, 7), y, dx;
     bn.Forward(x, y, ctx);
-    const Tensor r = RandomTensor(y.shape, 8);
+    const FloatTensor r = RandomTensor(y.shape, 8);
     params.ZeroGrads();
     bn.Backward(r, dx);
     auto loss = [&] {
-      Tensor out;
+      FloatTensor out;
       bn.Forward(x, out, ctx);
       return Dot(out, r);
     };
@@ -143,13 +143,13 @@ TEST(BatchNorm2dGradient, FusedClampEqualsSeparateReLU) {
     }
     ClampedReLU relu("relu", cap);
     const PassContext ctx{training};
-    Tensor x = RandomTensor({2, 3, 3, 4}, 23), y_fused, y_bn, y_relu;
+    FloatTensor x = RandomTensor({2, 3, 3, 4}, 23), y_fused, y_bn, y_relu;
     fused.Forward(x, y_fused, ctx);
     plain.Forward(x, y_bn, ctx);
     relu.Forward(y_bn, y_relu);
     ASSERT_EQ(y_fused.data, y_relu.data);
-    const Tensor r = RandomTensor(x.shape, 24);
-    Tensor dx_fused, d_bn, dx_plain;
+    const FloatTensor r = RandomTensor(x.shape, 24);
+    FloatTensor dx_fused, d_bn, dx_plain;
     fused.Backward(r, dx_fused);
     relu.Backward(r, d_bn);
     plain.Backward(d_bn, dx_plain);
@@ -166,13 +166,13 @@ TEST(LinearGradient, InputsWeightsBias) {
   ParameterStore params;
   Linear fc("fc", 5, 3, params);
   FillRandom(params.values().data(), params.values().size(), 9);
-  Tensor x = RandomTensor({4, 5}, 10), y, dx;
+  FloatTensor x = RandomTensor({4, 5}, 10), y, dx;
   fc.Forward(x, y);
-  const Tensor r = RandomTensor(y.shape, 11);
+  const FloatTensor r = RandomTensor(y.shape, 11);
   params.ZeroGrads();
   fc.Backward(r, &dx);
   auto loss = [&] {
-    Tensor out;
+    FloatTensor out;
     fc.Forward(x, out);
     return Dot(out, r);
   };
@@ -183,55 +183,55 @@ TEST(LinearGradient, InputsWeightsBias) {
 
 TEST(ElementwiseGradient, ReLUReLU6MeanAddDropout) {
   // Inputs kept away from the kinks at 0 and 6, where the derivative jumps.
-  Tensor x = RandomTensor({2, 3, 3, 4}, 12);
+  FloatTensor x = RandomTensor({2, 3, 3, 4}, 12);
   for (float& v : x.data) v = (v >= 0 ? 0.1f + v : -0.1f + v) * 4.0f;
   for (float cap : {INFINITY, 6.0f}) {
     ClampedReLU relu("relu", cap);
-    Tensor y, dx;
+    FloatTensor y, dx;
     relu.Forward(x, y);
-    const Tensor r = RandomTensor(y.shape, 13);
+    const FloatTensor r = RandomTensor(y.shape, 13);
     relu.Backward(r, dx);
     ExpectGradient("relu", x.ptr(), dx.ptr(), x.size(), [&] {
-      Tensor out;
+      FloatTensor out;
       relu.Forward(x, out);
       return Dot(out, r);
     }, 1e-3f);
   }
   MeanHW mean("mean");
-  Tensor m, dm;
+  FloatTensor m, dm;
   mean.Forward(x, m);
-  const Tensor rm = RandomTensor(m.shape, 14);
+  const FloatTensor rm = RandomTensor(m.shape, 14);
   mean.Backward(rm, dm);
   ExpectGradient("mean", x.ptr(), dm.ptr(), x.size(), [&] {
-    Tensor out;
+    FloatTensor out;
     mean.Forward(x, out);
     return Dot(out, rm);
   });
   Add add("add");
-  Tensor b = RandomTensor(x.shape, 15), sum, da(x.shape), db(x.shape);
+  FloatTensor b = RandomTensor(x.shape, 15), sum, da(x.shape), db(x.shape);
   add.Forward(x, b, sum);
-  const Tensor rs = RandomTensor(sum.shape, 16);
+  const FloatTensor rs = RandomTensor(sum.shape, 16);
   add.Backward(rs, da, db);  // += into zeroed gradients
   ExpectGradient("add a", x.ptr(), da.ptr(), x.size(), [&] {
-    Tensor out;
+    FloatTensor out;
     add.Forward(x, b, out);
     return Dot(out, rs);
   });
   Dropout dropout("dropout", 0.5f);
   const PassContext ctx{/*training=*/true, /*seed=*/1, /*step=*/7};
-  Tensor dy, ddx;
+  FloatTensor dy, ddx;
   dropout.Forward(x, dy, ctx);
-  const Tensor rd = RandomTensor(dy.shape, 17);
+  const FloatTensor rd = RandomTensor(dy.shape, 17);
   dropout.Backward(rd, ddx);
   ExpectGradient("dropout", x.ptr(), ddx.ptr(), x.size(), [&] {
-    Tensor out;
+    FloatTensor out;
     dropout.Forward(x, out, ctx);  // same step: same mask
     return Dot(out, rd);
   });
 }
 
 TEST(CrossEntropyGradient, MatchesFiniteDifferences) {
-  Tensor z = RandomTensor({3, 5}, 18), dz;
+  FloatTensor z = RandomTensor({3, 5}, 18), dz;
   const std::vector<int32_t> labels = {0, 4, 2};
   CrossEntropy(z, labels, &dz);
   ExpectGradient("logits", z.ptr(), dz.ptr(), z.size(),
@@ -248,7 +248,7 @@ TEST(Conv2dGradient, SameResultWithTwoThreads) {
       ParameterStore params;
       Conv2d conv("dw", {8, 8, 3, 1, 1, 8, true}, params);
       FillRandom(params.values().data(), params.values().size(), 19);
-      Tensor x = RandomTensor({4, 6, 6, 8}, 20), y, dx;
+      FloatTensor x = RandomTensor({4, 6, 6, 8}, 20), y, dx;
       conv.Forward(x, y);
       conv.Backward(y, &dx);
       if (run == 0) {

@@ -14,7 +14,7 @@ Linear::Linear(const std::string& name, int in_features, int out_features,
   bias_ = params.Add(name + ".bias", {out_features});
 }
 
-void Linear::Forward(const Tensor& x, Tensor& y) {
+void Linear::Forward(const FloatTensor& x, FloatTensor& y) {
   input_ = &x;
   const int64_t n = x.dim(0);
   y.Resize({n, out_});
@@ -23,7 +23,7 @@ void Linear::Forward(const Tensor& x, Tensor& y) {
   GemmABt(n, out_, in_, x.ptr(), in_, params_.value(weight_), in_, 1.0f, y.ptr(), out_);
 }
 
-void Linear::Backward(const Tensor& dy, Tensor* dx) {
+void Linear::Backward(const FloatTensor& dy, FloatTensor* dx) {
   const int64_t n = dy.dim(0);
   GemmAtBAccumulate(n, out_, in_, dy.ptr(), out_, input_->ptr(), in_, params_.grad(weight_), in_,
                     gemm_scratch_);
@@ -36,7 +36,7 @@ void Linear::Backward(const Tensor& dy, Tensor* dx) {
   GemmAB(n, in_, out_, dy.ptr(), out_, params_.value(weight_), in_, dx->ptr(), in_);
 }
 
-void MeanHW::Forward(const Tensor& x, Tensor& y) {
+void MeanHW::Forward(const FloatTensor& x, FloatTensor& y) {
   input_shape_ = x.shape;
   const int64_t n = x.dim(0), pixels = x.dim(1) * x.dim(2), c = x.dim(3);
   y.Resize({n, c});
@@ -55,7 +55,7 @@ void MeanHW::Forward(const Tensor& x, Tensor& y) {
   });
 }
 
-void MeanHW::Backward(const Tensor& dy, Tensor& dx) {
+void MeanHW::Backward(const FloatTensor& dy, FloatTensor& dx) {
   dx.Resize(input_shape_);
   const int64_t n = input_shape_[0], pixels = input_shape_[1] * input_shape_[2],
                 c = input_shape_[3];

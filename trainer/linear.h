@@ -16,9 +16,9 @@ class Linear {
   Linear(const std::string& name, int in_features, int out_features, ParameterStore& params);
 
   // x [N, K] -> y [N, O].
-  void Forward(const Tensor& x, Tensor& y);
+  void Forward(const FloatTensor& x, FloatTensor& y);
   // From y = x W^T + b: dW += dy^T x, db += sum_n dy, dx = dy W.
-  void Backward(const Tensor& dy, Tensor* dx);
+  void Backward(const FloatTensor& dy, FloatTensor* dx);
 
   const std::string& name() const { return name_; }
   int weight_id() const { return weight_; }
@@ -29,7 +29,7 @@ class Linear {
   int in_, out_;
   ParameterStore& params_;
   int weight_, bias_;
-  const Tensor* input_ = nullptr;
+  const FloatTensor* input_ = nullptr;
   std::vector<float> gemm_scratch_;
 };
 
@@ -37,8 +37,8 @@ class Linear {
 class MeanHW {
  public:
   explicit MeanHW(const std::string& name) : name_(name) {}
-  void Forward(const Tensor& x, Tensor& y);
-  void Backward(const Tensor& dy, Tensor& dx);  // dx = dy / (H * W) everywhere
+  void Forward(const FloatTensor& x, FloatTensor& y);
+  void Backward(const FloatTensor& dy, FloatTensor& dx);  // dx = dy / (H * W) everywhere
   const std::string& name() const { return name_; }
 
  private:

@@ -5,8 +5,8 @@
 
 namespace qforge {
 
-LossResult CrossEntropy(const Tensor& logits, const std::vector<int32_t>& labels,
-                        Tensor* dlogits) {
+LossResult CrossEntropy(const FloatTensor& logits, const std::vector<int32_t>& labels,
+                        FloatTensor* dlogits) {
   const int64_t n = logits.dim(0), k = logits.dim(1);
   if (dlogits != nullptr) dlogits->Resize(logits.shape);
   LossResult result;

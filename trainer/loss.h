@@ -16,8 +16,8 @@ struct LossResult {
 };
 
 // logits [N, K], labels [N] -> loss; dlogits = (softmax(z) - onehot(label)) / N.
-LossResult CrossEntropy(const Tensor& logits, const std::vector<int32_t>& labels,
-                        Tensor* dlogits);
+LossResult CrossEntropy(const FloatTensor& logits, const std::vector<int32_t>& labels,
+                        FloatTensor* dlogits);
 
 }  // namespace qforge
 

@@ -26,13 +26,13 @@ ConvBnAct::ConvBnAct(const ConvLayer& layer, bool relu6, ParameterStore& params)
       bn(BatchNormName(layer.name), layer.out_channels, params,
          /*clamp_max=*/!layer.activation ? NAN : relu6 ? 6.0f : INFINITY) {}
 
-const Tensor& ConvBnAct::Forward(const Tensor& x, const PassContext& ctx) {
+const FloatTensor& ConvBnAct::Forward(const FloatTensor& x, const PassContext& ctx) {
   conv.Forward(x, conv_out);
   bn.Forward(conv_out, bn_out, ctx);
   return bn_out;
 }
 
-void ConvBnAct::Backward(const Tensor& dy, Tensor* dx) {
+void ConvBnAct::Backward(const FloatTensor& dy, FloatTensor* dx) {
   bn.Backward(dy, d_conv);
   conv.Backward(d_conv, dx);
 }
@@ -75,10 +75,10 @@ void MobileNetV2Model::Initialize(uint64_t seed) {
 
 // The tutorial's QuantizableMobileNetV2.forward: quant, features, mean over H
 // and W, classifier (dropout, linear), dequant.
-const Tensor& MobileNetV2Model::Forward(const Tensor& x, const PassContext& ctx) {
-  const Tensor* h = &quant_.Forward(x);
+const FloatTensor& MobileNetV2Model::Forward(const FloatTensor& x, const PassContext& ctx) {
+  const FloatTensor* h = &quant_.Forward(x);
   for (FeatureBlockLayers& f : features_) {
-    const Tensor* block_in = h;
+    const FloatTensor* block_in = h;
     for (auto& layer : f.layers) h = &layer->Forward(*h, ctx);
     if (f.skip_add != nullptr) {
       f.skip_add->Forward(*block_in, *h, f.sum);
@@ -91,7 +91,7 @@ const Tensor& MobileNetV2Model::Forward(const Tensor& x, const PassContext& ctx)
   return dequant_.Forward(logits_);
 }
 
-void MobileNetV2Model::Backward(const Tensor& dlogits) {
+void MobileNetV2Model::Backward(const FloatTensor& dlogits) {
   classifier_.Backward(dequant_.Backward(dlogits), &d_dropped_);
   dropout_.Backward(d_dropped_, d_pooled_);
   pool_.Backward(d_pooled_, d_features_);

@@ -25,21 +25,21 @@ namespace qforge {
 // PyTorch's ConvBNReLU, or the projection conv + BN of an inverted residual.
 struct ConvBnAct {
   ConvBnAct(const ConvLayer& layer, bool relu6, ParameterStore& params);
-  const Tensor& Forward(const Tensor& x, const PassContext& ctx);
+  const FloatTensor& Forward(const FloatTensor& x, const PassContext& ctx);
   // dy -> dx (null: the network input, whose gradient nobody needs).
-  void Backward(const Tensor& dy, Tensor* dx);
+  void Backward(const FloatTensor& dy, FloatTensor* dx);
 
   Conv2d conv;
   BatchNorm2d bn;
-  Tensor conv_out, bn_out;  // saved activations
-  Tensor d_conv;            // gradient scratch
+  FloatTensor conv_out, bn_out;  // saved activations
+  FloatTensor d_conv;            // gradient scratch
 };
 
 // features.i: its ConvBnAct layers and, when shapes allow, the residual add.
 struct FeatureBlockLayers {
   std::vector<std::unique_ptr<ConvBnAct>> layers;
   std::unique_ptr<Add> skip_add;  // null without a residual connection
-  Tensor sum;
+  FloatTensor sum;
 };
 
 class MobileNetV2Model {
@@ -53,9 +53,9 @@ class MobileNetV2Model {
   void Initialize(uint64_t seed);
 
   // x [N, S, S, C] -> logits [N, classes] (owned by the model).
-  const Tensor& Forward(const Tensor& x, const PassContext& ctx);
+  const FloatTensor& Forward(const FloatTensor& x, const PassContext& ctx);
   // dlogits [N, classes] -> parameter gradients (+=).
-  void Backward(const Tensor& dlogits);
+  void Backward(const FloatTensor& dlogits);
 
   const MobileNetV2Layers& layers() const { return layers_; }
   std::vector<FeatureBlockLayers>& features() { return features_; }
@@ -70,8 +70,8 @@ class MobileNetV2Model {
   Dropout dropout_;
   Linear classifier_;
   DeQuantStub dequant_;
-  Tensor pooled_, dropped_, logits_;
-  Tensor d_dropped_, d_pooled_, d_features_, d_block_, d_skip_;
+  FloatTensor pooled_, dropped_, logits_;
+  FloatTensor d_dropped_, d_pooled_, d_features_, d_block_, d_skip_;
 };
 
 }  // namespace qforge

@@ -120,7 +120,7 @@ TEST(MseObserver, KeepsUniformDataAndIsolatedOutliers) {
   EXPECT_GT(outlier.GetRange()->second, 36.0f);  // trims a few percent at most
 }
 
-using Golden = std::map<std::string, Tensor>;
+using Golden = std::map<std::string, FloatTensor>;
 
 class ObserverGolden : public ::testing::Test {
  protected:
@@ -132,7 +132,7 @@ class ObserverGolden : public ::testing::Test {
   float Value(const std::string& name) { return golden_[name].data[0]; }
   void ObserveAll(RangeObserver& observer) {
     for (int i = 0; i < 4; ++i) {
-      const Tensor& batch = golden_["batch" + std::to_string(i)];
+      const FloatTensor& batch = golden_["batch" + std::to_string(i)];
       observer.Observe(batch.ptr(), batch.size());
     }
   }
@@ -163,7 +163,7 @@ TEST_F(ObserverGolden, MinMaxAndMovingAverageMatchPyTorch) {
 }
 
 TEST_F(ObserverGolden, PerChannelMatchesPyTorch) {
-  const Tensor& w = golden_["per_channel/weights"];
+  const FloatTensor& w = golden_["per_channel/weights"];
   PerChannelMinMaxObserver observer;
   observer.Observe(w.ptr(), w.shape, 0);
   const std::vector<Range> ranges = *observer.GetRanges();
@@ -183,7 +183,7 @@ TEST_F(ObserverGolden, HistogramMatchesPyTorch) {
   EXPECT_FLOAT_EQ(observer.min(), Value("histogram/min"));
   EXPECT_FLOAT_EQ(observer.max(), Value("histogram/max"));
   // The histograms agree but for float rounding at bin edges.
-  const Tensor& theirs = golden_["histogram/histogram"];
+  const FloatTensor& theirs = golden_["histogram/histogram"];
   double total = 0, difference = 0;
   for (int b = 0; b < 2048; ++b) {
     total += theirs.data[b];

@@ -22,7 +22,7 @@
 namespace qforge {
 namespace {
 
-using Golden = std::map<std::string, Tensor>;
+using Golden = std::map<std::string, FloatTensor>;
 
 Golden Load(const std::string& name) {
   absl::StatusOr<Golden> golden = ReadGoldenFile("tests/testdata/golden/" + name + ".bin");
@@ -30,7 +30,7 @@ Golden Load(const std::string& name) {
   return golden.ok() ? *std::move(golden) : Golden();
 }
 
-float MaxAbs(const Tensor& t) {
+float MaxAbs(const FloatTensor& t) {
   float m = 0;
   for (float v : t.data) m = std::max(m, std::fabs(v));
   return m;
@@ -41,7 +41,7 @@ float MaxAbs(const Tensor& t) {
 // batch-normalised layer) and only float noise of ~1e-8 in both frameworks;
 // the whole-network test measures them against 1% of the model's largest
 // gradient instead of against their own noise.
-void ExpectClose(const float* got, const Tensor& want, const std::string& what,
+void ExpectClose(const float* got, const FloatTensor& want, const std::string& what,
                  float scale_floor = 1e-6f) {
   float max_diff = 0;
   for (int64_t i = 0; i < want.size(); ++i) {
@@ -52,12 +52,12 @@ void ExpectClose(const float* got, const Tensor& want, const std::string& what,
       << what << ": max difference " << max_diff << ", max magnitude " << MaxAbs(want);
 }
 
-void ExpectClose(const Tensor& got, const Tensor& want, const std::string& what) {
+void ExpectClose(const FloatTensor& got, const FloatTensor& want, const std::string& what) {
   ASSERT_EQ(got.shape, want.shape) << what;
   ExpectClose(got.ptr(), want, what);
 }
 
-void Set(ParameterStore& params, int id, const Tensor& value) {
+void Set(ParameterStore& params, int id, const FloatTensor& value) {
   ASSERT_EQ(params.info(id).size, value.size()) << params.info(id).name;
   std::copy(value.data.begin(), value.data.end(), params.value(id));
 }
@@ -75,7 +75,7 @@ TEST_P(ConvGolden, MatchesPyTorch) {
   Conv2d conv("conv", GetParam().options, params);
   Set(params, conv.weight_id(), g["weight"]);
   if (conv.bias_id() >= 0) Set(params, conv.bias_id(), g["bias"]);
-  Tensor y, dx;
+  FloatTensor y, dx;
   conv.Forward(g["x"], y);
   ExpectClose(y, g["y"], "y");
   conv.Backward(g["dy"], &dx);
@@ -103,7 +103,7 @@ TEST(BatchNormGolden, TrainAndEvalMatchPyTorch) {
     Set(params, bn.bias_id(), g["bias"]);
     Set(params, bn.running_mean_id(), g["running_mean"]);
     Set(params, bn.running_var_id(), g["running_var"]);
-    Tensor y, dx;
+    FloatTensor y, dx;
     bn.Forward(g["x"], y, PassContext{mode == "train"});
     ExpectClose(y, g["y"], mode + " y");
     ExpectClose(params.value(bn.running_mean_id()), g["new_running_mean"], mode + " running mean");
@@ -120,7 +120,7 @@ TEST(ElementwiseGolden, ReLUAndReLU6MatchPyTorch) {
            {"relu", INFINITY}, {"relu6", 6.0f}}) {
     Golden g = Load(file);
     ClampedReLU relu(file, cap);
-    Tensor y, dx;
+    FloatTensor y, dx;
     relu.Forward(g["x"], y);
     ExpectClose(y, g["y"], file + " y");
     relu.Backward(g["dy"], dx);
@@ -134,7 +134,7 @@ TEST(LinearGolden, MatchesPyTorch) {
   Linear fc("fc", 12, 5, params);
   Set(params, fc.weight_id(), g["weight"]);
   Set(params, fc.bias_id(), g["bias"]);
-  Tensor y, dx;
+  FloatTensor y, dx;
   fc.Forward(g["x"], y);
   ExpectClose(y, g["y"], "y");
   fc.Backward(g["dy"], &dx);
@@ -146,7 +146,7 @@ TEST(LinearGolden, MatchesPyTorch) {
 TEST(MeanAndLossGolden, MatchPyTorch) {
   Golden m = Load("mean_hw");
   MeanHW mean("mean");
-  Tensor y, dx;
+  FloatTensor y, dx;
   mean.Forward(m["x"], y);
   ExpectClose(y, m["y"], "mean y");
   mean.Backward(m["dy"], dx);
@@ -154,7 +154,7 @@ TEST(MeanAndLossGolden, MatchPyTorch) {
 
   Golden c = Load("cross_entropy");
   std::vector<int32_t> labels(c["labels"].data.begin(), c["labels"].data.end());
-  Tensor dlogits;
+  FloatTensor dlogits;
   const LossResult result = CrossEntropy(c["logits"], labels, &dlogits);
   EXPECT_NEAR(result.loss, c["loss"].data[0], 1e-4 * std::fabs(c["loss"].data[0]));
   ExpectClose(dlogits, c["dlogits"], "dlogits");
@@ -184,8 +184,8 @@ TEST(MobileNetV2Golden, TwoSgdStepsMatchPyTorch) {
   float largest = 0;  // the largest gradient of step 1
   for (int step = 1; step <= 2; ++step) {
     params.ZeroGrads();
-    const Tensor& logits = model.Forward(g["x"], PassContext{/*training=*/true});
-    Tensor dlogits;
+    const FloatTensor& logits = model.Forward(g["x"], PassContext{/*training=*/true});
+    FloatTensor dlogits;
     const LossResult loss = CrossEntropy(logits, labels, &dlogits);
     model.Backward(dlogits);
     if (step == 1) {

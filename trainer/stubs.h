@@ -14,8 +14,8 @@ namespace qforge {
 class QuantStub {
  public:
   explicit QuantStub(std::string name) : name_(std::move(name)) {}
-  const Tensor& Forward(const Tensor& x) const { return x; }
-  const Tensor& Backward(const Tensor& dy) const { return dy; }
+  const FloatTensor& Forward(const FloatTensor& x) const { return x; }
+  const FloatTensor& Backward(const FloatTensor& dy) const { return dy; }
   const std::string& name() const { return name_; }
 
  private:
@@ -25,8 +25,8 @@ class QuantStub {
 class DeQuantStub {
  public:
   explicit DeQuantStub(std::string name) : name_(std::move(name)) {}
-  const Tensor& Forward(const Tensor& x) const { return x; }
-  const Tensor& Backward(const Tensor& dy) const { return dy; }
+  const FloatTensor& Forward(const FloatTensor& x) const { return x; }
+  const FloatTensor& Backward(const FloatTensor& dy) const { return dy; }
   const std::string& name() const { return name_; }
 
  private:

@@ -37,13 +37,13 @@ struct UninitializedAllocator : std::allocator<T> {
 
 using FloatBuffer = std::vector<float, UninitializedAllocator<float>>;
 
-struct Tensor {
+struct FloatTensor {
   std::vector<int64_t> shape;
   FloatBuffer data;
 
-  Tensor() = default;
+  FloatTensor() = default;
   // A tensor of zeros.
-  explicit Tensor(std::vector<int64_t> s) {
+  explicit FloatTensor(std::vector<int64_t> s) {
     Resize(std::move(s));
     std::fill(data.begin(), data.end(), 0.0f);
   }

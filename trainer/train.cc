@@ -226,7 +226,7 @@ EpochResult Trainer::TrainEpoch() {
   Progress progress(absl::StrFormat("epoch %d/%d", epoch_ + 1, config_.epochs()),
                     train_loader_->batches_per_epoch());
   Batch batch;
-  Tensor x, dlogits;
+  FloatTensor x, dlogits;
   EpochResult result;
   double loss_sum = 0;
   int64_t images = 0, correct = 0, batches = 0;
@@ -235,7 +235,7 @@ EpochResult Trainer::TrainEpoch() {
     std::copy(batch.images.begin(), batch.images.end(), x.data.begin());
     const PassContext ctx{/*training=*/true, config_.seed(), step_};
     params_.ZeroGrads();
-    const Tensor& logits = model_->Forward(x, ctx);
+    const FloatTensor& logits = model_->Forward(x, ctx);
     const LossResult loss = CrossEntropy(logits, batch.labels, &dlogits);
     model_->Backward(dlogits);
     const ScheduleValue rate = ScheduleAt(schedule, step_);
@@ -261,7 +261,7 @@ EpochResult Trainer::TrainEpoch() {
 EvalResult Trainer::Evaluate() {
   test_loader_->StartEpoch(0);
   Batch batch;
-  Tensor x;
+  FloatTensor x;
   EvalResult result;
   double loss_sum = 0;
   int64_t correct = 0;

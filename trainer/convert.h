@@ -1,0 +1,75 @@
+// Post-training static quantization of a fused MobileNetV2: named qconfigs,
+// calibration (observers at every tensor the int8 model holds), and convert to
+// the flat model of common/model.proto, int8 or float.
+//
+// The int8 model: QUANTIZE the float input, then int8 convs (symmetric weights,
+// per channel or per tensor; int32 biases at input * weight scale; ReLU/ReLU6
+// as output clamps), residual ADDs, MEAN_HW, the classifier as FULLY_CONNECTED,
+// and DEQUANTIZE of the logits. Activations take their range from the qconfig's
+// observer; weights from their own minimum and maximum.
+#ifndef QFORGE_TRAINER_CONVERT_H_
+#define QFORGE_TRAINER_CONVERT_H_
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/model.pb.h"
+#include "data/transforms.h"
+#include "trainer/fusion.h"
+#include "trainer/observers.h"
+
+namespace qforge {
+
+struct QConfig {
+  std::string name;
+  // "minmax", "moving_average", "histogram", "percentile" or "mse".
+  std::string activation_observer;
+  bool per_channel_weights = true;
+};
+
+// The named presets:
+//   minmax_per_tensor      the tutorial's default_qconfig: min/max activations,
+//                          per-tensor weights;
+//   per_channel_histogram  its x86 recommendation: histogram activations,
+//                          per-channel weights;
+//   per_channel_mse        per-channel weights, MSE-optimal activation ranges;
+//   per_channel_percentile per-channel weights, 99.99th-percentile ranges.
+absl::StatusOr<QConfig> NamedQConfig(const std::string& name);
+std::vector<std::string> QConfigNames();
+
+// Observers for every quantized tensor of a fused model, fed by its forward.
+class Calibrator {
+ public:
+  Calibrator(const QConfig& qconfig, FusedMobileNetV2& model);
+  ~Calibrator();
+  // One calibration batch through the model (eval mode), observed.
+  void Run(const FloatTensor& batch);
+  // The range of observation point `point` (see FusedMobileNetV2::ObserveFn).
+  absl::StatusOr<Range> RangeOf(const std::string& point) const;
+
+ private:
+  QConfig qconfig_;
+  FusedMobileNetV2& model_;
+  std::map<std::string, std::unique_ptr<RangeObserver>> observers_;
+};
+
+// What a converted model records about itself for edge applications.
+struct ModelDescription {
+  std::vector<int64_t> input_shape;  // [1, H, W, C]
+  Normalization normalization;       // per channel, on pixels / 255
+  std::vector<std::string> class_names;
+  std::string dataset;
+  std::string producer;
+};
+
+absl::StatusOr<Model> ConvertToInt8(FusedMobileNetV2& model, const Calibrator& calibrator,
+                                    const QConfig& qconfig, const ModelDescription& description);
+
+absl::StatusOr<Model> ConvertToFloat(FusedMobileNetV2& model, const ModelDescription& description);
+
+}  // namespace qforge
+
+#endif  // QFORGE_TRAINER_CONVERT_H_
