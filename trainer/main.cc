@@ -1,9 +1,11 @@
 // `bazel run //trainer`: the qforge main job, and the trainer's commands.
 //
 //   bazel run //trainer                         the main job: float training of the
-//                                               default config (later issues add
-//                                               post-training quantization and QAT)
+//                                               default config, then post-training
+//                                               quantization with two qconfigs, measured
+//                                               by the runtime (QAT joins later)
 //   bazel run //trainer -- train [--config=FILE] [--epochs=N ...] [--resume]
+//   bazel run //trainer -- ptq --checkpoint=DIR/checkpoint.pb [--qconfig=NAME]
 //
 // Relative paths (config, output_dir, data_dir) are taken from the directory
 // `bazel run` was started in.
@@ -17,6 +19,9 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/str_format.h"
+#include "trainer/convert.h"
+#include "trainer/ptq.h"
 #include "trainer/train.h"
 
 ABSL_FLAG(std::string, config, "", "Text-format TrainConfig (trainer/config.proto); "
@@ -36,6 +41,12 @@ ABSL_FLAG(std::string, output_dir, "", "Checkpoint, metrics.jsonl go here.");
 ABSL_FLAG(int64_t, max_train_images, -1, "Train on the first N images only (0: all).");
 ABSL_FLAG(int64_t, max_test_images, -1, "Evaluate on the first N test images only (0: all).");
 ABSL_FLAG(bool, resume, false, "Continue the run saved in output_dir.");
+ABSL_FLAG(std::string, checkpoint, "", "ptq: the float checkpoint (a train run's checkpoint.pb).");
+ABSL_FLAG(std::string, qconfig, "per_channel_histogram",
+          "ptq: minmax_per_tensor, per_channel_histogram, per_channel_mse or "
+          "per_channel_percentile.");
+ABSL_FLAG(int, calib_batches, 32, "ptq: calibration batches (the tutorial: 32).");
+ABSL_FLAG(int, calib_batch_size, 30, "ptq: images per calibration batch (the tutorial: 30).");
 
 namespace qforge {
 namespace {
@@ -96,19 +107,19 @@ absl::StatusOr<TrainConfig> ConfigFromFlags() {
   return config;
 }
 
-int Train() {
+void Fail(const absl::Status& status) {
+  std::fprintf(stderr, "qforge: %s\n", std::string(status.message()).c_str());
+}
+
+// Trains as the flags and config say; returns the checkpoint path, or "" after
+// printing the error.
+std::string Train() {
   absl::StatusOr<TrainConfig> config = ConfigFromFlags();
-  if (!config.ok()) {
-    std::fprintf(stderr, "qforge: %s\n", std::string(config.status().message()).c_str());
-    return 1;
-  }
+  if (!config.ok()) return Fail(config.status()), "";
   absl::StatusOr<std::unique_ptr<Trainer>> trainer = Trainer::Create(*config);
   absl::Status status = trainer.ok() ? absl::OkStatus() : trainer.status();
   if (status.ok() && absl::GetFlag(FLAGS_resume)) status = (*trainer)->Resume();
-  if (!status.ok()) {
-    std::fprintf(stderr, "qforge: %s\n", std::string(status.message()).c_str());
-    return 1;
-  }
+  if (!status.ok()) return Fail(status), "";
   std::printf("training MobileNetV2 (width %.2f) on %s for %d epochs, output in %s\n",
               config->model().width_mult(), config->dataset().c_str(), config->epochs(),
               config->output_dir().c_str());
@@ -116,12 +127,62 @@ int Train() {
     std::printf("resuming after epoch %d\n", (*trainer)->epochs_done());
   }
   absl::StatusOr<std::vector<EpochResult>> results = (*trainer)->Run();
-  if (!results.ok()) {
-    std::fprintf(stderr, "qforge: %s\n", std::string(results.status().message()).c_str());
-    return 1;
-  }
+  if (!results.ok()) return Fail(results.status()), "";
   if (!results->empty()) {
     std::printf("float test accuracy: %.2f%%\n", 100 * results->back().test_accuracy);
+  }
+  return (std::filesystem::path(config->output_dir()) / "checkpoint.pb").string();
+}
+
+absl::StatusOr<PtqResult> Ptq(const std::string& checkpoint, const std::string& qconfig) {
+  PtqOptions options;
+  options.checkpoint = checkpoint;
+  options.qconfig = qconfig;
+  options.calib_batches = absl::GetFlag(FLAGS_calib_batches);
+  options.calib_batch_size = absl::GetFlag(FLAGS_calib_batch_size);
+  options.output_dir = std::filesystem::path(checkpoint).parent_path().string();
+  options.threads = Given(FLAGS_threads) ? absl::GetFlag(FLAGS_threads) : 2;
+  std::printf("post-training quantization, qconfig %s: %d calibration batches of %d images\n",
+              qconfig.c_str(), options.calib_batches, options.calib_batch_size);
+  std::fflush(stdout);
+  return RunPtq(options);
+}
+
+void PrintRow(const std::string& what, double accuracy, int64_t bytes, int64_t float_bytes) {
+  std::printf("| %-32s | %6.2f%% | %6.2f MB | %.3fx |\n", what.c_str(), 100 * accuracy, bytes / 1e6,
+              static_cast<double>(bytes) / float_bytes);
+}
+
+// `ptq`: one qconfig on a given checkpoint.
+int PtqCommand() {
+  const std::string checkpoint = UserPath(absl::GetFlag(FLAGS_checkpoint));
+  if (checkpoint.empty()) return Fail(absl::InvalidArgumentError("ptq needs --checkpoint")), 1;
+  absl::StatusOr<PtqResult> r = Ptq(checkpoint, absl::GetFlag(FLAGS_qconfig));
+  if (!r.ok()) return Fail(r.status()), 1;
+  std::printf("| model (runtime, %lld test images) | top-1 | size | vs float |\n|---|---|---|---|\n",
+              static_cast<long long>(r->test_images));
+  PrintRow("float", r->float_accuracy, r->float_bytes, r->float_bytes);
+  PrintRow("int8 " + absl::GetFlag(FLAGS_qconfig), r->int8_accuracy, r->int8_bytes, r->float_bytes);
+  std::printf("wrote %s and %s\n", r->int8_path.c_str(), r->float_path.c_str());
+  return 0;
+}
+
+// The main job: float training, then the tutorial's two PTQ qconfigs.
+int MainJob() {
+  const std::string checkpoint = Train();
+  if (checkpoint.empty()) return 1;
+  std::vector<std::pair<std::string, PtqResult>> rows;
+  for (const std::string qconfig : {"minmax_per_tensor", "per_channel_histogram"}) {
+    absl::StatusOr<PtqResult> r = Ptq(checkpoint, qconfig);
+    if (!r.ok()) return Fail(r.status()), 1;
+    rows.emplace_back(qconfig, *r);
+  }
+  std::printf("\n| model (runtime, %lld test images) | top-1 | size | vs float |\n|---|---|---|---|\n",
+              static_cast<long long>(rows[0].second.test_images));
+  PrintRow("float (fused, runtime)", rows[0].second.float_accuracy, rows[0].second.float_bytes,
+           rows[0].second.float_bytes);
+  for (const auto& [qconfig, r] : rows) {
+    PrintRow("int8 PTQ " + qconfig, r.int8_accuracy, r.int8_bytes, r.float_bytes);
   }
   return 0;
 }
@@ -132,13 +193,16 @@ int Train() {
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "qforge trainer.\n  bazel run //trainer                 the main job\n"
-      "  bazel run //trainer -- train [flags] float training");
+      "  bazel run //trainer -- train [flags] float training\n"
+      "  bazel run //trainer -- ptq --checkpoint=... [--qconfig=...]  post-training quantization");
   qforge::RecordGivenFlags(argc, argv);
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
-  if (args.size() > 2 || (args.size() == 2 && std::string(args[1]) != "train")) {
-    std::fprintf(stderr, "qforge: unknown command '%s' (try: train)\n", args[1]);
+  const std::string command = args.size() >= 2 ? args[1] : "";
+  if (args.size() > 2 || (command != "" && command != "train" && command != "ptq")) {
+    std::fprintf(stderr, "qforge: unknown command '%s' (try: train, ptq)\n", command.c_str());
     return 2;
   }
-  // Both the main job and `train` train today; PTQ and QAT join the main job later.
-  return qforge::Train();
+  if (command == "train") return qforge::Train().empty() ? 1 : 0;
+  if (command == "ptq") return qforge::PtqCommand();
+  return qforge::MainJob();
 }

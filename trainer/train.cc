@@ -24,14 +24,6 @@ namespace {
 constexpr char kCheckpointFile[] = "checkpoint.pb";
 constexpr char kMetricsFile[] = "metrics.jsonl";
 
-absl::StatusOr<Dataset> LoadSplit(const TrainConfig& config, Split split) {
-  if (config.dataset() == "fashion-mnist") {
-    return LoadFashionMnist(config.data_dir().empty() ? kDefaultFashionMnistDir : config.data_dir(),
-                            split);
-  }
-  return LoadCifar10(config.data_dir(), split);
-}
-
 // The first `limit` images of a dataset (0: all).
 void Truncate(Dataset& d, int64_t limit) {
   if (limit <= 0 || limit >= d.count) return;
@@ -40,7 +32,22 @@ void Truncate(Dataset& d, int64_t limit) {
   d.labels.resize(limit);
 }
 
-// Per-channel mean and std of the training pixels scaled to [0, 1].
+}  // namespace
+
+absl::StatusOr<Dataset> LoadDatasetSplit(const TrainConfig& config, Split split) {
+  if (config.dataset() == "fashion-mnist") {
+    return LoadFashionMnist(config.data_dir().empty() ? kDefaultFashionMnistDir : config.data_dir(),
+                            split);
+  }
+  return LoadCifar10(config.data_dir(), split);
+}
+
+absl::StatusOr<Dataset> LoadTrainingSet(const TrainConfig& config) {
+  absl::StatusOr<Dataset> train = LoadDatasetSplit(config, Split::kTrain);
+  if (train.ok()) Truncate(*train, config.max_train_images());
+  return train;
+}
+
 Normalization DatasetNormalization(const Dataset& d) {
   std::vector<double> sum(d.channels, 0), sq(d.channels, 0);
   for (size_t i = 0; i < d.pixels.size(); ++i) {
@@ -57,8 +64,6 @@ Normalization DatasetNormalization(const Dataset& d) {
   }
   return norm;
 }
-
-}  // namespace
 
 TrainConfig DefaultTrainConfig() {
   TrainConfig c;
@@ -145,11 +150,10 @@ Trainer::Trainer(const TrainConfig& config, Dataset train, Dataset test)
 
 absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainConfig& config) {
   if (absl::Status s = ValidateTrainConfig(config); !s.ok()) return s;
-  absl::StatusOr<Dataset> train = LoadSplit(config, Split::kTrain);
+  absl::StatusOr<Dataset> train = LoadTrainingSet(config);
   if (!train.ok()) return train.status();
-  absl::StatusOr<Dataset> test = LoadSplit(config, Split::kTest);
+  absl::StatusOr<Dataset> test = LoadDatasetSplit(config, Split::kTest);
   if (!test.ok()) return test.status();
-  Truncate(*train, config.max_train_images());
   Truncate(*test, config.max_test_images());
   std::unique_ptr<Trainer> trainer(new Trainer(config, *std::move(train), *std::move(test)));
   if (absl::Status s = trainer->Init(); !s.ok()) return s;

@@ -83,6 +83,17 @@ class Trainer {
 // The model a config describes (shared with the converter and tests).
 MobileNetV2Config ModelConfigFor(const TrainConfig& config, const Dataset& train);
 
+// The config's dataset split, read from disk (all of it).
+absl::StatusOr<Dataset> LoadDatasetSplit(const TrainConfig& config, Split split);
+
+// The images a run trains on: the training split cut to max_train_images.
+// Everything derived from the training data (the normalization) uses these.
+absl::StatusOr<Dataset> LoadTrainingSet(const TrainConfig& config);
+
+// Per-channel mean and std of a dataset's pixels scaled to [0, 1]: the
+// normalization training, calibration and the converted models all apply.
+Normalization DatasetNormalization(const Dataset& dataset);
+
 }  // namespace qforge
 
 #endif  // QFORGE_TRAINER_TRAIN_H_
