@@ -107,19 +107,22 @@ absl::StatusOr<TrainConfig> ConfigFromFlags() {
   return config;
 }
 
-void Fail(const absl::Status& status) {
+// Prints the error; returns `result` for the caller to pass on.
+template <typename T>
+T Fail(const absl::Status& status, T result) {
   std::fprintf(stderr, "qforge: %s\n", std::string(status.message()).c_str());
+  return result;
 }
 
 // Trains as the flags and config say; returns the checkpoint path, or "" after
 // printing the error.
 std::string Train() {
   absl::StatusOr<TrainConfig> config = ConfigFromFlags();
-  if (!config.ok()) return Fail(config.status()), "";
+  if (!config.ok()) return Fail(config.status(), std::string());
   absl::StatusOr<std::unique_ptr<Trainer>> trainer = Trainer::Create(*config);
   absl::Status status = trainer.ok() ? absl::OkStatus() : trainer.status();
   if (status.ok() && absl::GetFlag(FLAGS_resume)) status = (*trainer)->Resume();
-  if (!status.ok()) return Fail(status), "";
+  if (!status.ok()) return Fail(status, std::string());
   std::printf("training MobileNetV2 (width %.2f) on %s for %d epochs, output in %s\n",
               config->model().width_mult(), config->dataset().c_str(), config->epochs(),
               config->output_dir().c_str());
@@ -127,7 +130,7 @@ std::string Train() {
     std::printf("resuming after epoch %d\n", (*trainer)->epochs_done());
   }
   absl::StatusOr<std::vector<EpochResult>> results = (*trainer)->Run();
-  if (!results.ok()) return Fail(results.status()), "";
+  if (!results.ok()) return Fail(results.status(), std::string());
   if (!results->empty()) {
     std::printf("float test accuracy: %.2f%%\n", 100 * results->back().test_accuracy);
   }
@@ -156,9 +159,9 @@ void PrintRow(const std::string& what, double accuracy, int64_t bytes, int64_t f
 // `ptq`: one qconfig on a given checkpoint.
 int PtqCommand() {
   const std::string checkpoint = UserPath(absl::GetFlag(FLAGS_checkpoint));
-  if (checkpoint.empty()) return Fail(absl::InvalidArgumentError("ptq needs --checkpoint")), 1;
+  if (checkpoint.empty()) return Fail(absl::InvalidArgumentError("ptq needs --checkpoint"), 1);
   absl::StatusOr<PtqResult> r = Ptq(checkpoint, absl::GetFlag(FLAGS_qconfig));
-  if (!r.ok()) return Fail(r.status()), 1;
+  if (!r.ok()) return Fail(r.status(), 1);
   std::printf("| model (runtime, %lld test images) | top-1 | size | vs float |\n|---|---|---|---|\n",
               static_cast<long long>(r->test_images));
   PrintRow("float", r->float_accuracy, r->float_bytes, r->float_bytes);
@@ -174,7 +177,7 @@ int MainJob() {
   std::vector<std::pair<std::string, PtqResult>> rows;
   for (const std::string qconfig : {"minmax_per_tensor", "per_channel_histogram"}) {
     absl::StatusOr<PtqResult> r = Ptq(checkpoint, qconfig);
-    if (!r.ok()) return Fail(r.status()), 1;
+    if (!r.ok()) return Fail(r.status(), 1);
     rows.emplace_back(qconfig, *r);
   }
   std::printf("\n| model (runtime, %lld test images) | top-1 | size | vs float |\n|---|---|---|---|\n",
