@@ -83,14 +83,20 @@ void Describe(const qforge::Tensor& t, qforge_tensor_info* info) {
   info->zero_point = quantized ? t.quantization().zero_point(0) : 0;
 }
 
-// Checks the index and the exact element count of input or output `index`.
-qforge_status CheckTensor(const qforge_interpreter* it, bool input, int index, size_t count) {
+// Checks the interpreter and the index of input or output `index`.
+qforge_status CheckIndex(const qforge_interpreter* it, bool input, int index) {
   if (it == nullptr) return Fail(QFORGE_INVALID_ARGUMENT, "interpreter is null");
   const int n = input ? it->interpreter->num_inputs() : it->interpreter->num_outputs();
   if (index < 0 || index >= n) {
     return Fail(QFORGE_INVALID_ARGUMENT,
                 absl::StrCat(input ? "input" : "output", " index ", index, " is outside [0, ", n, ")"));
   }
+  return QFORGE_OK;
+}
+
+// CheckIndex, and the exact element count of that input or output.
+qforge_status CheckTensor(const qforge_interpreter* it, bool input, int index, size_t count) {
+  if (qforge_status s = CheckIndex(it, input, index); s != QFORGE_OK) return s;
   const qforge::Tensor& t =
       input ? it->interpreter->input_tensor(index) : it->interpreter->output_tensor(index);
   if (static_cast<int64_t>(count) != qforge::NumElements(t)) {
@@ -174,20 +180,16 @@ int qforge_interpreter_num_outputs(const qforge_interpreter* it) {
 
 qforge_status qforge_interpreter_input_info(const qforge_interpreter* it, int index,
                                             qforge_tensor_info* info) {
-  if (it == nullptr || info == nullptr) return Fail(QFORGE_INVALID_ARGUMENT, "null argument");
-  if (index < 0 || index >= it->interpreter->num_inputs()) {
-    return Fail(QFORGE_INVALID_ARGUMENT, absl::StrCat("input index ", index, " is out of range"));
-  }
+  if (qforge_status s = CheckIndex(it, /*input=*/true, index); s != QFORGE_OK) return s;
+  if (info == nullptr) return Fail(QFORGE_INVALID_ARGUMENT, "info is null");
   Describe(it->interpreter->input_tensor(index), info);
   return QFORGE_OK;
 }
 
 qforge_status qforge_interpreter_output_info(const qforge_interpreter* it, int index,
                                              qforge_tensor_info* info) {
-  if (it == nullptr || info == nullptr) return Fail(QFORGE_INVALID_ARGUMENT, "null argument");
-  if (index < 0 || index >= it->interpreter->num_outputs()) {
-    return Fail(QFORGE_INVALID_ARGUMENT, absl::StrCat("output index ", index, " is out of range"));
-  }
+  if (qforge_status s = CheckIndex(it, /*input=*/false, index); s != QFORGE_OK) return s;
+  if (info == nullptr) return Fail(QFORGE_INVALID_ARGUMENT, "info is null");
   Describe(it->interpreter->output_tensor(index), info);
   return QFORGE_OK;
 }
