@@ -1,5 +1,7 @@
 #include "trainer/checkpoint.h"
 
+#include <unistd.h>
+
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -56,11 +58,15 @@ absl::Status RestoreState(const Checkpoint& checkpoint, ParameterStore& params, 
 absl::Status WriteProtoAtomically(const google::protobuf::MessageLite& message,
                                   const std::string& path) {
   const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out || !message.SerializeToOstream(&out) || !out.flush()) {
-      return absl::InternalError(absl::StrCat("cannot write ", tmp));
-    }
+  const std::string bytes = message.SerializeAsString();
+  std::FILE* file = std::fopen(tmp.c_str(), "wb");
+  if (file == nullptr) return absl::InternalError(absl::StrCat("cannot create ", tmp));
+  // fsync before the rename: after a power loss the new name must not point
+  // at data that never reached the disk.
+  const bool written = std::fwrite(bytes.data(), 1, bytes.size(), file) == bytes.size() &&
+                       std::fflush(file) == 0 && fsync(fileno(file)) == 0;
+  if (std::fclose(file) != 0 || !written) {
+    return absl::InternalError(absl::StrCat("cannot write ", tmp));
   }
   std::error_code ec;
   std::filesystem::rename(tmp, path, ec);

@@ -21,7 +21,7 @@ void CaptureState(const ParameterStore& params, Sgd& sgd, Checkpoint& checkpoint
 // has another shape, or the momentum block has the wrong size.
 absl::Status RestoreState(const Checkpoint& checkpoint, ParameterStore& params, Sgd& sgd);
 
-// Writes any message atomically: `path`.tmp, flush, rename to `path`.
+// Writes any message atomically: `path`.tmp, fsync, rename to `path`.
 absl::Status WriteProtoAtomically(const google::protobuf::MessageLite& message,
                                   const std::string& path);
 absl::StatusOr<Checkpoint> ReadCheckpoint(const std::string& path);

@@ -7,6 +7,8 @@
 #include "absl/strings/str_join.h"
 #include "common/model_builder.h"
 #include "common/quantization.h"
+#include "runtime/model_validator.h"
+#include "runtime/prepare.h"
 
 namespace qforge {
 namespace {
@@ -17,6 +19,22 @@ std::unique_ptr<RangeObserver> MakeObserver(const std::string& kind) {
   if (kind == "percentile") return std::make_unique<PercentileObserver>();
   if (kind == "mse") return std::make_unique<MseObserver>();
   return std::make_unique<MinMaxObserver>();
+}
+
+// The floor of activation scales, as PyTorch's XNNPACK-oriented qconfigs set
+// it: a tensor that calibration saw all zero (a ReLU that never fired) would
+// otherwise get float epsilon as its scale, and the layers reading or writing
+// it requantization multipliers far outside what the kernels accept.
+constexpr float kActivationMinScale = 1.0f / 4096;
+
+// The runtime's own checks, run by the converter so that an illegal parameter
+// is reported here, naming the layer, rather than when the model is loaded.
+absl::Status CheckRunnable(const Model& model) {
+  absl::Status status = ValidateModel(model);
+  for (int i = 0; status.ok() && i < model.ops_size(); ++i) status = PrepareOp(model, i).status();
+  if (status.ok()) return status;
+  return absl::InvalidArgumentError(
+      absl::StrCat("convert produced a model the runtime rejects: ", status.message()));
 }
 
 Activation ActivationOf(float clamp_max) {
@@ -48,6 +66,7 @@ class Emitter {
     if (!h.ok()) return h.status();
     Output(*h);
     Describe();
+    if (absl::Status s = CheckRunnable(builder_.model()); !s.ok()) return s;
     return std::move(builder_.model());
   }
 
@@ -64,7 +83,8 @@ class Emitter {
   absl::StatusOr<QuantParams> Observed(const std::string& point) {
     absl::StatusOr<Range> range = calibrator_->RangeOf(point);
     if (!range.ok()) return range.status();
-    absl::StatusOr<QuantParams> p = ChooseActivationParams(range->first, range->second);
+    absl::StatusOr<QuantParams> p =
+        ChooseActivationParams(range->first, range->second, kActivationMinScale);
     if (!p.ok()) return absl::InvalidArgumentError(absl::StrCat(point, ": ", p.status().message()));
     return p;
   }

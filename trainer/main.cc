@@ -51,7 +51,7 @@ ABSL_FLAG(int, calib_batch_size, 30, "ptq: images per calibration batch (the tut
 namespace qforge {
 namespace {
 
-// Names of the flags on the command line ("--name=v", "--name v", "--noname"),
+// Names of the flags on the command line ("--name=v", "-name v", "--noname"),
 // so that only those override the config file, even when given their default.
 std::set<std::string>& GivenFlags() {
   static std::set<std::string> given;
@@ -62,8 +62,9 @@ void RecordGivenFlags(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--") break;
-    if (arg.rfind("--", 0) != 0) continue;
-    arg = arg.substr(2, arg.find('=') - 2);
+    if (arg.size() < 2 || arg[0] != '-') continue;
+    arg = arg.substr(arg[1] == '-' ? 2 : 1);  // absl accepts "-name" and "--name"
+    arg = arg.substr(0, arg.find('='));
     GivenFlags().insert(arg);
     if (arg.rfind("no", 0) == 0) GivenFlags().insert(arg.substr(2));
   }
@@ -144,7 +145,7 @@ absl::StatusOr<PtqResult> Ptq(const std::string& checkpoint, const std::string& 
   options.calib_batches = absl::GetFlag(FLAGS_calib_batches);
   options.calib_batch_size = absl::GetFlag(FLAGS_calib_batch_size);
   options.output_dir = std::filesystem::path(checkpoint).parent_path().string();
-  options.threads = Given(FLAGS_threads) ? absl::GetFlag(FLAGS_threads) : 2;
+  options.threads = Given(FLAGS_threads) ? absl::GetFlag(FLAGS_threads) : 0;
   std::printf("post-training quantization, qconfig %s: %d calibration batches of %d images\n",
               qconfig.c_str(), options.calib_batches, options.calib_batch_size);
   std::fflush(stdout);

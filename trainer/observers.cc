@@ -8,11 +8,11 @@
 namespace qforge {
 namespace {
 
-// Minimum and maximum of the non-NaN values; (inf, -inf) if there are none.
+// Minimum and maximum of the finite values; (inf, -inf) if there are none.
 Range FiniteMinMax(const float* values, int64_t count) {
   float lo = std::numeric_limits<float>::infinity(), hi = -lo;
   for (int64_t i = 0; i < count; ++i) {
-    if (std::isnan(values[i])) continue;
+    if (!std::isfinite(values[i])) continue;
     lo = std::min(lo, values[i]);
     hi = std::max(hi, values[i]);
   }

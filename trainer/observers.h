@@ -1,10 +1,10 @@
 // Observers: what calibration runs over a tensor to choose its quantization
 // range. The contract is PyTorch's (torch/ao/quantization/observer.py):
-// Observe() only gathers statistics; Range() computes the (min, max) to
+// Observe() only gathers statistics; GetRange() computes the (min, max) to
 // quantize with; common/quantization.h turns that into scale and zero point
 // (widening the range to contain 0, flooring the scale at eps).
 //
-// NaNs are skipped (PyTorch's would propagate them into the range).
+// NaNs and infinities are skipped (PyTorch's would carry them into the range).
 #ifndef QFORGE_TRAINER_OBSERVERS_H_
 #define QFORGE_TRAINER_OBSERVERS_H_
 

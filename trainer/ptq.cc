@@ -1,5 +1,7 @@
 #include "trainer/ptq.h"
 
+#include <cblas.h>
+
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
@@ -119,10 +121,12 @@ absl::StatusOr<PtqResult> RunPtq(const PtqOptions& options) {
   if (options.calib_batches < 1 || options.calib_batch_size < 1) {
     return absl::InvalidArgumentError("calib_batches and calib_batch_size must be at least 1");
   }
-  ConfigurePool(options.threads);
   absl::StatusOr<std::unique_ptr<Restored>> restored = Restore(options.checkpoint);
   if (!restored.ok()) return restored.status();
   Restored& r = **restored;
+  const int threads = options.threads > 0 ? options.threads : std::max(1, r.config.threads());
+  ConfigurePool(threads);
+  openblas_set_num_threads(1);  // trainer/gemm.h splits GEMMs across the pool itself
   FusedMobileNetV2 fused(*r.model, r.params);
   Calibrator calibrator(*qconfig, fused);
   if (absl::Status s = Calibrate(r, options, calibrator); !s.ok()) return s;
@@ -144,7 +148,7 @@ absl::StatusOr<PtqResult> RunPtq(const PtqOptions& options) {
   for (auto [model, accuracy] : {std::pair{&*int8_model, &result.int8_accuracy},
                                  std::pair{&*float_model, &result.float_accuracy}}) {
     absl::StatusOr<double> measured =
-        RuntimeAccuracy(*model, r.test, description.normalization, options.threads);
+        RuntimeAccuracy(*model, r.test, description.normalization, threads);
     if (!measured.ok()) return measured.status();
     *accuracy = *measured;
     model->mutable_metadata()->set_accuracy_top1(static_cast<float>(*measured));

@@ -21,7 +21,7 @@ struct PtqOptions {
   int calib_batches = 32;     // the tutorial: 32 batches
   int calib_batch_size = 30;  // of 30 training images
   std::string output_dir;     // model files go here
-  int threads = 2;
+  int threads = 0;  // 0: the checkpoint's config
 };
 
 struct PtqResult {

@@ -92,12 +92,12 @@ absl::StatusOr<TrainConfig> LoadTrainConfig(const std::string& path) {
   std::ifstream in(path);
   if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open the config"));
   const std::string text((std::istreambuf_iterator<char>(in)), {});
-  TrainConfig overrides;
-  if (!google::protobuf::TextFormat::ParseFromString(text, &overrides)) {
+  // Text-format merging sets every field the file names, zeros and false
+  // included (proto3's MergeFrom would skip those); the rest keep the defaults.
+  TrainConfig config = DefaultTrainConfig();
+  if (!google::protobuf::TextFormat::MergeFromString(text, &config)) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": not a text-format TrainConfig"));
   }
-  TrainConfig config = DefaultTrainConfig();
-  config.MergeFrom(overrides);  // proto3: fields left at zero keep the defaults
   return config;
 }
 

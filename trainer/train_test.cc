@@ -107,6 +107,15 @@ TEST(LoadTrainConfig, MergesTextProtoOverDefaultsAndRejectsGarbage) {
   EXPECT_EQ(config->epochs(), 9);
   EXPECT_FLOAT_EQ(config->model().width_mult(), 1.0f);
   EXPECT_EQ(config->batch_size(), DefaultTrainConfig().batch_size());
+  // Zero and false are values too: they must override the defaults.
+  std::ofstream(path) << "pad: 0\nflip: false\nmodel { relu6: false dropout: 0 }\n";
+  absl::StatusOr<TrainConfig> zeros = LoadTrainConfig(path);
+  ASSERT_TRUE(zeros.ok());
+  EXPECT_EQ(zeros->pad(), 0);
+  EXPECT_FALSE(zeros->flip());
+  EXPECT_FALSE(zeros->model().relu6());
+  EXPECT_EQ(zeros->model().dropout(), 0.0f);
+  EXPECT_EQ(zeros->epochs(), DefaultTrainConfig().epochs());
   std::ofstream(path) << "epochs: nine\n";
   EXPECT_THAT(LoadTrainConfig(path).status().message(), HasSubstr("not a text-format"));
 }
