@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -124,13 +125,12 @@ class Emitter {
       return std::make_pair(builder_.AddFloatConstant(name + ".weight", shape, w),
                             builder_.AddFloatConstant(name + ".bias", {out}, b));
     }
-    const int64_t per_out = count / out;
+    // Weight ranges per output channel (axis 0), as PyTorch's weight observer.
+    PerChannelMinMaxObserver observer;
+    observer.Observe(w.data(), shape, 0);
     std::vector<float> mins(out), maxs(out);
-    for (int64_t o = 0; o < out; ++o) {
-      const auto [lo, hi] = std::minmax_element(w.begin() + o * per_out, w.begin() + (o + 1) * per_out);
-      mins[o] = *lo;
-      maxs[o] = *hi;
-    }
+    const std::vector<Range> ranges = *observer.GetRanges();
+    for (int64_t o = 0; o < out; ++o) std::tie(mins[o], maxs[o]) = ranges[o];
     std::vector<float> scales;
     if (qconfig_->per_channel_weights) {
       absl::StatusOr<std::vector<float>> s = ChooseWeightScalesPerChannel(mins, maxs);
