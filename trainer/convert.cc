@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "common/model_builder.h"
 #include "common/quantization.h"
 #include "runtime/model_validator.h"
@@ -43,13 +44,15 @@ Activation ActivationOf(float clamp_max) {
   return std::isinf(clamp_max) ? RELU : RELU6;
 }
 
-// Builds the flat model by walking the fused network, int8 (with a
-// calibrator) or float (without).
+// Builds the flat model by walking the fused network. Each layer runs in int8
+// unless the model is float (no calibrator) or the layer is left in float;
+// a value crossing between the two is quantized or dequantized once, with the
+// parameters observed at the layer that produced it.
 class Emitter {
  public:
-  Emitter(FusedMobileNetV2& model, const Calibrator* calibrator, const QConfig* qconfig,
+  Emitter(FusedMobileNetV2& model, const Calibrator* calibrator, const LayerQConfigs* qconfigs,
           const ModelDescription& description)
-      : model_(model), calibrator_(calibrator), qconfig_(qconfig), description_(description) {}
+      : model_(model), calibrator_(calibrator), qconfigs_(qconfigs), description_(description) {}
 
   absl::StatusOr<Model> Build() {
     absl::StatusOr<Value> h = Input();
@@ -72,30 +75,60 @@ class Emitter {
   }
 
  private:
+  // A tensor of the flat model holding the output of layer `layer`.
   struct Value {
     int id;
-    QuantParams params;  // unused in a float model
+    bool int8;
+    QuantParams params;  // int8 only
+    std::string layer;
   };
   struct Shape {
     int64_t h, w, c;
   };
-  bool quantized() const { return calibrator_ != nullptr; }
+  bool Int8(const std::string& layer) const {
+    return calibrator_ != nullptr && !qconfigs_->IsFloat(layer);
+  }
 
-  absl::StatusOr<QuantParams> Observed(const std::string& point) {
-    absl::StatusOr<Range> range = calibrator_->RangeOf(point);
+  absl::StatusOr<QuantParams> Observed(const std::string& layer) {
+    absl::StatusOr<Range> range = calibrator_->RangeOf(layer);
     if (!range.ok()) return range.status();
     absl::StatusOr<QuantParams> p =
         ChooseActivationParams(range->first, range->second, kActivationMinScale);
-    if (!p.ok()) return absl::InvalidArgumentError(absl::StrCat(point, ": ", p.status().message()));
+    if (!p.ok()) return absl::InvalidArgumentError(absl::StrCat(layer, ": ", p.status().message()));
     return p;
   }
 
-  // A tensor an op computes: int8 with the observed parameters, or float.
-  absl::StatusOr<Value> Activation(const std::string& name, const std::vector<int64_t>& shape) {
-    if (!quantized()) return Value{builder_.AddFloatTensor(name + ".out", shape), {}};
-    absl::StatusOr<QuantParams> p = Observed(name);
+  // The output of `layer`: int8 with its observed parameters, or float.
+  absl::StatusOr<Value> Activation(const std::string& layer, const std::vector<int64_t>& shape,
+                                   bool int8) {
+    if (!int8) return Value{builder_.AddFloatTensor(layer + ".out", shape), false, {}, layer};
+    absl::StatusOr<QuantParams> p = Observed(layer);
     if (!p.ok()) return p.status();
-    return Value{builder_.AddInt8Tensor(name + ".out", shape, p->scale, p->zero_point), *p};
+    return Value{builder_.AddInt8Tensor(layer + ".out", shape, p->scale, p->zero_point), true, *p,
+                 layer};
+  }
+
+  // `v` as an int8 (float) tensor: itself, or its QUANTIZE (DEQUANTIZE) op's
+  // output, made once per value.
+  absl::StatusOr<Value> As(const Value& v, bool int8) {
+    if (v.int8 == int8) return v;
+    auto cached = converted_.find(v.id);
+    if (cached != converted_.end()) return cached->second;
+    const std::vector<int64_t> shape(builder_.model().tensors(v.id).shape().begin(),
+                                     builder_.model().tensors(v.id).shape().end());
+    Value out{0, int8, {}, v.layer};
+    if (int8) {
+      absl::StatusOr<QuantParams> p = Observed(v.layer);
+      if (!p.ok()) return p.status();
+      out.params = *p;
+      out.id = builder_.AddInt8Tensor(v.layer + ".out.int8", shape, p->scale, p->zero_point);
+      builder_.AddOp(QUANTIZE, v.layer + kQuantizeSuffix, {v.id}, out.id);
+    } else {
+      out.id = builder_.AddFloatTensor(v.layer + ".out.float", shape);
+      builder_.AddOp(DEQUANTIZE, v.layer + ".dequantize", {v.id}, out.id);
+    }
+    converted_.emplace(v.id, out);
+    return out;
   }
 
   absl::StatusOr<Value> Input() {
@@ -103,12 +136,12 @@ class Emitter {
     shape_ = {s[1], s[2], s[3]};
     const int input = builder_.AddFloatTensor("input", s);
     builder_.AddInput(input);
-    if (!quantized()) return Value{input, {}};
+    if (!Int8("quant")) return Value{input, false, {}, "quant"};
     absl::StatusOr<QuantParams> p = Observed("quant");
     if (!p.ok()) return p.status();
     const int q = builder_.AddInt8Tensor("quant", s, p->scale, p->zero_point);
     builder_.AddOp(QUANTIZE, "quant", {input}, q);
-    return Value{q, *p};
+    return Value{q, true, *p, "quant"};
   }
 
   // Weights [O, ...] and bias [O] as constants: float, or symmetric int8 per
@@ -116,12 +149,12 @@ class Emitter {
   absl::StatusOr<std::pair<int, int>> Constants(const std::string& name,
                                                 const std::vector<int64_t>& shape,
                                                 const float* weight, const float* bias,
-                                                const QuantParams& input) {
+                                                const Value& input) {
     const int64_t out = shape[0];
     int64_t count = 1;
     for (int64_t d : shape) count *= d;
     const std::vector<float> w(weight, weight + count), b(bias, bias + out);
-    if (!quantized()) {
+    if (!input.int8) {
       return std::make_pair(builder_.AddFloatConstant(name + ".weight", shape, w),
                             builder_.AddFloatConstant(name + ".bias", {out}, b));
     }
@@ -132,7 +165,7 @@ class Emitter {
     const std::vector<Range> ranges = *observer.GetRanges();
     for (int64_t o = 0; o < out; ++o) std::tie(mins[o], maxs[o]) = ranges[o];
     std::vector<float> scales;
-    if (qconfig_->per_channel_weights) {
+    if (qconfigs_->For(name).per_channel_weights) {
       absl::StatusOr<std::vector<float>> s = ChooseWeightScalesPerChannel(mins, maxs);
       if (!s.ok()) return absl::InvalidArgumentError(absl::StrCat(name, ": ", s.status().message()));
       scales = *s;
@@ -151,63 +184,73 @@ class Emitter {
     std::vector<int32_t> qb(out);
     std::vector<float> bias_scales(out);
     for (int64_t o = 0; o < out; ++o) {
-      bias_scales[o] = input.scale * spread[o];
+      bias_scales[o] = input.params.scale * spread[o];
       qb[o] = QuantizeBias(b[o], bias_scales[o]);
     }
     return std::make_pair(builder_.AddInt8Constant(name + ".weight", shape, qw, scales),
                           builder_.AddInt32Constant(name + ".bias", {out}, qb, bias_scales));
   }
 
-  absl::StatusOr<Value> Conv(const FusedConv& fused, const Value& in) {
+  absl::StatusOr<Value> Conv(const FusedConv& fused, const Value& value_in) {
     const Conv2d& conv = fused.conv;
     const Conv2dOptions& o = conv.options();
     const ParameterStore& params = model_.params();
+    absl::StatusOr<Value> in = As(value_in, Int8(conv.name()));
+    if (!in.ok()) return in;
     const std::vector<int64_t>& w_shape = params.info(conv.weight_id()).shape;
     absl::StatusOr<std::pair<int, int>> constants =
         Constants(conv.name(), w_shape, params.value(conv.weight_id()),
-                  params.value(conv.bias_id()), in.params);
+                  params.value(conv.bias_id()), *in);
     if (!constants.ok()) return constants.status();
     shape_ = {ConvOutputExtent(shape_.h, o.kernel, o.stride, o.padding),
               ConvOutputExtent(shape_.w, o.kernel, o.stride, o.padding), o.out_channels};
-    absl::StatusOr<Value> out = Activation(conv.name(), {1, shape_.h, shape_.w, shape_.c});
+    absl::StatusOr<Value> out = Activation(conv.name(), {1, shape_.h, shape_.w, shape_.c}, in->int8);
     if (!out.ok()) return out;
-    builder_.AddConv2D(conv.name(), in.id, constants->first, constants->second, out->id, o.stride,
+    builder_.AddConv2D(conv.name(), in->id, constants->first, constants->second, out->id, o.stride,
                        o.padding, o.groups, ActivationOf(fused.clamp_max));
     return out;
   }
 
-  absl::StatusOr<Value> Add(const std::string& name, const Value& a, const Value& b,
+  absl::StatusOr<Value> Add(const std::string& name, const Value& a_in, const Value& b_in,
                             const Shape& shape) {
-    absl::StatusOr<Value> out = Activation(name, {1, shape.h, shape.w, shape.c});
+    absl::StatusOr<Value> a = As(a_in, Int8(name));
+    if (!a.ok()) return a;
+    absl::StatusOr<Value> b = As(b_in, Int8(name));
+    if (!b.ok()) return b;
+    absl::StatusOr<Value> out = Activation(name, {1, shape.h, shape.w, shape.c}, a->int8);
     if (!out.ok()) return out;
-    builder_.AddOp(ADD, name, {a.id, b.id}, out->id);
+    builder_.AddOp(ADD, name, {a->id, b->id}, out->id);
     return out;
   }
 
-  absl::StatusOr<Value> Mean(const Value& in) {
-    absl::StatusOr<Value> out = Activation("pool", {1, shape_.c});
+  absl::StatusOr<Value> Mean(const Value& value_in) {
+    absl::StatusOr<Value> in = As(value_in, Int8("pool"));
+    if (!in.ok()) return in;
+    absl::StatusOr<Value> out = Activation("pool", {1, shape_.c}, in->int8);
     if (!out.ok()) return out;
-    builder_.AddOp(MEAN_HW, "pool", {in.id}, out->id);
+    builder_.AddOp(MEAN_HW, "pool", {in->id}, out->id);
     return out;
   }
 
-  absl::StatusOr<Value> Classifier(const Value& in) {
+  absl::StatusOr<Value> Classifier(const Value& value_in) {
     const Linear& fc = model_.classifier();
     const ParameterStore& params = model_.params();
+    absl::StatusOr<Value> in = As(value_in, Int8(fc.name()));
+    if (!in.ok()) return in;
     const std::vector<int64_t>& w_shape = params.info(fc.weight_id()).shape;
     absl::StatusOr<std::pair<int, int>> constants = Constants(
-        "classifier.1", w_shape, params.value(fc.weight_id()), params.value(fc.bias_id()), in.params);
+        fc.name(), w_shape, params.value(fc.weight_id()), params.value(fc.bias_id()), *in);
     if (!constants.ok()) return constants.status();
-    absl::StatusOr<Value> out = Activation("classifier.1", {1, w_shape[0]});
+    absl::StatusOr<Value> out = Activation(fc.name(), {1, w_shape[0]}, in->int8);
     if (!out.ok()) return out;
-    builder_.AddOp(FULLY_CONNECTED, "classifier.1", {in.id, constants->first, constants->second},
+    builder_.AddOp(FULLY_CONNECTED, fc.name(), {in->id, constants->first, constants->second},
                    out->id);
     classes_ = w_shape[0];
     return out;
   }
 
   void Output(const Value& logits) {
-    if (!quantized()) {
+    if (!logits.int8) {
       builder_.AddOutput(logits.id);
       return;
     }
@@ -232,9 +275,10 @@ class Emitter {
 
   FusedMobileNetV2& model_;
   const Calibrator* calibrator_;
-  const QConfig* qconfig_;
+  const LayerQConfigs* qconfigs_;
   const ModelDescription& description_;
   ModelBuilder builder_;
+  std::map<int, Value> converted_;  // by the id of the value converted
   Shape shape_{0, 0, 0};
   int64_t classes_ = 0;
 };
@@ -255,11 +299,48 @@ absl::StatusOr<QConfig> NamedQConfig(const std::string& name) {
                                                  absl::StrJoin(QConfigNames(), ", "), ")"));
 }
 
-Calibrator::Calibrator(const QConfig& qconfig, FusedMobileNetV2& model)
-    : qconfig_(qconfig), model_(model) {
-  model_.set_observer([this](const std::string& point, const FloatTensor& value) {
+const QConfig& LayerQConfigs::For(const std::string& layer) const {
+  auto it = overrides.find(layer);
+  return it == overrides.end() ? global : it->second;
+}
+
+absl::StatusOr<LayerQConfigs> ParseLayerQConfigs(const std::string& global,
+                                                 const std::string& overrides,
+                                                 const std::string& float_layers,
+                                                 const FusedMobileNetV2& model) {
+  absl::StatusOr<QConfig> q = NamedQConfig(global);
+  if (!q.ok()) return q.status();
+  LayerQConfigs configs{*q, {}, {}};
+  const std::vector<std::string> layers = model.LayerNames();
+  auto check_layer = [&](const std::string& layer) -> absl::Status {
+    if (std::find(layers.begin(), layers.end(), layer) != layers.end()) return absl::OkStatus();
+    return absl::InvalidArgumentError(absl::StrCat("'", layer,
+                                                   "' is not a layer of this model (layers: ",
+                                                   absl::StrJoin(layers, ", "), ")"));
+  };
+  for (absl::string_view item : absl::StrSplit(overrides, ',', absl::SkipWhitespace())) {
+    std::pair<std::string, std::string> kv = absl::StrSplit(item, absl::MaxSplits('=', 1));
+    if (kv.second.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("override '", item, "' is not of the form layer=qconfig"));
+    }
+    if (absl::Status s = check_layer(kv.first); !s.ok()) return s;
+    absl::StatusOr<QConfig> named = NamedQConfig(kv.second);
+    if (!named.ok()) return named.status();
+    configs.overrides[kv.first] = *named;
+  }
+  for (absl::string_view layer : absl::StrSplit(float_layers, ',', absl::SkipWhitespace())) {
+    if (absl::Status s = check_layer(std::string(layer)); !s.ok()) return s;
+    configs.float_layers.insert(std::string(layer));
+  }
+  return configs;
+}
+
+Calibrator::Calibrator(const LayerQConfigs& qconfigs, FusedMobileNetV2& model)
+    : qconfigs_(qconfigs), model_(model) {
+  model_.set_observer([this](const std::string& point, FloatTensor& value) {
     std::unique_ptr<RangeObserver>& observer = observers_[point];
-    if (observer == nullptr) observer = MakeObserver(qconfig_.activation_observer);
+    if (observer == nullptr) observer = MakeObserver(qconfigs_.For(point).activation_observer);
     observer->Observe(value.ptr(), value.size());
   });
 }
@@ -277,8 +358,9 @@ absl::StatusOr<Range> Calibrator::RangeOf(const std::string& point) const {
 }
 
 absl::StatusOr<Model> ConvertToInt8(FusedMobileNetV2& model, const Calibrator& calibrator,
-                                    const QConfig& qconfig, const ModelDescription& description) {
-  return Emitter(model, &calibrator, &qconfig, description).Build();
+                                    const LayerQConfigs& qconfigs,
+                                    const ModelDescription& description) {
+  return Emitter(model, &calibrator, &qconfigs, description).Build();
 }
 
 absl::StatusOr<Model> ConvertToFloat(FusedMobileNetV2& model, const ModelDescription& description) {

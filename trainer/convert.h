@@ -12,6 +12,7 @@
 
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -40,10 +41,37 @@ struct QConfig {
 absl::StatusOr<QConfig> NamedQConfig(const std::string& name);
 std::vector<std::string> QConfigNames();
 
+// Which qconfig each layer takes, PyTorch's qconfig_dict in small: one for the
+// model, overrides by layer name, and layers left in float (PyTorch: a module
+// whose qconfig is None) -- the escape hatch when one layer hurts accuracy.
+// Layer names are FusedMobileNetV2's observation points. A layer's
+// qconfig picks its weights' granularity and its output's observer; a float
+// layer reads float inputs (DEQUANTIZE before it when its producer is int8)
+// and, when an int8 layer reads its output, QUANTIZE follows it with the
+// parameters observed there.
+struct LayerQConfigs {
+  QConfig global;
+  std::map<std::string, QConfig> overrides;
+  std::set<std::string> float_layers;
+
+  const QConfig& For(const std::string& layer) const;
+  bool IsFloat(const std::string& layer) const { return float_layers.count(layer) > 0; }
+};
+
+// The QUANTIZE op after a float layer is named the layer's name + this suffix.
+inline constexpr char kQuantizeSuffix[] = ".quantize";
+
+// From the command line's words: `overrides` "layer=qconfig,...", `float_layers`
+// "layer,..."; every name must be one of `model`'s layers.
+absl::StatusOr<LayerQConfigs> ParseLayerQConfigs(const std::string& global,
+                                                 const std::string& overrides,
+                                                 const std::string& float_layers,
+                                                 const FusedMobileNetV2& model);
+
 // Observers for every quantized tensor of a fused model, fed by its forward.
 class Calibrator {
  public:
-  Calibrator(const QConfig& qconfig, FusedMobileNetV2& model);
+  Calibrator(const LayerQConfigs& qconfigs, FusedMobileNetV2& model);
   ~Calibrator();
   // One calibration batch through the model (eval mode), observed.
   void Run(const FloatTensor& batch);
@@ -51,7 +79,7 @@ class Calibrator {
   absl::StatusOr<Range> RangeOf(const std::string& point) const;
 
  private:
-  QConfig qconfig_;
+  LayerQConfigs qconfigs_;
   FusedMobileNetV2& model_;
   std::map<std::string, std::unique_ptr<RangeObserver>> observers_;
 };
@@ -66,7 +94,8 @@ struct ModelDescription {
 };
 
 absl::StatusOr<Model> ConvertToInt8(FusedMobileNetV2& model, const Calibrator& calibrator,
-                                    const QConfig& qconfig, const ModelDescription& description);
+                                    const LayerQConfigs& qconfigs,
+                                    const ModelDescription& description);
 
 absl::StatusOr<Model> ConvertToFloat(FusedMobileNetV2& model, const ModelDescription& description);
 

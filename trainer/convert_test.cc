@@ -4,16 +4,25 @@
 #include "trainer/convert.h"
 
 #include <cmath>
+#include <cstdio>
 #include <cstring>
+#include <functional>
 
 #include "common/random.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "runtime/interpreter.h"
+#include "trainer/quant_sim.h"
 #include "trainer/loss.h"
 #include "trainer/optimizer.h"
 
 namespace qforge {
 namespace {
+
+using ::testing::HasSubstr;
 
 constexpr int kBatch = 16;
 
@@ -67,6 +76,36 @@ class ConvertTest : public ::testing::Test {
     return std::vector<float>(out, out + 10);
   }
 
+  // Calibrates on four batches and converts to int8.
+  absl::StatusOr<Model> Convert(const LayerQConfigs& qconfigs) {
+    Calibrator calibrator(qconfigs, *fused_);
+    for (int b = 0; b < 4; ++b) calibrator.Run(Batch(200 + b));
+    return ConvertToInt8(*fused_, calibrator, qconfigs, description_);
+  }
+
+  // Relative RMS difference between the runtime's logits for `model` and
+  // `reference`'s (default: the fused float model's), on batch `seed`.
+  using Reference = std::function<const FloatTensor&(const FloatTensor&)>;
+  double RelativeError(const Model& model, int seed, const Reference& reference = nullptr) {
+    absl::StatusOr<std::shared_ptr<const CompiledModel>> compiled = CompiledModel::FromModel(model);
+    EXPECT_TRUE(compiled.ok()) << compiled.status();
+    if (!compiled.ok()) return INFINITY;
+    auto it = Interpreter::Create(*compiled, {Backend::kXnnpack, 1});
+    EXPECT_TRUE(it.ok());
+    const FloatTensor x = Batch(seed);
+    const FloatTensor expected = reference ? reference(x) : fused_->Forward(x);
+    double error = 0, magnitude = 0;
+    for (int i = 0; i < kBatch; ++i) {
+      const std::vector<float> got = RunFlat(**it, x, i);
+      for (int c = 0; c < 10; ++c) {
+        const double e = expected.data[i * 10 + c];
+        error += (got[c] - e) * (got[c] - e);
+        magnitude += e * e;
+      }
+    }
+    return std::sqrt(error / magnitude);
+  }
+
   ParameterStore params_;
   std::unique_ptr<MobileNetV2Model> model_;
   std::unique_ptr<FusedMobileNetV2> fused_;
@@ -94,36 +133,105 @@ TEST_F(ConvertTest, FloatModelReproducesTheFusedModel) {
 
 TEST_F(ConvertTest, Int8ModelTracksTheFloatModelForEveryQConfig) {
   for (const std::string& name : QConfigNames()) {
-    const QConfig qconfig = *NamedQConfig(name);
-    Calibrator calibrator(qconfig, *fused_);
-    for (int b = 0; b < 4; ++b) calibrator.Run(Batch(200 + b));
-    absl::StatusOr<Model> model = ConvertToInt8(*fused_, calibrator, qconfig, description_);
+    absl::StatusOr<Model> model = Convert({*NamedQConfig(name), {}, {}});
     ASSERT_TRUE(model.ok()) << name << ": " << model.status();
-    absl::StatusOr<std::shared_ptr<const CompiledModel>> compiled = CompiledModel::FromModel(*model);
-    ASSERT_TRUE(compiled.ok()) << name << ": " << compiled.status();
-    auto it = Interpreter::Create(*compiled, {Backend::kXnnpack, 1});
-    ASSERT_TRUE(it.ok());
-    const FloatTensor x = Batch(300);
-    const FloatTensor expected = fused_->Forward(x);
-    double error = 0, magnitude = 0;
-    for (int i = 0; i < kBatch; ++i) {
-      const std::vector<float> got = RunFlat(**it, x, i);
-      for (int c = 0; c < 10; ++c) {
-        const double e = expected.data[i * 10 + c];
-        error += (got[c] - e) * (got[c] - e);
-        magnitude += e * e;
-      }
-    }
     // Relative RMS error of the logits: int8 noise, not a broken conversion.
-    EXPECT_LT(std::sqrt(error / magnitude), 0.15) << name;
+    EXPECT_LT(RelativeError(*model, 300), 0.15) << name;
   }
+}
+
+TEST_F(ConvertTest, FloatLayersGetQuantizeAndDequantizeAroundThem) {
+  const std::string middle = fused_->blocks()[2].convs[1]->conv.name();
+  absl::StatusOr<LayerQConfigs> configs = ParseLayerQConfigs(
+      "per_channel_histogram", "", absl::StrCat(middle, ",classifier.1"), *fused_);
+  ASSERT_TRUE(configs.ok()) << configs.status();
+  absl::StatusOr<Model> model = Convert(*configs);
+  ASSERT_TRUE(model.ok()) << model.status();
+  std::vector<std::string> conversions;
+  for (const Op& op : model->ops()) {
+    const Tensor& out = model->tensors(op.outputs(0));
+    if (op.name() == middle || op.name() == "classifier.1") {
+      EXPECT_EQ(out.type(), FLOAT32) << op.name();
+      EXPECT_EQ(model->tensors(op.inputs(1)).type(), FLOAT32) << op.name();
+    }
+    if (op.kind() == QUANTIZE || op.kind() == DEQUANTIZE) conversions.push_back(op.name());
+  }
+  // The float conv's input is dequantized and its output quantized for the
+  // next int8 conv; the float classifier's logits are the output as they are.
+  const std::string before = fused_->blocks()[2].convs[0]->conv.name();
+  EXPECT_EQ(conversions, (std::vector<std::string>{"quant", before + ".dequantize",
+                                                   middle + ".quantize", "pool.dequantize"}));
+  EXPECT_LT(RelativeError(*model, 300), 0.15);
+}
+
+TEST_F(ConvertTest, ModelWithEveryLayerInFloatIsTheFloatModel) {
+  std::vector<std::string> layers = fused_->LayerNames();
+  absl::StatusOr<LayerQConfigs> configs =
+      ParseLayerQConfigs("minmax_per_tensor", "", absl::StrJoin(layers, ","), *fused_);
+  ASSERT_TRUE(configs.ok()) << configs.status();
+  absl::StatusOr<Model> model = Convert(*configs);
+  ASSERT_TRUE(model.ok()) << model.status();
+  for (const Tensor& t : model->tensors()) EXPECT_EQ(t.type(), FLOAT32) << t.name();
+  EXPECT_LT(RelativeError(*model, 300), 1e-5);
+}
+
+TEST_F(ConvertTest, OverridesPickTheWeightGranularityPerLayer) {
+  const std::string first = fused_->blocks()[0].convs[0]->conv.name();
+  absl::StatusOr<LayerQConfigs> configs = ParseLayerQConfigs(
+      "per_channel_histogram", absl::StrCat(first, "=minmax_per_tensor"), "", *fused_);
+  ASSERT_TRUE(configs.ok()) << configs.status();
+  absl::StatusOr<Model> model = Convert(*configs);
+  ASSERT_TRUE(model.ok()) << model.status();
+  for (const Tensor& t : model->tensors()) {
+    if (!absl::EndsWith(t.name(), ".weight")) continue;
+    const int scales = t.quantization().scale_size();
+    EXPECT_EQ(scales == 1, t.name() == first + ".weight") << t.name() << ": " << scales;
+  }
+}
+
+// The fake-quant simulation computes what the runtime's int8 kernels compute,
+// up to rounding: an order of magnitude closer to the runtime's logits than
+// the float model is, with float layers or without.
+TEST_F(ConvertTest, QuantSimulationTracksTheRuntime) {
+  const std::string middle = fused_->blocks()[2].convs[1]->conv.name();
+  for (const std::string& float_layers : {std::string(""), middle + ",pool"}) {
+    absl::StatusOr<LayerQConfigs> configs =
+        ParseLayerQConfigs("per_channel_histogram", "", float_layers, *fused_);
+    ASSERT_TRUE(configs.ok()) << configs.status();
+    absl::StatusOr<Model> model = Convert(*configs);
+    ASSERT_TRUE(model.ok()) << model.status();
+    const double float_error = RelativeError(*model, 400);
+    absl::StatusOr<std::unique_ptr<QuantSimulation>> sim = QuantSimulation::Create(*fused_, *model);
+    ASSERT_TRUE(sim.ok()) << sim.status();
+    const double sim_error = RelativeError(*model, 400, [&](const FloatTensor& x) -> const FloatTensor& {
+      return (*sim)->Forward(x);
+    });
+    std::printf("float layers '%s': runtime vs float %.7f, vs simulation %.7f\n",
+                float_layers.c_str(), float_error, sim_error);
+    EXPECT_LT(sim_error, 0.1 * float_error) << "float layers: " << float_layers;
+    EXPECT_LT(sim_error, 0.01) << "float layers: " << float_layers;
+    sim->reset();
+    fused_ = std::make_unique<FusedMobileNetV2>(*model_, params_);  // the weights sim rewrote
+  }
+}
+
+TEST_F(ConvertTest, BadLayerQConfigsAreErrors) {
+  EXPECT_THAT(ParseLayerQConfigs("per_channel_histogram", "", "features.99", *fused_)
+                  .status().message(),
+              HasSubstr("'features.99' is not a layer of this model"));
+  EXPECT_THAT(ParseLayerQConfigs("per_channel_histogram", "pool", "", *fused_).status().message(),
+              HasSubstr("layer=qconfig"));
+  EXPECT_THAT(ParseLayerQConfigs("per_channel_histogram", "pool=int4", "", *fused_)
+                  .status().message(),
+              HasSubstr("unknown qconfig 'int4'"));
+  EXPECT_FALSE(ParseLayerQConfigs("int4", "", "", *fused_).ok());
 }
 
 TEST_F(ConvertTest, UnknownQConfigAndUncalibratedModelAreErrors) {
   EXPECT_FALSE(NamedQConfig("fp4").ok());
-  const QConfig qconfig = *NamedQConfig("minmax_per_tensor");
-  Calibrator calibrator(qconfig, *fused_);  // never run
-  absl::StatusOr<Model> model = ConvertToInt8(*fused_, calibrator, qconfig, description_);
+  const LayerQConfigs qconfigs{*NamedQConfig("minmax_per_tensor"), {}, {}};
+  Calibrator calibrator(qconfigs, *fused_);  // never run
+  absl::StatusOr<Model> model = ConvertToInt8(*fused_, calibrator, qconfigs, description_);
   ASSERT_FALSE(model.ok());
   EXPECT_NE(std::string(model.status().message()).find("nothing was observed at quant"),
             std::string::npos);

@@ -45,7 +45,7 @@ FusedConv::FusedConv(const Conv2d& source_conv, const BatchNorm2d& bn,
                 BatchNorm2d::kEps, out, w.size / out, weight, bias);
 }
 
-const FloatTensor& FusedConv::Forward(const FloatTensor& x) {
+FloatTensor& FusedConv::Forward(const FloatTensor& x) {
   conv.Forward(x, conv_out);
   if (std::isnan(clamp_max)) return conv_out;
   out.Resize(conv_out.shape);
@@ -75,9 +75,21 @@ FusedMobileNetV2::FusedMobileNetV2(MobileNetV2Model& model, const ParameterStore
               source.info(fc.bias_id()).size * sizeof(float));
 }
 
+std::vector<std::string> FusedMobileNetV2::LayerNames() const {
+  std::vector<std::string> names = {"quant"};
+  for (const Block& block : blocks_) {
+    for (const auto& conv : block.convs) names.push_back(conv->conv.name());
+    if (block.residual) names.push_back(block.name + ".skip_add");
+  }
+  names.push_back("pool");
+  names.push_back(classifier_.name());
+  return names;
+}
+
 const FloatTensor& FusedMobileNetV2::Forward(const FloatTensor& x) {
-  Observe("quant", x);
-  const FloatTensor* h = &x;
+  input_ = x;  // a copy the observer may rewrite
+  Observe("quant", input_);
+  FloatTensor* h = &input_;
   for (Block& block : blocks_) {
     const FloatTensor* block_in = h;
     for (auto& conv : block.convs) {
@@ -94,7 +106,7 @@ const FloatTensor& FusedMobileNetV2::Forward(const FloatTensor& x) {
   pool_.Forward(*h, pooled_);
   Observe("pool", pooled_);
   classifier_.Forward(pooled_, logits_);
-  Observe("classifier.1", logits_);
+  Observe(classifier_.name(), logits_);
   return logits_;
 }
 

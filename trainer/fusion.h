@@ -35,7 +35,7 @@ void FoldBatchNorm(const float* gamma, const float* beta, const float* running_m
 struct FusedConv {
   FusedConv(const Conv2d& conv, const BatchNorm2d& bn, const ParameterStore& source,
             ParameterStore& params);
-  const FloatTensor& Forward(const FloatTensor& x);
+  FloatTensor& Forward(const FloatTensor& x);
 
   Conv2d conv;  // with bias, named as the original conv
   float clamp_max;  // NaN: no activation
@@ -52,8 +52,9 @@ class FusedMobileNetV2 {
   };
   // Called with each tensor the quantized model will hold in int8, in order:
   // "quant" (the input), every conv's name (its output after the activation),
-  // "<block>.skip_add", "pool" and "classifier.1" (the logits).
-  using ObserveFn = std::function<void(const std::string& point, const FloatTensor& value)>;
+  // "<block>.skip_add", "pool" and "classifier.1" (the logits). Calibration
+  // observes the value; the quantization simulation fake-quantizes it in place.
+  using ObserveFn = std::function<void(const std::string& point, FloatTensor& value)>;
 
   // Copies and folds `model`'s parameters (from `source`) into its own store.
   FusedMobileNetV2(MobileNetV2Model& model, const ParameterStore& source);
@@ -61,13 +62,15 @@ class FusedMobileNetV2 {
   // x [N, S, S, C] -> logits [N, classes], eval mode.
   const FloatTensor& Forward(const FloatTensor& x);
   void set_observer(ObserveFn observe) { observe_ = std::move(observe); }
+  // The observation points, in the order Forward reaches them.
+  std::vector<std::string> LayerNames() const;
 
   ParameterStore& params() { return params_; }
   const std::vector<Block>& blocks() const { return blocks_; }
   const Linear& classifier() const { return classifier_; }
 
  private:
-  void Observe(const std::string& point, const FloatTensor& value) {
+  void Observe(const std::string& point, FloatTensor& value) {
     if (observe_) observe_(point, value);
   }
 
@@ -76,7 +79,7 @@ class FusedMobileNetV2 {
   std::vector<Block> blocks_;
   MeanHW pool_;
   Linear classifier_;
-  FloatTensor pooled_, logits_;
+  FloatTensor input_, pooled_, logits_;
 };
 
 }  // namespace qforge

@@ -6,6 +6,7 @@
 //                                               by the runtime (QAT joins later)
 //   bazel run //trainer -- train [--config=FILE] [--epochs=N ...] [--resume]
 //   bazel run //trainer -- ptq --checkpoint=DIR/checkpoint.pb [--qconfig=NAME]
+//                              [--overrides=LAYER=QCONFIG,...] [--float_layers=LAYER,...]
 //
 // Relative paths (config, output_dir, data_dir) are taken from the directory
 // `bazel run` was started in.
@@ -45,6 +46,10 @@ ABSL_FLAG(std::string, checkpoint, "", "ptq: the float checkpoint (a train run's
 ABSL_FLAG(std::string, qconfig, "per_channel_histogram",
           "ptq: minmax_per_tensor, per_channel_histogram, per_channel_mse or "
           "per_channel_percentile.");
+ABSL_FLAG(std::string, overrides, "",
+          "ptq: per-layer qconfigs, \"layer=qconfig,...\" (layer names as in the model file).");
+ABSL_FLAG(std::string, float_layers, "",
+          "ptq: layers left in float, \"layer,...\" (e.g. classifier.1).");
 ABSL_FLAG(int, calib_batches, 32, "ptq: calibration batches (the tutorial: 32).");
 ABSL_FLAG(int, calib_batch_size, 30, "ptq: images per calibration batch (the tutorial: 30).");
 
@@ -142,6 +147,8 @@ absl::StatusOr<PtqResult> Ptq(const std::string& checkpoint, const std::string& 
   PtqOptions options;
   options.checkpoint = checkpoint;
   options.qconfig = qconfig;
+  options.overrides = absl::GetFlag(FLAGS_overrides);
+  options.float_layers = absl::GetFlag(FLAGS_float_layers);
   options.calib_batches = absl::GetFlag(FLAGS_calib_batches);
   options.calib_batch_size = absl::GetFlag(FLAGS_calib_batch_size);
   options.output_dir = std::filesystem::path(checkpoint).parent_path().string();
@@ -149,7 +156,14 @@ absl::StatusOr<PtqResult> Ptq(const std::string& checkpoint, const std::string& 
   std::printf("post-training quantization, qconfig %s: %d calibration batches of %d images\n",
               qconfig.c_str(), options.calib_batches, options.calib_batch_size);
   std::fflush(stdout);
-  return RunPtq(options);
+  absl::StatusOr<PtqResult> r = RunPtq(options);
+  if (r.ok()) {
+    std::printf("int8 in the runtime: %.2f%%; its fake-quant simulation in the trainer: %.2f%%, "
+                "the same top-1 class on %.2f%% of the %lld test images\n",
+                100 * r->int8_accuracy, 100 * r->simulation_accuracy,
+                100 * r->simulation_agreement, static_cast<long long>(r->test_images));
+  }
+  return r;
 }
 
 void PrintRow(const std::string& what, double accuracy, int64_t bytes, int64_t float_bytes) {

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
+#include <functional>
+#include <tuple>
 #include <memory>
 
 #include "absl/strings/str_cat.h"
@@ -15,6 +17,7 @@
 #include "trainer/convert.h"
 #include "trainer/fusion.h"
 #include "trainer/parallel.h"
+#include "trainer/quant_sim.h"
 #include "trainer/train.h"
 
 namespace qforge {
@@ -72,23 +75,11 @@ absl::Status Calibrate(const Restored& r, const PtqOptions& options, Calibrator&
   return absl::OkStatus();
 }
 
-absl::StatusOr<int64_t> Save(Model& model, const std::string& path) {
-  if (absl::Status s = WriteProtoAtomically(model, path); !s.ok()) return s;
-  return static_cast<int64_t>(std::filesystem::file_size(path));
-}
-
-}  // namespace
-
-absl::StatusOr<double> RuntimeAccuracy(const Model& model, const Dataset& test,
-                                       const Normalization& normalization, int threads) {
-  absl::StatusOr<Model> batched = WithBatch(model, kEvalBatch);
-  if (!batched.ok()) return batched.status();
-  absl::StatusOr<std::shared_ptr<const CompiledModel>> compiled =
-      CompiledModel::FromModel(*std::move(batched));
-  if (!compiled.ok()) return compiled.status();
-  absl::StatusOr<std::unique_ptr<Interpreter>> interpreter =
-      Interpreter::Create(*compiled, {Backend::kXnnpack, threads});
-  if (!interpreter.ok()) return interpreter.status();
+// The top-1 class of every test image, in order: `logits` maps a batch of
+// normalized images to its [batch, classes] logits.
+absl::StatusOr<std::vector<int>> Predict(
+    const Dataset& test, const Normalization& normalization,
+    const std::function<absl::StatusOr<const float*>(const Batch&)>& logits) {
   LoaderOptions options;
   options.batch_size = kEvalBatch;
   options.shuffle = false;
@@ -97,30 +88,84 @@ absl::StatusOr<double> RuntimeAccuracy(const Model& model, const Dataset& test,
   if (!loader.ok()) return loader.status();
   (*loader)->StartEpoch(0);
   Batch batch;
-  int64_t correct = 0, seen = 0;
+  std::vector<int> predictions;
   const int classes = test.num_classes();
   while ((*loader)->Next(&batch)) {
+    absl::StatusOr<const float*> out = logits(batch);
+    if (!out.ok()) return out.status();
+    for (int i = 0; i < batch.size; ++i) {
+      const float* row = *out + i * classes;
+      predictions.push_back(static_cast<int>(std::max_element(row, row + classes) - row));
+    }
+  }
+  return predictions;
+}
+
+ModelDescription Describe(const Restored& r) {
+  ModelDescription description;
+  description.input_shape = {1, r.train.height, r.train.width, r.train.channels};
+  description.normalization = DatasetNormalization(r.train);
+  description.class_names = r.train.class_names;
+  description.dataset = r.config.dataset();
+  return description;
+}
+
+absl::StatusOr<int64_t> Save(Model& model, const std::string& path) {
+  if (absl::Status s = WriteProtoAtomically(model, path); !s.ok()) return s;
+  return static_cast<int64_t>(std::filesystem::file_size(path));
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<int>> RuntimePredictions(const Model& model, const Dataset& test,
+                                                    const Normalization& normalization,
+                                                    int threads) {
+  absl::StatusOr<Model> batched = WithBatch(model, kEvalBatch);
+  if (!batched.ok()) return batched.status();
+  absl::StatusOr<std::shared_ptr<const CompiledModel>> compiled =
+      CompiledModel::FromModel(*std::move(batched));
+  if (!compiled.ok()) return compiled.status();
+  absl::StatusOr<std::unique_ptr<Interpreter>> interpreter =
+      Interpreter::Create(*compiled, {Backend::kXnnpack, threads});
+  if (!interpreter.ok()) return interpreter.status();
+  return Predict(test, normalization, [&](const Batch& batch) -> absl::StatusOr<const float*> {
     // A short last batch runs padded with zeros; only its real images count.
     float* input = static_cast<float*>((*interpreter)->input_data(0));
     std::fill(input, input + kEvalBatch * test.image_size(), 0.0f);
     std::copy(batch.images.begin(), batch.images.end(), input);
     if (absl::Status s = (*interpreter)->Invoke(); !s.ok()) return s;
-    const float* logits = static_cast<const float*>((*interpreter)->output_data(0));
-    for (int i = 0; i < batch.size; ++i) {
-      const float* row = logits + i * classes;
-      correct += (std::max_element(row, row + classes) - row) == batch.labels[i];
-    }
-    seen += batch.size;
-  }
-  return static_cast<double>(correct) / seen;
+    return static_cast<const float*>((*interpreter)->output_data(0));
+  });
+}
+
+absl::StatusOr<std::vector<int>> SimulationPredictions(QuantSimulation& simulation,
+                                                       const Dataset& test,
+                                                       const Normalization& normalization) {
+  FloatTensor x;
+  return Predict(test, normalization, [&](const Batch& batch) -> absl::StatusOr<const float*> {
+    x.Resize({batch.size, batch.height, batch.width, batch.channels});
+    std::copy(batch.images.begin(), batch.images.end(), x.data.begin());
+    return simulation.Forward(x).ptr();
+  });
+}
+
+double Accuracy(const std::vector<int>& predictions, const Dataset& test) {
+  int64_t correct = 0;
+  for (size_t i = 0; i < predictions.size(); ++i) correct += predictions[i] == test.labels[i];
+  return static_cast<double>(correct) / predictions.size();
+}
+
+double Agreement(const std::vector<int>& a, const std::vector<int>& b) {
+  int64_t same = 0;
+  for (size_t i = 0; i < a.size(); ++i) same += a[i] == b[i];
+  return static_cast<double>(same) / a.size();
 }
 
 absl::StatusOr<PtqResult> RunPtq(const PtqOptions& options) {
-  absl::StatusOr<QConfig> qconfig = NamedQConfig(options.qconfig);
-  if (!qconfig.ok()) return qconfig.status();
   if (options.calib_batches < 1 || options.calib_batch_size < 1) {
     return absl::InvalidArgumentError("calib_batches and calib_batch_size must be at least 1");
   }
+  if (!NamedQConfig(options.qconfig).ok()) return NamedQConfig(options.qconfig).status();
   absl::StatusOr<std::unique_ptr<Restored>> restored = Restore(options.checkpoint);
   if (!restored.ok()) return restored.status();
   Restored& r = **restored;
@@ -128,32 +173,49 @@ absl::StatusOr<PtqResult> RunPtq(const PtqOptions& options) {
   ConfigurePool(threads);
   openblas_set_num_threads(1);  // trainer/gemm.h splits GEMMs across the pool itself
   FusedMobileNetV2 fused(*r.model, r.params);
-  Calibrator calibrator(*qconfig, fused);
-  if (absl::Status s = Calibrate(r, options, calibrator); !s.ok()) return s;
-
-  ModelDescription description;
-  description.input_shape = {1, r.train.height, r.train.width, r.train.channels};
-  description.normalization = DatasetNormalization(r.train);
-  description.class_names = r.train.class_names;
-  description.dataset = r.config.dataset();
-  description.producer = absl::StrCat("qforge trainer ptq --qconfig=", options.qconfig);
-  absl::StatusOr<Model> int8_model = ConvertToInt8(fused, calibrator, *qconfig, description);
-  if (!int8_model.ok()) return int8_model.status();
-  description.producer = "qforge trainer ptq (float reference)";
-  absl::StatusOr<Model> float_model = ConvertToFloat(fused, description);
-  if (!float_model.ok()) return float_model.status();
+  absl::StatusOr<LayerQConfigs> qconfigs =
+      ParseLayerQConfigs(options.qconfig, options.overrides, options.float_layers, fused);
+  if (!qconfigs.ok()) return qconfigs.status();
+  absl::StatusOr<Model> int8_model, float_model;
+  {
+    Calibrator calibrator(*qconfigs, fused);
+    if (absl::Status s = Calibrate(r, options, calibrator); !s.ok()) return s;
+    ModelDescription description = Describe(r);
+    description.producer = absl::StrCat("qforge trainer ptq --qconfig=", options.qconfig);
+    if (!options.overrides.empty()) absl::StrAppend(&description.producer, " --overrides=", options.overrides);
+    if (!options.float_layers.empty()) absl::StrAppend(&description.producer, " --float_layers=", options.float_layers);
+    int8_model = ConvertToInt8(fused, calibrator, *qconfigs, description);
+    if (!int8_model.ok()) return int8_model.status();
+    description.producer = "qforge trainer ptq (float reference)";
+    float_model = ConvertToFloat(fused, description);
+    if (!float_model.ok()) return float_model.status();
+  }
 
   PtqResult result;
   result.test_images = r.test.count;
-  for (auto [model, accuracy] : {std::pair{&*int8_model, &result.int8_accuracy},
-                                 std::pair{&*float_model, &result.float_accuracy}}) {
-    absl::StatusOr<double> measured =
-        RuntimeAccuracy(*model, r.test, description.normalization, threads);
+  const Normalization normalization = DatasetNormalization(r.train);
+  std::vector<int> int8_predictions;
+  for (auto [model, accuracy, predictions] :
+       {std::tuple{&*int8_model, &result.int8_accuracy, &int8_predictions},
+        std::tuple{&*float_model, &result.float_accuracy, (std::vector<int>*)nullptr}}) {
+    absl::StatusOr<std::vector<int>> measured =
+        RuntimePredictions(*model, r.test, normalization, threads);
     if (!measured.ok()) return measured.status();
-    *accuracy = *measured;
-    model->mutable_metadata()->set_accuracy_top1(static_cast<float>(*measured));
+    *accuracy = Accuracy(*measured, r.test);
+    if (predictions != nullptr) *predictions = *measured;
+    model->mutable_metadata()->set_accuracy_top1(static_cast<float>(*accuracy));
     model->mutable_metadata()->set_accuracy_images(static_cast<int32_t>(r.test.count));
   }
+  // The fake-quant simulation of the int8 model, held to the runtime's result.
+  absl::StatusOr<std::unique_ptr<QuantSimulation>> simulation =
+      QuantSimulation::Create(fused, *int8_model);
+  if (!simulation.ok()) return simulation.status();
+  absl::StatusOr<std::vector<int>> simulated =
+      SimulationPredictions(**simulation, r.test, normalization);
+  if (!simulated.ok()) return simulated.status();
+  result.simulation_accuracy = Accuracy(*simulated, r.test);
+  result.simulation_agreement = Agreement(*simulated, int8_predictions);
+
   std::error_code ec;
   std::filesystem::create_directories(options.output_dir, ec);
   const std::filesystem::path dir(options.output_dir);

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "common/model.pb.h"
@@ -18,6 +19,8 @@ namespace qforge {
 struct PtqOptions {
   std::string checkpoint;  // a trainer checkpoint.pb
   std::string qconfig = "per_channel_histogram";
+  std::string overrides;     // "layer=qconfig,..." (see ParseLayerQConfigs)
+  std::string float_layers;  // "layer,...": left in float
   int calib_batches = 32;     // the tutorial: 32 batches
   int calib_batch_size = 30;  // of 30 training images
   std::string output_dir;     // model files go here
@@ -28,15 +31,24 @@ struct PtqResult {
   std::string int8_path, float_path;
   int64_t int8_bytes = 0, float_bytes = 0;
   double int8_accuracy = 0, float_accuracy = 0;  // runtime, full test set
+  // The trainer's fake-quant simulation of the int8 model: its accuracy, and
+  // the share of test images where its top-1 class is the runtime's.
+  double simulation_accuracy = 0, simulation_agreement = 0;
   int64_t test_images = 0;
 };
 
 absl::StatusOr<PtqResult> RunPtq(const PtqOptions& options);
 
-// Top-1 accuracy of a flat model run by the runtime (XNNPACK) on `test`, fed
-// the normalized images in batches.
-absl::StatusOr<double> RuntimeAccuracy(const Model& model, const Dataset& test,
-                                       const Normalization& normalization, int threads);
+// The top-1 class of each `test` image under a flat model run by the runtime
+// (XNNPACK), fed the normalized images in batches.
+absl::StatusOr<std::vector<int>> RuntimePredictions(const Model& model, const Dataset& test,
+                                                    const Normalization& normalization,
+                                                    int threads);
+
+// The share of `test` whose label is the prediction.
+double Accuracy(const std::vector<int>& predictions, const Dataset& test);
+// The share of images where two predictions agree.
+double Agreement(const std::vector<int>& a, const std::vector<int>& b);
 
 }  // namespace qforge
 

@@ -1,6 +1,7 @@
 // Post-training quantization end to end on a small trained model: the flat
 // float model scores in the runtime what the trainer scored, and the int8
-// model stays close to it at about a quarter of the size.
+// model stays close to it at about a quarter of the size, and the trainer's
+// fake-quant simulation of it agrees with the runtime.
 #include "trainer/ptq.h"
 
 #include <cmath>
@@ -36,6 +37,10 @@ TEST(Ptq, FloatMatchesTheTrainerAndInt8StaysClose) {
   // right, but for a handful decided by float rounding.
   EXPECT_NEAR(result->float_accuracy, trainer_eval.accuracy, 0.0005);
   EXPECT_NEAR(result->int8_accuracy, result->float_accuracy, 0.02);
+  // Numerics parity: the trainer's fake-quant simulation of the int8 model and
+  // the runtime's integer kernels pick the same class for nearly every image.
+  EXPECT_GE(result->simulation_agreement, 0.995);
+  EXPECT_NEAR(result->simulation_accuracy, result->int8_accuracy, 0.001);
   EXPECT_LT(result->int8_bytes, 0.35 * result->float_bytes);
   EXPECT_TRUE(std::filesystem::exists(result->int8_path));
 
