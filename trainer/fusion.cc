@@ -2,7 +2,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 
 namespace qforge {
 
@@ -23,26 +28,92 @@ Conv2dOptions WithBias(Conv2dOptions options) {
   return options;
 }
 
+// The model's own groups failed to fuse: a bug in qforge, not bad input.
+[[noreturn]] void Bug(const absl::Status& status) {
+  std::fprintf(stderr, "qforge: internal error fusing MobileNetV2: %s\n",
+               std::string(status.message()).c_str());
+  std::abort();
+}
+
+absl::Status NotFusable(const std::vector<std::string>& group, const std::string& why) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("cannot fuse [", absl::StrJoin(group, ", "), "]: ", why,
+                   " (fusable: conv+bn, conv+bn+relu, conv+bn+relu6, conv+relu, conv+relu6, "
+                   "linear+relu)"));
+}
+
+// The weight and bias (zeros when it has none) of a conv or linear.
+void CopyWeights(const ParameterStore& source, int weight_id, int bias_id, FusedLayer& layer) {
+  const ParamInfo& w = source.info(weight_id);
+  layer.weight_shape = w.shape;
+  layer.weight.assign(source.value(weight_id), source.value(weight_id) + w.size);
+  if (bias_id >= 0) {
+    layer.bias.assign(source.value(bias_id), source.value(bias_id) + w.shape[0]);
+  } else {
+    layer.bias.assign(w.shape[0], 0.0f);
+  }
+}
 
 }  // namespace
 
-FusedConv::FusedConv(const Conv2d& source_conv, const BatchNorm2d& bn,
-                     const ParameterStore& source, ParameterStore& params)
-    : conv(source_conv.name(), WithBias(source_conv.options()), params),
-      clamp_max(bn.clamp_max()) {
-  const ParamInfo& w = source.info(source_conv.weight_id());
-  float* weight = params.value(conv.weight_id());
-  float* bias = params.value(conv.bias_id());
-  std::memcpy(weight, source.value(source_conv.weight_id()), w.size * sizeof(float));
-  const int64_t out = w.shape[0];
-  if (source_conv.bias_id() >= 0) {
-    std::memcpy(bias, source.value(source_conv.bias_id()), out * sizeof(float));
-  } else {
-    std::fill(bias, bias + out, 0.0f);
+absl::StatusOr<FusedLayer> FuseModules(const std::vector<Module>& modules,
+                                       const ParameterStore& source,
+                                       const std::vector<std::string>& group) {
+  std::vector<const Module*> m;
+  for (const std::string& name : group) {
+    m.push_back(FindModule(modules, name));
+    if (m.back() == nullptr) return NotFusable(group, absl::StrCat("no module '", name, "'"));
   }
-  FoldBatchNorm(source.value(bn.weight_id()), source.value(bn.bias_id()),
-                source.value(bn.running_mean_id()), source.value(bn.running_var_id()),
-                BatchNorm2d::kEps, out, w.size / out, weight, bias);
+  if (m.empty()) return NotFusable(group, "the group is empty");
+  FusedLayer layer;
+  layer.name = m[0]->name;
+  size_t next = 1;
+  if (m[0]->kind == Module::kConv2d) {
+    layer.conv = m[0]->conv;
+    CopyWeights(source, layer.conv->weight_id(), layer.conv->bias_id(), layer);
+    if (next < m.size() && m[next]->kind == Module::kBatchNorm2d) {
+      const BatchNorm2d& bn = *m[next++]->bn;
+      if (source.info(bn.weight_id()).size != layer.weight_shape[0]) {
+        return NotFusable(group, "the batch norm's channels are not the conv's outputs");
+      }
+      FoldBatchNorm(source.value(bn.weight_id()), source.value(bn.bias_id()),
+                    source.value(bn.running_mean_id()), source.value(bn.running_var_id()),
+                    BatchNorm2d::kEps, layer.weight_shape[0],
+                    static_cast<int64_t>(layer.weight.size()) / layer.weight_shape[0],
+                    layer.weight.data(), layer.bias.data());
+    }
+  } else if (m[0]->kind == Module::kLinear) {
+    layer.linear = m[0]->linear;
+    CopyWeights(source, layer.linear->weight_id(), layer.linear->bias_id(), layer);
+  } else {
+    return NotFusable(group, "it does not start with a conv or linear");
+  }
+  if (next < m.size() && (m[next]->kind == Module::kReLU || m[next]->kind == Module::kReLU6)) {
+    layer.clamp_max = m[next++]->kind == Module::kReLU ? INFINITY : 6.0f;
+  }
+  if (next != m.size()) return NotFusable(group, absl::StrCat("'", m[next]->name, "' is out of place"));
+  return layer;
+}
+
+std::vector<std::vector<std::string>> MobileNetV2FusionGroups(const MobileNetV2Model& model) {
+  const std::vector<Module> modules = model.Modules();
+  std::vector<std::vector<std::string>> groups;
+  for (size_t i = 0; i < modules.size(); ++i) {
+    if (modules[i].kind != Module::kConv2d) continue;
+    std::vector<std::string> group = {modules[i].name, modules[i + 1].name};  // conv, bn
+    if (i + 2 < modules.size() &&
+        (modules[i + 2].kind == Module::kReLU || modules[i + 2].kind == Module::kReLU6)) {
+      group.push_back(modules[i + 2].name);
+    }
+    groups.push_back(std::move(group));
+  }
+  return groups;
+}
+
+FusedConv::FusedConv(const FusedLayer& layer, ParameterStore& params)
+    : conv(layer.name, WithBias(layer.conv->options()), params), clamp_max(layer.clamp_max) {
+  std::copy(layer.weight.begin(), layer.weight.end(), params.value(conv.weight_id()));
+  std::copy(layer.bias.begin(), layer.bias.end(), params.value(conv.bias_id()));
 }
 
 FloatTensor& FusedConv::Forward(const FloatTensor& x) {
@@ -57,22 +128,31 @@ FloatTensor& FusedConv::Forward(const FloatTensor& x) {
 
 FusedMobileNetV2::FusedMobileNetV2(MobileNetV2Model& model, const ParameterStore& source)
     : pool_("pool"),
-      classifier_("classifier.1", model.layers().last_channel, model.layers().num_classes,
-                  params_) {
+      classifier_(model.classifier().name(), model.layers().last_channel,
+                  model.layers().num_classes, params_) {
+  const std::vector<Module> modules = model.Modules();
+  const std::vector<std::vector<std::string>> groups = MobileNetV2FusionGroups(model);
+  std::vector<FusedLayer> fused;
+  for (const std::vector<std::string>& group : groups) {
+    absl::StatusOr<FusedLayer> layer = FuseModules(modules, source, group);
+    if (!layer.ok()) Bug(layer.status());
+    fused.push_back(*std::move(layer));
+  }
+  // Every conv lives in a group, in order: hand them to the blocks.
+  size_t next = 0;
   for (size_t b = 0; b < model.features().size(); ++b) {
     Block block;
     block.name = model.layers().features[b].name;
-    for (auto& layer : model.features()[b].layers) {
-      block.convs.push_back(std::make_unique<FusedConv>(layer->conv, layer->bn, source, params_));
+    for (size_t i = 0; i < model.features()[b].layers.size(); ++i) {
+      block.convs.push_back(std::make_unique<FusedConv>(fused[next++], params_));
     }
     block.residual = model.layers().features[b].residual;
     blocks_.push_back(std::move(block));
   }
-  const Linear& fc = model.classifier();
-  std::memcpy(params_.value(classifier_.weight_id()), source.value(fc.weight_id()),
-              source.info(fc.weight_id()).size * sizeof(float));
-  std::memcpy(params_.value(classifier_.bias_id()), source.value(fc.bias_id()),
-              source.info(fc.bias_id()).size * sizeof(float));
+  absl::StatusOr<FusedLayer> fc = FuseModules(modules, source, {model.classifier().name()});
+  if (!fc.ok()) Bug(fc.status());
+  std::copy(fc->weight.begin(), fc->weight.end(), params_.value(classifier_.weight_id()));
+  std::copy(fc->bias.begin(), fc->bias.end(), params_.value(classifier_.bias_id()));
 }
 
 std::vector<std::string> FusedMobileNetV2::LayerNames() const {

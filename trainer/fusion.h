@@ -5,21 +5,29 @@
 // (torch.nn.utils.fusion.fuse_conv_bn_weights). The one formula serves
 // post-training conversion and, later, the QAT modules' folding.
 //
-// FusedMobileNetV2 is the tutorial's model after fuse_model(): each ConvBNReLU a
-// conv with bias and a clamp, BN gone; inference (eval mode) only.
+// FuseModules fuses one group of modules by name, as
+// torch.ao.quantization.fuse_modules does: [conv, bn], [conv, bn, relu],
+// [conv, bn, relu6], [conv, relu], [conv, relu6], [linear, relu] (and a lone
+// conv or linear, unchanged). FusedMobileNetV2 is the tutorial's model after
+// fuse_model(), which fuses every ConvBNReLU as [0, 1, 2] and every conv + BN
+// of an inverted residual: each a conv with bias and a clamp, BN gone;
+// inference (eval mode) only.
 #ifndef QFORGE_TRAINER_FUSION_H_
 #define QFORGE_TRAINER_FUSION_H_
 
+#include <cmath>
 #include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "trainer/batch_norm.h"
 #include "trainer/conv2d.h"
 #include "trainer/elementwise.h"
 #include "trainer/linear.h"
 #include "trainer/mobilenet_v2_model.h"
+#include "trainer/module.h"
 #include "trainer/parameters.h"
 #include "trainer/tensor.h"
 
@@ -31,10 +39,30 @@ void FoldBatchNorm(const float* gamma, const float* beta, const float* running_m
                    const float* running_var, float eps, int64_t out_channels,
                    int64_t per_output, float* weight, float* bias);
 
+// One fused group: a conv or linear with bias, then an optional clamp.
+struct FusedLayer {
+  std::string name;           // the conv's or linear's
+  const Conv2d* conv = nullptr;  // the source conv (its options), or
+  const Linear* linear = nullptr;
+  std::vector<int64_t> weight_shape;
+  std::vector<float> weight, bias;  // BN folded in
+  float clamp_max = NAN;            // NaN: none; INFINITY: ReLU; 6: ReLU6
+};
+
+// Fuses `group` (module names, in order) of `modules`, parameters read from
+// `source`; an error names the group when it is not a fusable pattern.
+absl::StatusOr<FusedLayer> FuseModules(const std::vector<Module>& modules,
+                                       const ParameterStore& source,
+                                       const std::vector<std::string>& group);
+
+// The tutorial's fuse_model() as groups of names: [conv, bn(, relu6)] for each
+// ConvBNReLU and each conv of an inverted residual, in order.
+std::vector<std::vector<std::string>> MobileNetV2FusionGroups(const MobileNetV2Model& model);
+
 // A conv with bias followed by an optional clamp (the fused ReLU / ReLU6).
 struct FusedConv {
-  FusedConv(const Conv2d& conv, const BatchNorm2d& bn, const ParameterStore& source,
-            ParameterStore& params);
+  // `layer` must hold a conv; its weights are copied into `params`.
+  FusedConv(const FusedLayer& layer, ParameterStore& params);
   FloatTensor& Forward(const FloatTensor& x);
 
   Conv2d conv;  // with bias, named as the original conv
@@ -56,7 +84,8 @@ class FusedMobileNetV2 {
   // observes the value; the quantization simulation fake-quantizes it in place.
   using ObserveFn = std::function<void(const std::string& point, FloatTensor& value)>;
 
-  // Copies and folds `model`'s parameters (from `source`) into its own store.
+  // Fuses `model` by MobileNetV2FusionGroups, parameters read from `source`,
+  // into its own store.
   FusedMobileNetV2(MobileNetV2Model& model, const ParameterStore& source);
 
   // x [N, S, S, C] -> logits [N, classes], eval mode.

@@ -7,10 +7,11 @@
 namespace qforge {
 namespace {
 
-// The batch norm after conv `name`: "a.b.0" -> "a.b.1" (ConvBNReLU), and
+// The module after `name`, e.g. the batch norm after a conv: "a.b.0" -> "a.b.1" (ConvBNReLU), and
 // "features.i.conv.K" -> "features.i.conv.K+1" (the projection), as PyTorch
-// numbers the modules of the tutorial's MobileNetV2.
-std::string BatchNormName(const std::string& conv_name) {
+// numbers the modules of the tutorial's MobileNetV2; applied to a BN's name, it
+// gives the activation's.
+std::string NextModuleName(const std::string& conv_name) {
   const size_t dot = conv_name.rfind('.');
   const int index = std::stoi(conv_name.substr(dot + 1));
   return conv_name.substr(0, dot + 1) + std::to_string(index + 1);
@@ -23,7 +24,7 @@ ConvBnAct::ConvBnAct(const ConvLayer& layer, bool relu6, ParameterStore& params)
            {layer.in_channels, layer.out_channels, layer.kernel, layer.stride,
             (layer.kernel - 1) / 2, layer.groups, /*bias=*/false},
            params),
-      bn(BatchNormName(layer.name), layer.out_channels, params,
+      bn(NextModuleName(layer.name), layer.out_channels, params,
          /*clamp_max=*/!layer.activation ? NAN : relu6 ? 6.0f : INFINITY) {}
 
 const FloatTensor& ConvBnAct::Forward(const FloatTensor& x, const PassContext& ctx) {
@@ -54,6 +55,22 @@ MobileNetV2Model::MobileNetV2Model(const MobileNetV2Config& config, bool relu6,
     if (block.residual) f.skip_add = std::make_unique<Add>(block.name + ".skip_add");
     features_.push_back(std::move(f));
   }
+}
+
+std::vector<Module> MobileNetV2Model::Modules() const {
+  std::vector<Module> modules;
+  for (const FeatureBlockLayers& f : features_) {
+    for (const auto& layer : f.layers) {
+      modules.push_back({layer->conv.name(), Module::kConv2d, &layer->conv});
+      modules.push_back({layer->bn.name(), Module::kBatchNorm2d, nullptr, &layer->bn});
+      if (layer->bn.fused_activation()) {
+        modules.push_back({NextModuleName(layer->bn.name()),
+                           std::isinf(layer->bn.clamp_max()) ? Module::kReLU : Module::kReLU6});
+      }
+    }
+  }
+  modules.push_back({classifier_.name(), Module::kLinear, nullptr, nullptr, &classifier_});
+  return modules;
 }
 
 void MobileNetV2Model::Initialize(uint64_t seed) {

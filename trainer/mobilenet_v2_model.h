@@ -15,6 +15,7 @@
 #include "trainer/elementwise.h"
 #include "trainer/layer.h"
 #include "trainer/linear.h"
+#include "trainer/module.h"
 #include "trainer/parameters.h"
 #include "trainer/stubs.h"
 #include "trainer/tensor.h"
@@ -56,6 +57,9 @@ class MobileNetV2Model {
   const FloatTensor& Forward(const FloatTensor& x, const PassContext& ctx);
   // dlogits [N, classes] -> parameter gradients (+=).
   void Backward(const FloatTensor& dlogits);
+
+  // Its convs, batch norms, activations and classifier under PyTorch's names.
+  std::vector<Module> Modules() const;
 
   const MobileNetV2Layers& layers() const { return layers_; }
   std::vector<FeatureBlockLayers>& features() { return features_; }
