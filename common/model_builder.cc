@@ -14,12 +14,10 @@ std::string Bytes(const std::vector<T>& values) {
   return bytes;
 }
 
-void SetQuantization(Tensor& t, const std::vector<float>& scales, int32_t zero_point, int axis) {
+// Constants are symmetric: their zero points are left out (all zero).
+void SetScales(Tensor& t, const std::vector<float>& scales, int axis) {
   Quantization* q = t.mutable_quantization();
-  for (float s : scales) {
-    q->add_scale(s);
-    q->add_zero_point(zero_point);
-  }
+  for (float s : scales) q->add_scale(s);
   q->set_axis(axis);
 }
 
@@ -43,7 +41,9 @@ int ModelBuilder::AddFloatTensor(const std::string& name, const std::vector<int6
 
 int ModelBuilder::AddInt8Tensor(const std::string& name, const std::vector<int64_t>& shape,
                                 float scale, int32_t zero_point) {
-  SetQuantization(NewTensor(name, shape, INT8), {scale}, zero_point, 0);
+  Tensor& t = NewTensor(name, shape, INT8);
+  SetScales(t, {scale}, 0);
+  t.mutable_quantization()->add_zero_point(zero_point);
   return model_.tensors_size() - 1;
 }
 
@@ -58,7 +58,7 @@ int ModelBuilder::AddInt8Constant(const std::string& name, const std::vector<int
                                   const std::vector<float>& scales, int axis) {
   Tensor& t = NewTensor(name, shape, INT8);
   t.set_data(Bytes(values));
-  SetQuantization(t, scales, 0, axis);
+  SetScales(t, scales, axis);
   return model_.tensors_size() - 1;
 }
 
@@ -67,7 +67,7 @@ int ModelBuilder::AddInt32Constant(const std::string& name, const std::vector<in
                                    const std::vector<float>& scales, int axis) {
   Tensor& t = NewTensor(name, shape, INT32);
   t.set_data(Bytes(values));
-  SetQuantization(t, scales, 0, axis);
+  SetScales(t, scales, axis);
   return model_.tensors_size() - 1;
 }
 

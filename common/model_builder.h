@@ -22,7 +22,9 @@ class ModelBuilder {
   int AddInt8Tensor(const std::string& name, const std::vector<int64_t>& shape, float scale,
                     int32_t zero_point);
 
-  // Constants. Per-channel int8 weights pass one scale per index along `axis`.
+  // Constants, symmetric (no zero points written). Per-channel int8 weights
+  // pass one scale per index along `axis`; a bias may pass no scales, leaving
+  // the runtime to imply input_scale * weight_scale[c].
   int AddFloatConstant(const std::string& name, const std::vector<int64_t>& shape,
                        const std::vector<float>& values);
   int AddInt8Constant(const std::string& name, const std::vector<int64_t>& shape,

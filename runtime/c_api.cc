@@ -80,7 +80,7 @@ void Describe(const qforge::Tensor& t, qforge_tensor_info* info) {
   info->type = static_cast<qforge_type>(t.type());
   const bool quantized = t.quantization().scale_size() > 0;
   info->scale = quantized ? t.quantization().scale(0) : 0.0f;
-  info->zero_point = quantized ? t.quantization().zero_point(0) : 0;
+  info->zero_point = quantized ? qforge::ZeroPointAt(t.quantization(), 0) : 0;
 }
 
 // Checks the interpreter and the index of input or output `index`.
@@ -203,7 +203,8 @@ qforge_status qforge_interpreter_set_input_float(qforge_interpreter* it, int ind
   if (t.type() == qforge::FLOAT32) {
     std::memcpy(dst, data, count * sizeof(float));
   } else if (t.type() == qforge::INT8) {
-    const qforge::QuantParams params{t.quantization().scale(0), t.quantization().zero_point(0)};
+    const qforge::QuantParams params{t.quantization().scale(0),
+                                     qforge::ZeroPointAt(t.quantization(), 0)};
     int8_t* q = static_cast<int8_t*>(dst);
     for (size_t i = 0; i < count; ++i) q[i] = qforge::Quantize(data[i], params);
   } else {
@@ -248,7 +249,8 @@ qforge_status qforge_interpreter_get_output_float(const qforge_interpreter* it, 
   if (t.type() == qforge::FLOAT32) {
     std::memcpy(data, src, count * sizeof(float));
   } else if (t.type() == qforge::INT8) {
-    const qforge::QuantParams params{t.quantization().scale(0), t.quantization().zero_point(0)};
+    const qforge::QuantParams params{t.quantization().scale(0),
+                                     qforge::ZeroPointAt(t.quantization(), 0)};
     const int8_t* q = static_cast<const int8_t*>(src);
     for (size_t i = 0; i < count; ++i) data[i] = qforge::Dequantize(q[i], params);
   } else {

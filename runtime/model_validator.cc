@@ -28,10 +28,11 @@ absl::Status ValidateQuantization(const Tensor& t) {
     return absl::OkStatus();
   }
   if (q.scale_size() == 0) {
+    if (t.type() == INT32 && q.zero_point_size() == 0) return absl::OkStatus();  // implied
     return absl::InvalidArgumentError(
         absl::StrCat(ElementType_Name(t.type()), " tensor has no quantization scale"));
   }
-  if (q.zero_point_size() != q.scale_size()) {
+  if (q.zero_point_size() != 0 && q.zero_point_size() != q.scale_size()) {
     return absl::InvalidArgumentError(absl::StrCat(
         q.scale_size(), " scales but ", q.zero_point_size(), " zero points"));
   }
@@ -48,7 +49,8 @@ absl::Status ValidateQuantization(const Tensor& t) {
   const int32_t qmin = t.type() == INT8 ? kActivationQMin : 0;
   const int32_t qmax = t.type() == INT8 ? kActivationQMax : 0;
   for (int i = 0; i < q.scale_size(); ++i) {
-    if (absl::Status s = ValidateQuantParams({q.scale(i), q.zero_point(i)}, qmin, qmax); !s.ok()) {
+    if (absl::Status s = ValidateQuantParams({q.scale(i), ZeroPointAt(q, i)}, qmin, qmax);
+        !s.ok()) {
       return absl::InvalidArgumentError(absl::StrCat("quantization ", i, ": ", s.message()));
     }
   }

@@ -19,6 +19,11 @@
 
 namespace qforge {
 
+// Zero point i of `q`: a quantization may leave all of them out, meaning 0.
+inline int32_t ZeroPointAt(const Quantization& q, int i) {
+  return q.zero_point_size() == 0 ? 0 : q.zero_point(i);
+}
+
 inline constexpr uint32_t kModelFormatVersion = 1;
 // Far above MobileNetV2's largest tensor (~4.8 MB of activations at batch 1),
 // far below what would exhaust an edge device by accident.

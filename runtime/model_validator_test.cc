@@ -85,17 +85,19 @@ std::vector<Break> Breaks() {
        [](Model& m) { m.mutable_tensors(1)->mutable_quantization()->set_zero_point(0, 200); },
        "zero point 200"},
       {"bias zero point",
-       [](Model& m) { m.mutable_tensors(3)->mutable_quantization()->set_zero_point(2, 1); },
+       [](Model& m) {
+         for (int zp : {0, 0, 1}) m.mutable_tensors(3)->mutable_quantization()->add_zero_point(zp);
+       },
        "'conv.bias': quantization 2: zero point 1"},
       {"zero point count",
        [](Model& m) { m.mutable_tensors(2)->mutable_quantization()->add_zero_point(0); },
-       "3 scales but 4 zero points"},
+       "3 scales but 1 zero points"},
       {"scale count",
-       [](Model& m) {
-         m.mutable_tensors(2)->mutable_quantization()->add_scale(0.1f);
-         m.mutable_tensors(2)->mutable_quantization()->add_zero_point(0);
-       },
+       [](Model& m) { m.mutable_tensors(2)->mutable_quantization()->add_scale(0.1f); },
        "4 scales for 3 channels"},
+      {"int8 without scales",
+       [](Model& m) { m.mutable_tensors(2)->clear_quantization(); },
+       "INT8 tensor has no quantization scale"},
       {"axis", [](Model& m) { m.mutable_tensors(2)->mutable_quantization()->set_axis(4); },
        "quantization axis 4"},
       {"short data", [](Model& m) { m.mutable_tensors(2)->mutable_data()->pop_back(); },

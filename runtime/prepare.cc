@@ -52,7 +52,7 @@ bool IsPerTensorInt8(const Tensor& t) {
 }
 
 float Scale(const Tensor& t) { return t.quantization().scale(0); }
-int32_t ZeroPoint(const Tensor& t) { return t.quantization().zero_point(0); }
+int32_t ZeroPoint(const Tensor& t) { return ZeroPointAt(t.quantization(), 0); }
 
 absl::Status CheckArity(const Context& c, int min_inputs, int max_inputs) {
   if (c.op.inputs_size() < min_inputs || c.op.inputs_size() > max_inputs) {
@@ -95,10 +95,12 @@ absl::StatusOr<std::vector<float>> WeightScales(const Context& c, const Tensor& 
   return std::vector<float>(q.scale().begin(), q.scale().end());
 }
 
-// Bias scale must be input_scale * weight_scale[c] (its zero point is 0 by validation).
+// Bias scale must be input_scale * weight_scale[c] (its zero point is 0 by
+// validation), written or, when the bias has no quantization, implied.
 absl::Status CheckBiasScales(const Context& c, const Tensor& bias, float input_scale,
                              const std::vector<float>& weight_scales) {
   const Quantization& q = bias.quantization();
+  if (q.scale_size() == 0) return absl::OkStatus();
   for (size_t o = 0; o < weight_scales.size(); ++o) {
     const double expected = double{input_scale} * weight_scales[o];
     const double actual = q.scale(q.scale_size() == 1 ? 0 : static_cast<int>(o));

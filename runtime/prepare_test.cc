@@ -69,6 +69,19 @@ TEST(PrepareOp, DerivesConvParameters) {
   EXPECT_EQ(params.output.qmax, -68);
 }
 
+// A bias without quantization takes the implied scale input * weight scale;
+// the weights' zero points, left out, are all zero.
+TEST(PrepareOp, BiasScaleAndWeightZeroPointsMayBeImplied) {
+  Model model = Int8Chain();
+  EXPECT_EQ(model.tensors(1).quantization().zero_point_size(), 0);
+  model.mutable_tensors(2)->clear_quantization();
+  ASSERT_TRUE(PrepareAll(model).ok()) << PrepareAll(model);
+  const auto& params = std::get<reference::Conv2DInt8Params>(PrepareOp(model, 0)->params);
+  EXPECT_NEAR(RealMultiplier(params.multipliers[2]), 0.02 * 0.04 / 0.1, 1e-9);
+  model.mutable_tensors(2)->mutable_quantization()->add_zero_point(0);  // zero points, no scales
+  EXPECT_THAT(PrepareAll(model).message(), HasSubstr("INT32 tensor has no quantization scale"));
+}
+
 TEST(PrepareOp, DerivesAddMeanAndFullyConnectedParameters) {
   const Model model = Int8Chain();
   const auto add = std::get<reference::AddInt8Params>(PrepareOp(model, 1)->params);
@@ -132,7 +145,9 @@ TEST(PrepareOp, EveryBrokenOpGivesANamedError) {
       {"conv bias shape", [](Model& m) { m.mutable_ops(0)->set_inputs(2, 7); },
        "'fc.w' has shape [2, 3] but the op needs [3]"},
       {"asymmetric weights",
-       [](Model& m) { m.mutable_tensors(1)->mutable_quantization()->set_zero_point(1, 4); },
+       [](Model& m) {
+         for (int zp : {0, 4, 0}) m.mutable_tensors(1)->mutable_quantization()->add_zero_point(zp);
+       },
        "weights must be symmetric, not zero point 4"},
       {"weights -128", [](Model& m) { (*m.mutable_tensors(1)->mutable_data())[7] = -128; },
        "weights hold -128"},

@@ -15,6 +15,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "runtime/executor.h"
+#include "runtime/model_validator.h"
 
 namespace qforge {
 namespace {
@@ -95,7 +96,7 @@ class XnnpackExecutor : public Executor {
   const Tensor& TensorOf(int id) const { return model_.model().tensors(id); }
   Affine AffineOf(int id) const {
     const Quantization& q = TensorOf(id).quantization();
-    return {q.scale(0), static_cast<int8_t>(q.zero_point(0))};
+    return {q.scale(0), static_cast<int8_t>(ZeroPointAt(q, 0))};
   }
   // One kernel scale per output channel, as qc8 convolution wants them.
   std::vector<float> KernelScales(int id, int output_channels) const {

@@ -181,14 +181,11 @@ class Emitter {
     if (absl::Status st = QuantizePerChannel(w, shape, 0, spread, absl::MakeSpan(qw)); !st.ok()) {
       return st;
     }
+    // The bias scale input_scale * weight_scale[c] is implied, not written.
     std::vector<int32_t> qb(out);
-    std::vector<float> bias_scales(out);
-    for (int64_t o = 0; o < out; ++o) {
-      bias_scales[o] = input.params.scale * spread[o];
-      qb[o] = QuantizeBias(b[o], bias_scales[o]);
-    }
+    for (int64_t o = 0; o < out; ++o) qb[o] = QuantizeBias(b[o], input.params.scale * spread[o]);
     return std::make_pair(builder_.AddInt8Constant(name + ".weight", shape, qw, scales),
-                          builder_.AddInt32Constant(name + ".bias", {out}, qb, bias_scales));
+                          builder_.AddInt32Constant(name + ".bias", {out}, qb, /*scales=*/{}));
   }
 
   absl::StatusOr<Value> Conv(const FusedConv& fused, const Value& value_in) {

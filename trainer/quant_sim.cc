@@ -5,6 +5,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "runtime/model_validator.h"
 #include "trainer/convert.h"
 
 namespace qforge {
@@ -45,7 +46,7 @@ absl::StatusOr<std::unique_ptr<QuantSimulation>> QuantSimulation::Create(
     if (std::find(layers.begin(), layers.end(), point) == layers.end()) {
       return Mismatch(absl::StrCat("no layer '", point, "'"));
     }
-    sim->int8_layers_[point] = {out.quantization().scale(0), out.quantization().zero_point(0)};
+    sim->int8_layers_[point] = {out.quantization().scale(0), ZeroPointAt(out.quantization(), 0)};
     if (op.kind() == CONV2D || op.kind() == FULLY_CONNECTED) {
       if (absl::Status s = sim->LoadConstants(int8_model, op); !s.ok()) return s;
     }
