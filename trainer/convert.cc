@@ -23,12 +23,6 @@ std::unique_ptr<RangeObserver> MakeObserver(const std::string& kind) {
   return std::make_unique<MinMaxObserver>();
 }
 
-// The floor of activation scales, as PyTorch's XNNPACK-oriented qconfigs set
-// it: a tensor that calibration saw all zero (a ReLU that never fired) would
-// otherwise get float epsilon as its scale, and the layers reading or writing
-// it requantization multipliers far outside what the kernels accept.
-constexpr float kActivationMinScale = 1.0f / 4096;
-
 // The runtime's own checks, run by the converter so that an illegal parameter
 // is reported here, naming the layer, rather than when the model is loaded.
 absl::Status CheckRunnable(const Model& model) {

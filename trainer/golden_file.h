@@ -1,9 +1,13 @@
-// Reads the golden files tools/make_trainer_goldens.py writes from PyTorch:
-// named float32 arrays (see the script for the format), for tests.
+// Reads the golden files tools/make_trainer_goldens.py (and make_qat_goldens.py)
+// write from PyTorch: named float32 arrays (see the script for the format), and
+// the checks tests make with them: tensors agree to a relative error of 1e-4,
+// max |ours - PyTorch's| over max |PyTorch's|.
 #ifndef QFORGE_TRAINER_GOLDEN_FILE_H_
 #define QFORGE_TRAINER_GOLDEN_FILE_H_
 
 #include <cstdint>
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <map>
@@ -11,6 +15,8 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "trainer/parameters.h"
 #include "trainer/tensor.h"
 
 namespace qforge {
@@ -47,6 +53,47 @@ inline absl::StatusOr<std::map<std::string, FloatTensor>> ReadGoldenFile(const s
     return absl::InvalidArgumentError(absl::StrCat(path, ": truncated golden file"));
   }
   return arrays;
+}
+
+using Golden = std::map<std::string, FloatTensor>;
+
+// tests/testdata/golden/<name>.bin, or an empty map after a test failure.
+inline Golden Load(const std::string& name) {
+  absl::StatusOr<Golden> golden = ReadGoldenFile("tests/testdata/golden/" + name + ".bin");
+  EXPECT_TRUE(golden.ok()) << golden.status();
+  return golden.ok() ? *std::move(golden) : Golden();
+}
+
+inline float MaxAbs(const FloatTensor& t) {
+  float m = 0;
+  for (float v : t.data) m = std::max(m, std::fabs(v));
+  return m;
+}
+
+// `scale_floor`: the smallest magnitude the error is measured against. Some
+// gradients are zero in exact arithmetic (a batch-norm bias feeding another
+// batch-normalised layer) and only float noise of ~1e-8 in both frameworks;
+// the whole-network test measures them against 1% of the model's largest
+// gradient instead of against their own noise.
+inline void ExpectClose(const float* got, const FloatTensor& want, const std::string& what,
+                 float scale_floor = 1e-6f) {
+  float max_diff = 0;
+  for (int64_t i = 0; i < want.size(); ++i) {
+    max_diff = std::max(max_diff, std::fabs(got[i] - want.data[i]));
+  }
+  const float scale = std::max(MaxAbs(want), scale_floor);
+  EXPECT_LE(max_diff, 1e-4f * scale)
+      << what << ": max difference " << max_diff << ", max magnitude " << MaxAbs(want);
+}
+
+inline void ExpectClose(const FloatTensor& got, const FloatTensor& want, const std::string& what) {
+  ASSERT_EQ(got.shape, want.shape) << what;
+  ExpectClose(got.ptr(), want, what);
+}
+
+inline void Set(ParameterStore& params, int id, const FloatTensor& value) {
+  ASSERT_EQ(params.info(id).size, value.size()) << params.info(id).name;
+  std::copy(value.data.begin(), value.data.end(), params.value(id));
 }
 
 }  // namespace qforge

@@ -8,17 +8,6 @@
 namespace qforge {
 namespace {
 
-// Minimum and maximum of the finite values; (inf, -inf) if there are none.
-Range FiniteMinMax(const float* values, int64_t count) {
-  float lo = std::numeric_limits<float>::infinity(), hi = -lo;
-  for (int64_t i = 0; i < count; ++i) {
-    if (!std::isfinite(values[i])) continue;
-    lo = std::min(lo, values[i]);
-    hi = std::max(hi, values[i]);
-  }
-  return {lo, hi};
-}
-
 absl::Status NothingObserved() {
   return absl::FailedPreconditionError("the observer has seen no values (run calibration first)");
 }
@@ -30,6 +19,27 @@ float Norm(float begin, float end, float density) {
 }
 
 }  // namespace
+
+Range FiniteMinMax(const float* values, int64_t count) {
+  float lo = std::numeric_limits<float>::infinity(), hi = -lo;
+  for (int64_t i = 0; i < count; ++i) {
+    if (!std::isfinite(values[i])) continue;
+    lo = std::min(lo, values[i]);
+    hi = std::max(hi, values[i]);
+  }
+  return {lo, hi};
+}
+
+void MovingAverageStep(const Range& batch, float averaging_constant, float* min, float* max) {
+  if (batch.first > batch.second) return;  // nothing finite in the batch
+  if (*min > *max) {  // the first batch
+    *min = batch.first;
+    *max = batch.second;
+    return;
+  }
+  *min = *min + averaging_constant * (batch.first - *min);
+  *max = *max + averaging_constant * (batch.second - *max);
+}
 
 void MinMaxObserver::Observe(const float* values, int64_t count) {
   const auto [lo, hi] = FiniteMinMax(values, count);
@@ -43,15 +53,7 @@ absl::StatusOr<Range> MinMaxObserver::GetRange() const {
 }
 
 void MovingAverageMinMaxObserver::Observe(const float* values, int64_t count) {
-  const auto [lo, hi] = FiniteMinMax(values, count);
-  if (lo > hi) return;
-  if (min_ > max_) {  // the first batch
-    min_ = lo;
-    max_ = hi;
-    return;
-  }
-  min_ = min_ + averaging_constant_ * (lo - min_);
-  max_ = max_ + averaging_constant_ * (hi - max_);
+  MovingAverageStep(FiniteMinMax(values, count), averaging_constant_, &min_, &max_);
 }
 
 void PerChannelMinMaxObserver::Observe(const float* values, const std::vector<int64_t>& shape,

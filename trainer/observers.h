@@ -19,6 +19,15 @@ namespace qforge {
 
 using Range = std::pair<float, float>;  // (min, max)
 
+// Minimum and maximum of the finite values; (inf, -inf) if there are none.
+Range FiniteMinMax(const float* values, int64_t count);
+
+// PyTorch's moving-average update of a range (*min, *max) by a batch's range:
+// the first batch (while *min > *max) is taken as is, later ones move the
+// range by averaging_constant of the difference. A batch with nothing finite
+// changes nothing.
+void MovingAverageStep(const Range& batch, float averaging_constant, float* min, float* max);
+
 class RangeObserver {
  public:
   virtual ~RangeObserver() = default;

@@ -1,0 +1,164 @@
+#!/usr/bin/python3
+"""Writes the PyTorch golden files the trainer's QAT pieces are tested against.
+
+- fake_quantize.bin: a per-tensor FakeQuantize (moving-average min/max
+  observer, int8 [-128, 127], scale floored at 2^-12 as qforge floors it)
+  over four batches: observing, observing, observer disabled, fake
+  quantization disabled. Inputs, outputs, gradients and parameters of each.
+- weight_fake_quantize.bin: the per-channel symmetric weight FakeQuantize
+  (moving-average per-channel min/max, [-127, 127]) over two batches.
+- qat_conv_bn*.bin: torch.nn.intrinsic.qat ConvBn2d / ConvBnReLU2d (and ConvBn2d
+  followed by ReLU6, the tutorial's ConvBNReLU) with the output fake-quantized
+  as prepare_qat does: one training step on batch statistics, then one with
+  freeze_bn_stats. Outputs, input and parameter gradients, BN statistics.
+- qat_conv_relu.bin, qat_linear.bin: ConvReLU2d and the QAT Linear, one step.
+
+Arrays are stored in qforge's layouts (NHWC activations, OHWI conv weights) in
+the format of tools/make_trainer_goldens.py.
+
+Regenerate (PyTorch 1.13 from Debian's python3-torch; tools/install_deps.sh --python):
+    /usr/bin/python3 tools/make_qat_goldens.py --out tests/testdata/golden
+"""
+
+import argparse
+import os
+
+import torch
+import torch.nn.functional as F
+import torch.nn.intrinsic.qat as nniqat
+import torch.nn.qat as nnqat
+from torch.ao.quantization import (FakeQuantize, MovingAverageMinMaxObserver,
+                                   MovingAveragePerChannelMinMaxObserver, QConfig)
+
+from make_trainer_goldens import input_nchw, nhwc, write
+
+ACTIVATION_FQ = FakeQuantize.with_args(
+    observer=MovingAverageMinMaxObserver, quant_min=-128, quant_max=127, dtype=torch.qint8,
+    qscheme=torch.per_tensor_affine, eps=2 ** -12)
+WEIGHT_FQ = FakeQuantize.with_args(
+    observer=MovingAveragePerChannelMinMaxObserver, quant_min=-127, quant_max=127,
+    dtype=torch.qint8, qscheme=torch.per_channel_symmetric, ch_axis=0)
+QCONFIG = QConfig(activation=ACTIVATION_FQ, weight=WEIGHT_FQ)
+
+
+def snapshot(t):
+    """A copy: buffers and .grad change in place on later steps."""
+    return t.detach().clone()
+
+
+def step(module, x):
+    """y = module(x) and the gradients of L = sum(y * r) for random r."""
+    y = module(x)
+    r = torch.randn_like(y)
+    (y * r).sum().backward()
+    return y, r
+
+
+def fake_quantize_goldens(out_dir):
+    fq = ACTIVATION_FQ()
+    arrays = {}
+    batches = [torch.randn(2, 5, 5, 3) * 2 + 0.5, torch.randn(2, 5, 5, 3) * 3,
+               torch.randn(2, 5, 5, 3) * 6, torch.randn(2, 5, 5, 3)]
+    for k, x in enumerate(batches):
+        if k == 2:
+            fq.disable_observer()
+        if k == 3:
+            fq.disable_fake_quant()
+        x = x.requires_grad_()
+        y, r = step(fq, x)
+        arrays.update({f"x{k}": x, f"y{k}": y, f"dy{k}": r, f"dx{k}": x.grad,
+                       f"scale{k}": snapshot(fq.scale).reshape(1).float(),
+                       f"zero_point{k}": snapshot(fq.zero_point).reshape(1).float()})
+    write(os.path.join(out_dir, "fake_quantize.bin"), arrays)
+
+
+def weight_fake_quantize_goldens(out_dir):
+    fq = WEIGHT_FQ()
+    arrays = {}
+    for k, spread in enumerate([1.0, 1.5]):
+        w = (torch.randn(4, 3, 3, 3) * spread).requires_grad_()  # OIHW
+        y, r = step(fq, w)
+        arrays.update({f"w{k}": nhwc(w), f"y{k}": nhwc(y), f"dy{k}": nhwc(r),
+                       f"dw{k}": nhwc(w.grad), f"scales{k}": snapshot(fq.scale).float()})
+    write(os.path.join(out_dir, "weight_fake_quantize.bin"), arrays)
+
+
+CONV_BN_CASES = {
+    # name: (module class, in, out, kernel, stride, padding, groups, activation, input NHWC)
+    "qat_conv_bn_relu6": (nniqat.ConvBn2d, 4, 6, 3, 1, 1, 1, F.relu6, (2, 6, 6, 4)),
+    "qat_conv_bn_relu": (nniqat.ConvBnReLU2d, 6, 8, 1, 1, 0, 1, None, (2, 5, 5, 6)),
+    "qat_conv_bn_depthwise": (nniqat.ConvBn2d, 6, 6, 3, 2, 1, 6, None, (2, 7, 7, 6)),
+}
+
+
+def conv_bn_goldens(out_dir):
+    for name, (cls, cin, cout, k, s, p, g, act, shape) in CONV_BN_CASES.items():
+        module = cls(cin, cout, k, stride=s, padding=p, groups=g, bias=False, qconfig=QCONFIG)
+        out_fq = ACTIVATION_FQ()
+        with torch.no_grad():
+            module.bn.weight.uniform_(0.5, 1.5)
+            module.bn.bias.uniform_(-0.5, 0.5)
+            module.bn.running_mean.uniform_(-0.5, 0.5)
+            module.bn.running_var.uniform_(0.5, 2.0)
+        arrays = {"weight": nhwc(module.weight), "gamma": snapshot(module.bn.weight),
+                  "beta": snapshot(module.bn.bias),
+                  "running_mean0": snapshot(module.bn.running_mean),
+                  "running_var0": snapshot(module.bn.running_var)}
+
+        def forward(x):
+            y = module(x)
+            return out_fq(act(y) if act is not None else y)
+
+        module.train()
+        for k in range(2):
+            if k == 1:
+                module.freeze_bn_stats()
+            module.zero_grad()
+            x = input_nchw(*shape)
+            y, r = step(forward, x)
+            arrays.update({
+                f"x{k}": nhwc(x), f"y{k}": nhwc(y), f"dy{k}": nhwc(r), f"dx{k}": nhwc(x.grad),
+                f"dweight{k}": nhwc(module.weight.grad),
+                f"dgamma{k}": snapshot(module.bn.weight.grad),
+                f"dbeta{k}": snapshot(module.bn.bias.grad),
+                f"running_mean{k + 1}": snapshot(module.bn.running_mean),
+                f"running_var{k + 1}": snapshot(module.bn.running_var),
+                f"weight_scales{k}": snapshot(module.weight_fake_quant.scale).float(),
+                f"output_scale{k}": snapshot(out_fq.scale).reshape(1).float(),
+                f"output_zero_point{k}": snapshot(out_fq.zero_point).reshape(1).float()})
+        write(os.path.join(out_dir, name + ".bin"), arrays)
+
+
+def conv_relu_and_linear_goldens(out_dir):
+    conv = nniqat.ConvReLU2d(3, 5, 3, stride=2, padding=1, bias=True, qconfig=QCONFIG)
+    out_fq = ACTIVATION_FQ()
+    x = input_nchw(2, 7, 7, 3)
+    y, r = step(lambda v: out_fq(conv(v)), x)
+    write(os.path.join(out_dir, "qat_conv_relu.bin"), {
+        "weight": nhwc(conv.weight), "bias": conv.bias, "x": nhwc(x), "y": nhwc(y),
+        "dy": nhwc(r), "dx": nhwc(x.grad), "dweight": nhwc(conv.weight.grad),
+        "dbias": conv.bias.grad})
+
+    linear = nnqat.Linear(6, 4, qconfig=QCONFIG)
+    out_fq = ACTIVATION_FQ()
+    x = torch.randn(3, 6, requires_grad=True)
+    y, r = step(lambda v: out_fq(linear(v)), x)
+    write(os.path.join(out_dir, "qat_linear.bin"), {
+        "weight": linear.weight, "bias": linear.bias, "x": x, "y": y, "dy": r, "dx": x.grad,
+        "dweight": linear.weight.grad, "dbias": linear.bias.grad})
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", required=True, help="output directory")
+    args = parser.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    torch.manual_seed(20261126)
+    fake_quantize_goldens(args.out)
+    weight_fake_quantize_goldens(args.out)
+    conv_bn_goldens(args.out)
+    conv_relu_and_linear_goldens(args.out)
+
+
+if __name__ == "__main__":
+    main()
