@@ -11,24 +11,20 @@
 
 namespace qforge {
 
-void CaptureState(const ParameterStore& params, Sgd& sgd, Checkpoint& checkpoint) {
-  checkpoint.clear_tensors();
-  for (int id = 0; id < params.count(); ++id) {
-    const ParamInfo& info = params.info(id);
+void CaptureTensors(const ParameterStore& store, Checkpoint& checkpoint) {
+  for (int id = 0; id < store.count(); ++id) {
+    const ParamInfo& info = store.info(id);
     NamedTensor* t = checkpoint.add_tensors();
     t->set_name(info.name);
     for (int64_t d : info.shape) t->add_shape(d);
-    t->set_data(std::string(reinterpret_cast<const char*>(params.value(id)),
+    t->set_data(std::string(reinterpret_cast<const char*>(store.value(id)),
                             info.size * sizeof(float)));
   }
-  const std::vector<float>& momentum = sgd.momentum_buffer();
-  checkpoint.set_momentum(std::string(reinterpret_cast<const char*>(momentum.data()),
-                                      momentum.size() * sizeof(float)));
 }
 
-absl::Status RestoreState(const Checkpoint& checkpoint, ParameterStore& params, Sgd& sgd) {
-  for (int id = 0; id < params.count(); ++id) {
-    const ParamInfo& info = params.info(id);
+absl::Status RestoreTensors(const Checkpoint& checkpoint, ParameterStore& store) {
+  for (int id = 0; id < store.count(); ++id) {
+    const ParamInfo& info = store.info(id);
     const NamedTensor* found = nullptr;
     for (const NamedTensor& t : checkpoint.tensors()) {
       if (t.name() == info.name) found = &t;
@@ -41,8 +37,21 @@ absl::Status RestoreState(const Checkpoint& checkpoint, ParameterStore& params, 
       return absl::InvalidArgumentError(
           absl::StrCat("checkpoint tensor ", info.name, " does not match the model's shape"));
     }
-    std::memcpy(params.value(id), found->data().data(), found->data().size());
+    std::memcpy(store.value(id), found->data().data(), found->data().size());
   }
+  return absl::OkStatus();
+}
+
+void CaptureState(const ParameterStore& params, Sgd& sgd, Checkpoint& checkpoint) {
+  checkpoint.clear_tensors();
+  CaptureTensors(params, checkpoint);
+  const std::vector<float>& momentum = sgd.momentum_buffer();
+  checkpoint.set_momentum(std::string(reinterpret_cast<const char*>(momentum.data()),
+                                      momentum.size() * sizeof(float)));
+}
+
+absl::Status RestoreState(const Checkpoint& checkpoint, ParameterStore& params, Sgd& sgd) {
+  if (absl::Status s = RestoreTensors(checkpoint, params); !s.ok()) return s;
   const std::string& momentum = checkpoint.momentum();
   if (!momentum.empty() && momentum.size() != params.values().size() * sizeof(float)) {
     return absl::InvalidArgumentError(absl::StrCat(

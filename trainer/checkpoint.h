@@ -14,7 +14,16 @@
 
 namespace qforge {
 
-// Copies the store's tensors and the optimizer's momentum into `checkpoint`.
+// Appends every tensor of `store` (parameters and buffers) to `checkpoint`.
+void CaptureTensors(const ParameterStore& store, Checkpoint& checkpoint);
+
+// Fills every tensor of `store` from `checkpoint`, by name; the checkpoint may
+// hold others. InvalidArgument, naming the tensor, if one is missing or has
+// another shape.
+absl::Status RestoreTensors(const Checkpoint& checkpoint, ParameterStore& store);
+
+// Replaces the checkpoint's tensors with the store's, and its momentum with
+// the optimizer's.
 void CaptureState(const ParameterStore& params, Sgd& sgd, Checkpoint& checkpoint);
 
 // Restores them. InvalidArgument, naming the tensor, if a tensor is missing or

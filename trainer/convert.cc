@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <tuple>
 
 #include "absl/strings/str_cat.h"
@@ -44,9 +45,9 @@ Activation ActivationOf(float clamp_max) {
 // parameters observed at the layer that produced it.
 class Emitter {
  public:
-  Emitter(FusedMobileNetV2& model, const Calibrator* calibrator, const LayerQConfigs* qconfigs,
+  Emitter(FusedMobileNetV2& model, const RangeSource* ranges, const LayerQConfigs* qconfigs,
           const ModelDescription& description)
-      : model_(model), calibrator_(calibrator), qconfigs_(qconfigs), description_(description) {}
+      : model_(model), ranges_(ranges), qconfigs_(qconfigs), description_(description) {}
 
   absl::StatusOr<Model> Build() {
     absl::StatusOr<Value> h = Input();
@@ -80,11 +81,11 @@ class Emitter {
     int64_t h, w, c;
   };
   bool Int8(const std::string& layer) const {
-    return calibrator_ != nullptr && !qconfigs_->IsFloat(layer);
+    return ranges_ != nullptr && !qconfigs_->IsFloat(layer);
   }
 
   absl::StatusOr<QuantParams> Observed(const std::string& layer) {
-    absl::StatusOr<Range> range = calibrator_->RangeOf(layer);
+    absl::StatusOr<Range> range = ranges_->ActivationRange(layer);
     if (!range.ok()) return range.status();
     absl::StatusOr<QuantParams> p =
         ChooseActivationParams(range->first, range->second, kActivationMinScale);
@@ -138,6 +139,26 @@ class Emitter {
     return Value{q, true, *p, "quant"};
   }
 
+  // Per-output-channel ranges of a layer's weights: the source's (QAT's
+  // observers), or the weights' own minimum and maximum, as PyTorch's weight
+  // observer takes them at convert.
+  absl::StatusOr<std::vector<Range>> WeightRanges(const std::string& name,
+                                                  const std::vector<float>& w,
+                                                  const std::vector<int64_t>& shape) {
+    std::optional<absl::StatusOr<std::vector<Range>>> given = ranges_->WeightRanges(name);
+    if (given.has_value()) {
+      if (given->ok() && static_cast<int64_t>((*given)->size()) != shape[0]) {
+        return absl::InvalidArgumentError(absl::StrCat(name, ": ", (*given)->size(),
+                                                       " weight ranges for ", shape[0],
+                                                       " output channels"));
+      }
+      return *std::move(given);
+    }
+    PerChannelMinMaxObserver observer;
+    observer.Observe(w.data(), shape, 0);
+    return observer.GetRanges();
+  }
+
   // Weights [O, ...] and bias [O] as constants: float, or symmetric int8 per
   // channel / per tensor with int32 biases at input_scale * weight_scale.
   absl::StatusOr<std::pair<int, int>> Constants(const std::string& name,
@@ -152,12 +173,10 @@ class Emitter {
       return std::make_pair(builder_.AddFloatConstant(name + ".weight", shape, w),
                             builder_.AddFloatConstant(name + ".bias", {out}, b));
     }
-    // Weight ranges per output channel (axis 0), as PyTorch's weight observer.
-    PerChannelMinMaxObserver observer;
-    observer.Observe(w.data(), shape, 0);
+    absl::StatusOr<std::vector<Range>> ranges = WeightRanges(name, w, shape);
+    if (!ranges.ok()) return ranges.status();
     std::vector<float> mins(out), maxs(out);
-    const std::vector<Range> ranges = *observer.GetRanges();
-    for (int64_t o = 0; o < out; ++o) std::tie(mins[o], maxs[o]) = ranges[o];
+    for (int64_t o = 0; o < out; ++o) std::tie(mins[o], maxs[o]) = (*ranges)[o];
     std::vector<float> scales;
     if (qconfigs_->For(name).per_channel_weights) {
       absl::StatusOr<std::vector<float>> s = ChooseWeightScalesPerChannel(mins, maxs);
@@ -265,7 +284,7 @@ class Emitter {
   }
 
   FusedMobileNetV2& model_;
-  const Calibrator* calibrator_;
+  const RangeSource* ranges_;
   const LayerQConfigs* qconfigs_;
   const ModelDescription& description_;
   ModelBuilder builder_;
@@ -340,7 +359,7 @@ Calibrator::~Calibrator() { model_.set_observer(nullptr); }
 
 void Calibrator::Run(const FloatTensor& batch) { model_.Forward(batch); }
 
-absl::StatusOr<Range> Calibrator::RangeOf(const std::string& point) const {
+absl::StatusOr<Range> Calibrator::ActivationRange(const std::string& point) const {
   auto it = observers_.find(point);
   if (it == observers_.end()) {
     return absl::FailedPreconditionError(absl::StrCat("nothing was observed at ", point));
@@ -348,10 +367,10 @@ absl::StatusOr<Range> Calibrator::RangeOf(const std::string& point) const {
   return it->second->GetRange();
 }
 
-absl::StatusOr<Model> ConvertToInt8(FusedMobileNetV2& model, const Calibrator& calibrator,
+absl::StatusOr<Model> ConvertToInt8(FusedMobileNetV2& model, const RangeSource& ranges,
                                     const LayerQConfigs& qconfigs,
                                     const ModelDescription& description) {
-  return Emitter(model, &calibrator, &qconfigs, description).Build();
+  return Emitter(model, &ranges, &qconfigs, description).Build();
 }
 
 absl::StatusOr<Model> ConvertToFloat(FusedMobileNetV2& model, const ModelDescription& description) {

@@ -12,6 +12,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -68,15 +69,29 @@ absl::StatusOr<LayerQConfigs> ParseLayerQConfigs(const std::string& global,
                                                  const std::string& float_layers,
                                                  const FusedMobileNetV2& model);
 
+// Where convert takes its ranges from: a Calibrator (post-training) or a QAT
+// model's fake quantizers.
+class RangeSource {
+ public:
+  virtual ~RangeSource() = default;
+  // The range of observation point `point` (see FusedMobileNetV2::ObserveFn).
+  virtual absl::StatusOr<Range> ActivationRange(const std::string& point) const = 0;
+  // The per-output-channel ranges of `layer`'s folded weights, or nullopt:
+  // convert then takes the weights' own minimum and maximum.
+  virtual std::optional<absl::StatusOr<std::vector<Range>>> WeightRanges(
+      const std::string& layer) const {
+    return std::nullopt;
+  }
+};
+
 // Observers for every quantized tensor of a fused model, fed by its forward.
-class Calibrator {
+class Calibrator : public RangeSource {
  public:
   Calibrator(const LayerQConfigs& qconfigs, FusedMobileNetV2& model);
   ~Calibrator();
   // One calibration batch through the model (eval mode), observed.
   void Run(const FloatTensor& batch);
-  // The range of observation point `point` (see FusedMobileNetV2::ObserveFn).
-  absl::StatusOr<Range> RangeOf(const std::string& point) const;
+  absl::StatusOr<Range> ActivationRange(const std::string& point) const override;
 
  private:
   LayerQConfigs qconfigs_;
@@ -93,7 +108,7 @@ struct ModelDescription {
   std::string producer;
 };
 
-absl::StatusOr<Model> ConvertToInt8(FusedMobileNetV2& model, const Calibrator& calibrator,
+absl::StatusOr<Model> ConvertToInt8(FusedMobileNetV2& model, const RangeSource& ranges,
                                     const LayerQConfigs& qconfigs,
                                     const ModelDescription& description);
 

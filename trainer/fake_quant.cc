@@ -8,26 +8,25 @@
 namespace qforge {
 namespace {
 
-// One value: PyTorch multiplies by the float reciprocal rather than dividing,
-// and rounds with nearbyint (half to even in the default rounding mode). The
-// clamp stays in float so that huge values, infinities and NaN (fmax picks
-// qmin over NaN) never reach an integer conversion.
-inline float FakeQuantizeOne(float x, const FakeQuantParams& p, float inv_scale,
-                             uint8_t* in_range) {
-  const float q = static_cast<float>(p.zero_point) + std::nearbyint(x * inv_scale);
-  *in_range = q >= p.qmin && q <= p.qmax;
-  const float clamped = std::fmin(std::fmax(q, static_cast<float>(p.qmin)), p.qmax);
-  return (clamped - static_cast<float>(p.zero_point)) * p.scale;
-}
-
-// x[n] -> y[n], mask[n] (may be null).
+// x[n] -> y[n], mask[n] (may be null). PyTorch multiplies by the float
+// reciprocal rather than dividing, and rounds with nearbyint (half to even in
+// the default rounding mode). The clamp stays in float, so huge values,
+// infinities and NaN never reach an integer conversion; NaN becomes qmin, as
+// PyTorch's fmax makes it. Branch-free, so the compiler vectorizes it.
 void FakeQuantizeRange(const float* x, int64_t n, const FakeQuantParams& p, float* y,
                        uint8_t* mask) {
-  const float inv_scale = 1.0f / p.scale;
-  uint8_t in_range;
+  const float scale = p.scale, inv_scale = 1.0f / p.scale;
+  const float zero_point = static_cast<float>(p.zero_point);
+  const float qmin = static_cast<float>(p.qmin), qmax = static_cast<float>(p.qmax);
+  if (mask != nullptr) {
+    for (int64_t i = 0; i < n; ++i) {
+      const float q = zero_point + std::nearbyint(x[i] * inv_scale);
+      mask[i] = (q >= qmin) & (q <= qmax);
+    }
+  }
   for (int64_t i = 0; i < n; ++i) {
-    y[i] = FakeQuantizeOne(x[i], p, inv_scale, &in_range);
-    if (mask != nullptr) mask[i] = in_range;
+    const float q = zero_point + std::nearbyint(x[i] * inv_scale);
+    y[i] = (std::min(qmax, std::max(qmin, q)) - zero_point) * scale;
   }
 }
 

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "trainer/fake_quant.h"
+#include "trainer/parallel.h"
 
 namespace qforge {
 namespace {
@@ -26,6 +27,17 @@ void MaskGradient(const float* dy, int64_t count, bool masked, const std::vector
   }
 }
 
+// FiniteMinMax over chunks of the pool (min and max do not depend on order).
+Range ParallelFiniteMinMax(const float* x, int64_t n) {
+  std::vector<Range> chunks(Pool().num_threads(), Range{kInf, -kInf});
+  Pool().ParallelFor(n, [&](int chunk, int64_t begin, int64_t end) {
+    chunks[chunk] = FiniteMinMax(x + begin, end - begin);
+  });
+  Range all{kInf, -kInf};
+  for (const Range& r : chunks) all = {std::min(all.first, r.first), std::max(all.second, r.second)};
+  return all;
+}
+
 }  // namespace
 
 FakeQuantize::FakeQuantize(const std::string& name, ParameterStore& state)
@@ -39,7 +51,7 @@ FakeQuantize::FakeQuantize(const std::string& name, ParameterStore& state)
 
 void FakeQuantize::Forward(const FloatTensor& x, FloatTensor& y) {
   if (observer_enabled_) {
-    MovingAverageStep(FiniteMinMax(x.ptr(), x.size()), kFakeQuantAveragingConstant,
+    MovingAverageStep(ParallelFiniteMinMax(x.ptr(), x.size()), kFakeQuantAveragingConstant,
                       state_.value(min_), state_.value(max_));
   }
   y.Resize(x.shape);

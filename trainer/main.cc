@@ -1,12 +1,14 @@
 // `bazel run //trainer`: the qforge main job, and the trainer's commands.
 //
 //   bazel run //trainer                         the main job: float training of the
-//                                               default config, then post-training
-//                                               quantization with two qconfigs, measured
-//                                               by the runtime (QAT joins later)
+//                                               default config, post-training
+//                                               quantization with two qconfigs and
+//                                               quantization-aware training, each
+//                                               measured by the runtime
 //   bazel run //trainer -- train [--config=FILE] [--epochs=N ...] [--resume]
 //   bazel run //trainer -- ptq --checkpoint=DIR/checkpoint.pb [--qconfig=NAME]
 //                              [--overrides=LAYER=QCONFIG,...] [--float_layers=LAYER,...]
+//   bazel run //trainer -- qat --checkpoint=DIR/checkpoint.pb [--config=FILE] [--epochs=N ...]
 //
 // Relative paths (config, output_dir, data_dir) are taken from the directory
 // `bazel run` was started in.
@@ -23,10 +25,12 @@
 #include "absl/strings/str_format.h"
 #include "trainer/convert.h"
 #include "trainer/ptq.h"
+#include "trainer/qat.h"
 #include "trainer/train.h"
 
-ABSL_FLAG(std::string, config, "", "Text-format TrainConfig (trainer/config.proto); "
-                                   "default: the main job's config.");
+ABSL_FLAG(std::string, config, "",
+          "Text-format TrainConfig (train, the main job) or QatConfig (qat) "
+          "(trainer/config.proto); default: the main job's.");
 ABSL_FLAG(std::string, dataset, "", "fashion-mnist or cifar10.");
 ABSL_FLAG(std::string, data_dir, "", "Dataset directory (default: Debian's Fashion-MNIST).");
 ABSL_FLAG(float, width_mult, 0, "MobileNetV2 width multiplier.");
@@ -50,6 +54,12 @@ ABSL_FLAG(std::string, overrides, "",
           "ptq: per-layer qconfigs, \"layer=qconfig,...\" (layer names as in the model file).");
 ABSL_FLAG(std::string, float_layers, "",
           "ptq: layers left in float, \"layer,...\" (e.g. classifier.1).");
+ABSL_FLAG(int, batches_per_epoch, -1, "qat: batches per epoch (0: whole passes).");
+ABSL_FLAG(float, momentum, -1, "qat: SGD momentum.");
+ABSL_FLAG(int, disable_observer_after_epoch, -2,
+          "qat: observers stop after each epoch whose 0-based index exceeds this.");
+ABSL_FLAG(int, freeze_bn_after_epoch, -2,
+          "qat: BN statistics freeze after each epoch whose 0-based index exceeds this.");
 ABSL_FLAG(int, calib_batches, 32, "ptq: calibration batches (the tutorial: 32).");
 ABSL_FLAG(int, calib_batch_size, 30, "ptq: images per calibration batch (the tutorial: 30).");
 
@@ -166,6 +176,60 @@ absl::StatusOr<PtqResult> Ptq(const std::string& checkpoint, const std::string& 
   return r;
 }
 
+// The QAT recipe: a config file or the tutorial's, flags over it.
+absl::StatusOr<QatConfig> QatConfigFromFlags(const std::string& checkpoint) {
+  QatConfig config = DefaultQatConfig();
+  if (!absl::GetFlag(FLAGS_config).empty()) {
+    absl::StatusOr<QatConfig> loaded = LoadQatConfig(UserPath(absl::GetFlag(FLAGS_config)));
+    if (!loaded.ok()) return loaded.status();
+    config = *loaded;
+  }
+  config.set_checkpoint(checkpoint);
+  if (Given(FLAGS_epochs)) config.set_epochs(absl::GetFlag(FLAGS_epochs));
+  if (Given(FLAGS_batches_per_epoch)) {
+    config.set_batches_per_epoch(absl::GetFlag(FLAGS_batches_per_epoch));
+  }
+  if (Given(FLAGS_batch_size)) config.set_batch_size(absl::GetFlag(FLAGS_batch_size));
+  if (Given(FLAGS_lr)) config.set_lr(absl::GetFlag(FLAGS_lr));
+  if (Given(FLAGS_momentum)) config.set_momentum(absl::GetFlag(FLAGS_momentum));
+  if (Given(FLAGS_weight_decay)) config.set_weight_decay(absl::GetFlag(FLAGS_weight_decay));
+  if (Given(FLAGS_disable_observer_after_epoch)) {
+    config.set_disable_observer_after_epoch(absl::GetFlag(FLAGS_disable_observer_after_epoch));
+  }
+  if (Given(FLAGS_freeze_bn_after_epoch)) {
+    config.set_freeze_bn_after_epoch(absl::GetFlag(FLAGS_freeze_bn_after_epoch));
+  }
+  if (Given(FLAGS_seed)) config.set_seed(absl::GetFlag(FLAGS_seed));
+  if (Given(FLAGS_threads)) config.set_threads(absl::GetFlag(FLAGS_threads));
+  if (Given(FLAGS_output_dir)) config.set_output_dir(UserPath(absl::GetFlag(FLAGS_output_dir)));
+  return config;
+}
+
+absl::StatusOr<QatResult> Qat(const QatConfig& config, bool resume) {
+  std::printf("quantization-aware training: %d epochs of %d batches of %d images, lr %g\n",
+              config.epochs(), config.batches_per_epoch(), config.batch_size(), config.lr());
+  std::fflush(stdout);
+  absl::StatusOr<QatResult> r = RunQat(config, resume);
+  if (r.ok()) {
+    std::printf("int8 QAT in the runtime: %.2f%%; its fake-quant simulation in the trainer: "
+                "%.2f%%, the same top-1 class on %.2f%% of the %lld test images\n",
+                100 * r->int8_accuracy, 100 * r->simulation_accuracy,
+                100 * r->simulation_agreement, static_cast<long long>(r->test_images));
+  }
+  return r;
+}
+
+// `qat`: quantization-aware training of a float checkpoint.
+int QatCommand() {
+  const std::string checkpoint = UserPath(absl::GetFlag(FLAGS_checkpoint));
+  absl::StatusOr<QatConfig> config = QatConfigFromFlags(checkpoint);
+  if (!config.ok()) return Fail(config.status(), 1);
+  absl::StatusOr<QatResult> r = Qat(*config, absl::GetFlag(FLAGS_resume));
+  if (!r.ok()) return Fail(r.status(), 1);
+  std::printf("wrote %s (%.2f MB)\n", r->int8_path.c_str(), r->int8_bytes / 1e6);
+  return 0;
+}
+
 void PrintRow(const std::string& what, double accuracy, int64_t bytes, int64_t float_bytes) {
   std::printf("| %-32s | %6.2f%% | %6.2f MB | %.3fx |\n", what.c_str(), 100 * accuracy, bytes / 1e6,
               static_cast<double>(bytes) / float_bytes);
@@ -185,7 +249,7 @@ int PtqCommand() {
   return 0;
 }
 
-// The main job: float training, then the tutorial's two PTQ qconfigs.
+// The main job: float training, the tutorial's two PTQ qconfigs, then QAT.
 int MainJob() {
   const std::string checkpoint = Train();
   if (checkpoint.empty()) return 1;
@@ -195,13 +259,23 @@ int MainJob() {
     if (!r.ok()) return Fail(r.status(), 1);
     rows.emplace_back(qconfig, *r);
   }
+  // QAT from the same checkpoint, the tutorial's recipe; --resume continues a
+  // stopped QAT run too.
+  QatConfig qat_config = DefaultQatConfig();
+  qat_config.set_checkpoint(checkpoint);
+  const bool resume_qat =
+      absl::GetFlag(FLAGS_resume) &&
+      std::filesystem::exists(std::filesystem::path(checkpoint).parent_path() / "qat_checkpoint.pb");
+  absl::StatusOr<QatResult> qat = Qat(qat_config, resume_qat);
+  if (!qat.ok()) return Fail(qat.status(), 1);
+  const PtqResult& first = rows[0].second;
   std::printf("\n| model (runtime, %lld test images) | top-1 | size | vs float |\n|---|---|---|---|\n",
-              static_cast<long long>(rows[0].second.test_images));
-  PrintRow("float (fused, runtime)", rows[0].second.float_accuracy, rows[0].second.float_bytes,
-           rows[0].second.float_bytes);
+              static_cast<long long>(first.test_images));
+  PrintRow("float (fused, runtime)", first.float_accuracy, first.float_bytes, first.float_bytes);
   for (const auto& [qconfig, r] : rows) {
     PrintRow("int8 PTQ " + qconfig, r.int8_accuracy, r.int8_bytes, r.float_bytes);
   }
+  PrintRow("int8 QAT", qat->int8_accuracy, qat->int8_bytes, first.float_bytes);
   return 0;
 }
 
@@ -212,15 +286,18 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "qforge trainer.\n  bazel run //trainer                 the main job\n"
       "  bazel run //trainer -- train [flags] float training\n"
-      "  bazel run //trainer -- ptq --checkpoint=... [--qconfig=...]  post-training quantization");
+      "  bazel run //trainer -- ptq --checkpoint=... [--qconfig=...]  post-training quantization\n"
+      "  bazel run //trainer -- qat --checkpoint=... [flags]  quantization-aware training");
   qforge::RecordGivenFlags(argc, argv);
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
   const std::string command = args.size() >= 2 ? args[1] : "";
-  if (args.size() > 2 || (command != "" && command != "train" && command != "ptq")) {
-    std::fprintf(stderr, "qforge: unknown command '%s' (try: train, ptq)\n", command.c_str());
+  if (args.size() > 2 ||
+      (command != "" && command != "train" && command != "ptq" && command != "qat")) {
+    std::fprintf(stderr, "qforge: unknown command '%s' (try: train, ptq, qat)\n", command.c_str());
     return 2;
   }
   if (command == "train") return qforge::Train().empty() ? 1 : 0;
   if (command == "ptq") return qforge::PtqCommand();
+  if (command == "qat") return qforge::QatCommand();
   return qforge::MainJob();
 }

@@ -25,39 +25,9 @@ namespace {
 
 constexpr int kEvalBatch = 100;
 
-// The checkpoint's float model, restored.
-struct Restored {
-  TrainConfig config;
-  Dataset train, test;
-  ParameterStore params;
-  std::unique_ptr<MobileNetV2Model> model;
-};
-
-absl::StatusOr<std::unique_ptr<Restored>> Restore(const std::string& path) {
-  absl::StatusOr<Checkpoint> checkpoint = ReadCheckpoint(path);
-  if (!checkpoint.ok()) return checkpoint.status();
-  auto r = std::make_unique<Restored>();
-  r->config = checkpoint->config();
-  // The training images of the run (its normalization), but the whole test set.
-  absl::StatusOr<Dataset> train = LoadTrainingSet(r->config);
-  if (!train.ok()) return train.status();
-  absl::StatusOr<Dataset> test = LoadDatasetSplit(r->config, Split::kTest);
-  if (!test.ok()) return test.status();
-  r->train = *std::move(train);
-  r->test = *std::move(test);
-  r->model = std::make_unique<MobileNetV2Model>(ModelConfigFor(r->config, r->train),
-                                                r->config.model().relu6(), r->params,
-                                                r->config.model().dropout());
-  Sgd unused({});
-  if (absl::Status s = RestoreState(*checkpoint, r->params, unused); !s.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": ", s.message()));
-  }
-  return r;
-}
-
 // The tutorial's calibration: `batches` batches of `batch_size` training
 // images (shuffled with the run's seed, no augmentation), in eval mode.
-absl::Status Calibrate(const Restored& r, const PtqOptions& options, Calibrator& calibrator) {
+absl::Status Calibrate(const RestoredModel& r, const PtqOptions& options, Calibrator& calibrator) {
   LoaderOptions loader_options;
   loader_options.batch_size = options.calib_batch_size;
   loader_options.seed = r.config.seed();
@@ -101,7 +71,29 @@ absl::StatusOr<std::vector<int>> Predict(
   return predictions;
 }
 
-ModelDescription Describe(const Restored& r) {
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<RestoredModel>> RestoreModel(const Checkpoint& checkpoint,
+                                                            const std::string& path) {
+  auto r = std::make_unique<RestoredModel>();
+  r->config = checkpoint.config();
+  // The training images of the run (its normalization), but the whole test set.
+  absl::StatusOr<Dataset> train = LoadTrainingSet(r->config);
+  if (!train.ok()) return train.status();
+  absl::StatusOr<Dataset> test = LoadDatasetSplit(r->config, Split::kTest);
+  if (!test.ok()) return test.status();
+  r->train = *std::move(train);
+  r->test = *std::move(test);
+  r->model = std::make_unique<MobileNetV2Model>(ModelConfigFor(r->config, r->train),
+                                                r->config.model().relu6(), r->params,
+                                                r->config.model().dropout());
+  if (absl::Status s = RestoreTensors(checkpoint, r->params); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": ", s.message()));
+  }
+  return r;
+}
+
+ModelDescription DescribeModel(const RestoredModel& r) {
   ModelDescription description;
   description.input_shape = {1, r.train.height, r.train.width, r.train.channels};
   description.normalization = DatasetNormalization(r.train);
@@ -110,12 +102,10 @@ ModelDescription Describe(const Restored& r) {
   return description;
 }
 
-absl::StatusOr<int64_t> Save(Model& model, const std::string& path) {
+absl::StatusOr<int64_t> SaveModel(Model& model, const std::string& path) {
   if (absl::Status s = WriteProtoAtomically(model, path); !s.ok()) return s;
   return static_cast<int64_t>(std::filesystem::file_size(path));
 }
-
-}  // namespace
 
 absl::StatusOr<std::vector<int>> RuntimePredictions(const Model& model, const Dataset& test,
                                                     const Normalization& normalization,
@@ -166,9 +156,12 @@ absl::StatusOr<PtqResult> RunPtq(const PtqOptions& options) {
     return absl::InvalidArgumentError("calib_batches and calib_batch_size must be at least 1");
   }
   if (!NamedQConfig(options.qconfig).ok()) return NamedQConfig(options.qconfig).status();
-  absl::StatusOr<std::unique_ptr<Restored>> restored = Restore(options.checkpoint);
+  absl::StatusOr<Checkpoint> checkpoint = ReadCheckpoint(options.checkpoint);
+  if (!checkpoint.ok()) return checkpoint.status();
+  absl::StatusOr<std::unique_ptr<RestoredModel>> restored =
+      RestoreModel(*checkpoint, options.checkpoint);
   if (!restored.ok()) return restored.status();
-  Restored& r = **restored;
+  RestoredModel& r = **restored;
   const int threads = options.threads > 0 ? options.threads : std::max(1, r.config.threads());
   ConfigurePool(threads);
   openblas_set_num_threads(1);  // trainer/gemm.h splits GEMMs across the pool itself
@@ -180,7 +173,7 @@ absl::StatusOr<PtqResult> RunPtq(const PtqOptions& options) {
   {
     Calibrator calibrator(*qconfigs, fused);
     if (absl::Status s = Calibrate(r, options, calibrator); !s.ok()) return s;
-    ModelDescription description = Describe(r);
+    ModelDescription description = DescribeModel(r);
     description.producer = absl::StrCat("qforge trainer ptq --qconfig=", options.qconfig);
     if (!options.overrides.empty()) absl::StrAppend(&description.producer, " --overrides=", options.overrides);
     if (!options.float_layers.empty()) absl::StrAppend(&description.producer, " --float_layers=", options.float_layers);
@@ -221,9 +214,9 @@ absl::StatusOr<PtqResult> RunPtq(const PtqOptions& options) {
   const std::filesystem::path dir(options.output_dir);
   result.int8_path = (dir / absl::StrCat("model_int8_", options.qconfig, ".qfm")).string();
   result.float_path = (dir / "model_float.qfm").string();
-  absl::StatusOr<int64_t> int8_bytes = Save(*int8_model, result.int8_path);
+  absl::StatusOr<int64_t> int8_bytes = SaveModel(*int8_model, result.int8_path);
   if (!int8_bytes.ok()) return int8_bytes.status();
-  absl::StatusOr<int64_t> float_bytes = Save(*float_model, result.float_path);
+  absl::StatusOr<int64_t> float_bytes = SaveModel(*float_model, result.float_path);
   if (!float_bytes.ok()) return float_bytes.status();
   result.int8_bytes = *int8_bytes;
   result.float_bytes = *float_bytes;

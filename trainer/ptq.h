@@ -6,6 +6,7 @@
 #define QFORGE_TRAINER_PTQ_H_
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,12 @@
 #include "common/model.pb.h"
 #include "data/dataset.h"
 #include "data/transforms.h"
+#include "trainer/checkpoint.pb.h"
+#include "trainer/config.pb.h"
+#include "trainer/convert.h"
+#include "trainer/mobilenet_v2_model.h"
+#include "trainer/parameters.h"
+#include "trainer/quant_sim.h"
 
 namespace qforge {
 
@@ -39,11 +46,35 @@ struct PtqResult {
 
 absl::StatusOr<PtqResult> RunPtq(const PtqOptions& options);
 
+// A checkpoint's model (float, or QAT-trained) and its run's datasets.
+struct RestoredModel {
+  TrainConfig config;  // of the float run
+  Dataset train, test;  // the run's training images, the whole test set
+  ParameterStore params;
+  std::unique_ptr<MobileNetV2Model> model;
+};
+
+// Rebuilds the model `checkpoint` (read from `path`, named in errors) holds.
+absl::StatusOr<std::unique_ptr<RestoredModel>> RestoreModel(const Checkpoint& checkpoint,
+                                                            const std::string& path);
+
+// What a converted model of `r` records about itself (no producer yet).
+ModelDescription DescribeModel(const RestoredModel& r);
+
+// Writes a flat model atomically; returns its size in bytes.
+absl::StatusOr<int64_t> SaveModel(Model& model, const std::string& path);
+
 // The top-1 class of each `test` image under a flat model run by the runtime
 // (XNNPACK), fed the normalized images in batches.
 absl::StatusOr<std::vector<int>> RuntimePredictions(const Model& model, const Dataset& test,
                                                     const Normalization& normalization,
                                                     int threads);
+
+// The top-1 class of each `test` image under the trainer's fake-quant
+// simulation of an int8 model.
+absl::StatusOr<std::vector<int>> SimulationPredictions(QuantSimulation& simulation,
+                                                       const Dataset& test,
+                                                       const Normalization& normalization);
 
 // The share of `test` whose label is the prediction.
 double Accuracy(const std::vector<int>& predictions, const Dataset& test);

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <cstring>
 
+#include "trainer/parallel.h"
+
 namespace qforge {
 namespace {
 
@@ -59,10 +61,17 @@ const FloatTensor& QatConvBn::Forward(const FloatTensor& x, const PassContext& c
   // z = conv / s (+ b): the conv's output as the float model computes it.
   z_.Resize(conv_out_.shape);
   const float* bias = conv_.bias_id() >= 0 ? params_.value(conv_.bias_id()) : nullptr;
-  for (int64_t i = 0; i < conv_out_.size(); ++i) {
-    const int64_t c = i % out;
-    z_.data[i] = conv_out_.data[i] / scale_[c] + (bias ? bias[c] : 0.0f);
-  }
+  const float* conv_out = conv_out_.ptr();
+  const float* scale = scale_.data();
+  float* z = z_.ptr();
+  Pool().ParallelFor(conv_out_.size() / out, [=](int, int64_t begin, int64_t end) {
+    for (int64_t row = begin; row < end; ++row) {
+      for (int64_t c = 0; c < out; ++c) {
+        const int64_t i = row * out + c;
+        z[i] = conv_out[i] / scale[c] + (bias ? bias[c] : 0.0f);
+      }
+    }
+  });
   PassContext bn_ctx = ctx;
   bn_ctx.training = ctx.training && !freeze_bn_;
   bn_.Forward(z_, bn_out_, bn_ctx);
@@ -79,14 +88,11 @@ void QatConvBn::Backward(const FloatTensor& dy, FloatTensor* dx) {
   output_fq_.Backward(dy, d_bn_out_);
   bn_.Backward(d_bn_out_, dz_);
   // z = conv / s + b: dconv = dz / s; db += dz; ds gets -dz * conv / s^2.
-  std::vector<double> d_scale(out, 0.0);
-  float* d_bias = conv_.bias_id() >= 0 ? params_.grad(conv_.bias_id()) : nullptr;
-  d_conv_.Resize(dz_.shape);
-  for (int64_t i = 0; i < dz_.size(); ++i) {
-    const int64_t c = i % out;
-    d_conv_.data[i] = dz_.data[i] / scale_[c];
-    d_scale[c] -= static_cast<double>(dz_.data[i]) * conv_out_.data[i] / (scale_[c] * scale_[c]);
-    if (d_bias) d_bias[c] += dz_.data[i];
+  std::vector<double> d_scale(out, 0.0), d_bias(out, 0.0);
+  ChannelTerms(out, d_scale, d_bias);
+  if (conv_.bias_id() >= 0) {
+    float* db = params_.grad(conv_.bias_id());
+    for (int64_t o = 0; o < out; ++o) db[o] += static_cast<float>(d_bias[o]);
   }
   // conv(x, w_q): dx, and dw_q into the shadow store.
   shadow_.ZeroGrads();
@@ -107,6 +113,40 @@ void QatConvBn::Backward(const FloatTensor& dy, FloatTensor* dx) {
   // s = gamma / std (std from the running variance, a constant): dgamma += ds / std.
   float* d_gamma = params_.grad(bn_.weight_id());
   for (int64_t o = 0; o < out; ++o) d_gamma[o] += static_cast<float>(d_scale[o] / std_[o]);
+}
+
+// d_conv_ = dz_ / s, and per channel the sums of -dz * conv / s^2 (into
+// d_scale) and of dz (into d_bias), over rows split across the pool. Each
+// chunk sums into its own slice and the slices are added in chunk order, so
+// the result does not depend on timing.
+void QatConvBn::ChannelTerms(int64_t out, std::vector<double>& d_scale,
+                             std::vector<double>& d_bias) {
+  const int chunks = Pool().num_threads();
+  partial_.assign(static_cast<size_t>(chunks) * 2 * out, 0.0);
+  d_conv_.Resize(dz_.shape);
+  const float* dz = dz_.ptr();
+  const float* conv_out = conv_out_.ptr();
+  const float* scale = scale_.data();
+  float* d_conv = d_conv_.ptr();
+  double* partial = partial_.data();
+  Pool().ParallelFor(dz_.size() / out, [=](int chunk, int64_t begin, int64_t end) {
+    double* ds = partial + chunk * 2 * out;
+    double* db = ds + out;
+    for (int64_t row = begin; row < end; ++row) {
+      for (int64_t c = 0; c < out; ++c) {
+        const int64_t i = row * out + c;
+        d_conv[i] = dz[i] / scale[c];
+        ds[c] -= static_cast<double>(dz[i]) * conv_out[i] / (double{scale[c]} * scale[c]);
+        db[c] += dz[i];
+      }
+    }
+  });
+  for (int chunk = 0; chunk < chunks; ++chunk) {
+    for (int64_t c = 0; c < out; ++c) {
+      d_scale[c] += partial_[chunk * 2 * out + c];
+      d_bias[c] += partial_[chunk * 2 * out + out + c];
+    }
+  }
 }
 
 QatConvAct::QatConvAct(Conv2d& conv, float clamp_max, ParameterStore& params,
@@ -142,7 +182,7 @@ void QatConvAct::Backward(const FloatTensor& dy, FloatTensor* dx) {
              params_.grad(conv_.bias_id()));
 }
 
-QatLinear::QatLinear(Linear& linear, ParameterStore& params, ParameterStore& state)
+QatLinear::QatLinear(const Linear& linear, ParameterStore& params, ParameterStore& state)
     : linear_(linear),
       params_(params),
       qlinear_(linear.name(), static_cast<int>(params.info(linear.weight_id()).shape[1]),

@@ -59,8 +59,11 @@ class QatConvBn {
   Conv2d qconv_;
   WeightFakeQuantize weight_fq_;
   FakeQuantize output_fq_;
+  void ChannelTerms(int64_t out, std::vector<double>& d_scale, std::vector<double>& d_bias);
+
   bool freeze_bn_ = false;
   std::vector<float> scale_, std_;   // s and sqrt(running_var + eps) [O]
+  std::vector<double> partial_;      // per-chunk channel sums of Backward
   std::vector<float> scaled_, d_scaled_;  // w * s and its gradient
   FloatTensor conv_out_, z_, bn_out_, out_;
   FloatTensor d_bn_out_, dz_, d_conv_;
@@ -93,7 +96,7 @@ class QatConvAct {
 // prepare_qat adds it) the output fake-quantized.
 class QatLinear {
  public:
-  QatLinear(Linear& linear, ParameterStore& params, ParameterStore& state);
+  QatLinear(const Linear& linear, ParameterStore& params, ParameterStore& state);
   // x [N, K] -> y [N, O].
   const FloatTensor& Forward(const FloatTensor& x);
   void Backward(const FloatTensor& dy, FloatTensor* dx);
@@ -101,7 +104,7 @@ class QatLinear {
   FakeQuantize& output_fake_quant() { return output_fq_; }
 
  private:
-  Linear& linear_;
+  const Linear& linear_;
   ParameterStore& params_;
   ParameterStore shadow_;
   Linear qlinear_;

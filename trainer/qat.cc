@@ -1,0 +1,287 @@
+#include "trainer/qat.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/random.h"
+#include "data/batch_loader.h"
+#include "google/protobuf/text_format.h"
+#include "trainer/checkpoint.h"
+#include "trainer/fusion.h"
+#include "trainer/loss.h"
+#include "trainer/optimizer.h"
+#include "trainer/parallel.h"
+#include "trainer/progress.h"
+#include "trainer/ptq.h"
+#include "trainer/qat_model.h"
+#include "trainer/quant_sim.h"
+#include "trainer/train.h"
+
+namespace qforge {
+namespace {
+
+constexpr char kQatCheckpointFile[] = "qat_checkpoint.pb";
+constexpr char kQatMetricsFile[] = "qat_metrics.jsonl";
+constexpr char kQatModelFile[] = "model_int8_qat.qfm";
+
+absl::Status ValidateQatConfig(const QatConfig& c) {
+  auto bad = [](const std::string& field, auto value) {
+    return absl::InvalidArgumentError(absl::StrCat("qat: ", field, " ", value, " is not valid"));
+  };
+  if (c.checkpoint().empty()) return absl::InvalidArgumentError("qat needs --checkpoint");
+  if (c.epochs() < 1) return bad("epochs", c.epochs());
+  if (c.batches_per_epoch() < 0) return bad("batches_per_epoch", c.batches_per_epoch());
+  if (c.batch_size() < 1) return bad("batch_size", c.batch_size());
+  if (!(c.lr() > 0)) return bad("lr", c.lr());
+  if (!(c.momentum() >= 0 && c.momentum() < 1)) return bad("momentum", c.momentum());
+  if (!(c.weight_decay() >= 0)) return bad("weight_decay", c.weight_decay());
+  if (c.threads() < 0) return bad("threads", c.threads());
+  return absl::OkStatus();
+}
+
+// One QAT run: the model, its fake quantizers, the optimizer and the data.
+class QatRun {
+ public:
+  QatRun(const QatConfig& config, std::unique_ptr<RestoredModel> restored)
+      : config_(config),
+        r_(std::move(restored)),
+        qat_(*r_->model, r_->params, r_->config.model().dropout()),
+        sgd_(SgdOptions{config.lr(), config.momentum(), config.weight_decay(), false}),
+        dir_(config.output_dir()) {}
+
+  absl::Status Init(bool resume) {
+    LoaderOptions options;
+    options.batch_size = config_.batch_size();
+    options.seed = config_.seed();
+    options.pad = r_->config.pad();
+    options.horizontal_flip = r_->config.flip();
+    options.normalization = DatasetNormalization(r_->train);
+    absl::StatusOr<std::unique_ptr<BatchLoader>> loader = BatchLoader::Create(r_->train, options);
+    if (!loader.ok()) return loader.status();
+    loader_ = *std::move(loader);
+    std::error_code ec;
+    std::filesystem::create_directories(dir_, ec);
+    if (ec) return absl::InternalError(absl::StrCat("cannot create ", dir_.string(), ": ", ec.message()));
+    if (resume) return Resume();
+    return absl::OkStatus();
+  }
+
+  int epochs_done() const { return epoch_; }
+
+  absl::StatusOr<QatEpoch> RunEpoch() {
+    QatEpoch e = Train();
+    ApplySwitches(epoch_ - 1);
+    e.observers_enabled = observers_enabled_;
+    e.bn_frozen = bn_frozen_;
+    absl::StatusOr<Model> model = Convert();
+    if (!model.ok()) return model.status();
+    absl::StatusOr<std::vector<int>> predictions =
+        RuntimePredictions(*model, r_->test, DatasetNormalization(r_->train), Threads());
+    if (!predictions.ok()) return predictions.status();
+    e.int8_accuracy = Accuracy(*predictions, r_->test);
+    if (absl::Status s = Save(e); !s.ok()) return s;
+    return e;
+  }
+
+  // The int8 model as the runtime runs it, written out; and the fake-quant
+  // simulation's accuracy and agreement with it.
+  absl::StatusOr<QatResult> Finish() {
+    absl::StatusOr<Model> model = Convert();
+    if (!model.ok()) return model.status();
+    QatResult result;
+    result.test_images = r_->test.count;
+    const Normalization normalization = DatasetNormalization(r_->train);
+    absl::StatusOr<std::vector<int>> runtime =
+        RuntimePredictions(*model, r_->test, normalization, Threads());
+    if (!runtime.ok()) return runtime.status();
+    result.int8_accuracy = Accuracy(*runtime, r_->test);
+    FusedMobileNetV2 fused(*r_->model, r_->params);
+    absl::StatusOr<std::unique_ptr<QuantSimulation>> simulation =
+        QuantSimulation::Create(fused, *model);
+    if (!simulation.ok()) return simulation.status();
+    absl::StatusOr<std::vector<int>> simulated =
+        SimulationPredictions(**simulation, r_->test, normalization);
+    if (!simulated.ok()) return simulated.status();
+    result.simulation_accuracy = Accuracy(*simulated, r_->test);
+    result.simulation_agreement = Agreement(*simulated, *runtime);
+    model->mutable_metadata()->set_accuracy_top1(static_cast<float>(result.int8_accuracy));
+    model->mutable_metadata()->set_accuracy_images(static_cast<int32_t>(r_->test.count));
+    result.int8_path = (dir_ / kQatModelFile).string();
+    absl::StatusOr<int64_t> bytes = SaveModel(*model, result.int8_path);
+    if (!bytes.ok()) return bytes.status();
+    result.int8_bytes = *bytes;
+    return result;
+  }
+
+ private:
+  int Threads() const {
+    return config_.threads() > 0 ? config_.threads() : std::max(1, r_->config.threads());
+  }
+
+  // The tutorial's train_one_epoch: the first batches_per_epoch batches of a
+  // fresh shuffle, in training mode.
+  QatEpoch Train() {
+    loader_->StartEpoch(epoch_);
+    const int64_t batches = config_.batches_per_epoch() > 0
+                                ? std::min<int64_t>(config_.batches_per_epoch(),
+                                                    loader_->batches_per_epoch())
+                                : loader_->batches_per_epoch();
+    Progress progress(absl::StrFormat("qat epoch %d/%d", epoch_ + 1, config_.epochs()), batches);
+    Batch batch;
+    FloatTensor x, dlogits;
+    double loss_sum = 0;
+    int64_t images = 0, correct = 0;
+    for (int64_t b = 0; b < batches && loader_->Next(&batch); ++b) {
+      x.Resize({batch.size, batch.height, batch.width, batch.channels});
+      std::copy(batch.images.begin(), batch.images.end(), x.data.begin());
+      r_->params.ZeroGrads();
+      const LossResult loss = CrossEntropy(
+          qat_.Forward(x, PassContext{/*training=*/true, config_.seed(), step_}), batch.labels,
+          &dlogits);
+      qat_.Backward(dlogits);
+      sgd_.Step(r_->params.values(), r_->params.grads(), config_.lr(), config_.momentum());
+      ++step_;
+      loss_sum += loss.loss * batch.size;
+      images += batch.size;
+      correct += loss.correct;
+      progress.Update(b + 1, images, loss_sum, correct);
+    }
+    progress.Finish();
+    QatEpoch e;
+    e.epoch = ++epoch_;
+    e.train_loss = loss_sum / std::max<int64_t>(images, 1);
+    e.train_accuracy = static_cast<double>(correct) / std::max<int64_t>(images, 1);
+    e.seconds = progress.elapsed_seconds();
+    return e;
+  }
+
+  // The tutorial's `if nepoch > 3: disable_observer`, `if nepoch > 2:
+  // freeze_bn_stats`, after epoch `index` (0-based).
+  void ApplySwitches(int index) {
+    if (index > config_.disable_observer_after_epoch()) observers_enabled_ = false;
+    if (index > config_.freeze_bn_after_epoch()) bn_frozen_ = true;
+    qat_.set_observers_enabled(observers_enabled_);
+    qat_.set_freeze_bn(bn_frozen_);
+  }
+
+  absl::StatusOr<Model> Convert() {
+    FusedMobileNetV2 fused(*r_->model, r_->params);
+    const LayerQConfigs qconfigs{QConfig{"qat", "moving_average", true}, {}, {}};
+    ModelDescription description = DescribeModel(*r_);
+    description.producer = absl::StrFormat("qforge trainer qat (%d epochs)", epoch_);
+    return ConvertToInt8(fused, qat_, qconfigs, description);
+  }
+
+  absl::Status Save(const QatEpoch& e) {
+    std::ofstream metrics(dir_ / kQatMetricsFile, std::ios::app);
+    metrics << absl::StrFormat(
+        R"({"epoch": %d, "step": %d, "train_loss": %.6f, "train_accuracy": %.6f, )"
+        R"("observers_enabled": %s, "bn_frozen": %s, "int8_accuracy": %.6f, "seconds": %.2f})",
+        e.epoch, step_, e.train_loss, e.train_accuracy, e.observers_enabled ? "true" : "false",
+        e.bn_frozen ? "true" : "false", e.int8_accuracy, e.seconds)
+            << "\n";
+    if (!metrics.flush()) return absl::InternalError("cannot append to the QAT metrics file");
+    Checkpoint checkpoint;
+    *checkpoint.mutable_config() = r_->config;
+    *checkpoint.mutable_qat() = config_;
+    checkpoint.set_epoch(epoch_);
+    checkpoint.set_step(step_);
+    checkpoint.set_test_accuracy(static_cast<float>(e.int8_accuracy));
+    CaptureState(r_->params, sgd_, checkpoint);
+    CaptureTensors(qat_.state(), checkpoint);
+    return WriteProtoAtomically(checkpoint, (dir_ / kQatCheckpointFile).string());
+  }
+
+  absl::Status Resume() {
+    const std::string path = (dir_ / kQatCheckpointFile).string();
+    absl::StatusOr<Checkpoint> checkpoint = ReadCheckpoint(path);
+    if (!checkpoint.ok()) return checkpoint.status();
+    absl::Status s = RestoreState(*checkpoint, r_->params, sgd_);
+    if (s.ok()) s = RestoreTensors(*checkpoint, qat_.state());
+    if (!s.ok()) return absl::InvalidArgumentError(absl::StrCat(path, ": ", s.message()));
+    epoch_ = checkpoint->epoch();
+    step_ = checkpoint->step();
+    for (int e = 0; e < epoch_; ++e) ApplySwitches(e);
+    return absl::OkStatus();
+  }
+
+  QatConfig config_;
+  std::unique_ptr<RestoredModel> r_;
+  QatMobileNetV2 qat_;
+  Sgd sgd_;
+  std::filesystem::path dir_;
+  std::unique_ptr<BatchLoader> loader_;
+  int epoch_ = 0;
+  int64_t step_ = 0;
+  bool observers_enabled_ = true, bn_frozen_ = false;
+};
+
+}  // namespace
+
+QatConfig DefaultQatConfig() {
+  QatConfig c;
+  c.set_epochs(8);
+  c.set_batches_per_epoch(20);
+  c.set_batch_size(30);
+  c.set_lr(1e-4f);
+  c.set_momentum(0);
+  c.set_weight_decay(0);
+  c.set_disable_observer_after_epoch(3);
+  c.set_freeze_bn_after_epoch(2);
+  c.set_seed(1);
+  return c;
+}
+
+absl::StatusOr<QatConfig> LoadQatConfig(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open the config"));
+  const std::string text((std::istreambuf_iterator<char>(in)), {});
+  // As LoadTrainConfig: the fields the file names (zeros included) over the defaults.
+  QatConfig config = DefaultQatConfig();
+  if (!google::protobuf::TextFormat::MergeFromString(text, &config)) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": not a text-format QatConfig"));
+  }
+  return config;
+}
+
+absl::StatusOr<QatResult> RunQat(const QatConfig& given, bool resume) {
+  QatConfig config = given;
+  if (absl::Status s = ValidateQatConfig(config); !s.ok()) return s;
+  if (config.output_dir().empty()) {
+    config.set_output_dir(std::filesystem::path(config.checkpoint()).parent_path().string());
+  }
+  absl::StatusOr<Checkpoint> source = ReadCheckpoint(config.checkpoint());
+  if (!source.ok()) return source.status();
+  absl::StatusOr<std::unique_ptr<RestoredModel>> restored =
+      RestoreModel(*source, config.checkpoint());
+  if (!restored.ok()) return restored.status();
+  const int threads = config.threads() > 0 ? config.threads() : std::max(1, (*restored)->config.threads());
+  ConfigurePool(threads);
+  openblas_set_num_threads(1);  // trainer/gemm.h splits GEMMs across the pool itself
+  QatRun run(config, *std::move(restored));
+  if (absl::Status s = run.Init(resume); !s.ok()) return s;
+  std::vector<QatEpoch> epochs;
+  while (run.epochs_done() < config.epochs()) {
+    absl::StatusOr<QatEpoch> e = run.RunEpoch();
+    if (!e.ok()) return e.status();
+    std::printf("qat epoch %d/%d: train loss %.4f acc %.2f%% | int8 (runtime) %.2f%% | observers "
+                "%s, BN %s | %.1f s\n",
+                e->epoch, config.epochs(), e->train_loss, 100 * e->train_accuracy,
+                100 * e->int8_accuracy, e->observers_enabled ? "on" : "off",
+                e->bn_frozen ? "frozen" : "training", e->seconds);
+    std::fflush(stdout);
+    epochs.push_back(*e);
+  }
+  absl::StatusOr<QatResult> result = run.Finish();
+  if (!result.ok()) return result.status();
+  result->epochs = std::move(epochs);
+  return result;
+}
+
+}  // namespace qforge
