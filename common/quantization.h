@@ -34,6 +34,13 @@ inline constexpr int32_t kWeightQMax = 127;
 // narrower accepted range (XNNPACK) need a larger floor; callers pass it.
 inline constexpr float kDefaultMinScale = std::numeric_limits<float>::epsilon();
 
+// The floor of activation scales in qforge's int8 models (convert and fake
+// quantization alike), as PyTorch's XNNPACK-oriented qconfigs set it: a tensor
+// seen all zero (a ReLU that never fired) would otherwise get float epsilon as
+// its scale, and the layers around it requantization multipliers far outside
+// what the kernels accept.
+inline constexpr float kActivationMinScale = 1.0f / 4096;
+
 // Per-tensor affine parameters: real = scale * (q - zero_point).
 struct QuantParams {
   float scale = 1.0f;

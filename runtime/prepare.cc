@@ -421,12 +421,24 @@ absl::Status PrepareConvert(const Context& c, PreparedOp& p) {
   return absl::OkStatus();
 }
 
+// The same scales, axis and zero points (a zero point left out counts as 0).
+bool SameQuantization(const Tensor& a, const Tensor& b) {
+  const Quantization& qa = a.quantization();
+  const Quantization& qb = b.quantization();
+  if (qa.scale_size() != qb.scale_size() || (qa.scale_size() > 1 && qa.axis() != qb.axis())) {
+    return false;
+  }
+  for (int i = 0; i < qa.scale_size(); ++i) {
+    if (qa.scale(i) != qb.scale(i) || ZeroPointAt(qa, i) != ZeroPointAt(qb, i)) return false;
+  }
+  return true;
+}
+
 absl::Status PrepareReshape(const Context& c, PreparedOp& p) {
   if (absl::Status s = CheckArity(c, 1, 1); !s.ok()) return s;
   const Tensor& x = c.input(0);
   const Tensor& y = c.output();
-  if (NumElements(x) != NumElements(y) || x.type() != y.type() ||
-      x.quantization().SerializeAsString() != y.quantization().SerializeAsString()) {
+  if (NumElements(x) != NumElements(y) || x.type() != y.type() || !SameQuantization(x, y)) {
     return c.Fail(absl::StrCat("RESHAPE from ", ShapeString(Shape(x)), " to ",
                                ShapeString(Shape(y)),
                                " must keep the element count, type and quantization"));

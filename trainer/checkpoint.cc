@@ -6,6 +6,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 
@@ -61,6 +63,19 @@ absl::Status RestoreState(const Checkpoint& checkpoint, ParameterStore& params, 
   std::vector<float>& buffer = sgd.momentum_buffer();
   buffer.resize(momentum.size() / sizeof(float));
   if (!momentum.empty()) std::memcpy(buffer.data(), momentum.data(), momentum.size());
+  return absl::OkStatus();
+}
+
+absl::Status KeepFirstLines(const std::string& path, int count) {
+  std::vector<std::string> lines;
+  std::ifstream in(path);
+  for (std::string line; static_cast<int>(lines.size()) < count && std::getline(in, line);) {
+    lines.push_back(line);
+  }
+  in.close();
+  std::ofstream out(path, std::ios::trunc);
+  for (const std::string& line : lines) out << line << "\n";
+  if (!out.flush()) return absl::InternalError(absl::StrCat("cannot write ", path));
   return absl::OkStatus();
 }
 

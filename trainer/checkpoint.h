@@ -30,6 +30,11 @@ void CaptureState(const ParameterStore& params, Sgd& sgd, Checkpoint& checkpoint
 // has another shape, or the momentum block has the wrong size.
 absl::Status RestoreState(const Checkpoint& checkpoint, ParameterStore& params, Sgd& sgd);
 
+// Keeps the first `count` lines of the text file `path` (creating it if
+// missing): a metrics file, one line per epoch, cut back to its checkpoint's
+// epochs (a crash between the two writes leaves one line too many).
+absl::Status KeepFirstLines(const std::string& path, int count);
+
 // Writes any message atomically: `path`.tmp, fsync, rename to `path`.
 absl::Status WriteProtoAtomically(const google::protobuf::MessageLite& message,
                                   const std::string& path);

@@ -17,7 +17,6 @@ namespace qforge {
 namespace {
 
 std::unique_ptr<RangeObserver> MakeObserver(const std::string& kind) {
-  if (kind == "moving_average") return std::make_unique<MovingAverageMinMaxObserver>();
   if (kind == "histogram") return std::make_unique<HistogramObserver>();
   if (kind == "percentile") return std::make_unique<PercentileObserver>();
   if (kind == "mse") return std::make_unique<MseObserver>();

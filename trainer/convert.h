@@ -5,8 +5,9 @@
 // The int8 model: QUANTIZE the float input, then int8 convs (symmetric weights,
 // per channel or per tensor; int32 biases at input * weight scale; ReLU/ReLU6
 // as output clamps), residual ADDs, MEAN_HW, the classifier as FULLY_CONNECTED,
-// and DEQUANTIZE of the logits. Activations take their range from the qconfig's
-// observer; weights from their own minimum and maximum.
+// and DEQUANTIZE of the logits. Ranges come from a RangeSource: after
+// calibration, activations from the qconfig's observers and weights from their
+// own minimum and maximum; after QAT, both from its fake quantizers.
 #ifndef QFORGE_TRAINER_CONVERT_H_
 #define QFORGE_TRAINER_CONVERT_H_
 
@@ -27,7 +28,8 @@ namespace qforge {
 
 struct QConfig {
   std::string name;
-  // "minmax", "moving_average", "histogram", "percentile" or "mse".
+  // "minmax", "histogram", "percentile" or "mse" (unused after QAT, whose
+  // fake quantizers give the ranges).
   std::string activation_observer;
   bool per_channel_weights = true;
 };

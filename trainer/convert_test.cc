@@ -215,6 +215,21 @@ TEST_F(ConvertTest, QuantSimulationTracksTheRuntime) {
   }
 }
 
+// A float layer's output read by a float layer and (quantized) by an int8 one
+// is beyond the simulation, which says so rather than disagree.
+TEST_F(ConvertTest, QuantSimulationRefusesAValueReadAsFloatAndInt8) {
+  absl::StatusOr<LayerQConfigs> configs = ParseLayerQConfigs(
+      "per_channel_histogram", "", "features.2.skip_add,features.3.skip_add", *fused_);
+  ASSERT_TRUE(configs.ok()) << configs.status();
+  absl::StatusOr<Model> model = Convert(*configs);
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_LT(RelativeError(*model, 400), 0.15);  // the runtime runs it all the same
+  absl::StatusOr<std::unique_ptr<QuantSimulation>> sim = QuantSimulation::Create(*fused_, *model);
+  EXPECT_EQ(sim.status().code(), absl::StatusCode::kUnimplemented);
+  EXPECT_THAT(sim.status().message(), HasSubstr("'features.2.skip_add', read in float by "
+                                                "'features.3.skip_add'"));
+}
+
 TEST_F(ConvertTest, BadLayerQConfigsAreErrors) {
   EXPECT_THAT(ParseLayerQConfigs("per_channel_histogram", "", "features.99", *fused_)
                   .status().message(),

@@ -2,8 +2,8 @@
 // does for Conv+BN(+ReLU): in eval mode BN is an affine map per channel, so
 //   w' = w * gamma / sqrt(running_var + eps)            (per output channel)
 //   b' = (b - running_mean) * gamma / sqrt(running_var + eps) + beta
-// (torch.nn.utils.fusion.fuse_conv_bn_weights). The one formula serves
-// post-training conversion and, later, the QAT modules' folding.
+// (torch.nn.utils.fusion.fuse_conv_bn_weights). It folds the model convert
+// writes, after PTQ and after QAT alike (QatConvBn simulates the same fold).
 //
 // FuseModules fuses one group of modules by name, as
 // torch.ao.quantization.fuse_modules does: [conv, bn], [conv, bn, relu],
@@ -78,7 +78,7 @@ class FusedMobileNetV2 {
     bool residual = false;
     FloatTensor sum;
   };
-  // Called with each tensor the quantized model will hold in int8, in order:
+  // Called with each tensor the quantized model may hold in int8, in order:
   // "quant" (the input), every conv's name (its output after the activation),
   // "<block>.skip_add", "pool" and "classifier.1" (the logits). Calibration
   // observes the value; the quantization simulation fake-quantizes it in place.

@@ -42,11 +42,13 @@ ABSL_FLAG(std::string, schedule, "", "constant, step, cosine or onecycle.");
 ABSL_FLAG(float, weight_decay, -1, "SGD weight decay.");
 ABSL_FLAG(uint64_t, seed, 0, "Seed of initialisation, data order, augmentation, dropout.");
 ABSL_FLAG(int, threads, 0, "Threads (trainer loops and OpenBLAS).");
-ABSL_FLAG(std::string, output_dir, "", "Checkpoint, metrics.jsonl go here.");
+ABSL_FLAG(std::string, output_dir, "",
+          "train: checkpoint and metrics.jsonl go here; qat: its checkpoint, metrics and model.");
 ABSL_FLAG(int64_t, max_train_images, -1, "Train on the first N images only (0: all).");
 ABSL_FLAG(int64_t, max_test_images, -1, "Evaluate on the first N test images only (0: all).");
-ABSL_FLAG(bool, resume, false, "Continue the run saved in output_dir.");
-ABSL_FLAG(std::string, checkpoint, "", "ptq: the float checkpoint (a train run's checkpoint.pb).");
+ABSL_FLAG(bool, resume, false, "train, qat: continue the run saved in output_dir.");
+ABSL_FLAG(std::string, checkpoint, "",
+          "ptq, qat: the float checkpoint (a train run's checkpoint.pb).");
 ABSL_FLAG(std::string, qconfig, "per_channel_histogram",
           "ptq: minmax_per_tensor, per_channel_histogram, per_channel_mse or "
           "per_channel_percentile.");
@@ -167,7 +169,10 @@ absl::StatusOr<PtqResult> Ptq(const std::string& checkpoint, const std::string& 
               qconfig.c_str(), options.calib_batches, options.calib_batch_size);
   std::fflush(stdout);
   absl::StatusOr<PtqResult> r = RunPtq(options);
-  if (r.ok()) {
+  if (r.ok() && !r->simulation_note.empty()) {
+    std::printf("int8 in the runtime: %.2f%% (no fake-quant simulation: %s)\n",
+                100 * r->int8_accuracy, r->simulation_note.c_str());
+  } else if (r.ok()) {
     std::printf("int8 in the runtime: %.2f%%; its fake-quant simulation in the trainer: %.2f%%, "
                 "the same top-1 class on %.2f%% of the %lld test images\n",
                 100 * r->int8_accuracy, 100 * r->simulation_accuracy,
@@ -184,7 +189,8 @@ absl::StatusOr<QatConfig> QatConfigFromFlags(const std::string& checkpoint) {
     if (!loaded.ok()) return loaded.status();
     config = *loaded;
   }
-  config.set_checkpoint(checkpoint);
+  if (Given(FLAGS_checkpoint)) config.set_checkpoint(checkpoint);
+  config.set_checkpoint(UserPath(config.checkpoint()));
   if (Given(FLAGS_epochs)) config.set_epochs(absl::GetFlag(FLAGS_epochs));
   if (Given(FLAGS_batches_per_epoch)) {
     config.set_batches_per_epoch(absl::GetFlag(FLAGS_batches_per_epoch));
@@ -201,7 +207,8 @@ absl::StatusOr<QatConfig> QatConfigFromFlags(const std::string& checkpoint) {
   }
   if (Given(FLAGS_seed)) config.set_seed(absl::GetFlag(FLAGS_seed));
   if (Given(FLAGS_threads)) config.set_threads(absl::GetFlag(FLAGS_threads));
-  if (Given(FLAGS_output_dir)) config.set_output_dir(UserPath(absl::GetFlag(FLAGS_output_dir)));
+  if (Given(FLAGS_output_dir)) config.set_output_dir(absl::GetFlag(FLAGS_output_dir));
+  config.set_output_dir(UserPath(config.output_dir()));
   return config;
 }
 

@@ -1,7 +1,7 @@
 // The tutorial's MobileNetV2 as a trainable network (common/mobilenet_v2.h gives
 // the layers). Forward and Backward read as plain lists of layer calls, llm.c
 // style. Parameter names are PyTorch's state_dict names, so checkpoints, golden
-// files and (later) fusion address layers the way the tutorial does.
+// files, fusion and QAT address layers the way the tutorial does.
 #ifndef QFORGE_TRAINER_MOBILENET_V2_MODEL_H_
 #define QFORGE_TRAINER_MOBILENET_V2_MODEL_H_
 

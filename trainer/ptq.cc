@@ -202,17 +202,25 @@ absl::StatusOr<PtqResult> RunPtq(const PtqOptions& options) {
   // The fake-quant simulation of the int8 model, held to the runtime's result.
   absl::StatusOr<std::unique_ptr<QuantSimulation>> simulation =
       QuantSimulation::Create(fused, *int8_model);
-  if (!simulation.ok()) return simulation.status();
-  absl::StatusOr<std::vector<int>> simulated =
-      SimulationPredictions(**simulation, r.test, normalization);
-  if (!simulated.ok()) return simulated.status();
-  result.simulation_accuracy = Accuracy(*simulated, r.test);
-  result.simulation_agreement = Agreement(*simulated, int8_predictions);
+  if (simulation.ok()) {
+    absl::StatusOr<std::vector<int>> simulated =
+        SimulationPredictions(**simulation, r.test, normalization);
+    if (!simulated.ok()) return simulated.status();
+    result.simulation_accuracy = Accuracy(*simulated, r.test);
+    result.simulation_agreement = Agreement(*simulated, int8_predictions);
+  } else if (simulation.status().code() == absl::StatusCode::kUnimplemented) {
+    result.simulation_note = std::string(simulation.status().message());
+  } else {
+    return simulation.status();
+  }
 
   std::error_code ec;
   std::filesystem::create_directories(options.output_dir, ec);
   const std::filesystem::path dir(options.output_dir);
-  result.int8_path = (dir / absl::StrCat("model_int8_", options.qconfig, ".qfm")).string();
+  // Per-layer choices get their own file rather than replacing the plain one.
+  const bool custom = !options.overrides.empty() || !options.float_layers.empty();
+  result.int8_path =
+      (dir / absl::StrCat("model_int8_", options.qconfig, custom ? "_custom" : "", ".qfm")).string();
   result.float_path = (dir / "model_float.qfm").string();
   absl::StatusOr<int64_t> int8_bytes = SaveModel(*int8_model, result.int8_path);
   if (!int8_bytes.ok()) return int8_bytes.status();

@@ -41,6 +41,7 @@ struct PtqResult {
   // The trainer's fake-quant simulation of the int8 model: its accuracy, and
   // the share of test images where its top-1 class is the runtime's.
   double simulation_accuracy = 0, simulation_agreement = 0;
+  std::string simulation_note;  // why there is no simulation, if there is none
   int64_t test_images = 0;
 };
 

@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <optional>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -69,7 +71,7 @@ class QatRun {
     std::filesystem::create_directories(dir_, ec);
     if (ec) return absl::InternalError(absl::StrCat("cannot create ", dir_.string(), ": ", ec.message()));
     if (resume) return Resume();
-    return absl::OkStatus();
+    return KeepMetricLines(0);
   }
 
   int epochs_done() const { return epoch_; }
@@ -86,20 +88,28 @@ class QatRun {
     if (!predictions.ok()) return predictions.status();
     e.int8_accuracy = Accuracy(*predictions, r_->test);
     if (absl::Status s = Save(e); !s.ok()) return s;
+    last_model_ = *std::move(model);
+    last_predictions_ = *std::move(predictions);
     return e;
   }
 
   // The int8 model as the runtime runs it, written out; and the fake-quant
   // simulation's accuracy and agreement with it.
   absl::StatusOr<QatResult> Finish() {
-    absl::StatusOr<Model> model = Convert();
-    if (!model.ok()) return model.status();
+    const Normalization normalization = DatasetNormalization(r_->train);
+    if (!last_model_.has_value()) {  // resumed after the last epoch: measure again
+      absl::StatusOr<Model> model = Convert();
+      if (!model.ok()) return model.status();
+      absl::StatusOr<std::vector<int>> predictions =
+          RuntimePredictions(*model, r_->test, normalization, Threads());
+      if (!predictions.ok()) return predictions.status();
+      last_model_ = *std::move(model);
+      last_predictions_ = *std::move(predictions);
+    }
+    Model* model = &*last_model_;
+    const std::vector<int>* runtime = &last_predictions_;
     QatResult result;
     result.test_images = r_->test.count;
-    const Normalization normalization = DatasetNormalization(r_->train);
-    absl::StatusOr<std::vector<int>> runtime =
-        RuntimePredictions(*model, r_->test, normalization, Threads());
-    if (!runtime.ok()) return runtime.status();
     result.int8_accuracy = Accuracy(*runtime, r_->test);
     FusedMobileNetV2 fused(*r_->model, r_->params);
     absl::StatusOr<std::unique_ptr<QuantSimulation>> simulation =
@@ -172,7 +182,7 @@ class QatRun {
 
   absl::StatusOr<Model> Convert() {
     FusedMobileNetV2 fused(*r_->model, r_->params);
-    const LayerQConfigs qconfigs{QConfig{"qat", "moving_average", true}, {}, {}};
+    const LayerQConfigs qconfigs{QConfig{"qat", "", /*per_channel_weights=*/true}, {}, {}};
     ModelDescription description = DescribeModel(*r_);
     description.producer = absl::StrFormat("qforge trainer qat (%d epochs)", epoch_);
     return ConvertToInt8(fused, qat_, qconfigs, description);
@@ -205,10 +215,33 @@ class QatRun {
     absl::Status s = RestoreState(*checkpoint, r_->params, sgd_);
     if (s.ok()) s = RestoreTensors(*checkpoint, qat_.state());
     if (!s.ok()) return absl::InvalidArgumentError(absl::StrCat(path, ": ", s.message()));
+    if (absl::Status s = SameRecipe(checkpoint->qat(), path); !s.ok()) return s;
     epoch_ = checkpoint->epoch();
     step_ = checkpoint->step();
     for (int e = 0; e < epoch_; ++e) ApplySwitches(e);
-    return absl::OkStatus();
+    return KeepMetricLines(epoch_);
+  }
+
+  // A resumed run must follow the recipe it started with; only the epoch
+  // count (to train longer), threads and paths may change.
+  absl::Status SameRecipe(const QatConfig& saved, const std::string& path) const {
+    QatConfig a = saved, b = config_;
+    for (QatConfig* c : {&a, &b}) {
+      c->clear_epochs();
+      c->clear_threads();
+      c->clear_checkpoint();
+      c->clear_output_dir();
+    }
+    if (a.SerializeAsString() == b.SerializeAsString()) return absl::OkStatus();
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, " was made with another recipe (", a.ShortDebugString(), "); resume with it (only ",
+        "--epochs may change), or start anew without --resume"));
+  }
+
+  // A fresh run starts the metrics anew; a resumed one drops lines written
+  // after its checkpoint.
+  absl::Status KeepMetricLines(int epochs) {
+    return KeepFirstLines((dir_ / kQatMetricsFile).string(), epochs);
   }
 
   QatConfig config_;
@@ -220,6 +253,8 @@ class QatRun {
   int epoch_ = 0;
   int64_t step_ = 0;
   bool observers_enabled_ = true, bn_frozen_ = false;
+  std::optional<Model> last_model_;  // the last epoch's conversion
+  std::vector<int> last_predictions_;  // and its runtime predictions
 };
 
 }  // namespace

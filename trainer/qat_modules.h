@@ -49,7 +49,6 @@ class QatConvBn {
   void set_freeze_bn(bool on) { freeze_bn_ = on; }
   WeightFakeQuantize& weight_fake_quant() { return weight_fq_; }
   FakeQuantize& output_fake_quant() { return output_fq_; }
-  const Conv2d& conv() const { return conv_; }
 
  private:
   Conv2d& conv_;

@@ -62,7 +62,8 @@ TEST_F(QatTest, Int8DoesAtLeastAsWellAsPostTrainingQuantization) {
   EXPECT_TRUE(qat->epochs[3].observers_enabled && qat->epochs[3].bn_frozen);
   EXPECT_TRUE(!qat->epochs[4].observers_enabled && qat->epochs[4].bn_frozen);
   EXPECT_GE(qat->int8_accuracy, post->int8_accuracy);
-  // Parity: the simulation QAT trained with and the runtime's integer kernels
+  // Parity: the trainer's fake-quant simulation of the converted model and the
+  // runtime's integer kernels
   // pick the same class for nearly every image. (This two-epoch model is right
   // on only ~71% of them, with many near-ties, so its accuracies may differ by
   // a few more images than a trained model's: 0.2 point.)
@@ -103,6 +104,17 @@ TEST_F(QatTest, ResumedRunEndsWhereAnUninterruptedOneDoes) {
                                                                          std::ios::binary);
   EXPECT_EQ(std::string(std::istreambuf_iterator<char>(model_a), {}),
             std::string(std::istreambuf_iterator<char>(model_b), {}));
+  // One metrics line per epoch, none repeated by the resume.
+  std::ifstream metrics(Dir("stopped") + "/qat_metrics.jsonl");
+  int lines = 0;
+  for (std::string line; std::getline(metrics, line);) ++lines;
+  EXPECT_EQ(lines, 3);
+
+  // Resuming with another recipe would mix two runs' state.
+  stopped.set_lr(2 * stopped.lr());
+  EXPECT_NE(std::string(RunQat(stopped, /*resume=*/true).status().message())
+                .find("was made with another recipe"),
+            std::string::npos);
 }
 
 TEST_F(QatTest, BadConfigsAreErrors) {

@@ -33,10 +33,32 @@ std::string PointOf(const Op& op) {
   return name;
 }
 
+// A float layer's output that int8 layers read (through its QUANTIZE) and
+// float layers read too: the fused forward hands every reader one tensor, so
+// it cannot give them different values.
+absl::Status CheckReadersAgree(const Model& model) {
+  for (const Op& quantize : model.ops()) {
+    if (quantize.kind() != QUANTIZE || !absl::EndsWith(quantize.name(), kQuantizeSuffix)) continue;
+    for (const Op& op : model.ops()) {
+      if (&op == &quantize) continue;
+      for (int input : op.inputs()) {
+        if (input == quantize.inputs(0)) {
+          return absl::UnimplementedError(absl::StrCat(
+              "the simulation cannot model '", PointOf(quantize), "', read in float by '",
+              op.name(), "' and in int8 by others"));
+        }
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<QuantSimulation>> QuantSimulation::Create(
     FusedMobileNetV2& fused, const Model& int8_model) {
+  if (absl::Status s = ValidateModel(int8_model); !s.ok()) return s;
+  if (absl::Status s = CheckReadersAgree(int8_model); !s.ok()) return s;
   std::unique_ptr<QuantSimulation> sim(new QuantSimulation(fused));
   const std::vector<std::string> layers = fused.LayerNames();
   for (const Op& op : int8_model.ops()) {
@@ -74,11 +96,12 @@ absl::Status QuantSimulation::LoadConstants(const Model& model, const Op& op) {
   }
   const int64_t outputs = params.info(b_id).size;
   const int64_t per_output = params.info(w_id).size / outputs;
-  if (static_cast<int64_t>(weight.data().size()) != outputs * per_output) {
+  const Tensor& bias = model.tensors(op.inputs(2));
+  if (static_cast<int64_t>(weight.data().size()) != outputs * per_output ||
+      static_cast<int64_t>(bias.data().size()) != outputs * 4) {
     return Mismatch(absl::StrCat("layer '", op.name(), "' has other weight shapes"));
   }
   const Quantization& wq = weight.quantization();
-  const Tensor& bias = model.tensors(op.inputs(2));
   float* w = params.value(w_id);
   float* b = params.value(b_id);
   for (int64_t o = 0; o < outputs; ++o) {

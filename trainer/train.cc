@@ -206,7 +206,8 @@ absl::Status Trainer::Resume() {
   }
   epoch_ = checkpoint->epoch();
   step_ = checkpoint->step();
-  return absl::OkStatus();
+  return KeepFirstLines((std::filesystem::path(config_.output_dir()) / kMetricsFile).string(),
+                        epoch_);
 }
 
 ScheduleOptions Trainer::RateSchedule() const {
@@ -304,6 +305,11 @@ absl::Status Trainer::SaveEpoch(const EpochResult& r) {
 
 absl::StatusOr<std::vector<EpochResult>> Trainer::Run(int max_epochs) {
   std::vector<EpochResult> results;
+  if (epoch_ == 0) {  // a fresh run: no metrics from an earlier one
+    absl::Status s = KeepFirstLines(
+        (std::filesystem::path(config_.output_dir()) / kMetricsFile).string(), 0);
+    if (!s.ok()) return s;
+  }
   while (epoch_ < config_.epochs() && (max_epochs < 0 || static_cast<int>(results.size()) < max_epochs)) {
     EpochResult r = TrainEpoch();
     const EvalResult eval = Evaluate();
