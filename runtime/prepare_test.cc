@@ -76,7 +76,9 @@ TEST(PrepareOp, BiasScaleAndWeightZeroPointsMayBeImplied) {
   EXPECT_EQ(model.tensors(1).quantization().zero_point_size(), 0);
   model.mutable_tensors(2)->clear_quantization();
   ASSERT_TRUE(PrepareAll(model).ok()) << PrepareAll(model);
-  const auto& params = std::get<reference::Conv2DInt8Params>(PrepareOp(model, 0)->params);
+  absl::StatusOr<PreparedOp> conv = PrepareOp(model, 0);
+  ASSERT_TRUE(conv.ok());
+  const auto& params = std::get<reference::Conv2DInt8Params>(conv->params);
   EXPECT_NEAR(RealMultiplier(params.multipliers[2]), 0.02 * 0.04 / 0.1, 1e-9);
   model.mutable_tensors(2)->mutable_quantization()->add_zero_point(0);  // zero points, no scales
   EXPECT_THAT(PrepareAll(model).message(), HasSubstr("INT32 tensor has no quantization scale"));

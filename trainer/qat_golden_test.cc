@@ -12,12 +12,6 @@
 namespace qforge {
 namespace {
 
-FloatTensor Tensor1(float v) {
-  FloatTensor t({1});
-  t.data[0] = v;
-  return t;
-}
-
 void ExpectParams(const FakeQuantize& fq, const Golden& g, const std::string& suffix) {
   absl::StatusOr<QuantParams> p = fq.Params();
   ASSERT_TRUE(p.ok()) << p.status();
