@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/text_format.h"
 
 namespace qforge {
 
@@ -63,6 +64,17 @@ absl::Status RestoreState(const Checkpoint& checkpoint, ParameterStore& params, 
   std::vector<float>& buffer = sgd.momentum_buffer();
   buffer.resize(momentum.size() / sizeof(float));
   if (!momentum.empty()) std::memcpy(buffer.data(), momentum.data(), momentum.size());
+  return absl::OkStatus();
+}
+
+absl::Status MergeTextProtoFile(const std::string& path, google::protobuf::Message* message) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open the config"));
+  const std::string text((std::istreambuf_iterator<char>(in)), {});
+  if (!google::protobuf::TextFormat::MergeFromString(text, message)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": not a text-format ", message->GetDescriptor()->name()));
+  }
   return absl::OkStatus();
 }
 

@@ -8,6 +8,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "google/protobuf/message.h"
 #include "trainer/checkpoint.pb.h"
 #include "trainer/optimizer.h"
 #include "trainer/parameters.h"
@@ -34,6 +35,11 @@ absl::Status RestoreState(const Checkpoint& checkpoint, ParameterStore& params, 
 // missing): a metrics file, one line per epoch, cut back to its checkpoint's
 // epochs (a crash between the two writes leaves one line too many).
 absl::Status KeepFirstLines(const std::string& path, int count);
+
+// Merges the text-format message in `path` over `message`: every field the
+// file names is set, zeros and false included (proto3's MergeFrom would skip
+// those); the others keep their values (a config file over the defaults).
+absl::Status MergeTextProtoFile(const std::string& path, google::protobuf::Message* message);
 
 // Writes any message atomically: `path`.tmp, fsync, rename to `path`.
 absl::Status WriteProtoAtomically(const google::protobuf::MessageLite& message,

@@ -13,7 +13,6 @@
 #include "absl/strings/str_format.h"
 #include "common/random.h"
 #include "data/batch_loader.h"
-#include "google/protobuf/text_format.h"
 #include "trainer/checkpoint.h"
 #include "trainer/fusion.h"
 #include "trainer/loss.h"
@@ -274,14 +273,8 @@ QatConfig DefaultQatConfig() {
 }
 
 absl::StatusOr<QatConfig> LoadQatConfig(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open the config"));
-  const std::string text((std::istreambuf_iterator<char>(in)), {});
-  // As LoadTrainConfig: the fields the file names (zeros included) over the defaults.
   QatConfig config = DefaultQatConfig();
-  if (!google::protobuf::TextFormat::MergeFromString(text, &config)) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": not a text-format QatConfig"));
-  }
+  if (absl::Status s = MergeTextProtoFile(path, &config); !s.ok()) return s;
   return config;
 }
 

@@ -1,7 +1,5 @@
 #include "trainer/train.h"
 
-#include <google/protobuf/text_format.h>
-
 #include <cblas.h>
 
 #include <cmath>
@@ -89,15 +87,8 @@ TrainConfig DefaultTrainConfig() {
 }
 
 absl::StatusOr<TrainConfig> LoadTrainConfig(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open the config"));
-  const std::string text((std::istreambuf_iterator<char>(in)), {});
-  // Text-format merging sets every field the file names, zeros and false
-  // included (proto3's MergeFrom would skip those); the rest keep the defaults.
   TrainConfig config = DefaultTrainConfig();
-  if (!google::protobuf::TextFormat::MergeFromString(text, &config)) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": not a text-format TrainConfig"));
-  }
+  if (absl::Status s = MergeTextProtoFile(path, &config); !s.ok()) return s;
   return config;
 }
 
