@@ -29,8 +29,10 @@ grep -q "int8 per_channel_histogram" <<<"$log"
 [[ -s "$out/model_int8_per_channel_histogram_custom.qfm" ]]
 
 log=$("$trainer" qat --checkpoint="$out/checkpoint.pb" --epochs=2 --batches_per_epoch=2 \
+      --freeze_bn_after_epoch=0 --precise_bn_batches=2 --calibrate_activations=histogram \
       --output_dir="$out/qat" 2>&1)
 echo "$log"
+grep -q "precise BN statistics .* 2/2" <<<"$log"
 grep -q "qat epoch 2/2: train loss" <<<"$log"
 grep -q "int8 QAT in the runtime: " <<<"$log"
 [[ $(wc -l <"$out/qat/qat_metrics.jsonl") -eq 2 ]]

@@ -159,6 +159,7 @@ void BatchNorm2d::Forward(const FloatTensor& x, FloatTensor& y, const PassContex
   mean_.resize(c);
   inv_std_.resize(c);
   trained_pass_ = ctx.training;
+  const float momentum = ctx.bn_momentum;
   if (ctx.training) {
     std::vector<double> sum, sq;
     ChannelSums(in, nullptr, rows, c, partial_, sum, sq);
@@ -169,9 +170,8 @@ void BatchNorm2d::Forward(const FloatTensor& x, FloatTensor& y, const PassContex
       const double var = std::max(0.0, sq[ch] / rows - mean * mean);
       inv_std_[ch] = static_cast<float>(1.0 / std::sqrt(var + kEps));
       const double unbiased = rows > 1 ? var * rows / (rows - 1) : var;
-      running_mean[ch] = (1 - kMomentum) * running_mean[ch] + kMomentum * mean_[ch];
-      running_var[ch] =
-          static_cast<float>((1 - kMomentum) * running_var[ch] + kMomentum * unbiased);
+      running_mean[ch] = (1 - momentum) * running_mean[ch] + momentum * mean_[ch];
+      running_var[ch] = static_cast<float>((1 - momentum) * running_var[ch] + momentum * unbiased);
     }
   } else {
     for (int ch = 0; ch < c; ++ch) {

@@ -1,7 +1,7 @@
 // BatchNorm2d over NHWC activations, as PyTorch's nn.BatchNorm2d(C, eps=1e-5,
-// momentum=0.1): in training, normalise with the batch's mean and (biased)
-// variance and update the running statistics with the unbiased variance; in
-// eval, normalise with the running statistics.
+// momentum=0.1, or PassContext's): in training, normalise with the batch's
+// mean and (biased) variance and update the running statistics with the
+// unbiased variance; in eval, normalise with the running statistics.
 //
 // Optionally fused with the ReLU / ReLU6 that follows it (PyTorch's
 // ConvBNReLU's BN and ReLU, one pass each way instead of two): training is
@@ -24,7 +24,6 @@ namespace qforge {
 class BatchNorm2d {
  public:
   static constexpr float kEps = 1e-5f;
-  static constexpr float kMomentum = 0.1f;
 
   // Registers "<name>.weight" (gamma, 1), "<name>.bias" (beta, 0) and the
   // buffers "<name>.running_mean" (0) and "<name>.running_var" (1).

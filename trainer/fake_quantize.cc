@@ -78,6 +78,11 @@ absl::StatusOr<Range> FakeQuantize::ObservedRange() const {
   return Range{lo, hi};
 }
 
+void FakeQuantize::SetRange(const Range& range) {
+  *state_.value(min_) = range.first;
+  *state_.value(max_) = range.second;
+}
+
 absl::StatusOr<QuantParams> FakeQuantize::Params() const {
   absl::StatusOr<Range> range = ObservedRange();
   if (!range.ok()) return range.status();

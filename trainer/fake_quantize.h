@@ -41,6 +41,8 @@ class FakeQuantize {
   // FailedPrecondition before the first observation.
   absl::StatusOr<Range> ObservedRange() const;
   absl::StatusOr<QuantParams> Params() const;
+  // Replaces the observed range, e.g. with a calibrated one.
+  void SetRange(const Range& range);
 
   void set_observer_enabled(bool on) { observer_enabled_ = on; }
   void set_fake_quant_enabled(bool on) { fake_quant_enabled_ = on; }

@@ -16,6 +16,10 @@ struct PassContext {
   uint64_t seed = 0;      // the run's seed, for dropout masks
   int64_t step = 0;       // the global iteration: masks differ per step, and a
                           // resumed run draws the same ones
+  // How far a training pass moves BN's running statistics toward the batch's
+  // (PyTorch's momentum, 0.1 by default); 1/k on the k-th of a series of
+  // passes leaves them the exact average of the series.
+  float bn_momentum = 0.1f;
 };
 
 }  // namespace qforge

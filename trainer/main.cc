@@ -62,6 +62,12 @@ ABSL_FLAG(int, disable_observer_after_epoch, -2,
           "qat: observers stop after each epoch whose 0-based index exceeds this.");
 ABSL_FLAG(int, freeze_bn_after_epoch, -2,
           "qat: BN statistics freeze after each epoch whose 0-based index exceeds this.");
+ABSL_FLAG(std::string, calibrate_activations, "",
+          "qat: calibrate activation ranges with this observer (histogram, mse, percentile, "
+          "minmax) before QAT and hold them fixed; empty: observe them during QAT (the tutorial).");
+ABSL_FLAG(int, precise_bn_batches, -1,
+          "qat: when BN freezes, re-estimate its statistics over this many training batches "
+          "(0: keep the moving average, the tutorial).");
 ABSL_FLAG(int, calib_batches, 32, "ptq: calibration batches (the tutorial: 32).");
 ABSL_FLAG(int, calib_batch_size, 30, "ptq: images per calibration batch (the tutorial: 30).");
 
@@ -205,6 +211,12 @@ absl::StatusOr<QatConfig> QatConfigFromFlags(const std::string& checkpoint) {
   if (Given(FLAGS_freeze_bn_after_epoch)) {
     config.set_freeze_bn_after_epoch(absl::GetFlag(FLAGS_freeze_bn_after_epoch));
   }
+  if (Given(FLAGS_calibrate_activations)) {
+    config.set_calibrate_activations(absl::GetFlag(FLAGS_calibrate_activations));
+  }
+  if (Given(FLAGS_precise_bn_batches)) {
+    config.set_precise_bn_batches(absl::GetFlag(FLAGS_precise_bn_batches));
+  }
   if (Given(FLAGS_seed)) config.set_seed(absl::GetFlag(FLAGS_seed));
   if (Given(FLAGS_threads)) config.set_threads(absl::GetFlag(FLAGS_threads));
   if (Given(FLAGS_output_dir)) config.set_output_dir(absl::GetFlag(FLAGS_output_dir));
@@ -213,8 +225,17 @@ absl::StatusOr<QatConfig> QatConfigFromFlags(const std::string& checkpoint) {
 }
 
 absl::StatusOr<QatResult> Qat(const QatConfig& config, bool resume) {
-  std::printf("quantization-aware training: %d epochs of %d batches of %d images, lr %g\n",
+  std::printf("quantization-aware training: %d epochs of %d batches of %d images, lr %g",
               config.epochs(), config.batches_per_epoch(), config.batch_size(), config.lr());
+  if (!config.calibrate_activations().empty()) {
+    std::printf("; activation ranges calibrated (%s) and fixed",
+                config.calibrate_activations().c_str());
+  }
+  if (config.precise_bn_batches() > 0) {
+    std::printf("; BN statistics re-estimated over %d batches when they freeze",
+                config.precise_bn_batches());
+  }
+  std::printf("\n");
   std::fflush(stdout);
   absl::StatusOr<QatResult> r = RunQat(config, resume);
   if (r.ok()) {

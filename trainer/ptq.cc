@@ -25,26 +25,6 @@ namespace {
 
 constexpr int kEvalBatch = 100;
 
-// The tutorial's calibration: `batches` batches of `batch_size` training
-// images (shuffled with the run's seed, no augmentation), in eval mode.
-absl::Status Calibrate(const RestoredModel& r, const PtqOptions& options, Calibrator& calibrator) {
-  LoaderOptions loader_options;
-  loader_options.batch_size = options.calib_batch_size;
-  loader_options.seed = r.config.seed();
-  loader_options.normalization = DatasetNormalization(r.train);
-  absl::StatusOr<std::unique_ptr<BatchLoader>> loader = BatchLoader::Create(r.train, loader_options);
-  if (!loader.ok()) return loader.status();
-  (*loader)->StartEpoch(0);
-  Batch batch;
-  FloatTensor x;
-  for (int i = 0; i < options.calib_batches && (*loader)->Next(&batch); ++i) {
-    x.Resize({batch.size, batch.height, batch.width, batch.channels});
-    std::copy(batch.images.begin(), batch.images.end(), x.data.begin());
-    calibrator.Run(x);
-  }
-  return absl::OkStatus();
-}
-
 // The top-1 class of every test image, in order: `logits` maps a batch of
 // normalized images to its [batch, classes] logits.
 absl::StatusOr<std::vector<int>> Predict(
@@ -72,6 +52,25 @@ absl::StatusOr<std::vector<int>> Predict(
 }
 
 }  // namespace
+
+absl::Status Calibrate(const RestoredModel& r, int batches, int batch_size,
+                       Calibrator& calibrator) {
+  LoaderOptions loader_options;
+  loader_options.batch_size = batch_size;
+  loader_options.seed = r.config.seed();
+  loader_options.normalization = DatasetNormalization(r.train);
+  absl::StatusOr<std::unique_ptr<BatchLoader>> loader = BatchLoader::Create(r.train, loader_options);
+  if (!loader.ok()) return loader.status();
+  (*loader)->StartEpoch(0);
+  Batch batch;
+  FloatTensor x;
+  for (int i = 0; i < batches && (*loader)->Next(&batch); ++i) {
+    x.Resize({batch.size, batch.height, batch.width, batch.channels});
+    std::copy(batch.images.begin(), batch.images.end(), x.data.begin());
+    calibrator.Run(x);
+  }
+  return absl::OkStatus();
+}
 
 absl::StatusOr<std::unique_ptr<RestoredModel>> RestoreModel(const Checkpoint& checkpoint,
                                                             const std::string& path) {
@@ -172,7 +171,9 @@ absl::StatusOr<PtqResult> RunPtq(const PtqOptions& options) {
   absl::StatusOr<Model> int8_model, float_model;
   {
     Calibrator calibrator(*qconfigs, fused);
-    if (absl::Status s = Calibrate(r, options, calibrator); !s.ok()) return s;
+    absl::Status calibrated =
+        Calibrate(r, options.calib_batches, options.calib_batch_size, calibrator);
+    if (!calibrated.ok()) return calibrated;
     ModelDescription description = DescribeModel(r);
     description.producer = absl::StrCat("qforge trainer ptq --qconfig=", options.qconfig);
     if (!options.overrides.empty()) absl::StrAppend(&description.producer, " --overrides=", options.overrides);

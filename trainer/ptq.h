@@ -59,6 +59,11 @@ struct RestoredModel {
 absl::StatusOr<std::unique_ptr<RestoredModel>> RestoreModel(const Checkpoint& checkpoint,
                                                             const std::string& path);
 
+// The tutorial's calibration: `batches` batches of `batch_size` training
+// images of `r` (shuffled with the run's seed, no augmentation), in eval mode.
+absl::Status Calibrate(const RestoredModel& r, int batches, int batch_size,
+                       Calibrator& calibrator);
+
 // What a converted model of `r` records about itself (no producer yet).
 ModelDescription DescribeModel(const RestoredModel& r);
 

@@ -43,6 +43,15 @@ absl::Status ValidateQatConfig(const QatConfig& c) {
   if (!(c.momentum() >= 0 && c.momentum() < 1)) return bad("momentum", c.momentum());
   if (!(c.weight_decay() >= 0)) return bad("weight_decay", c.weight_decay());
   if (c.threads() < 0) return bad("threads", c.threads());
+  if (c.precise_bn_batches() < 0) return bad("precise_bn_batches", c.precise_bn_batches());
+  const std::string& observer = c.calibrate_activations();
+  if (!observer.empty() && observer != "histogram" && observer != "mse" &&
+      observer != "percentile" && observer != "minmax") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "qat: calibrate_activations '", observer,
+        "' is not an activation observer (histogram, mse, percentile or minmax; empty: "
+        "observe during QAT)"));
+  }
   return absl::OkStatus();
 }
 
@@ -69,15 +78,18 @@ class QatRun {
     std::error_code ec;
     std::filesystem::create_directories(dir_, ec);
     if (ec) return absl::InternalError(absl::StrCat("cannot create ", dir_.string(), ": ", ec.message()));
-    if (resume) return Resume();
-    return KeepMetricLines(0);
+    absl::Status s = resume ? Resume() : Start();
+    PushSwitches();
+    return s;
   }
 
   int epochs_done() const { return epoch_; }
 
   absl::StatusOr<QatEpoch> RunEpoch() {
     QatEpoch e = Train();
+    const bool was_frozen = bn_frozen_;
     ApplySwitches(epoch_ - 1);
+    if (bn_frozen_ && !was_frozen && config_.precise_bn_batches() > 0) PreciseBatchNorm();
     e.observers_enabled = observers_enabled_;
     e.bn_frozen = bn_frozen_;
     absl::StatusOr<Model> model = Convert();
@@ -170,13 +182,64 @@ class QatRun {
     return e;
   }
 
+  // BN's running statistics as the average over precise_bn_batches batches of
+  // a fresh shuffle (the next epoch's), measured through the fake quantizers
+  // they will be frozen with, rather than a moving average dominated by the
+  // last few hundred images.
+  void PreciseBatchNorm() {
+    loader_->StartEpoch(epoch_);
+    Progress progress("precise BN statistics", config_.precise_bn_batches());
+    qat_.set_activation_observers_enabled(false);
+    qat_.set_weight_observers_enabled(false);
+    qat_.set_freeze_bn(false);
+    Batch batch;
+    FloatTensor x, dlogits;
+    double loss_sum = 0;
+    int64_t images = 0, correct = 0;
+    for (int b = 0; b < config_.precise_bn_batches() && loader_->Next(&batch); ++b) {
+      x.Resize({batch.size, batch.height, batch.width, batch.channels});
+      std::copy(batch.images.begin(), batch.images.end(), x.data.begin());
+      PassContext ctx{/*training=*/true, config_.seed(), step_};
+      ctx.bn_momentum = 1.0f / (b + 1);
+      const LossResult loss = CrossEntropy(qat_.Forward(x, ctx), batch.labels, &dlogits);
+      loss_sum += loss.loss * batch.size;
+      images += batch.size;
+      correct += loss.correct;
+      progress.Update(b + 1, images, loss_sum, correct);
+    }
+    progress.Finish();
+    PushSwitches();
+  }
+
   // The tutorial's `if nepoch > 3: disable_observer`, `if nepoch > 2:
   // freeze_bn_stats`, after epoch `index` (0-based).
   void ApplySwitches(int index) {
     if (index > config_.disable_observer_after_epoch()) observers_enabled_ = false;
     if (index > config_.freeze_bn_after_epoch()) bn_frozen_ = true;
-    qat_.set_observers_enabled(observers_enabled_);
+    PushSwitches();
+  }
+
+  // Calibrated activation ranges stay as calibrated.
+  void PushSwitches() {
+    qat_.set_activation_observers_enabled(observers_enabled_ &&
+                                          config_.calibrate_activations().empty());
+    qat_.set_weight_observers_enabled(observers_enabled_);
     qat_.set_freeze_bn(bn_frozen_);
+  }
+
+  absl::Status Start() {
+    if (!config_.calibrate_activations().empty()) {
+      FusedMobileNetV2 fused(*r_->model, r_->params);
+      const QConfig qconfig{"qat calibration", config_.calibrate_activations(), true};
+      Calibrator calibrator(LayerQConfigs{qconfig, {}, {}}, fused);
+      const PtqOptions ptq;
+      if (absl::Status s = Calibrate(*r_, ptq.calib_batches, ptq.calib_batch_size, calibrator);
+          !s.ok()) {
+        return s;
+      }
+      if (absl::Status s = qat_.SetActivationRanges(calibrator); !s.ok()) return s;
+    }
+    return KeepMetricLines(0);
   }
 
   absl::StatusOr<Model> Convert() {

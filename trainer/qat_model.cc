@@ -73,18 +73,21 @@ void QatMobileNetV2::Backward(const FloatTensor& dlogits) {
   }
 }
 
-void QatMobileNetV2::set_observers_enabled(bool on) {
-  quant_fq_.set_observer_enabled(on);
-  pool_fq_.set_observer_enabled(on);
-  classifier_.weight_fake_quant().set_observer_enabled(on);
-  classifier_.output_fake_quant().set_observer_enabled(on);
-  for (Block& block : blocks_) {
-    for (auto& layer : block.layers) {
-      layer->weight_fake_quant().set_observer_enabled(on);
-      layer->output_fake_quant().set_observer_enabled(on);
-    }
-    if (block.skip_add != nullptr) block.skip_add->output_fake_quant().set_observer_enabled(on);
+void QatMobileNetV2::set_activation_observers_enabled(bool on) {
+  for (auto& [point, fake_quant] : outputs_) fake_quant->set_observer_enabled(on);
+}
+
+void QatMobileNetV2::set_weight_observers_enabled(bool on) {
+  for (auto& [layer, fake_quant] : weights_) fake_quant->set_observer_enabled(on);
+}
+
+absl::Status QatMobileNetV2::SetActivationRanges(const RangeSource& ranges) {
+  for (auto& [point, fake_quant] : outputs_) {
+    absl::StatusOr<Range> range = ranges.ActivationRange(point);
+    if (!range.ok()) return range.status();
+    fake_quant->SetRange(*range);
   }
+  return absl::OkStatus();
 }
 
 void QatMobileNetV2::set_freeze_bn(bool on) {

@@ -33,10 +33,16 @@ class QatMobileNetV2 : public RangeSource {
   // dlogits -> parameter gradients (+=).
   void Backward(const FloatTensor& dlogits);
 
-  // PyTorch's disable_observer / enable_observer and freeze_bn_stats, applied
-  // to every module.
-  void set_observers_enabled(bool on);
+  // PyTorch's disable_observer / enable_observer, for the activations' and
+  // the weights' fake quantizers apart, and freeze_bn_stats; each applied to
+  // every module.
+  void set_activation_observers_enabled(bool on);
+  void set_weight_observers_enabled(bool on);
   void set_freeze_bn(bool on);
+
+  // Starts every activation fake quantizer from `ranges` (a calibration),
+  // instead of from its first observed batch.
+  absl::Status SetActivationRanges(const RangeSource& ranges);
 
   ParameterStore& state() { return state_; }
 
@@ -58,8 +64,8 @@ class QatMobileNetV2 : public RangeSource {
   FakeQuantize pool_fq_;
   Dropout dropout_;
   QatLinear classifier_;
-  std::map<std::string, const FakeQuantize*> outputs_;         // by observation point
-  std::map<std::string, const WeightFakeQuantize*> weights_;  // by layer
+  std::map<std::string, FakeQuantize*> outputs_;         // by observation point
+  std::map<std::string, WeightFakeQuantize*> weights_;  // by layer
   FloatTensor input_q_, pooled_, pooled_q_, dropped_;
   FloatTensor d_dropped_, d_pooled_q_, d_pooled_, d_features_, d_block_, d_skip_;
 };

@@ -5,12 +5,17 @@
 // where an uninterrupted run does.
 #include "trainer/qat.h"
 
+#include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <string>
 
+#include "absl/strings/match.h"
 #include "gtest/gtest.h"
+#include "trainer/convert.h"
+#include "trainer/fusion.h"
 #include "trainer/checkpoint.h"
 #include "trainer/ptq.h"
 #include "trainer/train.h"
@@ -73,13 +78,14 @@ TEST_F(QatTest, Int8DoesAtLeastAsWellAsPostTrainingQuantization) {
 }
 
 TEST_F(QatTest, ResumedRunEndsWhereAnUninterruptedOneDoes) {
-  // Short epochs; observers off and BN frozen after the second, which the
-  // resumed run must restore.
+  // Short epochs; observers off and BN frozen, with precise statistics, after
+  // the second, which the resumed run must restore.
   QatConfig config = Config("straight");
   config.set_epochs(3);
   config.set_batches_per_epoch(5);
   config.set_disable_observer_after_epoch(0);
   config.set_freeze_bn_after_epoch(0);
+  config.set_precise_bn_batches(3);
   absl::StatusOr<QatResult> straight = RunQat(config, /*resume=*/false);
   ASSERT_TRUE(straight.ok()) << straight.status();
 
@@ -117,6 +123,48 @@ TEST_F(QatTest, ResumedRunEndsWhereAnUninterruptedOneDoes) {
             std::string::npos);
 }
 
+// With calibrate_activations, every activation fake quantizer starts from the
+// calibration ptq would make and keeps it through training, while the weights'
+// observers still follow the weights.
+TEST_F(QatTest, CalibratedActivationRangesStayAsCalibrated) {
+  absl::StatusOr<Checkpoint> source = ReadCheckpoint(Dir("float") + "/checkpoint.pb");
+  ASSERT_TRUE(source.ok());
+  absl::StatusOr<std::unique_ptr<RestoredModel>> r = RestoreModel(*source, "float");
+  ASSERT_TRUE(r.ok()) << r.status();
+  FusedMobileNetV2 fused(*(*r)->model, (*r)->params);
+  const PtqOptions ptq;
+  Calibrator calibrator(LayerQConfigs{QConfig{"", "histogram", true}, {}, {}}, fused);
+  ASSERT_TRUE(Calibrate(**r, ptq.calib_batches, ptq.calib_batch_size, calibrator).ok());
+
+  QatConfig config = Config("calibrated");
+  config.set_epochs(2);
+  config.set_batches_per_epoch(5);
+  config.set_calibrate_activations("histogram");
+  ASSERT_TRUE(RunQat(config, /*resume=*/false).ok());
+  absl::StatusOr<Checkpoint> qat = ReadCheckpoint(Dir("calibrated") + "/qat_checkpoint.pb");
+  ASSERT_TRUE(qat.ok());
+  int activations = 0, weights_moved = 0;
+  for (const NamedTensor& t : qat->tensors()) {
+    const std::string& name = t.name();
+    float first;  // the tensor's first value
+    ASSERT_GE(t.data().size(), sizeof first);
+    std::memcpy(&first, t.data().data(), sizeof first);
+    const size_t at = name.find(".activation_post_process.");
+    if (at != std::string::npos) {
+      absl::StatusOr<Range> expected = calibrator.ActivationRange(name.substr(0, at));
+      ASSERT_TRUE(expected.ok()) << name;
+      const bool is_min = absl::EndsWith(name, ".min_val");
+      EXPECT_EQ(first, is_min ? expected->first : expected->second) << name;
+      ++activations;
+    } else if (absl::StrContains(name, ".weight_fake_quant.")) {
+      // Moving averages of the weights' ranges, from nothing: never +-inf.
+      weights_moved += std::isfinite(first);
+    }
+  }
+  EXPECT_EQ(activations, 2 * static_cast<int>(fused.LayerNames().size()));
+  EXPECT_GT(weights_moved, 0);
+}
+
 TEST_F(QatTest, BadConfigsAreErrors) {
   QatConfig config = Config("bad");
   config.set_lr(0);
@@ -124,6 +172,14 @@ TEST_F(QatTest, BadConfigsAreErrors) {
   config = Config("bad");
   config.set_checkpoint(Dir("float") + "/missing.pb");
   EXPECT_EQ(RunQat(config, false).status().code(), absl::StatusCode::kNotFound);
+  config = Config("bad");
+  config.set_calibrate_activations("kl");
+  EXPECT_NE(std::string(RunQat(config, false).status().message()).find("'kl'"),
+            std::string::npos);
+  config = Config("bad");
+  config.set_precise_bn_batches(-1);
+  EXPECT_NE(std::string(RunQat(config, false).status().message()).find("precise_bn_batches -1"),
+            std::string::npos);
   config = Config("never_run");
   EXPECT_EQ(RunQat(config, /*resume=*/true).status().code(), absl::StatusCode::kNotFound);
 }
