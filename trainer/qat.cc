@@ -71,7 +71,8 @@ class QatRun {
     options.seed = config_.seed();
     options.pad = r_->config.pad();
     options.horizontal_flip = r_->config.flip();
-    options.normalization = DatasetNormalization(r_->train);
+    normalization_ = DatasetNormalization(r_->train);
+    options.normalization = normalization_;
     absl::StatusOr<std::unique_ptr<BatchLoader>> loader = BatchLoader::Create(r_->train, options);
     if (!loader.ok()) return loader.status();
     loader_ = *std::move(loader);
@@ -92,30 +93,17 @@ class QatRun {
     if (bn_frozen_ && !was_frozen && config_.precise_bn_batches() > 0) PreciseBatchNorm();
     e.observers_enabled = observers_enabled_;
     e.bn_frozen = bn_frozen_;
-    absl::StatusOr<Model> model = Convert();
-    if (!model.ok()) return model.status();
-    absl::StatusOr<std::vector<int>> predictions =
-        RuntimePredictions(*model, r_->test, DatasetNormalization(r_->train), Threads());
-    if (!predictions.ok()) return predictions.status();
-    e.int8_accuracy = Accuracy(*predictions, r_->test);
+    if (absl::Status s = ConvertAndMeasure(); !s.ok()) return s;
+    e.int8_accuracy = Accuracy(last_predictions_, r_->test);
     if (absl::Status s = Save(e); !s.ok()) return s;
-    last_model_ = *std::move(model);
-    last_predictions_ = *std::move(predictions);
     return e;
   }
 
   // The int8 model as the runtime runs it, written out; and the fake-quant
   // simulation's accuracy and agreement with it.
   absl::StatusOr<QatResult> Finish() {
-    const Normalization normalization = DatasetNormalization(r_->train);
     if (!last_model_.has_value()) {  // resumed after the last epoch: measure again
-      absl::StatusOr<Model> model = Convert();
-      if (!model.ok()) return model.status();
-      absl::StatusOr<std::vector<int>> predictions =
-          RuntimePredictions(*model, r_->test, normalization, Threads());
-      if (!predictions.ok()) return predictions.status();
-      last_model_ = *std::move(model);
-      last_predictions_ = *std::move(predictions);
+      if (absl::Status s = ConvertAndMeasure(); !s.ok()) return s;
     }
     Model* model = &*last_model_;
     const std::vector<int>* runtime = &last_predictions_;
@@ -127,7 +115,7 @@ class QatRun {
         QuantSimulation::Create(fused, *model);
     if (!simulation.ok()) return simulation.status();
     absl::StatusOr<std::vector<int>> simulated =
-        SimulationPredictions(**simulation, r_->test, normalization);
+        SimulationPredictions(**simulation, r_->test, normalization_);
     if (!simulated.ok()) return simulated.status();
     result.simulation_accuracy = Accuracy(*simulated, r_->test);
     result.simulation_agreement = Agreement(*simulated, *runtime);
@@ -227,6 +215,8 @@ class QatRun {
     qat_.set_freeze_bn(bn_frozen_);
   }
 
+  // A fresh run: the activation ranges calibrated if the recipe says so, and
+  // the metrics file started anew.
   absl::Status Start() {
     if (!config_.calibrate_activations().empty()) {
       FusedMobileNetV2 fused(*r_->model, r_->params);
@@ -240,6 +230,19 @@ class QatRun {
       if (absl::Status s = qat_.SetActivationRanges(calibrator); !s.ok()) return s;
     }
     return KeepMetricLines(0);
+  }
+
+  // The model as it stands, converted to int8 and run by the runtime on the
+  // test set: last_model_ and last_predictions_.
+  absl::Status ConvertAndMeasure() {
+    absl::StatusOr<Model> model = Convert();
+    if (!model.ok()) return model.status();
+    absl::StatusOr<std::vector<int>> predictions =
+        RuntimePredictions(*model, r_->test, normalization_, Threads());
+    if (!predictions.ok()) return predictions.status();
+    last_model_ = *std::move(model);
+    last_predictions_ = *std::move(predictions);
+    return absl::OkStatus();
   }
 
   absl::StatusOr<Model> Convert() {
@@ -312,6 +315,7 @@ class QatRun {
   Sgd sgd_;
   std::filesystem::path dir_;
   std::unique_ptr<BatchLoader> loader_;
+  Normalization normalization_;  // of the training images, for every model input
   int epoch_ = 0;
   int64_t step_ = 0;
   bool observers_enabled_ = true, bn_frozen_ = false;
