@@ -64,7 +64,7 @@ class QatMobileNetV2 : public RangeSource {
   FakeQuantize pool_fq_;
   Dropout dropout_;
   QatLinear classifier_;
-  std::map<std::string, FakeQuantize*> outputs_;         // by observation point
+  std::map<std::string, FakeQuantize*> outputs_;        // by observation point
   std::map<std::string, WeightFakeQuantize*> weights_;  // by layer
   FloatTensor input_q_, pooled_, pooled_q_, dropped_;
   FloatTensor d_dropped_, d_pooled_q_, d_pooled_, d_features_, d_block_, d_skip_;
