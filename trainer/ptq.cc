@@ -65,8 +65,7 @@ absl::Status Calibrate(const RestoredModel& r, int batches, int batch_size,
   Batch batch;
   FloatTensor x;
   for (int i = 0; i < batches && (*loader)->Next(&batch); ++i) {
-    x.Resize({batch.size, batch.height, batch.width, batch.channels});
-    std::copy(batch.images.begin(), batch.images.end(), x.data.begin());
+    BatchToTensor(batch, x);
     calibrator.Run(x);
   }
   return absl::OkStatus();
@@ -132,8 +131,7 @@ absl::StatusOr<std::vector<int>> SimulationPredictions(QuantSimulation& simulati
                                                        const Normalization& normalization) {
   FloatTensor x;
   return Predict(test, normalization, [&](const Batch& batch) -> absl::StatusOr<const float*> {
-    x.Resize({batch.size, batch.height, batch.width, batch.channels});
-    std::copy(batch.images.begin(), batch.images.end(), x.data.begin());
+    BatchToTensor(batch, x);
     return simulation.Forward(x).ptr();
   });
 }

@@ -147,8 +147,7 @@ class QatRun {
     double loss_sum = 0;
     int64_t images = 0, correct = 0;
     for (int64_t b = 0; b < batches && loader_->Next(&batch); ++b) {
-      x.Resize({batch.size, batch.height, batch.width, batch.channels});
-      std::copy(batch.images.begin(), batch.images.end(), x.data.begin());
+      BatchToTensor(batch, x);
       r_->params.ZeroGrads();
       const LossResult loss = CrossEntropy(
           qat_.Forward(x, PassContext{/*training=*/true, config_.seed(), step_}), batch.labels,
@@ -185,8 +184,7 @@ class QatRun {
     double loss_sum = 0;
     int64_t images = 0, correct = 0;
     for (int b = 0; b < config_.precise_bn_batches() && loader_->Next(&batch); ++b) {
-      x.Resize({batch.size, batch.height, batch.width, batch.channels});
-      std::copy(batch.images.begin(), batch.images.end(), x.data.begin());
+      BatchToTensor(batch, x);
       PassContext ctx{/*training=*/true, config_.seed(), step_};
       ctx.bn_momentum = 1.0f / (b + 1);
       const LossResult loss = CrossEntropy(qat_.Forward(x, ctx), batch.labels, &dlogits);

@@ -2,6 +2,7 @@
 
 #include <cblas.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -44,6 +45,11 @@ absl::StatusOr<Dataset> LoadTrainingSet(const TrainConfig& config) {
   absl::StatusOr<Dataset> train = LoadDatasetSplit(config, Split::kTrain);
   if (train.ok()) Truncate(*train, config.max_train_images());
   return train;
+}
+
+void BatchToTensor(const Batch& batch, FloatTensor& x) {
+  x.Resize({batch.size, batch.height, batch.width, batch.channels});
+  std::copy(batch.images.begin(), batch.images.end(), x.data.begin());
 }
 
 Normalization DatasetNormalization(const Dataset& d) {
@@ -227,8 +233,7 @@ EpochResult Trainer::TrainEpoch() {
   double loss_sum = 0;
   int64_t images = 0, correct = 0, batches = 0;
   while (train_loader_->Next(&batch)) {
-    x.Resize({batch.size, batch.height, batch.width, batch.channels});
-    std::copy(batch.images.begin(), batch.images.end(), x.data.begin());
+    BatchToTensor(batch, x);
     const PassContext ctx{/*training=*/true, config_.seed(), step_};
     params_.ZeroGrads();
     const FloatTensor& logits = model_->Forward(x, ctx);
@@ -262,8 +267,7 @@ EvalResult Trainer::Evaluate() {
   double loss_sum = 0;
   int64_t correct = 0;
   while (test_loader_->Next(&batch)) {
-    x.Resize({batch.size, batch.height, batch.width, batch.channels});
-    std::copy(batch.images.begin(), batch.images.end(), x.data.begin());
+    BatchToTensor(batch, x);
     const LossResult loss = CrossEntropy(model_->Forward(x, PassContext{}), batch.labels, nullptr);
     loss_sum += loss.loss * batch.size;
     correct += loss.correct;

@@ -20,6 +20,7 @@
 #include "trainer/mobilenet_v2_model.h"
 #include "trainer/optimizer.h"
 #include "trainer/parameters.h"
+#include "trainer/tensor.h"
 
 namespace qforge {
 
@@ -93,6 +94,9 @@ absl::StatusOr<Dataset> LoadTrainingSet(const TrainConfig& config);
 // Per-channel mean and std of a dataset's pixels scaled to [0, 1]: the
 // normalization training, calibration and the converted models all apply.
 Normalization DatasetNormalization(const Dataset& dataset);
+
+// A loaded batch's images as the [N, H, W, C] input of a model.
+void BatchToTensor(const Batch& batch, FloatTensor& x);
 
 }  // namespace qforge
 
