@@ -1,0 +1,362 @@
+// Packing (portable, run once per interpreter), the portable kernels of the
+// generic level, and the dispatch to the level a packed op was made for.
+#include "runtime/kernels/int8_kernels.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "runtime/kernels/int8_kernels_isa.h"
+
+namespace qforge::kernels {
+namespace {
+
+using reference::ConvGeometry;
+
+constexpr QuantizedMultiplier kPaddingMultiplier{1 << 30, 0};
+
+int64_t RoundUp(int64_t value, int64_t multiple) {
+  return (value + multiple - 1) / multiple * multiple;
+}
+
+int64_t DivideRoundUp(int64_t value, int64_t divisor) { return (value + divisor - 1) / divisor; }
+
+RequantBlock MakeRequantBlock(const QuantizedMultiplier* m) {
+  RequantBlock block{};
+  for (int c = 0; c < kChannelsPerVector; ++c) {
+    const int half = c % 2, j = c / 2;
+    const int right_shift = std::max(-m[c].exponent, 0);
+    block.multiplier_even[c] = m[c].multiplier;
+    if (half == 1) block.multiplier_odd[c - 1] = m[c].multiplier;
+    block.rounding[half][j] =
+        (int64_t{1} << 30) + (right_shift > 0 ? int64_t{1} << (30 + right_shift) : 0);
+    block.negative_fix[half][j] = right_shift > 0 ? int64_t{1} << 31 : 0;
+    block.shift[half][j] = 31 + right_shift;
+    block.left_shift[half][j] = std::max(m[c].exponent, 0);
+  }
+  return block;
+}
+
+// `order[i]` is the channel the kernel produces at position i, or -1 for padding.
+ChannelEpilogue MakeEpilogue(const std::vector<int>& order, const std::vector<int32_t>& bias,
+                             const std::vector<QuantizedMultiplier>& multipliers,
+                             const reference::Int8Output& output) {
+  ChannelEpilogue e;
+  e.output = output;
+  for (int channel : order) {
+    e.bias.push_back(channel >= 0 ? bias[channel] : 0);
+    e.multipliers.push_back(channel >= 0 ? multipliers[channel] : kPaddingMultiplier);
+    if (channel >= 0 && multipliers[channel].exponent > 0) e.any_left_shift = true;
+  }
+  for (size_t i = 0; i < order.size(); i += kChannelsPerVector) {
+    e.requant.push_back(MakeRequantBlock(&e.multipliers[i]));
+  }
+  return e;
+}
+
+std::vector<int> IdentityOrder(int channels) {
+  std::vector<int> order(RoundUp(channels, kChannelPadding), -1);
+  for (int c = 0; c < channels; ++c) order[c] = c;
+  return order;
+}
+
+// The GEMM layout of weights [O][K] (row-major, K contiguous) as w + 128.
+std::vector<Bytes64> PackGemmWeights(const int8_t* weights, int outputs, int depth) {
+  const int depth_groups = static_cast<int>(DivideRoundUp(depth, 4));
+  const int blocks = static_cast<int>(DivideRoundUp(outputs, kChannelsPerVector));
+  std::vector<Bytes64> packed(static_cast<size_t>(blocks) * depth_groups, Bytes64{});
+  for (int o = 0; o < outputs; ++o) {
+    const int block = o / kChannelsPerVector, lane = o % kChannelsPerVector;
+    for (int k = 0; k < depth; ++k) {
+      Bytes64& group = packed[static_cast<size_t>(block) * depth_groups + k / 4];
+      group.bytes[lane * 4 + k % 4] = static_cast<uint8_t>(weights[int64_t{o} * depth + k] + 128);
+    }
+  }
+  return packed;
+}
+
+PackedGemmConv PackGemm(const ConvGeometry& g, int32_t input_zero_point,
+                        const std::vector<QuantizedMultiplier>& multipliers,
+                        const reference::Int8Output& output, const int8_t* weights,
+                        const int32_t* bias, Isa isa) {
+  PackedGemmConv conv;
+  conv.isa = isa;
+  conv.geometry = g;
+  conv.rows = int64_t{g.batch} * g.output_height * g.output_width;
+  conv.depth = g.kernel_height * g.kernel_width * g.input_channels;
+  conv.depth_padded = static_cast<int>(RoundUp(conv.depth, 4));
+  conv.direct = g.kernel_height == 1 && g.kernel_width == 1 && g.stride_h == 1 &&
+                g.stride_w == 1 && g.pad_top == 0 && g.pad_left == 0 && g.pad_bottom == 0 &&
+                g.pad_right == 0 && conv.depth % 4 == 0;
+  conv.input_zero_point = input_zero_point;
+  conv.weights = PackGemmWeights(weights, g.output_channels, conv.depth);
+  // sum_k (x - zx) * w = sum_k x * w - zx * sum_k w: the second term is constant.
+  std::vector<int32_t> corrected(g.output_channels);
+  for (int o = 0; o < g.output_channels; ++o) {
+    int32_t weight_sum = 0;
+    for (int k = 0; k < conv.depth; ++k) weight_sum += weights[int64_t{o} * conv.depth + k];
+    corrected[o] = (bias != nullptr ? bias[o] : 0) - input_zero_point * weight_sum;
+  }
+  conv.epilogue = MakeEpilogue(IdentityOrder(g.output_channels), corrected, multipliers, output);
+  conv.scratch_bytes = conv.direct ? 0 : conv.rows * conv.depth_padded;
+  return conv;
+}
+
+// --- generic level -----------------------------------------------------------
+
+// The accumulators of 16 channels of one row: the packed weights' sum of
+// (w + 128) * x, wrapping as the SIMD kernels do (unsigned, so without UB).
+void GemmBlock(const Bytes64* weights, int depth_groups, const int8_t* a, uint32_t acc[16]) {
+  for (int kk = 0; kk < depth_groups; ++kk) {
+    const uint8_t* w = weights[kk].bytes;
+    for (int lane = 0; lane < kChannelsPerVector; ++lane) {
+      for (int i = 0; i < 4; ++i) {
+        acc[lane] += uint32_t{w[lane * 4 + i]} * static_cast<uint32_t>(int32_t{a[kk * 4 + i]});
+      }
+    }
+  }
+}
+
+void GenericGemmRow(const PackedGemmConv& conv, const int8_t* a, int8_t* out) {
+  const int depth_groups = conv.depth_padded / 4;
+  int32_t row_sum = 0;
+  for (int k = 0; k < conv.depth_padded; ++k) row_sum += a[k];
+  const ChannelEpilogue& e = conv.epilogue;
+  const int outputs = conv.geometry.output_channels;
+  for (int block = 0; block * kChannelsPerVector < outputs; ++block) {
+    uint32_t acc[kChannelsPerVector];
+    for (int lane = 0; lane < kChannelsPerVector; ++lane) {
+      acc[lane] = static_cast<uint32_t>(e.bias[block * kChannelsPerVector + lane]) -
+                  128u * static_cast<uint32_t>(row_sum);
+    }
+    GemmBlock(&conv.weights[static_cast<size_t>(block) * depth_groups], depth_groups, a, acc);
+    for (int lane = 0; lane < kChannelsPerVector; ++lane) {
+      const int o = block * kChannelsPerVector + lane;
+      if (o >= outputs) break;
+      out[o] = RequantizeToInt8(static_cast<int32_t>(acc[lane]), e.multipliers[o],
+                                e.output.zero_point, e.output.qmin, e.output.qmax);
+    }
+  }
+}
+
+void GenericGemmConv(const PackedGemmConv& conv, const int8_t* input, int8_t* output,
+                     uint8_t* scratch, int64_t begin, int64_t end) {
+  const int64_t row_end = std::min(end * kGemmTileRows, conv.rows);
+  for (int64_t row = begin * kGemmTileRows; row < row_end; ++row) {
+    const int8_t* a = input + row * conv.depth;
+    if (!conv.direct) {
+      uint8_t* gathered = scratch + row * conv.depth_padded;
+      GatherConvRow(conv, input, row, gathered);
+      a = reinterpret_cast<const int8_t*>(gathered);
+    }
+    GenericGemmRow(conv, a, output + row * conv.geometry.output_channels);
+  }
+}
+
+// Tap t's input pixel for output (n, oy, ox), or null where it is padding.
+const int8_t* TapPixel(const ConvGeometry& g, const int8_t* input, int n, int oy, int ox, int ky,
+                       int kx) {
+  const int64_t iy = int64_t{oy} * g.stride_h - g.pad_top + int64_t{ky} * g.dilation_h;
+  const int64_t ix = int64_t{ox} * g.stride_w - g.pad_left + int64_t{kx} * g.dilation_w;
+  if (iy < 0 || iy >= g.input_height || ix < 0 || ix >= g.input_width) return nullptr;
+  return input + ((int64_t{n} * g.input_height + iy) * g.input_width + ix) * g.input_channels;
+}
+
+void GenericDepthwise(const PackedDepthwise& conv, const int8_t* input, int8_t* output,
+                      int64_t begin, int64_t end) {
+  const ConvGeometry& g = conv.geometry;
+  const int channels = g.input_channels, taps = g.kernel_height * g.kernel_width;
+  const int8_t* weights = reinterpret_cast<const int8_t*>(conv.weights.data());  // [taps][C]
+  const ChannelEpilogue& e = conv.epilogue;
+  for (int64_t unit = begin; unit < end; ++unit) {
+    const int n = static_cast<int>(unit / g.output_height);
+    const int oy = static_cast<int>(unit % g.output_height);
+    for (int ox = 0; ox < g.output_width; ++ox) {
+      int8_t* out = output + ((int64_t{n} * g.output_height + oy) * g.output_width + ox) * channels;
+      for (int c0 = 0; c0 < channels; c0 += kChannelPadding) {
+        const int width = std::min(kChannelPadding, channels - c0);
+        int32_t acc[kChannelPadding];
+        std::memcpy(acc, &e.bias[c0], sizeof(acc));
+        for (int t = 0; t < taps; ++t) {
+          const int8_t* x = TapPixel(g, input, n, oy, ox, t / g.kernel_width, t % g.kernel_width);
+          if (x == nullptr) continue;  // zero padding: a real 0 adds nothing
+          const int8_t* w = weights + int64_t{t} * channels + c0;
+          for (int c = 0; c < width; ++c) {
+            acc[c] += (int32_t{x[c0 + c]} - conv.input_zero_point) * int32_t{w[c]};
+          }
+        }
+        for (int c = 0; c < width; ++c) {
+          out[c0 + c] = RequantizeToInt8(acc[c], e.multipliers[c0 + c], e.output.zero_point,
+                                         e.output.qmin, e.output.qmax);
+        }
+      }
+    }
+  }
+}
+
+int64_t ElementEnd(int64_t size, int64_t end) { return std::min(size, end * kElementsPerUnit); }
+
+}  // namespace
+
+RequantBlock UniformRequantBlock(const QuantizedMultiplier& m) {
+  QuantizedMultiplier same[kChannelsPerVector];
+  std::fill(same, same + kChannelsPerVector, m);
+  return MakeRequantBlock(same);
+}
+
+void GatherConvRow(const PackedGemmConv& conv, const int8_t* input, int64_t row, uint8_t* out) {
+  const ConvGeometry& g = conv.geometry;
+  const int64_t pixels = int64_t{g.output_height} * g.output_width;
+  const int n = static_cast<int>(row / pixels);
+  const int oy = static_cast<int>(row % pixels / g.output_width);
+  const int ox = static_cast<int>(row % g.output_width);
+  const size_t c = static_cast<size_t>(g.input_channels);
+  for (int ky = 0; ky < g.kernel_height; ++ky) {
+    for (int kx = 0; kx < g.kernel_width; ++kx, out += c) {
+      const int8_t* x = TapPixel(g, input, n, oy, ox, ky, kx);
+      if (x != nullptr) {
+        std::memcpy(out, x, c);
+      } else {
+        std::memset(out, static_cast<uint8_t>(conv.input_zero_point), c);
+      }
+    }
+  }
+  std::memset(out, 0, static_cast<size_t>(conv.depth_padded - conv.depth));
+}
+
+PackedGemmConv PackGemmConv(const reference::Conv2DInt8Params& params, const int8_t* filter,
+                            const int32_t* bias, Isa isa) {
+  return PackGemm(params.geometry, params.input_zero_point, params.multipliers, params.output,
+                  filter, bias, isa);
+}
+
+PackedGemmConv PackFullyConnected(const reference::FullyConnectedInt8Params& params,
+                                  const int8_t* weights, const int32_t* bias, Isa isa) {
+  ConvGeometry g;
+  g.batch = params.batch;
+  g.input_channels = params.input_features;
+  g.output_channels = params.output_features;
+  return PackGemm(g, params.input_zero_point, params.multipliers, params.output, weights, bias,
+                  isa);
+}
+
+int64_t GemmConvUnits(const PackedGemmConv& conv) {
+  return DivideRoundUp(conv.rows, kGemmTileRows);
+}
+
+void RunGemmConv(const PackedGemmConv& conv, const int8_t* input, int8_t* output,
+                 uint8_t* scratch, int64_t begin, int64_t end) {
+  if (conv.isa == Isa::kAvx512Vnni) {
+    avx512vnni::GemmConv(conv, input, output, scratch, begin, end);
+  } else {
+    GenericGemmConv(conv, input, output, scratch, begin, end);
+  }
+}
+
+PackedDepthwise PackDepthwise(const reference::Conv2DInt8Params& params, const int8_t* filter,
+                              const int32_t* bias, Isa isa) {
+  const ConvGeometry& g = params.geometry;
+  const int channels = g.input_channels, taps = g.kernel_height * g.kernel_width;
+  if (taps > kMaxDepthwiseTaps) isa = Isa::kGeneric;
+  PackedDepthwise conv;
+  conv.isa = isa;
+  conv.geometry = g;
+  conv.input_zero_point = params.input_zero_point;
+  conv.padding_row.assign(channels + 64, static_cast<int8_t>(params.input_zero_point));
+  std::vector<int32_t> corrected(channels);
+  for (int c = 0; c < channels; ++c) {
+    int32_t weight_sum = 0;
+    for (int t = 0; t < taps; ++t) weight_sum += filter[int64_t{c} * taps + t];
+    // The AVX-512 kernel sums (x + 128) * w; the generic one (x - zx) * w.
+    const int32_t offset = isa == Isa::kAvx512Vnni ? params.input_zero_point + 128 : 0;
+    corrected[c] = (bias != nullptr ? bias[c] : 0) - offset * weight_sum;
+  }
+  if (isa != Isa::kAvx512Vnni) {
+    conv.weights.assign(DivideRoundUp(int64_t{taps} * channels, 64), Bytes64{});
+    auto* w = reinterpret_cast<int8_t*>(conv.weights.data());
+    for (int c = 0; c < channels; ++c) {
+      for (int t = 0; t < taps; ++t) w[int64_t{t} * channels + c] = filter[int64_t{c} * taps + t];
+    }
+    conv.epilogue = MakeEpilogue(IdentityOrder(channels), corrected, params.multipliers,
+                                 params.output);
+    return conv;
+  }
+  const int blocks = static_cast<int>(DivideRoundUp(channels, 64));
+  conv.weights.assign(static_cast<size_t>(blocks) * taps * 4, Bytes64{});
+  std::vector<int> order(static_cast<size_t>(blocks) * 64, -1);
+  for (int block = 0; block < blocks; ++block) {
+    for (int r = 0; r < 4; ++r) {
+      for (int j = 0; j < 16; ++j) {
+        const int c = block * 64 + 4 * j + r;
+        if (c >= channels) continue;
+        order[block * 64 + r * 16 + j] = c;
+        for (int t = 0; t < taps; ++t) {
+          Bytes64& v = conv.weights[(static_cast<size_t>(block) * taps + t) * 4 + r];
+          v.bytes[4 * j + r] = static_cast<uint8_t>(filter[int64_t{c} * taps + t]);
+        }
+      }
+    }
+  }
+  conv.epilogue = MakeEpilogue(order, corrected, params.multipliers, params.output);
+  return conv;
+}
+
+int64_t DepthwiseUnits(const PackedDepthwise& conv) {
+  return int64_t{conv.geometry.batch} * conv.geometry.output_height;
+}
+
+void RunDepthwise(const PackedDepthwise& conv, const int8_t* input, int8_t* output,
+                  int64_t begin, int64_t end) {
+  if (conv.isa == Isa::kAvx512Vnni) {
+    avx512vnni::Depthwise(conv, input, output, begin, end);
+  } else {
+    GenericDepthwise(conv, input, output, begin, end);
+  }
+}
+
+int64_t ElementUnits(int64_t size) { return DivideRoundUp(size, kElementsPerUnit); }
+
+void RunAdd(Isa isa, const reference::AddInt8Params& params, const int8_t* a, const int8_t* b,
+            int8_t* output, int64_t begin, int64_t end) {
+  const int64_t first = begin * kElementsPerUnit, last = ElementEnd(params.size, end);
+  if (isa == Isa::kAvx512Vnni) {
+    avx512vnni::Add(params, a, b, output, first, last);
+    return;
+  }
+  reference::AddInt8Params part = params;
+  part.size = last - first;
+  reference::AddInt8(part, a + first, b + first, output + first);
+}
+
+void RunQuantize(Isa isa, int64_t size, float scale, int32_t zero_point, const float* input,
+                 int8_t* output, int64_t begin, int64_t end) {
+  const int64_t first = begin * kElementsPerUnit, last = ElementEnd(size, end);
+  if (isa == Isa::kAvx512Vnni) {
+    avx512vnni::Quantize(scale, zero_point, input, output, first, last);
+  } else {
+    reference::QuantizeToInt8(last - first, scale, zero_point, input + first, output + first);
+  }
+}
+
+void RunDequantize(Isa isa, int64_t size, float scale, int32_t zero_point, const int8_t* input,
+                   float* output, int64_t begin, int64_t end) {
+  const int64_t first = begin * kElementsPerUnit, last = ElementEnd(size, end);
+  if (isa == Isa::kAvx512Vnni) {
+    avx512vnni::Dequantize(scale, zero_point, input, output, first, last);
+  } else {
+    reference::DequantizeInt8(last - first, scale, zero_point, input + first, output + first);
+  }
+}
+
+void RunMean(Isa isa, const reference::MeanInt8Params& params, const int8_t* input,
+             int8_t* output, int64_t begin, int64_t end) {
+  if (isa == Isa::kAvx512Vnni) {
+    avx512vnni::Mean(params, input, output, begin, end);
+    return;
+  }
+  const int64_t image = int64_t{params.height} * params.width * params.channels;
+  reference::MeanInt8Params part = params;
+  part.batch = static_cast<int>(end - begin);
+  reference::MeanInt8(part, input + begin * image, output + begin * params.channels);
+}
+
+}  // namespace qforge::kernels

@@ -1,0 +1,136 @@
+// qforge's own int8 kernels: the fast path for convolutions, fully connected
+// layers, adds, means and (de)quantization, bit-exact with the reference
+// kernels (runtime/reference_ops.h) at every instruction-set level.
+//
+// Each op has a Pack function, run once when an interpreter is created (weights
+// into the kernel's layout, zero-point corrections folded into the bias, the
+// requantization constants in the form the SIMD epilogue loads), and a Run
+// function over a range of independent work units, so callers can split the
+// units across threads. Run does integer work only and never allocates.
+//
+// The AVX-512 VNNI kernels multiply with vpdpbusd, which takes one unsigned and
+// one signed byte operand. The GEMM stores weights as unsigned w + 128 and
+// broadcasts the signed activations:
+//   sum_k (w + 128) * x = sum_k w * x + 128 * sum_k x,
+// so each row's 128 * sum_k x is subtracted at the start, and the input zero
+// point's zx * sum_k w is folded into the bias when packing. The depthwise
+// kernel flips the activations instead (x ^ 0x80 = x + 128 as unsigned) and
+// folds (zx + 128) * sum_taps w into the bias. The int32 sums may wrap on the
+// way; the final accumulator equals the reference's, which Prepare keeps in
+// range (reference::kMaxInt8Accumulation), because int32 addition is modular.
+//
+// Requantization is gemmlowp's SaturatingRoundingDoublingHighMul followed by
+// RoundingDivideByPOT (common/requantize.h), done in 64-bit lanes as one
+// rounding shift (derived in int8_kernels_avx512vnni.cc).
+#ifndef QFORGE_RUNTIME_KERNELS_INT8_KERNELS_H_
+#define QFORGE_RUNTIME_KERNELS_INT8_KERNELS_H_
+
+#include <cstdint>
+#include <vector>
+
+#include "common/requantize.h"
+#include "runtime/kernels/isa.h"
+#include "runtime/reference_ops.h"
+
+namespace qforge::kernels {
+
+// Output channels per SIMD block (one AVX-512 vector of int32); packed
+// per-channel arrays are padded to a multiple of kChannelsPerVector * 4.
+inline constexpr int kChannelsPerVector = 16;
+inline constexpr int kChannelPadding = 64;
+
+struct alignas(64) Bytes64 {
+  uint8_t bytes[64];
+};
+
+// The requantization constants of 16 output channels, laid out for the AVX-512
+// epilogue: _mm512_mul_epi32 reads the even int32 lanes, so the odd channels'
+// multipliers are stored shifted down one lane; the 64-bit constants are split
+// the same way (even channels, then odd channels).
+struct alignas(64) RequantBlock {
+  int32_t multiplier_even[16];  // channel 2j's multiplier at index 2j
+  int32_t multiplier_odd[16];   // channel 2j+1's multiplier at index 2j
+  int64_t rounding[2][8];       // 2^30, plus 2^(30+s) for a right shift s > 0
+  int64_t negative_fix[2][8];   // 2^31 if s > 0: RoundingDivideByPOT rounds ties away from 0
+  int64_t shift[2][8];          // 31 + s
+  int64_t left_shift[2][8];     // the multiplier's exponent when positive, else 0
+};
+
+// Bias and requantization of every output channel, in the order the kernel
+// produces channels (padding channels have bias 0 and multiplier 2^30).
+struct ChannelEpilogue {
+  std::vector<int32_t> bias;                      // [padded channels]
+  std::vector<QuantizedMultiplier> multipliers;   // [padded channels]
+  std::vector<RequantBlock> requant;              // [padded channels / 16]
+  bool any_left_shift = false;                    // some exponent > 0
+  reference::Int8Output output;
+};
+
+// A groups == 1 convolution or a fully connected layer as a GEMM:
+// output[M, O] = requantize(A[M, K] * W[K, O] + bias), M = N * OH * OW,
+// K = KH * KW * C. A is the input itself for a 1x1 convolution with stride 1,
+// no padding and K % 4 == 0 ("direct"); otherwise each row is gathered into a
+// scratch buffer first (im2col; padding reads as the input zero point).
+struct PackedGemmConv {
+  Isa isa = Isa::kGeneric;
+  reference::ConvGeometry geometry;
+  int64_t rows = 0;        // M
+  int depth = 0;           // K
+  int depth_padded = 0;    // K rounded up to a multiple of 4
+  bool direct = false;
+  int32_t input_zero_point = 0;
+  std::vector<Bytes64> weights;  // [O / 16][K / 4][16][4] bytes of w + 128 (0 past K)
+  ChannelEpilogue epilogue;
+  int64_t scratch_bytes = 0;     // what Run needs in `scratch` (im2col rows)
+};
+
+// filter [O, KH, KW, C], bias [O] or null. geometry.groups must be 1.
+PackedGemmConv PackGemmConv(const reference::Conv2DInt8Params& params, const int8_t* filter,
+                            const int32_t* bias, Isa isa);
+PackedGemmConv PackFullyConnected(const reference::FullyConnectedInt8Params& params,
+                                  const int8_t* weights, const int32_t* bias, Isa isa);
+
+// Rows are processed in tiles; units are tiles, [begin, end) of GemmConvUnits.
+int64_t GemmConvUnits(const PackedGemmConv& conv);
+void RunGemmConv(const PackedGemmConv& conv, const int8_t* input, int8_t* output,
+                 uint8_t* scratch, int64_t begin, int64_t end);
+
+// A depthwise convolution (groups == C == O, one output channel per input
+// channel), any kernel size, stride, dilation and padding.
+struct PackedDepthwise {
+  Isa isa = Isa::kGeneric;
+  reference::ConvGeometry geometry;
+  int32_t input_zero_point = 0;
+  // AVX-512: per 64 channels and tap, 4 vectors; vector r holds in byte r of
+  // lane j the weight of channel 4j + r (zeros elsewhere), so vpdpbusd over the
+  // input's 64 bytes accumulates channels 4j + r in lane j of accumulator r.
+  // Generic: [taps][channels] int8.
+  std::vector<Bytes64> weights;
+  ChannelEpilogue epilogue;      // AVX-512: channels in the accumulators' order
+  std::vector<int8_t> padding_row;  // C + 64 bytes of the input zero point
+};
+
+PackedDepthwise PackDepthwise(const reference::Conv2DInt8Params& params, const int8_t* filter,
+                              const int32_t* bias, Isa isa);
+// Units are output rows (N * OH).
+int64_t DepthwiseUnits(const PackedDepthwise& conv);
+void RunDepthwise(const PackedDepthwise& conv, const int8_t* input, int8_t* output,
+                  int64_t begin, int64_t end);
+
+// Element-wise ops; units are blocks of kElementsPerUnit elements.
+inline constexpr int64_t kElementsPerUnit = 1024;
+int64_t ElementUnits(int64_t size);
+void RunAdd(Isa isa, const reference::AddInt8Params& params, const int8_t* a, const int8_t* b,
+            int8_t* output, int64_t begin, int64_t end);
+void RunQuantize(Isa isa, int64_t size, float scale, int32_t zero_point, const float* input,
+                 int8_t* output, int64_t begin, int64_t end);
+void RunDequantize(Isa isa, int64_t size, float scale, int32_t zero_point, const int8_t* input,
+                   float* output, int64_t begin, int64_t end);
+
+// Mean over H and W; units are images (N).
+void RunMean(Isa isa, const reference::MeanInt8Params& params, const int8_t* input,
+             int8_t* output, int64_t begin, int64_t end);
+
+}  // namespace qforge::kernels
+
+#endif  // QFORGE_RUNTIME_KERNELS_INT8_KERNELS_H_

@@ -1,0 +1,44 @@
+// The per-level implementations behind int8_kernels.h, for its dispatch only.
+// Each level's file is compiled with that level's instructions enabled; its
+// functions must run only when ResolveIsa allows the level.
+#ifndef QFORGE_RUNTIME_KERNELS_INT8_KERNELS_ISA_H_
+#define QFORGE_RUNTIME_KERNELS_INT8_KERNELS_ISA_H_
+
+#include <cstdint>
+
+#include "runtime/kernels/int8_kernels.h"
+
+namespace qforge::kernels {
+
+// The most taps (KH * KW) the SIMD depthwise kernels take; larger kernels run
+// on the generic level.
+inline constexpr int kMaxDepthwiseTaps = 64;
+
+// Rows per GEMM tile: every level tiles rows the same way, so units agree.
+inline constexpr int kGemmTileRows = 6;
+
+// The im2col row `row` of a non-direct GEMM conv: depth_padded bytes, with the
+// input zero point at padding positions and 0 past depth.
+void GatherConvRow(const PackedGemmConv& conv, const int8_t* input, int64_t row, uint8_t* out);
+
+// The constants of 16 channels that all share one multiplier.
+RequantBlock UniformRequantBlock(const QuantizedMultiplier& m);
+
+namespace avx512vnni {
+void GemmConv(const PackedGemmConv& conv, const int8_t* input, int8_t* output, uint8_t* scratch,
+              int64_t begin, int64_t end);
+void Depthwise(const PackedDepthwise& conv, const int8_t* input, int8_t* output, int64_t begin,
+               int64_t end);
+void Add(const reference::AddInt8Params& params, const int8_t* a, const int8_t* b, int8_t* output,
+         int64_t begin, int64_t end);
+void Mean(const reference::MeanInt8Params& params, const int8_t* input, int8_t* output,
+          int64_t begin, int64_t end);
+void Quantize(float scale, int32_t zero_point, const float* input, int8_t* output, int64_t begin,
+              int64_t end);
+void Dequantize(float scale, int32_t zero_point, const int8_t* input, float* output,
+                int64_t begin, int64_t end);
+}  // namespace avx512vnni
+
+}  // namespace qforge::kernels
+
+#endif  // QFORGE_RUNTIME_KERNELS_INT8_KERNELS_ISA_H_

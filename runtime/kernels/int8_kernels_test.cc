@@ -1,0 +1,276 @@
+// Every kernel of int8_kernels.h against the reference kernels, byte for byte,
+// at every instruction-set level this CPU allows (a level it lacks is skipped
+// and says so). Shapes cover the tile remainders: rows not a multiple of the
+// tile, channels not a multiple of 16 or 64, depths not a multiple of 4.
+#include "runtime/kernels/int8_kernels.h"
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "common/random.h"
+#include "gtest/gtest.h"
+#include "runtime/kernels/isa.h"
+
+namespace qforge::kernels {
+namespace {
+
+using reference::ConvGeometry;
+
+class Int8KernelsTest : public ::testing::TestWithParam<Isa> {
+ protected:
+  void SetUp() override {
+    if (ResolveIsa(GetParam()) != GetParam()) {
+      GTEST_SKIP() << "this CPU (or QFORGE_ISA) does not allow " << IsaName(GetParam());
+    }
+  }
+
+  int Int(int lo, int hi) { return lo + static_cast<int>(rng_.Below(hi - lo + 1)); }
+  std::vector<int8_t> Bytes(int64_t n, int lo = -128, int hi = 127) {
+    std::vector<int8_t> v(n);
+    for (int8_t& x : v) x = static_cast<int8_t>(Int(lo, hi));
+    return v;
+  }
+  // Mostly the small multipliers of real layers, sometimes > 1 (a left shift)
+  // or tiny (a right shift of up to 31).
+  QuantizedMultiplier Multiplier() {
+    const int kind = Int(0, 9);
+    const double exponent = kind == 0 ? Int(0, 5) : kind == 1 ? -Int(20, 31) : -Int(4, 14);
+    return *QuantizeMultiplier(std::ldexp(1.0 + rng_.UniformDouble(), static_cast<int>(exponent)) / 2);
+  }
+  reference::Int8Output Output() {
+    reference::Int8Output out;
+    out.zero_point = Int(-128, 127);
+    if (Int(0, 1) == 1) {  // a fused ReLU-like clamp
+      out.qmin = std::max(-128, out.zero_point);
+      out.qmax = Int(out.qmin + 1 > 127 ? 127 : out.qmin + 1, 127);
+      if (out.qmin == out.qmax) out.qmin = out.qmax - 1;
+    }
+    return out;
+  }
+  std::vector<int32_t> Bias(int n) {
+    std::vector<int32_t> bias(n);
+    for (int32_t& b : bias) b = Int(-(1 << 20), 1 << 20);
+    return bias;
+  }
+  // Runs [0, units) in a few uneven pieces, as threads would.
+  template <typename F>
+  void RunInPieces(int64_t units, F run) {
+    int64_t begin = 0;
+    while (begin < units) {
+      const int64_t end = std::min<int64_t>(units, begin + 1 + rng_.Below(units - begin + 1) / 2);
+      run(begin, end);
+      begin = end;
+    }
+  }
+
+  void CheckConv(const ConvGeometry& g) {
+    reference::Conv2DInt8Params params;
+    params.geometry = g;
+    params.input_zero_point = Int(-128, 127);
+    for (int o = 0; o < g.output_channels; ++o) params.multipliers.push_back(Multiplier());
+    params.output = Output();
+    const int group_in = g.input_channels / g.groups;
+    const std::vector<int8_t> input =
+        Bytes(int64_t{g.batch} * g.input_height * g.input_width * g.input_channels);
+    const std::vector<int8_t> filter =
+        Bytes(int64_t{g.output_channels} * g.kernel_height * g.kernel_width * group_in, -127, 127);
+    const std::vector<int32_t> bias = Bias(g.output_channels);
+    const bool with_bias = Int(0, 3) != 0;
+    const int64_t out_size = int64_t{g.batch} * g.output_height * g.output_width * g.output_channels;
+    std::vector<int8_t> expected(out_size), actual(out_size, 0x55);
+    reference::Conv2DInt8(params, input.data(), filter.data(), with_bias ? bias.data() : nullptr,
+                          expected.data());
+    if (g.groups == 1) {
+      const PackedGemmConv conv = PackGemmConv(params, filter.data(),
+                                               with_bias ? bias.data() : nullptr, GetParam());
+      std::vector<uint8_t> scratch(conv.scratch_bytes);
+      RunInPieces(GemmConvUnits(conv), [&](int64_t begin, int64_t end) {
+        RunGemmConv(conv, input.data(), actual.data(), scratch.data(), begin, end);
+      });
+    } else {
+      const PackedDepthwise conv = PackDepthwise(params, filter.data(),
+                                                 with_bias ? bias.data() : nullptr, GetParam());
+      RunInPieces(DepthwiseUnits(conv), [&](int64_t begin, int64_t end) {
+        RunDepthwise(conv, input.data(), actual.data(), begin, end);
+      });
+    }
+    ASSERT_EQ(actual, expected) << Describe(g);
+  }
+
+  static std::string Describe(const ConvGeometry& g) {
+    return "N" + std::to_string(g.batch) + " H" + std::to_string(g.input_height) + " W" +
+           std::to_string(g.input_width) + " C" + std::to_string(g.input_channels) + " O" +
+           std::to_string(g.output_channels) + " K" + std::to_string(g.kernel_height) + "x" +
+           std::to_string(g.kernel_width) + " s" + std::to_string(g.stride_h) + " groups " +
+           std::to_string(g.groups);
+  }
+
+  SplitMix64 rng_{7};
+};
+
+ConvGeometry Geometry(int batch, int h, int w, int c, int o, int k, int stride, int pad,
+                      int groups, int dilation = 1) {
+  ConvGeometry g;
+  g.batch = batch;
+  g.input_height = h;
+  g.input_width = w;
+  g.input_channels = c;
+  g.output_channels = o;
+  g.kernel_height = g.kernel_width = k;
+  g.stride_h = g.stride_w = stride;
+  g.dilation_h = g.dilation_w = dilation;
+  g.pad_top = g.pad_left = g.pad_bottom = g.pad_right = pad;
+  g.groups = groups;
+  g.output_height = static_cast<int>(reference::ConvOutputSize(h, k, stride, dilation, pad, pad));
+  g.output_width = static_cast<int>(reference::ConvOutputSize(w, k, stride, dilation, pad, pad));
+  return g;
+}
+
+TEST_P(Int8KernelsTest, PointwiseConvAtEveryTileRemainder) {
+  for (int c : {4, 8, 16, 24, 96, 160, 324}) {
+    for (int o : {1, 10, 16, 24, 40, 64, 100, 144}) {
+      for (int pixels : {1, 5, 6, 7, 13}) {
+        CheckConv(Geometry(1, 1, pixels, c, o, 1, 1, 0, 1));
+      }
+    }
+  }
+  CheckConv(Geometry(2, 7, 9, 32, 96, 1, 1, 0, 1));
+}
+
+TEST_P(Int8KernelsTest, GatheredConvs) {
+  CheckConv(Geometry(1, 15, 15, 3, 32, 3, 2, 1, 1));  // MobileNetV2's first conv
+  CheckConv(Geometry(2, 9, 8, 5, 17, 3, 1, 1, 1));    // depth 45, not a multiple of 4
+  CheckConv(Geometry(1, 8, 8, 3, 16, 1, 1, 0, 1));    // 1x1 with depth 3
+  CheckConv(Geometry(1, 9, 9, 16, 24, 1, 2, 0, 1));   // strided 1x1
+  CheckConv(Geometry(1, 11, 10, 8, 20, 3, 1, 2, 1, 2));  // dilated
+  ConvGeometry asymmetric = Geometry(1, 10, 10, 4, 12, 3, 2, 0, 1);
+  asymmetric.pad_top = 1;
+  asymmetric.pad_left = 0;
+  asymmetric.pad_bottom = 0;
+  asymmetric.pad_right = 1;
+  asymmetric.output_height = 5;
+  asymmetric.output_width = 5;
+  CheckConv(asymmetric);
+}
+
+TEST_P(Int8KernelsTest, DepthwiseConvs) {
+  for (int c : {1, 8, 16, 32, 48, 64, 96, 144, 200}) {
+    CheckConv(Geometry(1, 9, 7, c, c, 3, 1, 1, c));
+    CheckConv(Geometry(2, 8, 9, c, c, 3, 2, 1, c));
+  }
+  CheckConv(Geometry(1, 12, 12, 40, 40, 5, 1, 2, 40));
+  CheckConv(Geometry(1, 12, 12, 24, 24, 3, 1, 0, 24));
+  CheckConv(Geometry(1, 12, 12, 24, 24, 3, 1, 2, 24, 2));
+  CheckConv(Geometry(1, 12, 12, 8, 8, 9, 1, 4, 8));  // 81 taps: the generic path
+}
+
+TEST_P(Int8KernelsTest, FullyConnected) {
+  for (int batch : {1, 2, 7}) {
+    for (auto [k, o] : std::vector<std::pair<int, int>>{{1280, 10}, {1280, 1000}, {7, 33}, {64, 1}}) {
+      reference::FullyConnectedInt8Params params;
+      params.batch = batch;
+      params.input_features = k;
+      params.output_features = o;
+      params.input_zero_point = Int(-128, 127);
+      for (int i = 0; i < o; ++i) params.multipliers.push_back(Multiplier());
+      params.output = Output();
+      const std::vector<int8_t> input = Bytes(int64_t{batch} * k);
+      const std::vector<int8_t> weights = Bytes(int64_t{o} * k, -127, 127);
+      const std::vector<int32_t> bias = Bias(o);
+      std::vector<int8_t> expected(int64_t{batch} * o), actual(expected.size());
+      reference::FullyConnectedInt8(params, input.data(), weights.data(), bias.data(),
+                                    expected.data());
+      const PackedGemmConv fc = PackFullyConnected(params, weights.data(), bias.data(), GetParam());
+      std::vector<uint8_t> scratch(fc.scratch_bytes);
+      RunInPieces(GemmConvUnits(fc), [&](int64_t begin, int64_t end) {
+        RunGemmConv(fc, input.data(), actual.data(), scratch.data(), begin, end);
+      });
+      ASSERT_EQ(actual, expected) << "batch " << batch << " K " << k << " O " << o;
+    }
+  }
+}
+
+TEST_P(Int8KernelsTest, Add) {
+  for (int64_t size : {1, 15, 16, 17, 1000, 1024, 3001}) {
+    for (int trial = 0; trial < 4; ++trial) {
+      const double a_scale = std::ldexp(1.0 + rng_.UniformDouble(), -Int(2, 9));
+      const double b_scale = std::ldexp(1.0 + rng_.UniformDouble(), -Int(2, 9));
+      const double y_scale = std::ldexp(1.0 + rng_.UniformDouble(), -Int(2, 9));
+      const double twice_max = 2 * std::max(a_scale, b_scale);
+      reference::AddInt8Params params;
+      params.size = size;
+      params.a_zero_point = Int(-128, 127);
+      params.b_zero_point = Int(-128, 127);
+      params.a_multiplier = *QuantizeMultiplier(a_scale / twice_max);
+      params.b_multiplier = *QuantizeMultiplier(b_scale / twice_max);
+      params.output_multiplier =
+          *QuantizeMultiplier(twice_max / ((1 << reference::kAddLeftShift) * y_scale));
+      params.output = Output();
+      const std::vector<int8_t> a = Bytes(size), b = Bytes(size);
+      std::vector<int8_t> expected(size), actual(size);
+      reference::AddInt8(params, a.data(), b.data(), expected.data());
+      RunInPieces(ElementUnits(size), [&](int64_t begin, int64_t end) {
+        RunAdd(GetParam(), params, a.data(), b.data(), actual.data(), begin, end);
+      });
+      ASSERT_EQ(actual, expected) << "size " << size;
+    }
+  }
+}
+
+TEST_P(Int8KernelsTest, Mean) {
+  for (auto [pixels, channels] : std::vector<std::pair<int, int>>{{49, 1280}, {1, 17}, {4, 33}, {100, 8}}) {
+    reference::MeanInt8Params params;
+    params.batch = 3;
+    params.height = 1;
+    params.width = pixels;
+    params.channels = channels;
+    params.input_zero_point = Int(-128, 127);
+    params.multiplier = *QuantizeMultiplier(std::ldexp(1.0 + rng_.UniformDouble(), Int(-8, 6)) /
+                                            pixels);
+    params.output = Output();
+    const std::vector<int8_t> input = Bytes(int64_t{params.batch} * pixels * channels);
+    std::vector<int8_t> expected(int64_t{params.batch} * channels), actual(expected.size());
+    reference::MeanInt8(params, input.data(), expected.data());
+    RunInPieces(params.batch, [&](int64_t begin, int64_t end) {
+      RunMean(GetParam(), params, input.data(), actual.data(), begin, end);
+    });
+    ASSERT_EQ(actual, expected) << pixels << " pixels, " << channels << " channels";
+  }
+}
+
+TEST_P(Int8KernelsTest, QuantizeAndDequantize) {
+  const int64_t size = 2051;
+  std::vector<float> values(size);
+  for (float& v : values) v = 40.0f * rng_.UniformFloat() - 20.0f;
+  values[0] = NAN;
+  values[1] = INFINITY;
+  values[2] = -INFINITY;
+  values[3] = 0.5f * 0.1f;  // ties
+  for (int trial = 0; trial < 5; ++trial) {
+    const float scale = std::ldexp(1.0f + rng_.UniformFloat(), -Int(1, 8));
+    const int32_t zero_point = Int(-128, 127);
+    std::vector<int8_t> expected(size), actual(size);
+    reference::QuantizeToInt8(size, scale, zero_point, values.data(), expected.data());
+    RunInPieces(ElementUnits(size), [&](int64_t begin, int64_t end) {
+      RunQuantize(GetParam(), size, scale, zero_point, values.data(), actual.data(), begin, end);
+    });
+    ASSERT_EQ(actual, expected) << "scale " << scale << " zero point " << zero_point;
+    std::vector<float> expected_real(size), actual_real(size);
+    reference::DequantizeInt8(size, scale, zero_point, expected.data(), expected_real.data());
+    RunInPieces(ElementUnits(size), [&](int64_t begin, int64_t end) {
+      RunDequantize(GetParam(), size, scale, zero_point, expected.data(), actual_real.data(),
+                    begin, end);
+    });
+    ASSERT_EQ(actual_real, expected_real);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Levels, Int8KernelsTest,
+                         ::testing::Values(Isa::kGeneric, Isa::kAvx512Vnni),
+                         [](const ::testing::TestParamInfo<Isa>& info) {
+                           return std::string(IsaName(info.param));
+                         });
+
+}  // namespace
+}  // namespace qforge::kernels

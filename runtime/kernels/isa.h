@@ -1,0 +1,41 @@
+// The instruction-set levels qforge's own int8 kernels are built for, and the
+// choice among them at run time. The runtime library itself is compiled for
+// baseline x86-64; only the kernel files of a level are compiled for its
+// instructions, and a level runs only on a CPU (and OS) that supports it.
+//
+// Levels are ordered: a CPU that has one has every lower one. Users and tests
+// may ask for a lower level (InterpreterOptions::kernel_isa) and may cap the
+// detected one (QFORGE_ISA=generic|avx512vnni in the environment), to compare
+// levels or to work around a CPU.
+#ifndef QFORGE_RUNTIME_KERNELS_ISA_H_
+#define QFORGE_RUNTIME_KERNELS_ISA_H_
+
+#include "absl/strings/string_view.h"
+
+#include "absl/status/statusor.h"
+
+namespace qforge::kernels {
+
+enum class Isa {
+  kGeneric = 0,     // portable C++: any CPU; exact, but no faster than XNNPACK
+  kAvx512Vnni = 1,  // AVX-512 F/BW/DQ/VL + VNNI (Cascade Lake, Ice Lake, Zen 4 and later)
+};
+
+inline constexpr Isa kBestIsa = Isa::kAvx512Vnni;
+
+// The highest level this CPU and OS support, capped by QFORGE_ISA if it is set
+// to a known level name.
+Isa DetectIsa();
+
+// The level to run at when a caller asks for at most `requested`: the lower of
+// `requested` and DetectIsa().
+Isa ResolveIsa(Isa requested);
+
+const char* IsaName(Isa isa);
+
+// "generic" or "avx512vnni"; InvalidArgument otherwise.
+absl::StatusOr<Isa> ParseIsa(absl::string_view name);
+
+}  // namespace qforge::kernels
+
+#endif  // QFORGE_RUNTIME_KERNELS_ISA_H_
