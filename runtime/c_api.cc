@@ -154,14 +154,19 @@ qforge_status qforge_interpreter_create(const qforge_model* model, qforge_backen
   if (model == nullptr || interpreter == nullptr) {
     return Fail(QFORGE_INVALID_ARGUMENT, "null argument");
   }
-  if (backend != QFORGE_BACKEND_XNNPACK && backend != QFORGE_BACKEND_REFERENCE) {
-    return Fail(QFORGE_INVALID_ARGUMENT, absl::StrCat("unknown backend ", backend));
+  qforge::Backend chosen;
+  switch (backend) {
+    case QFORGE_BACKEND_FAST: chosen = qforge::Backend::kFast; break;
+    case QFORGE_BACKEND_REFERENCE: chosen = qforge::Backend::kReference; break;
+    case QFORGE_BACKEND_XNNPACK_ONLY: chosen = qforge::Backend::kXnnpackOnly; break;
+    default: return Fail(QFORGE_INVALID_ARGUMENT, absl::StrCat("unknown backend ", backend));
   }
   return Guard([&] {
-    absl::StatusOr<std::unique_ptr<qforge::Interpreter>> created = qforge::Interpreter::Create(
-        model->compiled, {backend == QFORGE_BACKEND_XNNPACK ? qforge::Backend::kXnnpack
-                                                            : qforge::Backend::kReference,
-                          num_threads});
+    qforge::InterpreterOptions options;
+    options.backend = chosen;
+    options.num_threads = num_threads;
+    absl::StatusOr<std::unique_ptr<qforge::Interpreter>> created =
+        qforge::Interpreter::Create(model->compiled, options);
     if (!created.ok()) return FromStatus(created.status());
     *interpreter = new qforge_interpreter{model->compiled, *std::move(created), {}};
     return QFORGE_OK;

@@ -34,10 +34,11 @@ std::string ModelBytes(bool with_preprocessing) {
 struct Loaded {
   qforge_model* model = nullptr;
   qforge_interpreter* it = nullptr;
-  explicit Loaded(bool with_preprocessing = true) {
+  explicit Loaded(bool with_preprocessing = true,
+                  qforge_backend backend = QFORGE_BACKEND_FAST) {
     const std::string bytes = ModelBytes(with_preprocessing);
     EXPECT_EQ(qforge_model_load_buffer(bytes.data(), bytes.size(), &model), QFORGE_OK);
-    EXPECT_EQ(qforge_interpreter_create(model, QFORGE_BACKEND_XNNPACK, 1, &it), QFORGE_OK);
+    EXPECT_EQ(qforge_interpreter_create(model, backend, 1, &it), QFORGE_OK);
   }
   ~Loaded() {
     qforge_interpreter_destroy(it);
@@ -109,6 +110,21 @@ TEST(CApi, MisuseGivesStatusesAndMessages) {
             QFORGE_INVALID_ARGUMENT);
   EXPECT_EQ(qforge_interpreter_create(l.model, QFORGE_BACKEND_REFERENCE, 0, &it),
             QFORGE_INVALID_ARGUMENT);
+}
+
+TEST(CApi, EveryBackendComputesTheSame) {
+  // QFORGE_BACKEND_XNNPACK, the fast backend's earlier name, still compiles.
+  for (qforge_backend backend : {QFORGE_BACKEND_XNNPACK, QFORGE_BACKEND_REFERENCE,
+                                 QFORGE_BACKEND_XNNPACK_ONLY}) {
+    Loaded l(/*with_preprocessing=*/true, backend);
+    const float x[2] = {1.0f, -2.5f};
+    ASSERT_EQ(qforge_interpreter_set_input_float(l.it, 0, x, 2), QFORGE_OK);
+    ASSERT_EQ(qforge_interpreter_invoke(l.it), QFORGE_OK);
+    int8_t q[2];
+    ASSERT_EQ(qforge_interpreter_get_output_int8(l.it, 0, q, 2), QFORGE_OK);
+    EXPECT_EQ(q[0], 2) << "backend " << backend;
+    EXPECT_EQ(q[1], -5) << "backend " << backend;
+  }
 }
 
 TEST(CApi, PixelsNeedDeclaredPreprocessing) {

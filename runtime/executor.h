@@ -5,10 +5,13 @@
 #define QFORGE_RUNTIME_EXECUTOR_H_
 
 #include <memory>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "runtime/compiled_model.h"
+#include "runtime/kernels/isa.h"
 
 namespace qforge {
 
@@ -19,6 +22,9 @@ class Executor {
   // Run, also timing each op: op_ms[i] receives op i's wall time in ms. For
   // profiles and for measuring the interpreter's own overhead.
   virtual absl::Status RunProfiled(std::vector<double>& op_ms) = 0;
+  // What runs op i: "reference", "xnnpack", "copy", or "qforge-<isa level>"
+  // for qforge's own kernels.
+  virtual std::string OpEngine(size_t i) const = 0;
 };
 
 // `tensors[id]` is the buffer of tensor id (arena slot or constant). Both must
@@ -26,11 +32,14 @@ class Executor {
 std::unique_ptr<Executor> MakeReferenceExecutor(const CompiledModel& model,
                                                 std::vector<void*> tensors);
 
-// Creates and sets up one XNNPACK operator per op. Unimplemented if the model
-// needs something this XNNPACK cannot run; Internal if XNNPACK fails.
-absl::StatusOr<std::unique_ptr<Executor>> MakeXnnpackExecutor(const CompiledModel& model,
-                                                              std::vector<void*> tensors,
-                                                              int num_threads);
+// The fast executor: each op runs on qforge's own kernels at `kernel_isa` if
+// they cover it, otherwise on an XNNPACK operator created and set up here; with
+// no kernel_isa, every op runs on XNNPACK. Unimplemented if the model needs
+// something this XNNPACK cannot run; Internal if XNNPACK fails.
+absl::StatusOr<std::unique_ptr<Executor>> MakeFastExecutor(const CompiledModel& model,
+                                                           std::vector<void*> tensors,
+                                                           int num_threads,
+                                                           std::optional<kernels::Isa> kernel_isa);
 
 }  // namespace qforge
 

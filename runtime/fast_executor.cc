@@ -1,12 +1,16 @@
-// The XNNPACK executor: one XNNPACK operator per op, created (weights packed),
-// and set up on the interpreter's fixed buffers once; Run only runs them.
+// The fast executor: one step per op, created (weights packed) and set up on
+// the interpreter's fixed buffers once; Run only runs them. A step is one of
+// qforge's kernel ops (runtime/kernel_ops.h) where they cover the op, else one
+// XNNPACK operator.
 //
+// XNNPACK
 // Mapping: int8 Conv2D and FullyConnected -> qc8 convolution (FullyConnected as
 // a 1x1 convolution, because XNNPACK's qs8 fully connected is per-tensor only);
 // float ones -> f32 convolution / fully connected; Add -> add_nd; Mean ->
 // global average pooling; Quantize / Dequantize -> convert; Reshape -> a copy.
 #include <xnnpack.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <type_traits>
@@ -15,6 +19,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "runtime/executor.h"
+#include "runtime/kernel_ops.h"
 #include "runtime/model_validator.h"
 
 namespace qforge {
@@ -26,26 +31,34 @@ struct Affine {
   int8_t zero_point;
 };
 
-class XnnpackExecutor : public Executor {
+// Thread-pool chunks per thread for a kernel op: a few, so a thread slowed by
+// other work on the machine does not hold up the op.
+constexpr int64_t kChunksPerThread = 4;
+
+class FastExecutor : public Executor {
  public:
-  XnnpackExecutor(const CompiledModel& model, std::vector<void*> tensors)
+  FastExecutor(const CompiledModel& model, std::vector<void*> tensors)
       : model_(model), tensors_(std::move(tensors)) {}
 
-  ~XnnpackExecutor() override {
+  ~FastExecutor() override {
     for (Step& step : steps_) {
       if (step.op != nullptr) xnn_delete_operator(step.op);
     }
     if (pool_ != nullptr) pthreadpool_destroy(pool_);
   }
 
-  absl::Status Init(int num_threads) {
+  absl::Status Init(int num_threads, std::optional<kernels::Isa> kernel_isa) {
     if (xnn_initialize(/*allocator=*/nullptr) != xnn_status_success) {
       return absl::InternalError("XNNPACK failed to initialize (unsupported CPU?)");
     }
     // One thread runs in the caller; more get a pool.
     if (num_threads > 1) pool_ = pthreadpool_create(num_threads);
+    num_threads_ = num_threads;
+    if (kernel_isa.has_value()) kernel_engine_ = absl::StrCat("qforge-", kernels::IsaName(*kernel_isa));
     for (const PreparedOp& op : model_.ops()) {
       steps_.emplace_back();
+      if (kernel_isa.has_value()) steps_.back().kernel = MakeKernelOp(op, tensors_, *kernel_isa);
+      if (steps_.back().kernel != nullptr) continue;
       if (absl::Status s = AddStep(op, steps_.back()); !s.ok()) return s;
     }
     return absl::OkStatus();
@@ -56,6 +69,11 @@ class XnnpackExecutor : public Executor {
       if (absl::Status s = RunStep(i); !s.ok()) return s;
     }
     return absl::OkStatus();
+  }
+
+  std::string OpEngine(size_t i) const override {
+    if (steps_[i].kernel != nullptr) return kernel_engine_;
+    return steps_[i].op != nullptr ? "xnnpack" : "copy";
   }
 
   absl::Status RunProfiled(std::vector<double>& op_ms) override {
@@ -70,14 +88,42 @@ class XnnpackExecutor : public Executor {
 
  private:
   struct Step {
-    xnn_operator_t op = nullptr;  // null: a plain copy (Reshape)
+    std::unique_ptr<KernelOp> kernel;  // set: the step runs on qforge's kernels
+    xnn_operator_t op = nullptr;  // null without a kernel: a plain copy (Reshape)
     void* copy_to = nullptr;
     const void* copy_from = nullptr;
     size_t copy_bytes = 0;
   };
 
+  // Splits a kernel op's units into contiguous chunks for the thread pool.
+  struct KernelChunks {
+    KernelOp* op;
+    int64_t units, chunks;
+  };
+
+  static void RunKernelChunk(void* context, size_t chunk) {
+    const auto* c = static_cast<const KernelChunks*>(context);
+    const int64_t i = static_cast<int64_t>(chunk);
+    c->op->Run(c->units * i / c->chunks, c->units * (i + 1) / c->chunks);
+  }
+
+  void RunKernel(KernelOp& op) {
+    const int64_t units = op.units();
+    if (pool_ == nullptr || units < 2) {
+      op.Run(0, units);
+      return;
+    }
+    KernelChunks chunks{&op, units, std::min(units, kChunksPerThread * num_threads_)};
+    pthreadpool_parallelize_1d(pool_, &RunKernelChunk, &chunks,
+                               static_cast<size_t>(chunks.chunks), /*flags=*/0);
+  }
+
   absl::Status RunStep(size_t i) {
     const Step& step = steps_[i];
+    if (step.kernel != nullptr) {
+      RunKernel(*step.kernel);
+      return absl::OkStatus();
+    }
     if (step.op == nullptr) {
       std::memcpy(step.copy_to, step.copy_from, step.copy_bytes);
       return absl::OkStatus();
@@ -288,16 +334,19 @@ class XnnpackExecutor : public Executor {
   const CompiledModel& model_;
   const std::vector<void*> tensors_;
   pthreadpool_t pool_ = nullptr;
+  int num_threads_ = 1;
+  std::string kernel_engine_;
   std::vector<Step> steps_;
 };
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Executor>> MakeXnnpackExecutor(const CompiledModel& model,
-                                                              std::vector<void*> tensors,
-                                                              int num_threads) {
-  auto executor = std::make_unique<XnnpackExecutor>(model, std::move(tensors));
-  if (absl::Status s = executor->Init(num_threads); !s.ok()) return s;
+absl::StatusOr<std::unique_ptr<Executor>> MakeFastExecutor(const CompiledModel& model,
+                                                           std::vector<void*> tensors,
+                                                           int num_threads,
+                                                           std::optional<kernels::Isa> kernel_isa) {
+  auto executor = std::make_unique<FastExecutor>(model, std::move(tensors));
+  if (absl::Status s = executor->Init(num_threads, kernel_isa); !s.ok()) return s;
   return std::unique_ptr<Executor>(std::move(executor));
 }
 

@@ -29,8 +29,16 @@ absl::StatusOr<std::unique_ptr<Interpreter>> Interpreter::Create(
   if (options.backend == Backend::kReference) {
     interpreter->executor_ = MakeReferenceExecutor(*model, interpreter->tensors_);
   } else {
+    std::optional<kernels::Isa> kernel_isa;
+    if (options.backend == Backend::kFast) {
+      if (options.kernel_isa.has_value()) {
+        kernel_isa = kernels::ResolveIsa(*options.kernel_isa);
+      } else if (kernels::DetectIsa() != kernels::Isa::kGeneric) {
+        kernel_isa = kernels::DetectIsa();
+      }
+    }
     absl::StatusOr<std::unique_ptr<Executor>> executor =
-        MakeXnnpackExecutor(*model, interpreter->tensors_, options.num_threads);
+        MakeFastExecutor(*model, interpreter->tensors_, options.num_threads, kernel_isa);
     if (!executor.ok()) return executor.status();
     interpreter->executor_ = *std::move(executor);
   }

@@ -3,7 +3,7 @@
 // and any number of interpreters may share a CompiledModel.
 //
 //   auto model = CompiledModel::FromFile("mobilenet_v2_int8.qfm");
-//   auto interpreter = Interpreter::Create(*model, {Backend::kXnnpack, 2});
+//   auto interpreter = Interpreter::Create(*model, {Backend::kFast, 2});
 //   std::memcpy((*interpreter)->input_data(0), pixels, bytes);
 //   (*interpreter)->Invoke();
 //   const float* scores = static_cast<const float*>((*interpreter)->output_data(0));
@@ -11,23 +11,36 @@
 #define QFORGE_RUNTIME_INTERPRETER_H_
 
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "runtime/aligned_buffer.h"
 #include "runtime/compiled_model.h"
 #include "runtime/executor.h"
+#include "runtime/kernels/isa.h"
 
 namespace qforge {
 
 enum class Backend {
-  kXnnpack,    // fast: XNNPACK's qc8 / qs8 / f32 operators
-  kReference,  // portable: the reference kernels that define the semantics
+  // qforge's own int8 kernels (bit-exact with the reference) for every op they
+  // cover, where the CPU has an instruction-set level they are built for (see
+  // kernel_isa); XNNPACK's operators for the rest (float ops), and for every
+  // op on other CPUs.
+  kFast,
+  kReference,    // portable: the reference kernels that define the semantics
+  kXnnpackOnly,  // XNNPACK's qc8 / qs8 / f32 operators for every op (within 1 LSB)
 };
 
 struct InterpreterOptions {
-  Backend backend = Backend::kXnnpack;
-  int num_threads = 1;  // XNNPACK's thread pool size; the reference path is single-threaded
+  Backend backend = Backend::kFast;
+  int num_threads = 1;  // the thread pool's size; the reference path is single-threaded
+  // The fast backend's kernels: unset, the best SIMD level this CPU has
+  // (XNNPACK alone if it has none; QFORGE_ISA in the environment caps the
+  // level, runtime/kernels/isa.h); set, qforge's kernels at this level or the
+  // CPU's best if lower, even the portable generic level (for tests and
+  // comparisons: generic is exact but slow).
+  std::optional<kernels::Isa> kernel_isa;
 };
 
 class Interpreter {
@@ -49,6 +62,9 @@ class Interpreter {
   const void* output_data(int i) const;
 
   absl::Status Invoke() { return executor_->Run(); }
+  // What runs op i (Executor::OpEngine): e.g. "qforge-avx512vnni", "xnnpack".
+  std::string op_engine(int i) const { return executor_->OpEngine(static_cast<size_t>(i)); }
+
   // Invoke, timing each op (op_ms[i] for op i, in ms).
   absl::Status InvokeProfiled(std::vector<double>& op_ms) {
     return executor_->RunProfiled(op_ms);

@@ -66,12 +66,13 @@ TEST_P(InterpreterTest, ComputesTheSmallNetwork) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, InterpreterTest,
-                         ::testing::Values(Backend::kXnnpack, Backend::kReference));
+                         ::testing::Values(Backend::kFast, Backend::kReference,
+                                           Backend::kXnnpackOnly));
 
 TEST(Interpreter, ManyInterpretersShareOneModel) {
   std::shared_ptr<const CompiledModel> model = SmallNetwork();
-  auto a = Interpreter::Create(model, {Backend::kXnnpack, 1});
-  auto b = Interpreter::Create(model, {Backend::kXnnpack, 1});
+  auto a = Interpreter::Create(model, {Backend::kFast, 1});
+  auto b = Interpreter::Create(model, {Backend::kFast, 1});
   ASSERT_TRUE(a.ok() && b.ok());
   EXPECT_NE((*a)->input_data(0), (*b)->input_data(0));
 }
@@ -82,7 +83,7 @@ TEST(Interpreter, ThreadsWithTheirOwnInterpretersShareOneModel) {
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&, t] {
-      auto it = Interpreter::Create(model, {t % 2 ? Backend::kXnnpack : Backend::kReference, 1});
+      auto it = Interpreter::Create(model, {t % 2 ? Backend::kFast : Backend::kReference, 1});
       ASSERT_TRUE(it.ok());
       for (int run = 0; run < 200; ++run) {
         const std::vector<float> x = {1, 2, -1, 3};
@@ -97,9 +98,48 @@ TEST(Interpreter, ThreadsWithTheirOwnInterpretersShareOneModel) {
   for (const std::vector<float>& r : results) EXPECT_THAT(r, ElementsAre(2.25f, 0.25f));
 }
 
+TEST(Interpreter, ReportsWhatRunsEachOp) {
+  std::shared_ptr<const CompiledModel> model = SmallNetwork();
+  for (kernels::Isa isa : {kernels::Isa::kGeneric, kernels::kBestIsa}) {
+    InterpreterOptions options;
+    options.kernel_isa = isa;
+    auto fast = Interpreter::Create(model, options);
+    ASSERT_TRUE(fast.ok());
+    bool any_kernel = false;
+    for (size_t i = 0; i < model->ops().size(); ++i) {
+      const std::string engine = (*fast)->op_engine(static_cast<int>(i));
+      if (engine.rfind("qforge-", 0) == 0) {
+        any_kernel = true;
+        EXPECT_EQ(engine, std::string("qforge-") + kernels::IsaName(kernels::ResolveIsa(isa)));
+      }
+    }
+    EXPECT_TRUE(any_kernel);
+  }
+  auto xnnpack = Interpreter::Create(model, {Backend::kXnnpackOnly, 1});
+  ASSERT_TRUE(xnnpack.ok());
+  for (size_t i = 0; i < model->ops().size(); ++i) {
+    EXPECT_NE((*xnnpack)->op_engine(static_cast<int>(i)).rfind("qforge-", 0), 0u);
+  }
+}
+
+// By default the fast backend uses qforge's kernels only where the CPU has a
+// SIMD level for them; elsewhere (or with QFORGE_ISA=generic, as the
+// interpreter_generic_cpu_test target runs this) XNNPACK runs every op.
+TEST(Interpreter, DefaultFastBackendFollowsTheCpu) {
+  std::shared_ptr<const CompiledModel> model = SmallNetwork();
+  auto fast = Interpreter::Create(model, {Backend::kFast, 1});
+  ASSERT_TRUE(fast.ok());
+  const bool simd = kernels::DetectIsa() != kernels::Isa::kGeneric;
+  std::printf("detected level %s\n", kernels::IsaName(kernels::DetectIsa()));
+  for (size_t i = 0; i < model->ops().size(); ++i) {
+    EXPECT_EQ((*fast)->op_engine(static_cast<int>(i)),
+              simd ? std::string("qforge-") + kernels::IsaName(kernels::DetectIsa()) : "xnnpack");
+  }
+}
+
 TEST(Interpreter, RejectsZeroThreads) {
   absl::StatusOr<std::unique_ptr<Interpreter>> interpreter =
-      Interpreter::Create(SmallNetwork(), {Backend::kXnnpack, 0});
+      Interpreter::Create(SmallNetwork(), {Backend::kFast, 0});
   ASSERT_FALSE(interpreter.ok());
   EXPECT_THAT(interpreter.status().message(), HasSubstr("num_threads 0"));
 }

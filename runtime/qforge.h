@@ -6,7 +6,7 @@
  *     fprintf(stderr, "%s\n", qforge_last_error());
  *   }
  *   qforge_interpreter* it;
- *   qforge_interpreter_create(model, QFORGE_BACKEND_XNNPACK, 2, &it);
+ *   qforge_interpreter_create(model, QFORGE_BACKEND_FAST, 2, &it);
  *   qforge_interpreter_set_input_pixels(it, 0, rgb, width * height * 3);
  *   qforge_interpreter_invoke(it);
  *   qforge_interpreter_get_output_float(it, 0, scores, num_classes);
@@ -44,9 +44,16 @@ typedef enum {
 } qforge_type;
 
 typedef enum {
-  QFORGE_BACKEND_XNNPACK = 0,   /* fast */
-  QFORGE_BACKEND_REFERENCE = 1, /* portable reference kernels */
+  /* qforge's own int8 kernels, bit-exact with the reference, where the CPU
+   * has AVX-512 VNNI (QFORGE_ISA=generic in the environment turns them off);
+   * XNNPACK for float ops, and for every op on other CPUs */
+  QFORGE_BACKEND_FAST = 0,
+  QFORGE_BACKEND_REFERENCE = 1,    /* portable reference kernels */
+  QFORGE_BACKEND_XNNPACK_ONLY = 2, /* XNNPACK for every op (int8 within 1 LSB) */
 } qforge_backend;
+
+/* The fast backend's earlier name. */
+#define QFORGE_BACKEND_XNNPACK QFORGE_BACKEND_FAST
 
 #define QFORGE_MAX_RANK 6
 

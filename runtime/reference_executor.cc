@@ -20,6 +20,8 @@ class ReferenceExecutor : public Executor {
     return absl::OkStatus();
   }
 
+  std::string OpEngine(size_t) const override { return "reference"; }
+
   absl::Status RunProfiled(std::vector<double>& op_ms) override {
     op_ms.assign(model_.ops().size(), 0.0);
     for (size_t i = 0; i < op_ms.size(); ++i) {

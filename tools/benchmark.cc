@@ -18,16 +18,22 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/random.h"
 #include "runtime/interpreter.h"
+#include "runtime/kernels/isa.h"
 #include "runtime/model_loader.h"
 #include "runtime/model_validator.h"
 
 ABSL_FLAG(std::string, model, "", "Path of the flat model (.qfm).");
-ABSL_FLAG(int, threads, 1, "XNNPACK threads.");
+ABSL_FLAG(int, threads, 1, "Threads.");
 ABSL_FLAG(int, batch, 1, "Images per inference.");
-ABSL_FLAG(std::string, backend, "xnnpack", "xnnpack or reference.");
+ABSL_FLAG(std::string, backend, "fast",
+          "fast (qforge's kernels, XNNPACK for float ops), xnnpack (XNNPACK alone) or reference.");
+ABSL_FLAG(std::string, isa, "",
+          "The fast backend's kernel level: generic or avx512vnni (the CPU may allow less); "
+          "empty: the best SIMD level the CPU has, or XNNPACK alone if none.");
 ABSL_FLAG(int, warmup, 10, "Untimed inferences first.");
 ABSL_FLAG(int, runs, 100, "Timed inferences.");
 ABSL_FLAG(bool, json, false, "Print one JSON line instead of text.");
@@ -44,6 +50,8 @@ struct Result {
   double load_ms = 0;
   double overhead_percent = -1;  // median share of an inference outside the ops; -1: not profiled
   std::vector<std::pair<double, std::string>> slowest_ops;  // median ms, op name
+  std::vector<std::pair<std::string, double>> ms_by_kind;   // op kind, summed median ms
+  std::string engines;  // what runs the ops, e.g. "65 qforge-avx512vnni, 1 copy"
   int64_t model_bytes = 0, arena_bytes = 0, unshared_bytes = 0, peak_rss_kb = 0;
 };
 
@@ -75,6 +83,30 @@ double Median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
+// The kind of work an op does, for the profile's time by kind.
+std::string KindLabel(const PreparedOp& op) {
+  if (const auto* conv = std::get_if<reference::Conv2DInt8Params>(&op.params)) {
+    const reference::ConvGeometry& g = conv->geometry;
+    if (g.groups > 1) return "depthwise conv";
+    if (g.kernel_height == 1 && g.kernel_width == 1) return "1x1 conv";
+    return "KxK conv";
+  }
+  if (const auto* conv = std::get_if<reference::Conv2DFloatParams>(&op.params)) {
+    const reference::ConvGeometry& g = conv->geometry;
+    if (g.groups > 1) return "depthwise conv";
+    if (g.kernel_height == 1 && g.kernel_width == 1) return "1x1 conv";
+    return "KxK conv";
+  }
+  switch (op.kind) {
+    case ADD: return "add";
+    case MEAN_HW: return "mean (pooling)";
+    case FULLY_CONNECTED: return "fully connected";
+    case QUANTIZE: return "quantize";
+    case DEQUANTIZE: return "dequantize";
+    default: return "other";
+  }
+}
+
 // Per-op medians and the share of each inference spent between ops: the
 // whole Invoke timed from outside against the sum of its ops timed inside.
 absl::Status Profile(Interpreter& interpreter, const std::vector<PreparedOp>& ops, int runs,
@@ -94,9 +126,55 @@ absl::Status Profile(Interpreter& interpreter, const std::vector<PreparedOp>& op
   }
   r.overhead_percent = Median(overhead);
   for (size_t i = 0; i < ops.size(); ++i) r.slowest_ops.emplace_back(Median(per_op[i]), ops[i].name);
+  for (size_t i = 0; i < ops.size(); ++i) {
+    const std::string kind = KindLabel(ops[i]);
+    auto it = std::find_if(r.ms_by_kind.begin(), r.ms_by_kind.end(),
+                           [&](const auto& entry) { return entry.first == kind; });
+    if (it == r.ms_by_kind.end()) it = r.ms_by_kind.insert(it, {kind, 0.0});
+    it->second += r.slowest_ops[i].first;
+  }
   std::sort(r.slowest_ops.rbegin(), r.slowest_ops.rend());
   r.slowest_ops.resize(std::min<size_t>(r.slowest_ops.size(), 5));
   return absl::OkStatus();
+}
+
+absl::StatusOr<InterpreterOptions> Options() {
+  InterpreterOptions options;
+  options.num_threads = absl::GetFlag(FLAGS_threads);
+  const std::string backend = absl::GetFlag(FLAGS_backend);
+  if (backend == "fast") {
+    options.backend = Backend::kFast;
+  } else if (backend == "xnnpack") {
+    options.backend = Backend::kXnnpackOnly;
+  } else if (backend == "reference") {
+    options.backend = Backend::kReference;
+  } else {
+    return absl::InvalidArgumentError("--backend must be fast, xnnpack or reference, not " +
+                                      backend);
+  }
+  if (!absl::GetFlag(FLAGS_isa).empty()) {
+    absl::StatusOr<kernels::Isa> isa = kernels::ParseIsa(absl::GetFlag(FLAGS_isa));
+    if (!isa.ok()) return isa.status();
+    options.kernel_isa = *isa;
+  }
+  return options;
+}
+
+// "57 qforge-avx512vnni, 1 copy": how many ops each engine runs.
+std::string Engines(const Interpreter& interpreter, size_t ops) {
+  std::vector<std::pair<std::string, int>> counts;
+  for (size_t i = 0; i < ops; ++i) {
+    const std::string engine = interpreter.op_engine(static_cast<int>(i));
+    auto it = std::find_if(counts.begin(), counts.end(),
+                           [&](const auto& entry) { return entry.first == engine; });
+    if (it == counts.end()) it = counts.insert(it, {engine, 0});
+    ++it->second;
+  }
+  std::string out;
+  for (const auto& [engine, count] : counts) {
+    absl::StrAppend(&out, out.empty() ? "" : ", ", count, " ", engine);
+  }
+  return out;
 }
 
 absl::StatusOr<Result> Measure() {
@@ -110,14 +188,12 @@ absl::StatusOr<Result> Measure() {
   absl::StatusOr<std::shared_ptr<const CompiledModel>> compiled =
       CompiledModel::FromModel(*std::move(model));
   if (!compiled.ok()) return compiled.status();
-  const std::string backend = absl::GetFlag(FLAGS_backend);
-  if (backend != "xnnpack" && backend != "reference") {
-    return absl::InvalidArgumentError("--backend must be xnnpack or reference, not " + backend);
-  }
-  absl::StatusOr<std::unique_ptr<Interpreter>> interpreter = Interpreter::Create(
-      *compiled, {backend == "xnnpack" ? Backend::kXnnpack : Backend::kReference,
-                  absl::GetFlag(FLAGS_threads)});
+  absl::StatusOr<InterpreterOptions> options = Options();
+  if (!options.ok()) return options.status();
+  absl::StatusOr<std::unique_ptr<Interpreter>> interpreter =
+      Interpreter::Create(*compiled, *options);
   if (!interpreter.ok()) return interpreter.status();
+  r.engines = Engines(**interpreter, (*compiled)->ops().size());
   r.load_ms = Ms(std::chrono::steady_clock::now() - load_start);
   FillInputs(**interpreter);
   for (int i = 0; i < absl::GetFlag(FLAGS_warmup); ++i) {
@@ -168,11 +244,11 @@ void Print(const Result& r) {
     std::printf(
         "%s\n",
         absl::StrFormat(
-            R"({"model": %s, "backend": %s, "threads": %d, "batch": %d, "runs": %d, )"
+            R"({"model": %s, "backend": %s, "engines": %s, "threads": %d, "batch": %d, "runs": %d, )"
             R"("median_ms": %.4f, "p90_ms": %.4f, "min_ms": %.4f, "images_per_s": %.2f, )"
             R"("load_ms": %.2f, "model_bytes": %d, "arena_bytes": %d, "unshared_bytes": %d, )"
             R"("peak_rss_kb": %d, "overhead_percent": %.3f})",
-            Quoted(absl::GetFlag(FLAGS_model)), Quoted(absl::GetFlag(FLAGS_backend)),
+            Quoted(absl::GetFlag(FLAGS_model)), Quoted(absl::GetFlag(FLAGS_backend)), Quoted(r.engines),
             absl::GetFlag(FLAGS_threads), batch, r.runs, r.median_ms, r.p90_ms, r.min_ms, images_per_s,
             r.load_ms, r.model_bytes, r.arena_bytes, r.unshared_bytes, r.peak_rss_kb,
             r.overhead_percent)
@@ -182,6 +258,7 @@ void Print(const Result& r) {
   std::printf("model:        %s (%.2f MB)\n", absl::GetFlag(FLAGS_model).c_str(), r.model_bytes / 1e6);
   std::printf("backend:      %s, %d thread(s), batch %d\n", absl::GetFlag(FLAGS_backend).c_str(),
               absl::GetFlag(FLAGS_threads), batch);
+  std::printf("ops run by:   %s\n", r.engines.c_str());
   std::printf("latency:      median %.3f ms, p90 %.3f ms, min %.3f ms over %d runs\n",
               r.median_ms, r.p90_ms, r.min_ms, r.runs);
   std::printf("throughput:   %.1f images/s\n", images_per_s);
@@ -191,6 +268,9 @@ void Print(const Result& r) {
   if (r.overhead_percent < 0) return;
   std::printf("overhead:     %.3f%% of an inference outside the ops (median)\n",
               r.overhead_percent);
+  std::printf("time by op kind (sum of per-op medians):\n");
+  for (const auto& [kind, ms] : r.ms_by_kind) std::printf("  %8.3f ms  %s\n", ms, kind.c_str());
+  std::printf("slowest ops:\n");
   for (const auto& [ms, name] : r.slowest_ops) std::printf("  %8.3f ms  %s\n", ms, name.c_str());
 }
 

@@ -90,7 +90,7 @@ class ConvertTest : public ::testing::Test {
     absl::StatusOr<std::shared_ptr<const CompiledModel>> compiled = CompiledModel::FromModel(model);
     EXPECT_TRUE(compiled.ok()) << compiled.status();
     if (!compiled.ok()) return INFINITY;
-    auto it = Interpreter::Create(*compiled, {Backend::kXnnpack, 1});
+    auto it = Interpreter::Create(*compiled, {Backend::kFast, 1});
     EXPECT_TRUE(it.ok());
     const FloatTensor x = Batch(seed);
     const FloatTensor expected = reference ? reference(x) : fused_->Forward(x);
@@ -117,7 +117,7 @@ TEST_F(ConvertTest, FloatModelReproducesTheFusedModel) {
   ASSERT_TRUE(model.ok()) << model.status();
   absl::StatusOr<std::shared_ptr<const CompiledModel>> compiled = CompiledModel::FromModel(*model);
   ASSERT_TRUE(compiled.ok()) << compiled.status();
-  auto it = Interpreter::Create(*compiled, {Backend::kXnnpack, 1});
+  auto it = Interpreter::Create(*compiled, {Backend::kFast, 1});
   ASSERT_TRUE(it.ok());
   const FloatTensor x = Batch(100);
   const FloatTensor expected = fused_->Forward(x);
@@ -190,8 +190,8 @@ TEST_F(ConvertTest, OverridesPickTheWeightGranularityPerLayer) {
 }
 
 // The fake-quant simulation computes what the runtime's int8 kernels compute,
-// up to rounding: an order of magnitude closer to the runtime's logits than
-// the float model is, with float layers or without.
+// up to float rounding in its sums: an order of magnitude closer to the
+// runtime's logits than the float model is, with float layers or without.
 TEST_F(ConvertTest, QuantSimulationTracksTheRuntime) {
   const std::string middle = fused_->blocks()[2].convs[1]->conv.name();
   for (const std::string& float_layers : {std::string(""), middle + ",pool"}) {

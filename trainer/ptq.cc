@@ -114,7 +114,7 @@ absl::StatusOr<std::vector<int>> RuntimePredictions(const Model& model, const Da
       CompiledModel::FromModel(*std::move(batched));
   if (!compiled.ok()) return compiled.status();
   absl::StatusOr<std::unique_ptr<Interpreter>> interpreter =
-      Interpreter::Create(*compiled, {Backend::kXnnpack, threads});
+      Interpreter::Create(*compiled, {Backend::kFast, threads});
   if (!interpreter.ok()) return interpreter.status();
   return Predict(test, normalization, [&](const Batch& batch) -> absl::StatusOr<const float*> {
     // A short last batch runs padded with zeros; only its real images count.

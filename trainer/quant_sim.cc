@@ -1,11 +1,13 @@
 #include "trainer/quant_sim.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "runtime/model_validator.h"
+#include "runtime/prepare.h"
 #include "trainer/convert.h"
 
 namespace qforge {
@@ -55,13 +57,47 @@ absl::Status CheckReadersAgree(const Model& model) {
 
 }  // namespace
 
+// The prepared op gives exactly the multipliers and clamp the runtime uses.
+absl::StatusOr<QuantSimulation::IntegerOutput> QuantSimulation::IntegerOutputOf(
+    const Model& model, const Op& op, int index) {
+  absl::StatusOr<PreparedOp> prepared = PrepareOp(model, index);
+  if (!prepared.ok()) return prepared.status();
+  IntegerOutput stage;
+  if (const auto* conv = std::get_if<reference::Conv2DInt8Params>(&prepared->params)) {
+    stage.multipliers = conv->multipliers;
+    stage.output = conv->output;
+  } else if (const auto* fc = std::get_if<reference::FullyConnectedInt8Params>(&prepared->params)) {
+    stage.multipliers = fc->multipliers;
+    stage.output = fc->output;
+  } else if (const auto* mean = std::get_if<reference::MeanInt8Params>(&prepared->params)) {
+    // The accumulator is sum (q - zero_point) over H * W pixels.
+    const double pixels = static_cast<double>(mean->height) * mean->width;
+    const float input_scale = model.tensors(op.inputs(0)).quantization().scale(0);
+    stage.multipliers.assign(mean->channels, mean->multiplier);
+    stage.accumulator_scale.assign(mean->channels, input_scale / pixels);
+    stage.output = mean->output;
+    return stage;
+  } else {
+    return Mismatch(absl::StrCat("layer '", op.name(), "' has no integer output stage here"));
+  }
+  const float input_scale = model.tensors(op.inputs(0)).quantization().scale(0);
+  const Quantization& wq = model.tensors(op.inputs(1)).quantization();
+  for (size_t c = 0; c < stage.multipliers.size(); ++c) {
+    const float weight_scale = wq.scale(wq.scale_size() == 1 ? 0 : static_cast<int>(c));
+    // The float product, as LoadConstants scales the bias.
+    stage.accumulator_scale.push_back(input_scale * weight_scale);
+  }
+  return stage;
+}
+
 absl::StatusOr<std::unique_ptr<QuantSimulation>> QuantSimulation::Create(
     FusedMobileNetV2& fused, const Model& int8_model) {
   if (absl::Status s = ValidateModel(int8_model); !s.ok()) return s;
   if (absl::Status s = CheckReadersAgree(int8_model); !s.ok()) return s;
   std::unique_ptr<QuantSimulation> sim(new QuantSimulation(fused));
   const std::vector<std::string> layers = fused.LayerNames();
-  for (const Op& op : int8_model.ops()) {
+  for (int index = 0; index < int8_model.ops_size(); ++index) {
+    const Op& op = int8_model.ops(index);
     const Tensor& out = int8_model.tensors(op.outputs(0));
     if (out.type() != INT8) continue;
     const std::string point = PointOf(op);
@@ -72,13 +108,36 @@ absl::StatusOr<std::unique_ptr<QuantSimulation>> QuantSimulation::Create(
     if (op.kind() == CONV2D || op.kind() == FULLY_CONNECTED) {
       if (absl::Status s = sim->LoadConstants(int8_model, op); !s.ok()) return s;
     }
+    if (op.kind() == CONV2D || op.kind() == FULLY_CONNECTED || op.kind() == MEAN_HW) {
+      absl::StatusOr<IntegerOutput> stage = IntegerOutputOf(int8_model, op, index);
+      if (!stage.ok()) return stage.status();
+      sim->integer_outputs_[point] = *std::move(stage);
+    }
   }
   fused.set_observer([sim = sim.get()](const std::string& point, FloatTensor& value) {
     auto it = sim->int8_layers_.find(point);
     if (it == sim->int8_layers_.end()) return;  // a float layer's output
+    if (auto stage = sim->integer_outputs_.find(point); stage != sim->integer_outputs_.end()) {
+      sim->Requantize(stage->second, it->second, value);
+      return;
+    }
     FakeQuantizePerTensor(value.ptr(), value.size(), it->second, value.ptr(), nullptr);
   });
   return sim;
+}
+
+void QuantSimulation::Requantize(const IntegerOutput& stage, const FakeQuantParams& params,
+                                 FloatTensor& value) const {
+  const size_t channels = stage.multipliers.size();
+  float* v = value.ptr();
+  for (int64_t i = 0; i < value.size(); ++i) {
+    const size_t c = static_cast<size_t>(i) % channels;
+    const double accumulator = std::nearbyint(v[i] / stage.accumulator_scale[c]);
+    const int32_t acc = static_cast<int32_t>(std::clamp(accumulator, -2147483648.0, 2147483647.0));
+    const int8_t q = RequantizeToInt8(acc, stage.multipliers[c], stage.output.zero_point,
+                                      stage.output.qmin, stage.output.qmax);
+    v[i] = params.scale * static_cast<float>(q - params.zero_point);
+  }
 }
 
 QuantSimulation::~QuantSimulation() { fused_.set_observer(nullptr); }

@@ -51,7 +51,7 @@ int main(int argc, char** argv) {
   if (qforge_model_load_file(argv[1], &model) != QFORGE_OK) return fail("loading the model");
   qforge_interpreter* it = NULL;
   const int threads = argc > 3 ? atoi(argv[3]) : 1;
-  if (qforge_interpreter_create(model, QFORGE_BACKEND_XNNPACK, threads, &it) != QFORGE_OK) {
+  if (qforge_interpreter_create(model, QFORGE_BACKEND_FAST, threads, &it) != QFORGE_OK) {
     return fail("creating the interpreter");
   }
   qforge_tensor_info in, out;
