@@ -25,17 +25,35 @@
 namespace qforge::kernels::avx512vnni {
 namespace {
 
-// The int8 output stage after requantization, as int32 vectors.
+// The int8 output stage after requantization: add the zero point and clamp to
+// [qmin, qmax], for one vector of 16 int32 (OutputStage) or four at once
+// (PackToInt8, with saturating packs that keep far-out values far out).
 struct OutputStage {
   __m512i min;  // qmin - zero_point
   __m512i max;  // qmax - zero_point
   __m512i zero_point;
+  __m512i zero_point16;  // as int16
+  __m512i qmin8, qmax8;  // as int8
 
   explicit OutputStage(const reference::Int8Output& o)
       : min(_mm512_set1_epi32(o.qmin - o.zero_point)),
         max(_mm512_set1_epi32(o.qmax - o.zero_point)),
-        zero_point(_mm512_set1_epi32(o.zero_point)) {}
+        zero_point(_mm512_set1_epi32(o.zero_point)),
+        zero_point16(_mm512_set1_epi16(static_cast<int16_t>(o.zero_point))),
+        qmin8(_mm512_set1_epi8(static_cast<char>(o.qmin))),
+        qmax8(_mm512_set1_epi8(static_cast<char>(o.qmax))) {}
 };
+
+// Four vectors of requantized int32 to 64 int8. Within each 128-bit lane L
+// the result holds v[j]'s elements 4L..4L+3 at bytes 4j..4j+3: callers put
+// them in order with one permute. Saturating to int16 first is exact: a value
+// beyond +-32767 is still beyond the int8 range after the zero point is added.
+__m512i PackToInt8(const __m512i v[4], const OutputStage& out) {
+  const __m512i v01 = _mm512_adds_epi16(_mm512_packs_epi32(v[0], v[1]), out.zero_point16);
+  const __m512i v23 = _mm512_adds_epi16(_mm512_packs_epi32(v[2], v[3]), out.zero_point16);
+  const __m512i q = _mm512_packs_epi16(v01, v23);
+  return _mm512_min_epi8(_mm512_max_epi8(q, out.qmin8), out.qmax8);
+}
 
 __m512i Load(const void* p) { return _mm512_load_si512(p); }
 
@@ -131,14 +149,23 @@ void GemmTile(const PackedGemmConv& conv, const TileRows<MR>& rows, int first_bl
       for (int b = 0; b < NB; ++b) acc[m][b] = _mm512_dpbusd_epi32(acc[m][b], wv[b], av);
     }
   }
-  const int outputs = conv.geometry.output_channels;
-  for (int b = 0; b < NB; ++b) {
-    const int block = first_block + b;
-    const __mmask16 mask = LaneMask(outputs - block * kChannelsPerVector);
-    for (int m = 0; m < MR; ++m) {
-      const __m128i q = RequantizeToInt8<kLeftShift>(acc[m][b], e.requant[block], out);
-      _mm_mask_storeu_epi8(rows.c[m] + block * kChannelsPerVector, mask, q);
+  // The epilogue's loop is too long for GCC to unroll; reading a copy keeps
+  // the accumulators above in registers.
+  __m512i result[MR][NB];
+  for (int m = 0; m < MR; ++m) {
+    for (int b = 0; b < NB; ++b) result[m][b] = acc[m][b];
+  }
+  // Bytes 4j..4j+3 of lane L hold channels 16j + 4L..: gather each 16 back.
+  const __m512i order = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
+  const __mmask64 mask =
+      ByteMask(conv.geometry.output_channels - first_block * kChannelsPerVector);
+  for (int m = 0; m < MR; ++m) {
+    __m512i q[4] = {};
+    for (int b = 0; b < NB; ++b) {
+      q[b] = MultiplyByQuantizedMultiplier<kLeftShift>(result[m][b], e.requant[first_block + b]);
     }
+    _mm512_mask_storeu_epi8(rows.c[m] + first_block * kChannelsPerVector, mask,
+                            _mm512_permutexvar_epi32(order, PackToInt8(q, out)));
   }
 }
 
@@ -193,17 +220,6 @@ void GemmConvRange(const PackedGemmConv& conv, const int8_t* input, int8_t* outp
 
 // --- depthwise ----------------------------------------------------------------
 
-// 64 bytes, byte 4j + r of each of v[0..3] holding channel 16r + j's result,
-// back in channel order: byte j of v[r] is channel 4j + r.
-__m512i InterleaveChannels(const __m128i v[4]) {
-  const __m128i lo01 = _mm_unpacklo_epi8(v[0], v[1]), lo23 = _mm_unpacklo_epi8(v[2], v[3]);
-  const __m128i hi01 = _mm_unpackhi_epi8(v[0], v[1]), hi23 = _mm_unpackhi_epi8(v[2], v[3]);
-  __m512i out = _mm512_castsi128_si512(_mm_unpacklo_epi16(lo01, lo23));
-  out = _mm512_inserti32x4(out, _mm_unpackhi_epi16(lo01, lo23), 1);
-  out = _mm512_inserti32x4(out, _mm_unpacklo_epi16(hi01, hi23), 2);
-  return _mm512_inserti32x4(out, _mm_unpackhi_epi16(hi01, hi23), 3);
-}
-
 // One output pixel's 64 channels [64 * block, ...) from its taps' input pixels.
 template <bool kLeftShift>
 void DepthwiseBlock(const PackedDepthwise& conv, const int8_t* const* taps, int tap_count,
@@ -219,11 +235,15 @@ void DepthwiseBlock(const PackedDepthwise& conv, const int8_t* const* taps, int 
     const __m512i x = _mm512_xor_si512(_mm512_maskz_loadu_epi8(mask, taps[t] + block * 64), flip);
     for (int r = 0; r < 4; ++r) acc[r] = _mm512_dpbusd_epi32(acc[r], x, Load(w[r].bytes));
   }
-  __m128i q[4];
+  __m512i q[4];
   for (int r = 0; r < 4; ++r) {
-    q[r] = RequantizeToInt8<kLeftShift>(acc[r], e.requant[block * 4 + r], stage);
+    q[r] = MultiplyByQuantizedMultiplier<kLeftShift>(acc[r], e.requant[block * 4 + r]);
   }
-  _mm512_mask_storeu_epi8(out + block * 64, mask, InterleaveChannels(q));
+  // Lane L now holds channels 16L + 4i + r at byte 4r + i: put them in order.
+  const __m512i order = _mm512_broadcast_i32x4(
+      _mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15));
+  _mm512_mask_storeu_epi8(out + block * 64, mask,
+                          _mm512_shuffle_epi8(PackToInt8(q, stage), order));
 }
 
 template <bool kLeftShift>
