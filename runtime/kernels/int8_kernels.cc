@@ -141,11 +141,12 @@ void GenericGemmRow(const PackedGemmConv& conv, const int8_t* a, int8_t* out) {
 void GenericGemmConv(const PackedGemmConv& conv, const int8_t* input, int8_t* output,
                      uint8_t* scratch, int64_t begin, int64_t end) {
   const int64_t row_end = std::min(end * kGemmTileRows, conv.rows);
-  for (int64_t row = begin * kGemmTileRows; row < row_end; ++row) {
+  OutputPixel pixel(conv.geometry, begin * kGemmTileRows);
+  for (int64_t row = begin * kGemmTileRows; row < row_end; ++row, pixel.Next(conv.geometry)) {
     const int8_t* a = input + row * conv.depth;
     if (!conv.direct) {
       uint8_t* gathered = scratch + row * conv.depth_padded;
-      GatherConvRow(conv, input, row, gathered);
+      GatherConvRow(conv, input, pixel, gathered);
       a = reinterpret_cast<const int8_t*>(gathered);
     }
     GenericGemmRow(conv, a, output + row * conv.geometry.output_channels);
@@ -203,14 +204,23 @@ RequantBlock UniformRequantBlock(const QuantizedMultiplier& m) {
   return MakeRequantBlock(same);
 }
 
-void GatherConvRow(const PackedGemmConv& conv, const int8_t* input, int64_t row, uint8_t* out) {
+void GatherConvRow(const PackedGemmConv& conv, const int8_t* input, const OutputPixel& pixel,
+                   uint8_t* out) {
   const ConvGeometry& g = conv.geometry;
-  const int64_t pixels = int64_t{g.output_height} * g.output_width;
-  const int n = static_cast<int>(row / pixels);
-  const int oy = static_cast<int>(row % pixels / g.output_width);
-  const int ox = static_cast<int>(row % g.output_width);
+  const int n = pixel.n, oy = pixel.oy, ox = pixel.ox;
   const size_t c = static_cast<size_t>(g.input_channels);
+  // Where the kernel's columns all lie inside the image (and are adjacent), a
+  // kernel row is one run of KW * C input bytes.
+  const int64_t ix0 = int64_t{ox} * g.stride_w - g.pad_left;
+  const bool columns_inside = g.dilation_w == 1 && ix0 >= 0 && ix0 + g.kernel_width <= g.input_width;
   for (int ky = 0; ky < g.kernel_height; ++ky) {
+    const int64_t iy = int64_t{oy} * g.stride_h - g.pad_top + int64_t{ky} * g.dilation_h;
+    if (columns_inside && iy >= 0 && iy < g.input_height) {
+      const size_t run = c * g.kernel_width;
+      std::memcpy(out, input + ((int64_t{n} * g.input_height + iy) * g.input_width + ix0) * c, run);
+      out += run;
+      continue;
+    }
     for (int kx = 0; kx < g.kernel_width; ++kx, out += c) {
       const int8_t* x = TapPixel(g, input, n, oy, ox, ky, kx);
       if (x != nullptr) {
@@ -280,14 +290,20 @@ PackedDepthwise PackDepthwise(const reference::Conv2DInt8Params& params, const i
                                  params.output);
     return conv;
   }
-  const int blocks = static_cast<int>(DivideRoundUp(channels, 64));
+  const int full_blocks = channels / 64, tail = channels % 64;
+  conv.tail_pixels = tail == 0 || tail > 32 ? 1 : tail > 16 ? 2 : 4;
+  const int blocks = full_blocks + (tail > 0 ? 1 : 0);
   conv.weights.assign(static_cast<size_t>(blocks) * taps * 4, Bytes64{});
   std::vector<int> order(static_cast<size_t>(blocks) * 64, -1);
   for (int block = 0; block < blocks; ++block) {
+    // Each of the block's pixel slots holds `width` bytes, `used` of them channels.
+    const int width = block < full_blocks ? 64 : 64 / conv.tail_pixels;
+    const int used = block < full_blocks ? 64 : tail;
     for (int r = 0; r < 4; ++r) {
       for (int j = 0; j < 16; ++j) {
-        const int c = block * 64 + 4 * j + r;
-        if (c >= channels) continue;
+        const int byte = 4 * j + r;
+        if (byte % width >= used) continue;
+        const int c = block * 64 + byte % width;
         order[block * 64 + r * 16 + j] = c;
         for (int t = 0; t < taps; ++t) {
           Bytes64& v = conv.weights[(static_cast<size_t>(block) * taps + t) * 4 + r];

@@ -101,11 +101,16 @@ struct PackedDepthwise {
   Isa isa = Isa::kGeneric;
   reference::ConvGeometry geometry;
   int32_t input_zero_point = 0;
-  // AVX-512: per 64 channels and tap, 4 vectors; vector r holds in byte r of
-  // lane j the weight of channel 4j + r (zeros elsewhere), so vpdpbusd over the
-  // input's 64 bytes accumulates channels 4j + r in lane j of accumulator r.
+  // AVX-512: per block of 64 input bytes and tap, 4 vectors; vector r holds in
+  // byte r of lane j the weight for input byte 4j + r (zeros elsewhere), so
+  // vpdpbusd over the input's 64 bytes accumulates byte 4j + r's products in
+  // lane j of accumulator r. A block is 64 channels of one pixel, except the
+  // last when C % 64 <= 32: then it holds tail_pixels (2 or 4) pixels' last
+  // C % 64 channels, 64 / tail_pixels bytes each, so small channel counts
+  // (MobileNetV2's first 32-channel layer) waste no lanes.
   // Generic: [taps][channels] int8.
   std::vector<Bytes64> weights;
+  int tail_pixels = 1;
   ChannelEpilogue epilogue;      // AVX-512: channels in the accumulators' order
   std::vector<int8_t> padding_row;  // C + 64 bytes of the input zero point
 };

@@ -25,6 +25,10 @@
 namespace qforge::kernels::avx512vnni {
 namespace {
 
+// The epilogue helpers are used by many template instances; GCC would
+// otherwise call some of them, passing the accumulators through memory.
+#define QFORGE_INLINE inline __attribute__((always_inline))
+
 // The int8 output stage after requantization: add the zero point and clamp to
 // [qmin, qmax], for one vector of 16 int32 (OutputStage) or four at once
 // (PackToInt8, with saturating packs that keep far-out values far out).
@@ -48,7 +52,7 @@ struct OutputStage {
 // the result holds v[j]'s elements 4L..4L+3 at bytes 4j..4j+3: callers put
 // them in order with one permute. Saturating to int16 first is exact: a value
 // beyond +-32767 is still beyond the int8 range after the zero point is added.
-__m512i PackToInt8(const __m512i v[4], const OutputStage& out) {
+QFORGE_INLINE __m512i PackToInt8(const __m512i v[4], const OutputStage& out) {
   const __m512i v01 = _mm512_adds_epi16(_mm512_packs_epi32(v[0], v[1]), out.zero_point16);
   const __m512i v23 = _mm512_adds_epi16(_mm512_packs_epi32(v[2], v[3]), out.zero_point16);
   const __m512i q = _mm512_packs_epi16(v01, v23);
@@ -60,7 +64,7 @@ __m512i Load(const void* p) { return _mm512_load_si512(p); }
 // MultiplyByQuantizedMultiplier of 16 lanes. With kLeftShift the result is
 // exact only as far as an int8 clamp after it can tell (see the top).
 template <bool kLeftShift>
-__m512i MultiplyByQuantizedMultiplier(__m512i acc, const RequantBlock& q) {
+QFORGE_INLINE __m512i MultiplyByQuantizedMultiplier(__m512i acc, const RequantBlock& q) {
   if constexpr (kLeftShift) {
     acc = _mm512_min_epi32(_mm512_max_epi32(acc, _mm512_set1_epi32(-(1 << 23))),
                            _mm512_set1_epi32(1 << 23));
@@ -188,13 +192,17 @@ template <int MR, bool kLeftShift>
 void GemmRows(const PackedGemmConv& conv, const int8_t* input, int8_t* output, uint8_t* scratch,
               int64_t first, int count, const OutputStage& out) {
   TileRows<MR> rows;
+  OutputPixel pixel(conv.geometry, first);
   for (int m = 0; m < MR; ++m) {
     const int64_t row = first + std::min(m, count - 1);
     if (conv.direct) {
       rows.a[m] = input + row * conv.depth;
     } else {
       uint8_t* gathered = scratch + row * conv.depth_padded;
-      if (m < count) GatherConvRow(conv, input, row, gathered);
+      if (m < count) {
+        GatherConvRow(conv, input, pixel, gathered);
+        pixel.Next(conv.geometry);
+      }
       rows.a[m] = reinterpret_cast<const int8_t*>(gathered);
     }
     rows.c[m] = output + row * conv.geometry.output_channels;
@@ -220,60 +228,185 @@ void GemmConvRange(const PackedGemmConv& conv, const int8_t* input, int8_t* outp
 
 // --- depthwise ----------------------------------------------------------------
 
-// One output pixel's 64 channels [64 * block, ...) from its taps' input pixels.
-template <bool kLeftShift>
-void DepthwiseBlock(const PackedDepthwise& conv, const int8_t* const* taps, int tap_count,
-                    int block, int8_t* out, const OutputStage& stage) {
-  const ChannelEpilogue& e = conv.epilogue;
-  const __mmask64 mask = ByteMask(conv.geometry.input_channels - block * 64);
+// Accumulates one block over the taps: load(t) gives tap t's 64 input bytes,
+// flipped here to x + 128 as unsigned bytes (masked-off bytes meet zero weights).
+template <int kTaps, typename LoadTap>
+void AccumulateTaps(const Bytes64* w, int tap_count, const LoadTap& load, __m512i acc[4]) {
   const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
-  const Bytes64* w = conv.weights.data() + static_cast<size_t>(block) * tap_count * 4;
-  __m512i acc[4];
-  for (int r = 0; r < 4; ++r) acc[r] = _mm512_loadu_si512(&e.bias[block * 64 + r * 16]);
-  for (int t = 0; t < tap_count; ++t, w += 4) {
-    // x + 128 as unsigned bytes; masked-off bytes meet zero weights.
-    const __m512i x = _mm512_xor_si512(_mm512_maskz_loadu_epi8(mask, taps[t] + block * 64), flip);
+  const int count = kTaps > 0 ? kTaps : tap_count;
+  for (int t = 0; t < count; ++t, w += 4) {
+    const __m512i x = _mm512_xor_si512(load(t), flip);
     for (int r = 0; r < 4; ++r) acc[r] = _mm512_dpbusd_epi32(acc[r], x, Load(w[r].bytes));
   }
+}
+
+// A block's accumulators, requantized to 64 int8 in input byte order.
+template <bool kLeftShift>
+QFORGE_INLINE __m512i FinishBlock(const ChannelEpilogue& e, int block, const __m512i acc[4],
+                    const OutputStage& stage) {
   __m512i q[4];
   for (int r = 0; r < 4; ++r) {
     q[r] = MultiplyByQuantizedMultiplier<kLeftShift>(acc[r], e.requant[block * 4 + r]);
   }
-  // Lane L now holds channels 16L + 4i + r at byte 4r + i: put them in order.
+  // Lane L now holds input bytes 16L + 4i + r at byte 4r + i: put them in order.
   const __m512i order = _mm512_broadcast_i32x4(
       _mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15));
-  _mm512_mask_storeu_epi8(out + block * 64, mask,
-                          _mm512_shuffle_epi8(PackToInt8(q, stage), order));
+  return _mm512_shuffle_epi8(PackToInt8(q, stage), order);
+}
+
+template <int kTaps, bool kLeftShift, typename LoadTap>
+__m512i DepthwiseBlock(const PackedDepthwise& conv, int block, int tap_count,
+                       const OutputStage& stage, const LoadTap& load) {
+  const ChannelEpilogue& e = conv.epilogue;
+  __m512i acc[4];
+  for (int r = 0; r < 4; ++r) acc[r] = _mm512_loadu_si512(&e.bias[block * 64 + r * 16]);
+  AccumulateTaps<kTaps>(conv.weights.data() + static_cast<size_t>(block) * tap_count * 4,
+                        tap_count, load, acc);
+  return FinishBlock<kLeftShift>(e, block, acc, stage);
+}
+
+// The blocks of 64 channels of one output pixel.
+template <int kTaps, bool kLeftShift>
+void FullBlocks(const PackedDepthwise& conv, const int8_t* const* taps, int tap_count,
+                int8_t* out, const OutputStage& stage) {
+  const int blocks = conv.geometry.input_channels / 64;
+  for (int block = 0; block < blocks; ++block) {
+    const __m512i q = DepthwiseBlock<kTaps, kLeftShift>(
+        conv, block, tap_count, stage,
+        [&](int t) { return _mm512_loadu_si512(taps[t] + block * 64); });
+    _mm512_storeu_si512(out + block * 64, q);
+  }
+}
+
+// The last C % 64 channels of up to tail_pixels output pixels, side by side in
+// one block; taps[p] of a missing pixel p >= pixels points at padding.
+template <int kTaps, bool kLeftShift>
+void TailBlock(const PackedDepthwise& conv, const int8_t* const (*taps)[kMaxDepthwiseTaps],
+               int tap_count, int pixels, int8_t* const* outs, const OutputStage& stage) {
+  const int block = conv.geometry.input_channels / 64, c0 = block * 64;
+  const int used = conv.geometry.input_channels - c0;
+  if (conv.tail_pixels == 1) {
+    const __mmask64 mask = ByteMask(used);
+    const __m512i q = DepthwiseBlock<kTaps, kLeftShift>(
+        conv, block, tap_count, stage,
+        [&](int t) { return _mm512_maskz_loadu_epi8(mask, taps[0][t] + c0); });
+    _mm512_mask_storeu_epi8(outs[0] + c0, mask, q);
+  } else if (conv.tail_pixels == 2) {
+    const __mmask32 mask = static_cast<__mmask32>(ByteMask(used));
+    const __m512i q = DepthwiseBlock<kTaps, kLeftShift>(
+        conv, block, tap_count, stage, [&](int t) {
+          const __m256i a = _mm256_maskz_loadu_epi8(mask, taps[0][t] + c0);
+          const __m256i b = _mm256_maskz_loadu_epi8(mask, taps[1][t] + c0);
+          return _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1);
+        });
+    _mm256_mask_storeu_epi8(outs[0] + c0, mask, _mm512_castsi512_si256(q));
+    if (pixels > 1) _mm256_mask_storeu_epi8(outs[1] + c0, mask, _mm512_extracti64x4_epi64(q, 1));
+  } else {
+    const __mmask16 mask = static_cast<__mmask16>(ByteMask(used));
+    const __m512i q = DepthwiseBlock<kTaps, kLeftShift>(
+        conv, block, tap_count, stage, [&](int t) {
+          __m512i x = _mm512_castsi128_si512(_mm_maskz_loadu_epi8(mask, taps[0][t] + c0));
+          x = _mm512_inserti32x4(x, _mm_maskz_loadu_epi8(mask, taps[1][t] + c0), 1);
+          x = _mm512_inserti32x4(x, _mm_maskz_loadu_epi8(mask, taps[2][t] + c0), 2);
+          return _mm512_inserti32x4(x, _mm_maskz_loadu_epi8(mask, taps[3][t] + c0), 3);
+        });
+    _mm_mask_storeu_epi8(outs[0] + c0, mask, _mm512_castsi512_si128(q));
+    if (pixels > 1) _mm_mask_storeu_epi8(outs[1] + c0, mask, _mm512_extracti32x4_epi32(q, 1));
+    if (pixels > 2) _mm_mask_storeu_epi8(outs[2] + c0, mask, _mm512_extracti32x4_epi32(q, 2));
+    if (pixels > 3) _mm_mask_storeu_epi8(outs[3] + c0, mask, _mm512_extracti32x4_epi32(q, 3));
+  }
+}
+
+// Where each tap of an output row reads: the input pixel of output column ox,
+// or the padding row. Columns [first_inside, last_inside] have every tap's
+// column inside the image, so only the rows can fall outside there.
+class RowTaps {
+ public:
+  RowTaps(const PackedDepthwise& conv, const int8_t* input, int n, int oy)
+      : conv_(conv), g_(conv.geometry), input_(input) {
+    const int64_t reach = int64_t{g_.kernel_width - 1} * g_.dilation_w;
+    first_inside_ = (g_.pad_left + g_.stride_w - 1) / g_.stride_w;
+    // Floor division: a kernel wider than the image has no such column.
+    const int64_t last_start = g_.input_width - 1 - reach + g_.pad_left;
+    last_inside_ = last_start < 0 ? -1 : last_start / g_.stride_w;
+    for (int ky = 0, t = 0; ky < g_.kernel_height; ++ky) {
+      const int64_t iy = int64_t{oy} * g_.stride_h - g_.pad_top + int64_t{ky} * g_.dilation_h;
+      for (int kx = 0; kx < g_.kernel_width; ++kx, ++t) {
+        row_inside_[t] = iy >= 0 && iy < g_.input_height;
+        // Input element offset of tap t for output column 0, as if inside.
+        offset_[t] = ((int64_t{n} * g_.input_height + iy) * g_.input_width - g_.pad_left +
+                      int64_t{kx} * g_.dilation_w) * g_.input_channels;
+      }
+    }
+  }
+
+  void Find(int ox, const int8_t** taps) const {
+    const int tap_count = g_.kernel_height * g_.kernel_width;
+    const int8_t* padding = conv_.padding_row.data();
+    if (ox >= first_inside_ && ox <= last_inside_) {
+      const int64_t column = int64_t{ox} * g_.stride_w * g_.input_channels;
+      for (int t = 0; t < tap_count; ++t) {
+        taps[t] = row_inside_[t] ? input_ + offset_[t] + column : padding;
+      }
+      return;
+    }
+    for (int t = 0; t < tap_count; ++t) {
+      const int64_t ix = int64_t{ox} * g_.stride_w - g_.pad_left +
+                         int64_t{t % g_.kernel_width} * g_.dilation_w;
+      const bool inside = row_inside_[t] && ix >= 0 && ix < g_.input_width;
+      taps[t] = inside ? input_ + offset_[t] + int64_t{ox} * g_.stride_w * g_.input_channels
+                       : padding;
+    }
+  }
+
+ private:
+  const PackedDepthwise& conv_;
+  const reference::ConvGeometry& g_;
+  const int8_t* input_;
+  int64_t first_inside_, last_inside_;
+  bool row_inside_[kMaxDepthwiseTaps];
+  int64_t offset_[kMaxDepthwiseTaps];
+};
+
+template <int kTaps, bool kLeftShift>
+void DepthwiseRows(const PackedDepthwise& conv, const int8_t* input, int8_t* output,
+                   int64_t begin, int64_t end) {
+  const reference::ConvGeometry& g = conv.geometry;
+  const int tap_count = g.kernel_height * g.kernel_width;
+  const bool tail = g.input_channels % 64 != 0;
+  const OutputStage stage(conv.epilogue.output);
+  const int8_t* taps[4][kMaxDepthwiseTaps];
+  int8_t* outs[4];
+  for (int64_t unit = begin; unit < end; ++unit) {
+    const int n = static_cast<int>(unit / g.output_height);
+    const int oy = static_cast<int>(unit % g.output_height);
+    int8_t* row_out = output + unit * g.output_width * g.input_channels;
+    const RowTaps row_taps(conv, input, n, oy);
+    int group = 0;  // pixels waiting for the tail block
+    for (int ox = 0; ox < g.output_width; ++ox) {
+      row_taps.Find(ox, taps[group]);
+      outs[group] = row_out + int64_t{ox} * g.input_channels;
+      FullBlocks<kTaps, kLeftShift>(conv, taps[group], tap_count, outs[group], stage);
+      if (!tail) continue;
+      ++group;
+      if (group < conv.tail_pixels && ox + 1 < g.output_width) continue;
+      for (int p = group; p < conv.tail_pixels; ++p) {
+        std::fill(taps[p], taps[p] + tap_count, conv.padding_row.data());
+      }
+      TailBlock<kTaps, kLeftShift>(conv, taps, tap_count, group, outs, stage);
+      group = 0;
+    }
+  }
 }
 
 template <bool kLeftShift>
 void DepthwiseRange(const PackedDepthwise& conv, const int8_t* input, int8_t* output,
                     int64_t begin, int64_t end) {
-  const reference::ConvGeometry& g = conv.geometry;
-  const int tap_count = g.kernel_height * g.kernel_width;
-  const int blocks = (g.input_channels + 63) / 64;
-  const OutputStage stage(conv.epilogue.output);
-  const int8_t* taps[kMaxDepthwiseTaps];
-  for (int64_t unit = begin; unit < end; ++unit) {
-    const int n = static_cast<int>(unit / g.output_height);
-    const int oy = static_cast<int>(unit % g.output_height);
-    for (int ox = 0; ox < g.output_width; ++ox) {
-      for (int ky = 0, t = 0; ky < g.kernel_height; ++ky) {
-        const int64_t iy = int64_t{oy} * g.stride_h - g.pad_top + int64_t{ky} * g.dilation_h;
-        for (int kx = 0; kx < g.kernel_width; ++kx, ++t) {
-          const int64_t ix = int64_t{ox} * g.stride_w - g.pad_left + int64_t{kx} * g.dilation_w;
-          const bool inside = iy >= 0 && iy < g.input_height && ix >= 0 && ix < g.input_width;
-          taps[t] = inside ? input + ((int64_t{n} * g.input_height + iy) * g.input_width + ix) *
-                                         g.input_channels
-                           : conv.padding_row.data();
-        }
-      }
-      int8_t* out = output + ((int64_t{n} * g.output_height + oy) * g.output_width + ox) *
-                                 g.input_channels;
-      for (int block = 0; block < blocks; ++block) {
-        DepthwiseBlock<kLeftShift>(conv, taps, tap_count, block, out, stage);
-      }
-    }
+  // 3x3, the common case, with its tap loop unrolled.
+  if (conv.geometry.kernel_height * conv.geometry.kernel_width == 9) {
+    DepthwiseRows<9, kLeftShift>(conv, input, output, begin, end);
+  } else {
+    DepthwiseRows<0, kLeftShift>(conv, input, output, begin, end);
   }
 }
 

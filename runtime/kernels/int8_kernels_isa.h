@@ -17,9 +17,29 @@ inline constexpr int kMaxDepthwiseTaps = 64;
 // Rows per GEMM tile: every level tiles rows the same way, so units agree.
 inline constexpr int kGemmTileRows = 6;
 
-// The im2col row `row` of a non-direct GEMM conv: depth_padded bytes, with the
-// input zero point at padding positions and 0 past depth.
-void GatherConvRow(const PackedGemmConv& conv, const int8_t* input, int64_t row, uint8_t* out);
+// The output pixel (n, oy, ox) of a GEMM row, stepped row by row without the
+// divisions that finding it from scratch takes.
+struct OutputPixel {
+  int n = 0, oy = 0, ox = 0;
+
+  OutputPixel(const reference::ConvGeometry& g, int64_t row)
+      : n(static_cast<int>(row / (int64_t{g.output_height} * g.output_width))),
+        oy(static_cast<int>(row / g.output_width % g.output_height)),
+        ox(static_cast<int>(row % g.output_width)) {}
+  void Next(const reference::ConvGeometry& g) {
+    if (++ox < g.output_width) return;
+    ox = 0;
+    if (++oy < g.output_height) return;
+    oy = 0;
+    ++n;
+  }
+};
+
+// The im2col row of output pixel `pixel` for a non-direct GEMM conv:
+// depth_padded bytes, with the input zero point at padding positions and 0
+// past depth.
+void GatherConvRow(const PackedGemmConv& conv, const int8_t* input, const OutputPixel& pixel,
+                   uint8_t* out);
 
 // The constants of 16 channels that all share one multiplier.
 RequantBlock UniformRequantBlock(const QuantizedMultiplier& m);

@@ -163,6 +163,11 @@ TEST_P(Int8KernelsTest, DepthwiseConvs) {
   CheckConv(Geometry(1, 12, 12, 24, 24, 3, 1, 0, 24));
   CheckConv(Geometry(1, 12, 12, 24, 24, 3, 1, 2, 24, 2));
   CheckConv(Geometry(1, 12, 12, 8, 8, 9, 1, 4, 8));  // 81 taps: the generic path
+  // A kernel wider than the image, only the right padding making room.
+  ConvGeometry narrow = Geometry(1, 2, 2, 16, 16, 3, 2, 0, 16);
+  narrow.pad_right = narrow.pad_bottom = 1;
+  narrow.output_height = narrow.output_width = 1;
+  CheckConv(narrow);
 }
 
 TEST_P(Int8KernelsTest, FullyConnected) {
