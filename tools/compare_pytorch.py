@@ -16,11 +16,21 @@ Rows, each with 1 and 2 threads:
   - qforge int8 and float, from qforge's benchmark binary
     (`bazel-bin/tools/benchmark --model=PATH --threads=N --batch=1 --json`)
 
+With --peers, also the runtimes a qforge user would pick instead, on the same
+MobileNetV2 exported to ONNX (tools/peer_runtimes.py says how):
+  - ONNX Runtime int8 (QDQ, quantized by its quantize_static) and float
+  - OpenVINO int8 (the same QDQ file) and float
+  - LiteRT int8 with its XNNPACK delegate (the same int8 model as a .tflite)
+--peer_profile adds OpenVINO's int8 time by op kind at 1 thread.
+
 An engine this PyTorch build lacks (e.g. fbgemm in Debian's) prints
 "unavailable"; a missing qforge binary or model file prints "not run".
 
 Run from anywhere (Debian's python3-torch and python3-torchvision):
   /usr/bin/python3 tools/compare_pytorch.py [--runs 100] [--json out.json]
+With the peers, after tools/install_peers.sh (the script re-runs itself with
+the venv's Python, $QFORGE_PEERS_VENV or /opt/qforge-peers, when it must):
+  /usr/bin/python3 tools/compare_pytorch.py --peers [--peer_profile]
 """
 
 import argparse
@@ -28,6 +38,8 @@ import json
 import os
 import statistics
 import subprocess
+import sys
+import tempfile
 import time
 import warnings
 
@@ -37,6 +49,8 @@ import torchvision
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 THREADS = (1, 2)
 ENGINES = ("qnnpack", "onednn")
+PEERS_VENV = os.environ.get("QFORGE_PEERS_VENV", "/opt/qforge-peers")
+PEER_MODULES = ("onnxruntime", "openvino", "onnx")
 
 
 def parse_args():
@@ -52,6 +66,18 @@ def parse_args():
     p.add_argument("--qforge_float_model",
                    default="/tmp/qforge/mobilenet_v2_float.qfm")
     p.add_argument("--json", metavar="PATH", help="also write raw numbers here")
+    p.add_argument("--peers", action="store_true",
+                   help="also time ONNX Runtime, OpenVINO and LiteRT (needs "
+                   "tools/install_peers.sh)")
+    p.add_argument("--peer_profile", action="store_true",
+                   help="also OpenVINO's int8 time by op kind (implies "
+                   "--peers)")
+    p.add_argument("--peers_venv", default=PEERS_VENV,
+                   help="venv of tools/install_peers.sh, used when this "
+                   "Python lacks the peer packages")
+    p.add_argument("--peer_dir", metavar="DIR",
+                   help="keep the peers' model files (.onnx, .tflite) here "
+                   "(default: a temporary directory)")
     return p.parse_args()
 
 
@@ -62,19 +88,24 @@ def percentile(values, q):
     return ordered[int(rank) - 1]
 
 
+def time_runs(run, runs, warmup):
+    """Median and p90 ms of run(): `warmup` untimed calls, then `runs` timed."""
+    for _ in range(warmup):
+        run()
+    times_ms = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        run()
+        times_ms.append((time.perf_counter() - start) * 1000.0)
+    return {"median_ms": statistics.median(times_ms),
+            "p90_ms": percentile(times_ms, 90)}
+
+
 def time_model(model, image, threads, runs, warmup):
     """Median and p90 ms per image of model(image) with `threads` threads."""
     torch.set_num_threads(threads)
-    times_ms = []
     with torch.no_grad():
-        for _ in range(warmup):
-            model(image)
-        for _ in range(runs):
-            start = time.perf_counter()
-            model(image)
-            times_ms.append((time.perf_counter() - start) * 1000.0)
-    return {"median_ms": statistics.median(times_ms),
-            "p90_ms": percentile(times_ms, 90)}
+        return time_runs(lambda: model(image), runs, warmup)
 
 
 def settle_batchnorm(model, batches=4):
@@ -175,6 +206,48 @@ def qforge_rows(args):
             for name, path in models.items()}
 
 
+def peers_python(venv):
+    """None if this Python has the peer packages; else the venv's Python to
+    re-run this script with. Exits when neither has them."""
+    try:
+        for name in PEER_MODULES:
+            __import__(name)
+        return None
+    except ImportError as err:
+        missing = err.name
+    python = os.path.join(venv, "bin", "python")
+    here = os.path.realpath(sys.prefix) == os.path.realpath(venv)
+    if here or not os.access(python, os.X_OK):
+        sys.exit(f"--peers: no module {missing} in {sys.executable}; "
+                 f"run tools/install_peers.sh {venv}")
+    return python
+
+
+def peer_rows(args):
+    """The peers' {row name: {threads: result or None}} and, for the printout,
+    {"versions": ..., "isa": ..., "profile": lines or None}.
+
+    The peers get the float model and calibration batches of the PyTorch
+    rows: float_model() leaves torch's generator where quantized_model()
+    starts calibrating."""
+    import peer_runtimes  # needs the venv's packages
+    torch.set_num_threads(1)  # keep PyTorch's idle workers off the cores
+    model = float_model()
+    calib = [torch.randn(8, 3, 224, 224) for _ in range(args.calib_batches)]
+    image = torch.randn(1, 3, 224, 224).numpy()
+    info = {"versions": peer_runtimes.versions(),
+            "isa": peer_runtimes.cpu_isa(), "profile": None}
+    with tempfile.TemporaryDirectory(prefix="qforge_peers_") as tmp:
+        workdir = args.peer_dir or tmp
+        os.makedirs(workdir, exist_ok=True)
+        rows, int8_path = peer_runtimes.peer_rows(
+            args, model, calib, image, THREADS, time_runs, workdir)
+        if args.peer_profile:
+            info["profile"] = peer_runtimes.openvino_profile(
+                int8_path, image, args.runs, args.warmup)
+    return rows, info
+
+
 def cpu_model():
     try:
         with open("/proc/cpuinfo") as f:
@@ -192,10 +265,17 @@ def cell(result, missing):
     return f"{result['median_ms']:.2f} ({result['p90_ms']:.2f})"
 
 
-def print_table(results, runs):
+def print_table(results, runs, peers=None):
+    """The table of all rows; `peers` is peer_rows()'s info, with --peers."""
     print(f"PyTorch {torch.__version__}, torchvision {torchvision.__version__}")
     print(f"quantized engines: {torch.backends.quantized.supported_engines}")
     print(f"CPU: {cpu_model()} ({os.cpu_count()} logical cores)")
+    if peers is not None:
+        print("CPU int8/bf16 ISA (/proc/cpuinfo): "
+              f"{', '.join(peers['isa']) or 'none of avx512_vnni, avx_vnni'}")
+        print("peers: " + ", ".join(f"{name} {version or 'not installed'}"
+                                    for name, version
+                                    in peers["versions"].items()))
     print(f"MobileNetV2 1.0, 1x3x224x224, {runs} timed runs; "
           "ms per image, median (p90)")
     print()
@@ -205,17 +285,33 @@ def print_table(results, runs):
         missing = "not run" if name.startswith("qforge") else "unavailable"
         cells = " | ".join(cell(by_threads[n], missing) for n in THREADS)
         print(f"| {name} | {cells} |")
+    if peers is not None and peers["profile"]:
+        print()
+        print("\n".join(peers["profile"]))
 
 
 def main():
     args = parse_args()
+    args.peers = args.peers or args.peer_profile
+    if args.peers:
+        python = peers_python(args.peers_venv)
+        if python:
+            sys.stdout.flush()
+            os.execv(python, [python, os.path.abspath(__file__)]
+                     + sys.argv[1:])
     results = pytorch_rows(args)
     results.update(qforge_rows(args))
-    print_table(results, args.runs)
+    peers = None
+    if args.peers:
+        peer_results, peers = peer_rows(args)
+        results.update(peer_results)
+    print_table(results, args.runs, peers)
     if args.json:
         info = {"torch": torch.__version__, "cpu": cpu_model(),
                 "engines": torch.backends.quantized.supported_engines,
                 "runs": args.runs, "results": results}
+        if peers is not None:
+            info["peers"] = peers
         with open(args.json, "w") as f:
             json.dump(info, f, indent=2)
 
