@@ -59,6 +59,14 @@ QFORGE_INLINE __m512i PackToInt8(const __m512i v[4], const OutputStage& out) {
   return _mm512_min_epi8(_mm512_max_epi8(q, out.qmin8), out.qmax8);
 }
 
+// PackToInt8 with v[0]'s 16 values first, then v[1]'s, v[2]'s and v[3]'s.
+QFORGE_INLINE __m512i PackToInt8InOrder(const __m512i v[4], const OutputStage& out) {
+  // Dword 4L + j holds v[j]'s elements 4L..4L+3; dword d must hold element
+  // group d % 4 of v[d / 4].
+  const __m512i order = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
+  return _mm512_permutexvar_epi32(order, PackToInt8(v, out));
+}
+
 __m512i Load(const void* p) { return _mm512_load_si512(p); }
 
 // MultiplyByQuantizedMultiplier of 16 lanes. With kLeftShift the result is
@@ -220,8 +228,6 @@ void GemmTile(const PackedGemmConv& conv, const TileRows<MR>& rows, int first_bl
   for (int m = 0; m < MR; ++m) {
     for (int b = 0; b < NB; ++b) result[m][b] = acc[m][b];
   }
-  // Bytes 4j..4j+3 of lane L hold channels 16j + 4L..: gather each 16 back.
-  const __m512i order = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
   const __mmask64 mask =
       ByteMask(conv.geometry.output_channels - first_block * kChannelsPerVector);
   for (int m = 0; m < MR; ++m) {
@@ -230,7 +236,7 @@ void GemmTile(const PackedGemmConv& conv, const TileRows<MR>& rows, int first_bl
       q[b] = MultiplyByQuantizedMultiplier<kLeftShift>(result[m][b], e.requant[first_block + b]);
     }
     _mm512_mask_storeu_epi8(rows.c[m] + first_block * kChannelsPerVector, mask,
-                            _mm512_permutexvar_epi32(order, PackToInt8(q, out)));
+                            PackToInt8InOrder(q, out));
   }
 }
 
@@ -477,25 +483,51 @@ void DepthwiseRange(const PackedDepthwise& conv, const int8_t* input, int8_t* ou
 
 // --- element-wise -------------------------------------------------------------
 
+// One input of an add rescaled as reference::AddInt8 does: shifted left for
+// headroom, then multiplied (by at most 1/2, so never a left shift). The input
+// with the larger scale has the multiplier 1/2 exactly, and gemmlowp's
+// rounding halves an even number exactly, so it is a shift by one less.
+class AddInput {
+ public:
+  AddInput(const QuantizedMultiplier& m, int32_t zero_point)
+      : half_(m.multiplier == (1 << 30) && m.exponent == 0),
+        requant_(UniformRequantBlock(m)),
+        zero_point_(_mm512_set1_epi32(zero_point)) {}
+
+  QFORGE_INLINE __m512i Rescale(__m128i x) const {
+    const __m512i centered = _mm512_sub_epi32(_mm512_cvtepi8_epi32(x), zero_point_);
+    if (half_) return _mm512_slli_epi32(centered, reference::kAddLeftShift - 1);
+    return MultiplyByQuantizedMultiplier<false>(
+        _mm512_slli_epi32(centered, reference::kAddLeftShift), requant_);
+  }
+
+ private:
+  bool half_;
+  RequantBlock requant_;
+  __m512i zero_point_;
+};
+
 template <bool kLeftShift>
 void AddRange(const reference::AddInt8Params& p, const int8_t* a, const int8_t* b,
               int8_t* output, int64_t first, int64_t last) {
-  const RequantBlock qa = UniformRequantBlock(p.a_multiplier);
-  const RequantBlock qb = UniformRequantBlock(p.b_multiplier);
+  const AddInput in_a(p.a_multiplier, p.a_zero_point), in_b(p.b_multiplier, p.b_zero_point);
   const RequantBlock qo = UniformRequantBlock(p.output_multiplier);
   const OutputStage stage(p.output);
-  const __m512i za = _mm512_set1_epi32(p.a_zero_point), zb = _mm512_set1_epi32(p.b_zero_point);
-  for (int64_t i = first; i < last; i += 16) {
+  auto sum = [&](int64_t i, __mmask16 mask) {
+    return _mm512_add_epi32(in_a.Rescale(_mm_maskz_loadu_epi8(mask, a + i)),
+                            in_b.Rescale(_mm_maskz_loadu_epi8(mask, b + i)));
+  };
+  int64_t i = first;
+  for (; i + 64 <= last; i += 64) {
+    __m512i q[4];
+    for (int j = 0; j < 4; ++j) {
+      q[j] = MultiplyByQuantizedMultiplier<kLeftShift>(sum(i + 16 * j, 0xFFFF), qo);
+    }
+    _mm512_storeu_si512(output + i, PackToInt8InOrder(q, stage));
+  }
+  for (; i < last; i += 16) {
     const __mmask16 mask = LaneMask(static_cast<int>(last - i));
-    const __m512i xa = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(mask, a + i));
-    const __m512i xb = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(mask, b + i));
-    // As reference::AddInt8: shift left for headroom, rescale each (multipliers
-    // <= 1/2, so no left shift there), sum, requantize.
-    const __m512i sa = _mm512_slli_epi32(_mm512_sub_epi32(xa, za), reference::kAddLeftShift);
-    const __m512i sb = _mm512_slli_epi32(_mm512_sub_epi32(xb, zb), reference::kAddLeftShift);
-    const __m512i sum = _mm512_add_epi32(MultiplyByQuantizedMultiplier<false>(sa, qa),
-                                         MultiplyByQuantizedMultiplier<false>(sb, qb));
-    _mm_mask_storeu_epi8(output + i, mask, RequantizeToInt8<kLeftShift>(sum, qo, stage));
+    _mm_mask_storeu_epi8(output + i, mask, RequantizeToInt8<kLeftShift>(sum(i, mask), qo, stage));
   }
 }
 
