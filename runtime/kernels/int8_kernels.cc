@@ -98,6 +98,9 @@ PackedGemmConv PackGemm(const ConvGeometry& g, int32_t input_zero_point,
   }
   conv.epilogue = MakeEpilogue(IdentityOrder(g.output_channels), corrected, multipliers, output);
   conv.scratch_bytes = conv.direct ? 0 : conv.rows * conv.depth_padded;
+  const int blocks = static_cast<int>(DivideRoundUp(g.output_channels, kChannelsPerVector));
+  conv.blocks_per_unit = DivideRoundUp(conv.rows, kGemmTileRows) < 8 ? 4 : blocks;
+  conv.column_parts = static_cast<int>(DivideRoundUp(blocks, conv.blocks_per_unit));
   return conv;
 }
 
@@ -116,13 +119,14 @@ void GemmBlock(const Bytes64* weights, int depth_groups, const int8_t* a, uint32
   }
 }
 
-void GenericGemmRow(const PackedGemmConv& conv, const int8_t* a, int8_t* out) {
+void GenericGemmRow(const PackedGemmConv& conv, const int8_t* a, int first_block, int end_block,
+                    int8_t* out) {
   const int depth_groups = conv.depth_padded / 4;
   int32_t row_sum = 0;
   for (int k = 0; k < conv.depth_padded; ++k) row_sum += a[k];
   const ChannelEpilogue& e = conv.epilogue;
   const int outputs = conv.geometry.output_channels;
-  for (int block = 0; block * kChannelsPerVector < outputs; ++block) {
+  for (int block = first_block; block < end_block; ++block) {
     uint32_t acc[kChannelsPerVector];
     for (int lane = 0; lane < kChannelsPerVector; ++lane) {
       acc[lane] = static_cast<uint32_t>(e.bias[block * kChannelsPerVector + lane]) -
@@ -140,16 +144,20 @@ void GenericGemmRow(const PackedGemmConv& conv, const int8_t* a, int8_t* out) {
 
 void GenericGemmConv(const PackedGemmConv& conv, const int8_t* input, int8_t* output,
                      uint8_t* scratch, int64_t begin, int64_t end) {
-  const int64_t row_end = std::min(end * kGemmTileRows, conv.rows);
-  OutputPixel pixel(conv.geometry, begin * kGemmTileRows);
-  for (int64_t row = begin * kGemmTileRows; row < row_end; ++row, pixel.Next(conv.geometry)) {
-    const int8_t* a = input + row * conv.depth;
-    if (!conv.direct) {
-      uint8_t* gathered = scratch + row * conv.depth_padded;
-      GatherConvRow(conv, input, pixel, gathered);
-      a = reinterpret_cast<const int8_t*>(gathered);
+  for (int64_t unit = begin; unit < end; ++unit) {
+    const GemmUnit part(conv, unit);
+    OutputPixel pixel(conv.geometry, part.first_row);
+    for (int64_t row = part.first_row; row < part.first_row + part.rows;
+         ++row, pixel.Next(conv.geometry)) {
+      const int8_t* a = input + row * conv.depth;
+      if (!conv.direct) {
+        uint8_t* gathered = scratch + row * conv.depth_padded;
+        GatherConvRow(conv, input, pixel, gathered);
+        a = reinterpret_cast<const int8_t*>(gathered);
+      }
+      GenericGemmRow(conv, a, part.first_block, part.end_block,
+                     output + row * conv.geometry.output_channels);
     }
-    GenericGemmRow(conv, a, output + row * conv.geometry.output_channels);
   }
 }
 
@@ -192,6 +200,10 @@ void GenericDepthwise(const PackedDepthwise& conv, const int8_t* input, int8_t* 
       }
     }
   }
+}
+
+int Blocks(const PackedGemmConv& conv) {
+  return static_cast<int>(DivideRoundUp(conv.geometry.output_channels, kChannelsPerVector));
 }
 
 int64_t ElementEnd(int64_t size, int64_t end) { return std::min(size, end * kElementsPerUnit); }
@@ -250,7 +262,16 @@ PackedGemmConv PackFullyConnected(const reference::FullyConnectedInt8Params& par
 }
 
 int64_t GemmConvUnits(const PackedGemmConv& conv) {
-  return DivideRoundUp(conv.rows, kGemmTileRows);
+  return DivideRoundUp(conv.rows, kGemmTileRows) * conv.column_parts;
+}
+
+GemmUnit::GemmUnit(const PackedGemmConv& conv, int64_t unit) {
+  const int parts = conv.column_parts;
+  const int64_t tile = parts == 1 ? unit : unit / parts;  // no division on the common path
+  first_row = tile * kGemmTileRows;
+  rows = static_cast<int>(std::min<int64_t>(kGemmTileRows, conv.rows - first_row));
+  first_block = static_cast<int>(unit - tile * parts) * conv.blocks_per_unit;
+  end_block = std::min(first_block + conv.blocks_per_unit, Blocks(conv));
 }
 
 void RunGemmConv(const PackedGemmConv& conv, const int8_t* input, int8_t* output,

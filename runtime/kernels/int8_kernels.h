@@ -82,6 +82,11 @@ struct PackedGemmConv {
   std::vector<Bytes64> weights;  // [O / 16][K / 4][16][4] bytes of w + 128 (0 past K)
   ChannelEpilogue epilogue;
   int64_t scratch_bytes = 0;     // what Run needs in `scratch` (im2col rows)
+  // 16-channel blocks per unit of work: all of them, or (when there are too
+  // few row tiles to keep threads busy, as in a batch-1 fully connected layer)
+  // 4, so threads can share a tile's columns.
+  int blocks_per_unit = 0;
+  int column_parts = 1;  // units per row tile
 };
 
 // filter [O, KH, KW, C], bias [O] or null. geometry.groups must be 1.
@@ -90,7 +95,8 @@ PackedGemmConv PackGemmConv(const reference::Conv2DInt8Params& params, const int
 PackedGemmConv PackFullyConnected(const reference::FullyConnectedInt8Params& params,
                                   const int8_t* weights, const int32_t* bias, Isa isa);
 
-// Rows are processed in tiles; units are tiles, [begin, end) of GemmConvUnits.
+// Rows are processed in tiles; a unit is a tile's columns, or a 64-channel
+// part of them (blocks_per_unit); [begin, end) of GemmConvUnits.
 int64_t GemmConvUnits(const PackedGemmConv& conv);
 void RunGemmConv(const PackedGemmConv& conv, const int8_t* input, int8_t* output,
                  uint8_t* scratch, int64_t begin, int64_t end);

@@ -241,11 +241,11 @@ void GemmTile(const PackedGemmConv& conv, const TileRows<MR>& rows, int first_bl
 }
 
 template <int MR, bool kLeftShift>
-void GemmTileRow(const PackedGemmConv& conv, const TileRows<MR>& rows, const OutputStage& out) {
-  const int blocks = (conv.geometry.output_channels + kChannelsPerVector - 1) / kChannelsPerVector;
-  int block = 0;
-  for (; block + 4 <= blocks; block += 4) GemmTile<MR, 4, kLeftShift>(conv, rows, block, out);
-  switch (blocks - block) {
+void GemmTileRow(const PackedGemmConv& conv, const TileRows<MR>& rows, int first_block,
+                 int end_block, const OutputStage& out) {
+  int block = first_block;
+  for (; block + 4 <= end_block; block += 4) GemmTile<MR, 4, kLeftShift>(conv, rows, block, out);
+  switch (end_block - block) {
     case 3: GemmTile<MR, 3, kLeftShift>(conv, rows, block, out); break;
     case 2: GemmTile<MR, 2, kLeftShift>(conv, rows, block, out); break;
     case 1: GemmTile<MR, 1, kLeftShift>(conv, rows, block, out); break;
@@ -257,7 +257,9 @@ void GemmTileRow(const PackedGemmConv& conv, const TileRows<MR>& rows, const Out
 // row (recomputing and rewriting the same values) so the kernel has no row tail.
 template <int MR, bool kLeftShift>
 void GemmRows(const PackedGemmConv& conv, const int8_t* input, int8_t* output, uint8_t* scratch,
-              int64_t first, int count, const OutputStage& out) {
+              const GemmUnit& unit, const OutputStage& out) {
+  const int64_t first = unit.first_row;
+  const int count = unit.rows;
   TileRows<MR> rows;
   __m512i partial[MR];
   OutputPixel pixel(conv.geometry, first);
@@ -279,20 +281,19 @@ void GemmRows(const PackedGemmConv& conv, const int8_t* input, int8_t* output, u
     rows.c[m] = output + row * conv.geometry.output_channels;
   }
   RowStarts<MR>(partial, rows.start);
-  GemmTileRow<MR, kLeftShift>(conv, rows, out);
+  GemmTileRow<MR, kLeftShift>(conv, rows, unit.first_block, unit.end_block, out);
 }
 
 template <bool kLeftShift>
 void GemmConvRange(const PackedGemmConv& conv, const int8_t* input, int8_t* output,
                    uint8_t* scratch, int64_t begin, int64_t end) {
   const OutputStage out(conv.epilogue.output);
-  for (int64_t tile = begin; tile < end; ++tile) {
-    const int64_t first = tile * kGemmTileRows;
-    const int count = static_cast<int>(std::min<int64_t>(kGemmTileRows, conv.rows - first));
-    if (count == 1) {
-      GemmRows<1, kLeftShift>(conv, input, output, scratch, first, count, out);
+  for (int64_t index = begin; index < end; ++index) {
+    const GemmUnit unit(conv, index);
+    if (unit.rows == 1) {
+      GemmRows<1, kLeftShift>(conv, input, output, scratch, unit, out);
     } else {
-      GemmRows<kGemmTileRows, kLeftShift>(conv, input, output, scratch, first, count, out);
+      GemmRows<kGemmTileRows, kLeftShift>(conv, input, output, scratch, unit, out);
     }
   }
 }

@@ -17,6 +17,15 @@ inline constexpr int kMaxDepthwiseTaps = 64;
 // Rows per GEMM tile: every level tiles rows the same way, so units agree.
 inline constexpr int kGemmTileRows = 6;
 
+// The rows and 16-channel blocks of GEMM unit `unit`.
+struct GemmUnit {
+  int64_t first_row = 0;
+  int rows = 0;  // at most kGemmTileRows
+  int first_block = 0, end_block = 0;
+
+  GemmUnit(const PackedGemmConv& conv, int64_t unit);
+};
+
 // The output pixel (n, oy, ox) of a GEMM row, stepped row by row without the
 // divisions that finding it from scratch takes.
 struct OutputPixel {
