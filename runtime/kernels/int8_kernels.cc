@@ -59,16 +59,18 @@ std::vector<int> IdentityOrder(int channels) {
   return order;
 }
 
-// The GEMM layout of weights [O][K] (row-major, K contiguous) as w + 128.
-std::vector<Bytes64> PackGemmWeights(const int8_t* weights, int outputs, int depth) {
-  const int depth_groups = static_cast<int>(DivideRoundUp(depth, 4));
+// The GEMM layout of weights [O][K] (row-major, K contiguous), as w + offset.
+std::vector<Bytes64> PackGemmWeights(const int8_t* weights, int outputs, int depth,
+                                     int depth_padded, int offset) {
+  const int depth_groups = depth_padded / 4;
   const int blocks = static_cast<int>(DivideRoundUp(outputs, kChannelsPerVector));
   std::vector<Bytes64> packed(static_cast<size_t>(blocks) * depth_groups, Bytes64{});
   for (int o = 0; o < outputs; ++o) {
     const int block = o / kChannelsPerVector, lane = o % kChannelsPerVector;
     for (int k = 0; k < depth; ++k) {
       Bytes64& group = packed[static_cast<size_t>(block) * depth_groups + k / 4];
-      group.bytes[lane * 4 + k % 4] = static_cast<uint8_t>(weights[int64_t{o} * depth + k] + 128);
+      group.bytes[lane * 4 + k % 4] =
+          static_cast<uint8_t>(weights[int64_t{o} * depth + k] + offset);
     }
   }
   return packed;
@@ -79,16 +81,25 @@ PackedGemmConv PackGemm(const ConvGeometry& g, int32_t input_zero_point,
                         const reference::Int8Output& output, const int8_t* weights,
                         const int32_t* bias, Isa isa) {
   PackedGemmConv conv;
-  conv.isa = isa;
   conv.geometry = g;
   conv.rows = int64_t{g.batch} * g.output_height * g.output_width;
   conv.depth = g.kernel_height * g.kernel_width * g.input_channels;
+  // An AMX tile of 16 rows would be mostly idle on fewer (a batch-1 classifier).
+  if (isa == Isa::kAvx512Amx && conv.rows < kAmxTileRows) isa = Isa::kAvx512Vnni;
+  conv.isa = isa;
+  conv.tile_rows = isa == Isa::kAvx512Amx ? kAmxTileRows : kGemmTileRows;
   conv.depth_padded = static_cast<int>(RoundUp(conv.depth, 4));
+  if (isa == Isa::kAvx512Amx) {
+    conv.amx_chunk = std::min(conv.depth_padded, 64);
+    conv.depth_padded = static_cast<int>(RoundUp(conv.depth, conv.amx_chunk));
+  }
   conv.direct = g.kernel_height == 1 && g.kernel_width == 1 && g.stride_h == 1 &&
                 g.stride_w == 1 && g.pad_top == 0 && g.pad_left == 0 && g.pad_bottom == 0 &&
                 g.pad_right == 0 && conv.depth % 4 == 0;
   conv.input_zero_point = input_zero_point;
-  conv.weights = PackGemmWeights(weights, g.output_channels, conv.depth);
+  // AMX multiplies signed by signed bytes; the VNNI levels unsigned by signed.
+  conv.weights = PackGemmWeights(weights, g.output_channels, conv.depth, conv.depth_padded,
+                                 isa == Isa::kAvx512Amx ? 0 : 128);
   // sum_k (x - zx) * w = sum_k x * w - zx * sum_k w: the second term is constant.
   std::vector<int32_t> corrected(g.output_channels);
   for (int o = 0; o < g.output_channels; ++o) {
@@ -97,9 +108,13 @@ PackedGemmConv PackGemm(const ConvGeometry& g, int32_t input_zero_point,
     corrected[o] = (bias != nullptr ? bias[o] : 0) - input_zero_point * weight_sum;
   }
   conv.epilogue = MakeEpilogue(IdentityOrder(g.output_channels), corrected, multipliers, output);
-  conv.scratch_bytes = conv.direct ? 0 : conv.rows * conv.depth_padded;
+  // Gathered rows (and AMX's copies of short tiles' rows), in whole tiles,
+  // plus the bytes an AMX tile load reads past a row's depth.
+  conv.scratch_bytes = conv.direct && isa != Isa::kAvx512Amx
+                           ? 0
+                           : RoundUp(conv.rows, conv.tile_rows) * conv.depth_padded + 64;
   const int blocks = static_cast<int>(DivideRoundUp(g.output_channels, kChannelsPerVector));
-  conv.blocks_per_unit = DivideRoundUp(conv.rows, kGemmTileRows) < 8 ? 4 : blocks;
+  conv.blocks_per_unit = DivideRoundUp(conv.rows, conv.tile_rows) < 8 ? 4 : blocks;
   conv.column_parts = static_cast<int>(DivideRoundUp(blocks, conv.blocks_per_unit));
   return conv;
 }
@@ -262,21 +277,23 @@ PackedGemmConv PackFullyConnected(const reference::FullyConnectedInt8Params& par
 }
 
 int64_t GemmConvUnits(const PackedGemmConv& conv) {
-  return DivideRoundUp(conv.rows, kGemmTileRows) * conv.column_parts;
+  return DivideRoundUp(conv.rows, conv.tile_rows) * conv.column_parts;
 }
 
 GemmUnit::GemmUnit(const PackedGemmConv& conv, int64_t unit) {
   const int parts = conv.column_parts;
   const int64_t tile = parts == 1 ? unit : unit / parts;  // no division on the common path
-  first_row = tile * kGemmTileRows;
-  rows = static_cast<int>(std::min<int64_t>(kGemmTileRows, conv.rows - first_row));
+  first_row = tile * conv.tile_rows;
+  rows = static_cast<int>(std::min<int64_t>(conv.tile_rows, conv.rows - first_row));
   first_block = static_cast<int>(unit - tile * parts) * conv.blocks_per_unit;
   end_block = std::min(first_block + conv.blocks_per_unit, Blocks(conv));
 }
 
 void RunGemmConv(const PackedGemmConv& conv, const int8_t* input, int8_t* output,
                  uint8_t* scratch, int64_t begin, int64_t end) {
-  if (conv.isa == Isa::kAvx512Vnni) {
+  if (conv.isa == Isa::kAvx512Amx) {
+    amx::GemmConv(conv, input, output, scratch, begin, end);
+  } else if (conv.isa == Isa::kAvx512Vnni) {
     avx512vnni::GemmConv(conv, input, output, scratch, begin, end);
   } else {
     GenericGemmConv(conv, input, output, scratch, begin, end);
@@ -288,6 +305,7 @@ PackedDepthwise PackDepthwise(const reference::Conv2DInt8Params& params, const i
   const ConvGeometry& g = params.geometry;
   const int channels = g.input_channels, taps = g.kernel_height * g.kernel_width;
   if (taps > kMaxDepthwiseTaps) isa = Isa::kGeneric;
+  if (isa == Isa::kAvx512Amx) isa = Isa::kAvx512Vnni;  // no AMX depthwise kernel
   PackedDepthwise conv;
   conv.isa = isa;
   conv.geometry = g;
@@ -355,7 +373,7 @@ int64_t ElementUnits(int64_t size) { return DivideRoundUp(size, kElementsPerUnit
 void RunAdd(Isa isa, const reference::AddInt8Params& params, const int8_t* a, const int8_t* b,
             int8_t* output, int64_t begin, int64_t end) {
   const int64_t first = begin * kElementsPerUnit, last = ElementEnd(params.size, end);
-  if (isa == Isa::kAvx512Vnni) {
+  if (isa >= Isa::kAvx512Vnni) {
     avx512vnni::Add(params, a, b, output, first, last);
     return;
   }
@@ -367,7 +385,7 @@ void RunAdd(Isa isa, const reference::AddInt8Params& params, const int8_t* a, co
 void RunQuantize(Isa isa, int64_t size, float scale, int32_t zero_point, const float* input,
                  int8_t* output, int64_t begin, int64_t end) {
   const int64_t first = begin * kElementsPerUnit, last = ElementEnd(size, end);
-  if (isa == Isa::kAvx512Vnni) {
+  if (isa >= Isa::kAvx512Vnni) {
     avx512vnni::Quantize(scale, zero_point, input, output, first, last);
   } else {
     reference::QuantizeToInt8(last - first, scale, zero_point, input + first, output + first);
@@ -377,7 +395,7 @@ void RunQuantize(Isa isa, int64_t size, float scale, int32_t zero_point, const f
 void RunDequantize(Isa isa, int64_t size, float scale, int32_t zero_point, const int8_t* input,
                    float* output, int64_t begin, int64_t end) {
   const int64_t first = begin * kElementsPerUnit, last = ElementEnd(size, end);
-  if (isa == Isa::kAvx512Vnni) {
+  if (isa >= Isa::kAvx512Vnni) {
     avx512vnni::Dequantize(scale, zero_point, input, output, first, last);
   } else {
     reference::DequantizeInt8(last - first, scale, zero_point, input + first, output + first);
@@ -386,7 +404,7 @@ void RunDequantize(Isa isa, int64_t size, float scale, int32_t zero_point, const
 
 void RunMean(Isa isa, const reference::MeanInt8Params& params, const int8_t* input,
              int8_t* output, int64_t begin, int64_t end) {
-  if (isa == Isa::kAvx512Vnni) {
+  if (isa >= Isa::kAvx512Vnni) {
     avx512vnni::Mean(params, input, output, begin, end);
     return;
   }

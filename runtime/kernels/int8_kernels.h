@@ -76,10 +76,13 @@ struct PackedGemmConv {
   reference::ConvGeometry geometry;
   int64_t rows = 0;        // M
   int depth = 0;           // K
-  int depth_padded = 0;    // K rounded up to a multiple of 4
+  int depth_padded = 0;    // K rounded up to a multiple of 4 (AMX: of amx_chunk)
+  int amx_chunk = 0;       // AMX: depth bytes per tile multiply (4 to 64)
+  int tile_rows = 0;       // rows per tile: 6, or 16 with AMX
   bool direct = false;
   int32_t input_zero_point = 0;
-  std::vector<Bytes64> weights;  // [O / 16][K / 4][16][4] bytes of w + 128 (0 past K)
+  // [O / 16][depth_padded / 4][16][4] bytes of w + 128 (AMX: of w), 0 past K.
+  std::vector<Bytes64> weights;
   ChannelEpilogue epilogue;
   int64_t scratch_bytes = 0;     // what Run needs in `scratch` (im2col rows)
   // 16-channel blocks per unit of work: all of them, or (when there are too

@@ -1,134 +1,30 @@
 // The AVX-512 VNNI level of int8_kernels.h. Compiled with -mavx512f/bw/dq/vl and
-// -mavx512vnni (see BUILD); runs only where ResolveIsa allows it.
-//
-// Requantization, exactly as common/requantize.h, in 64-bit lanes. With the
-// product p = acc * multiplier (|p| < 2^62) and a right shift s >= 1:
-//   SaturatingRoundingDoublingHighMul: r1 = floor((p + 2^30) / 2^31)
-//     (gemmlowp's nudge 1 - 2^30 for p < 0 with truncating division is the same
-//     floor: both round to nearest with ties toward +infinity);
-//   RoundingDivideByPOT: r2 = floor((r1 + 2^(s-1) - [r1 < 0]) / 2^s)
-//     (ties away from zero).
-// Since floor((floor(y / a) + c) / b) = floor((y + c * a) / (a * b)) for integer
-// c and positive integers a, b:
-//   r2 = floor((p + 2^30 + 2^(30+s) - [p < -2^30] * 2^31) / 2^(31+s)),
-// one add, one conditional subtract and one arithmetic shift per lane. For s = 0
-// it is r1 itself. A positive exponent (a left shift before the multiply) is
-// applied to p, after clamping acc to +-2^23: beyond that the reference
-// saturates and every int8 output clamps anyway, with the same sign.
+// -mavx512vnni (see BUILD); runs only where ResolveIsa allows it. The
+// requantization it shares with the AMX level is in int8_kernels_avx512_inl.h.
 #include <immintrin.h>
 
 #include <algorithm>
 #include <cstring>
 
+#include "runtime/kernels/int8_kernels_avx512_inl.h"
 #include "runtime/kernels/int8_kernels_isa.h"
 
 namespace qforge::kernels::avx512vnni {
 namespace {
 
-// The epilogue helpers are used by many template instances; GCC would
-// otherwise call some of them, passing the accumulators through memory.
-#define QFORGE_INLINE inline __attribute__((always_inline))
-
-// The int8 output stage after requantization: add the zero point and clamp to
-// [qmin, qmax], for one vector of 16 int32 (OutputStage) or four at once
-// (PackToInt8, with saturating packs that keep far-out values far out).
-struct OutputStage {
-  __m512i min;  // qmin - zero_point
-  __m512i max;  // qmax - zero_point
-  __m512i zero_point;
-  __m512i zero_point16;  // as int16
-  __m512i qmin8, qmax8;  // as int8
-
-  explicit OutputStage(const reference::Int8Output& o)
-      : min(_mm512_set1_epi32(o.qmin - o.zero_point)),
-        max(_mm512_set1_epi32(o.qmax - o.zero_point)),
-        zero_point(_mm512_set1_epi32(o.zero_point)),
-        zero_point16(_mm512_set1_epi16(static_cast<int16_t>(o.zero_point))),
-        qmin8(_mm512_set1_epi8(static_cast<char>(o.qmin))),
-        qmax8(_mm512_set1_epi8(static_cast<char>(o.qmax))) {}
-};
-
-// Four vectors of requantized int32 to 64 int8. Within each 128-bit lane L
-// the result holds v[j]'s elements 4L..4L+3 at bytes 4j..4j+3: callers put
-// them in order with one permute. Saturating to int16 first is exact: a value
-// beyond +-32767 is still beyond the int8 range after the zero point is added.
-QFORGE_INLINE __m512i PackToInt8(const __m512i v[4], const OutputStage& out) {
-  const __m512i v01 = _mm512_adds_epi16(_mm512_packs_epi32(v[0], v[1]), out.zero_point16);
-  const __m512i v23 = _mm512_adds_epi16(_mm512_packs_epi32(v[2], v[3]), out.zero_point16);
-  const __m512i q = _mm512_packs_epi16(v01, v23);
-  return _mm512_min_epi8(_mm512_max_epi8(q, out.qmin8), out.qmax8);
-}
-
-// PackToInt8 with v[0]'s 16 values first, then v[1]'s, v[2]'s and v[3]'s.
-QFORGE_INLINE __m512i PackToInt8InOrder(const __m512i v[4], const OutputStage& out) {
-  // Dword 4L + j holds v[j]'s elements 4L..4L+3; dword d must hold element
-  // group d % 4 of v[d / 4].
-  const __m512i order = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
-  return _mm512_permutexvar_epi32(order, PackToInt8(v, out));
-}
-
-__m512i Load(const void* p) { return _mm512_load_si512(p); }
-
-// MultiplyByQuantizedMultiplier of 16 lanes. With kLeftShift the result is
-// exact only as far as an int8 clamp after it can tell (see the top).
-template <bool kLeftShift>
-QFORGE_INLINE __m512i MultiplyByQuantizedMultiplier(__m512i acc, const RequantBlock& q) {
-  if constexpr (kLeftShift) {
-    acc = _mm512_min_epi32(_mm512_max_epi32(acc, _mm512_set1_epi32(-(1 << 23))),
-                           _mm512_set1_epi32(1 << 23));
-  }
-  __m512i even = _mm512_mul_epi32(acc, Load(q.multiplier_even));
-  __m512i odd = _mm512_mul_epi32(_mm512_srli_epi64(acc, 32), Load(q.multiplier_odd));
-  if constexpr (kLeftShift) {
-    even = _mm512_sllv_epi64(even, Load(q.left_shift[0]));
-    odd = _mm512_sllv_epi64(odd, Load(q.left_shift[1]));
-  }
-  const __m512i minus_half = _mm512_set1_epi64(-(int64_t{1} << 30));
-  const __mmask8 even_negative = _mm512_cmplt_epi64_mask(even, minus_half);
-  const __mmask8 odd_negative = _mm512_cmplt_epi64_mask(odd, minus_half);
-  even = _mm512_add_epi64(even, Load(q.rounding[0]));
-  odd = _mm512_add_epi64(odd, Load(q.rounding[1]));
-  even = _mm512_mask_sub_epi64(even, even_negative, even, Load(q.negative_fix[0]));
-  odd = _mm512_mask_sub_epi64(odd, odd_negative, odd, Load(q.negative_fix[1]));
-  even = _mm512_srav_epi64(even, Load(q.shift[0]));
-  odd = _mm512_srav_epi64(odd, Load(q.shift[1]));
-  // Each result fits in the low half of its 64-bit lane: interleave them back.
-  const __m512i interleave =
-      _mm512_set_epi32(30, 14, 28, 12, 26, 10, 24, 8, 22, 6, 20, 4, 18, 2, 16, 0);
-  return _mm512_permutex2var_epi32(even, interleave, odd);
-}
-
-template <bool kLeftShift>
-__m128i RequantizeToInt8(__m512i acc, const RequantBlock& q, const OutputStage& out) {
-  __m512i v = MultiplyByQuantizedMultiplier<kLeftShift>(acc, q);
-  // Clamp before adding the zero point: v may sit near the int32 limits.
-  v = _mm512_min_epi32(_mm512_max_epi32(v, out.min), out.max);
-  return _mm512_cvtepi32_epi8(_mm512_add_epi32(v, out.zero_point));
-}
-
-__mmask16 LaneMask(int lanes) {
-  return lanes >= 16 ? __mmask16{0xFFFF} : static_cast<__mmask16>((1u << lanes) - 1);
-}
-
-__mmask64 ByteMask(int bytes) {
-  return bytes >= 64 ? ~__mmask64{0} : (__mmask64{1} << bytes) - 1;
-}
+using avx512::AddBytes;
+using avx512::ByteMask;
+using avx512::GatherRow;
+using avx512::LaneMask;
+using avx512::Load;
+using avx512::MultiplyByQuantizedMultiplier;
+using avx512::OutputStage;
+using avx512::PackToInt8;
+using avx512::PackToInt8InOrder;
+using avx512::RowPartialSums;
+using avx512::RequantizeToInt8;
 
 // --- GEMM ---------------------------------------------------------------------
-
-// Adds the signed bytes of x to the 16 partial sums in `sum`, 4 bytes a lane.
-QFORGE_INLINE __m512i AddBytes(__m512i sum, __m512i x) {
-  return _mm512_dpbusd_epi32(sum, _mm512_set1_epi8(1), x);
-}
-
-// sum_k a[k] over `bytes` signed bytes, as 16 partial sums.
-__m512i RowPartialSums(const int8_t* a, int bytes) {
-  __m512i sum = _mm512_setzero_si512();
-  int k = 0;
-  for (; k + 64 <= bytes; k += 64) sum = AddBytes(sum, _mm512_loadu_si512(a + k));
-  if (k < bytes) sum = AddBytes(sum, _mm512_maskz_loadu_epi8(ByteMask(bytes - k), a + k));
-  return sum;
-}
 
 // The totals of four rows' partial sums, in every 128-bit lane as
 // [total 0, total 1, total 2, total 3]: a transpose-and-add instead of four
@@ -155,38 +51,6 @@ void RowStarts(__m512i* partial, __m512i* start) {
                                        _mm512_permutexvar_epi32(_mm512_set1_epi32(i), totals));
     }
   }
-}
-
-// GatherConvRow with masked moves for the common case: every kernel row a run
-// of at most 64 bytes inside the image (MobileNetV2's first conv: 3 runs of 9).
-// Returns the row's partial sums (RowPartialSums) from the moved bytes, so the
-// row is not read back right after its masked stores (which stalls).
-__m512i GatherRow(const PackedGemmConv& conv, const int8_t* input, const OutputPixel& pixel,
-                  uint8_t* out) {
-  const reference::ConvGeometry& g = conv.geometry;
-  const int run = g.kernel_width * g.input_channels;
-  const int64_t ix0 = int64_t{pixel.ox} * g.stride_w - g.pad_left;
-  const int64_t iy0 = int64_t{pixel.oy} * g.stride_h - g.pad_top;
-  const bool inside = g.dilation_w == 1 && run <= 64 && ix0 >= 0 &&
-                      ix0 + g.kernel_width <= g.input_width && iy0 >= 0 &&
-                      iy0 + int64_t{g.kernel_height - 1} * g.dilation_h < g.input_height;
-  if (!inside) {
-    GatherConvRow(conv, input, pixel, out);
-    return RowPartialSums(reinterpret_cast<const int8_t*>(out), conv.depth_padded);
-  }
-  const __mmask64 mask = ByteMask(run);
-  const int8_t* x = input + ((int64_t{pixel.n} * g.input_height + iy0) * g.input_width + ix0) *
-                                g.input_channels;
-  const int64_t row_step = int64_t{g.dilation_h} * g.input_width * g.input_channels;
-  __m512i sum = _mm512_setzero_si512();
-  for (int ky = 0; ky < g.kernel_height; ++ky, x += row_step, out += run) {
-    const __m512i bytes = _mm512_maskz_loadu_epi8(mask, x);
-    _mm512_mask_storeu_epi8(out, mask, bytes);
-    sum = AddBytes(sum, bytes);
-  }
-  const int pad = conv.depth_padded - conv.depth;  // 0 to 3 bytes
-  if (pad > 0) _mm512_mask_storeu_epi8(out, ByteMask(pad), _mm512_setzero_si512());
-  return sum;
 }
 
 // Rows of one tile: MR input rows (repeated when the tile is short) and where

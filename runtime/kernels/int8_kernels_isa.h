@@ -14,13 +14,15 @@ namespace qforge::kernels {
 // on the generic level.
 inline constexpr int kMaxDepthwiseTaps = 64;
 
-// Rows per GEMM tile: every level tiles rows the same way, so units agree.
+// Rows per GEMM tile (PackedGemmConv::tile_rows): the AVX-512 VNNI register
+// tile's, which the generic level follows too, or an AMX tile's.
 inline constexpr int kGemmTileRows = 6;
+inline constexpr int kAmxTileRows = 16;
 
 // The rows and 16-channel blocks of GEMM unit `unit`.
 struct GemmUnit {
   int64_t first_row = 0;
-  int rows = 0;  // at most kGemmTileRows
+  int rows = 0;  // at most conv.tile_rows
   int first_block = 0, end_block = 0;
 
   GemmUnit(const PackedGemmConv& conv, int64_t unit);
@@ -67,6 +69,11 @@ void Quantize(float scale, int32_t zero_point, const float* input, int8_t* outpu
 void Dequantize(float scale, int32_t zero_point, const int8_t* input, float* output,
                 int64_t begin, int64_t end);
 }  // namespace avx512vnni
+
+namespace amx {
+void GemmConv(const PackedGemmConv& conv, const int8_t* input, int8_t* output, uint8_t* scratch,
+              int64_t begin, int64_t end);
+}  // namespace amx
 
 }  // namespace qforge::kernels
 

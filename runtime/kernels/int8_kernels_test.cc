@@ -17,6 +17,12 @@ namespace {
 
 using reference::ConvGeometry;
 
+}  // namespace
+
+void PrintTo(Isa isa, std::ostream* os) { *os << IsaName(isa); }
+
+namespace {
+
 class Int8KernelsTest : public ::testing::TestWithParam<Isa> {
  protected:
   void SetUp() override {
@@ -130,7 +136,7 @@ ConvGeometry Geometry(int batch, int h, int w, int c, int o, int k, int stride, 
 TEST_P(Int8KernelsTest, PointwiseConvAtEveryTileRemainder) {
   for (int c : {4, 8, 16, 24, 96, 160, 324}) {
     for (int o : {1, 10, 16, 24, 40, 64, 100, 144}) {
-      for (int pixels : {1, 5, 6, 7, 13}) {
+      for (int pixels : {1, 5, 6, 7, 13, 16, 17, 40}) {
         CheckConv(Geometry(1, 1, pixels, c, o, 1, 1, 0, 1));
       }
     }
@@ -277,7 +283,7 @@ TEST_P(Int8KernelsTest, QuantizeAndDequantize) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Levels, Int8KernelsTest,
-                         ::testing::Values(Isa::kGeneric, Isa::kAvx512Vnni),
+                         ::testing::Values(Isa::kGeneric, Isa::kAvx512Vnni, Isa::kAvx512Amx),
                          [](const ::testing::TestParamInfo<Isa>& info) {
                            return std::string(IsaName(info.param));
                          });
