@@ -276,6 +276,9 @@ class RowTaps {
     }
   }
 
+  // Whether every tap of output column ox is in a column of the image.
+  bool Inside(int ox) const { return ox >= first_inside_ && ox <= last_inside_; }
+
   void Find(int ox, const int8_t** taps) const {
     const int tap_count = g_.kernel_height * g_.kernel_width;
     const int8_t* padding = conv_.padding_row.data();
@@ -310,6 +313,9 @@ void DepthwiseRows(const PackedDepthwise& conv, const int8_t* input, int8_t* out
   const reference::ConvGeometry& g = conv.geometry;
   const int tap_count = g.kernel_height * g.kernel_width;
   const bool tail = g.input_channels % 64 != 0;
+  // C of 16 or 32 at stride 1: a tail block is whole neighbouring pixels.
+  const int pixels = conv.tail_pixels;
+  const bool adjacent = g.input_channels * pixels == 64 && g.stride_w == 1;
   const OutputStage stage(conv.epilogue.output);
   const int8_t* taps[4][kMaxDepthwiseTaps];
   int8_t* outs[4];
@@ -320,6 +326,17 @@ void DepthwiseRows(const PackedDepthwise& conv, const int8_t* input, int8_t* out
     const RowTaps row_taps(conv, input, n, oy);
     int group = 0;  // pixels waiting for the tail block
     for (int ox = 0; ox < g.output_width; ++ox) {
+      if (adjacent && group == 0 && ox + pixels <= g.output_width && row_taps.Inside(ox) &&
+          row_taps.Inside(ox + pixels - 1)) {
+        // The block's pixels are neighbours, and so are their taps' input
+        // pixels (a padding row repeats the zero point): one load a tap.
+        row_taps.Find(ox, taps[0]);
+        const __m512i q = DepthwiseBlock<kTaps, kLeftShift>(
+            conv, 0, tap_count, stage, [&](int t) { return _mm512_loadu_si512(taps[0][t]); });
+        _mm512_storeu_si512(row_out + int64_t{ox} * g.input_channels, q);
+        ox += pixels - 1;
+        continue;
+      }
       row_taps.Find(ox, taps[group]);
       outs[group] = row_out + int64_t{ox} * g.input_channels;
       FullBlocks<kTaps, kLeftShift>(conv, taps[group], tap_count, outs[group], stage);
