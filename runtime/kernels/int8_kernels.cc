@@ -42,11 +42,13 @@ ChannelEpilogue MakeEpilogue(const std::vector<int>& order, const std::vector<in
                              const reference::Int8Output& output) {
   ChannelEpilogue e;
   e.output = output;
+  bool any_left_shift = false;
   for (int channel : order) {
     e.bias.push_back(channel >= 0 ? bias[channel] : 0);
     e.multipliers.push_back(channel >= 0 ? multipliers[channel] : kPaddingMultiplier);
-    if (channel >= 0 && multipliers[channel].exponent > 0) e.any_left_shift = true;
+    if (channel >= 0 && multipliers[channel].exponent > 0) any_left_shift = true;
   }
+  e.mode = ModeFor(output, any_left_shift);
   for (size_t i = 0; i < order.size(); i += kChannelsPerVector) {
     e.requant.push_back(MakeRequantBlock(&e.multipliers[i]));
   }
@@ -224,6 +226,11 @@ int Blocks(const PackedGemmConv& conv) {
 int64_t ElementEnd(int64_t size, int64_t end) { return std::min(size, end * kElementsPerUnit); }
 
 }  // namespace
+
+RequantMode ModeFor(const reference::Int8Output& output, bool any_left_shift) {
+  if (any_left_shift) return RequantMode::kLeftShift;
+  return output.qmin >= output.zero_point ? RequantMode::kNegativesClamp : RequantMode::kExact;
+}
 
 RequantBlock UniformRequantBlock(const QuantizedMultiplier& m) {
   QuantizedMultiplier same[kChannelsPerVector];

@@ -56,13 +56,23 @@ struct alignas(64) RequantBlock {
   int64_t left_shift[2][8];     // the multiplier's exponent when positive, else 0
 };
 
+// What the SIMD epilogue's requantization has to handle, cheapest last:
+//   kLeftShift: some channel's multiplier is >= 1 (a positive exponent);
+//   kExact: every exponent <= 0;
+//   kNegativesClamp: that, and the output clamp's qmin >= the zero point (a
+//     fused ReLU or ReLU6), so every negative result clamps to qmin and the
+//     tie rule of negative values (RoundingDivideByPOT's) cannot show.
+enum class RequantMode { kLeftShift, kExact, kNegativesClamp };
+
+RequantMode ModeFor(const reference::Int8Output& output, bool any_left_shift);
+
 // Bias and requantization of every output channel, in the order the kernel
 // produces channels (padding channels have bias 0 and multiplier 2^30).
 struct ChannelEpilogue {
   std::vector<int32_t> bias;                      // [padded channels]
   std::vector<QuantizedMultiplier> multipliers;   // [padded channels]
   std::vector<RequantBlock> requant;              // [padded channels / 16]
-  bool any_left_shift = false;                    // some exponent > 0
+  RequantMode mode = RequantMode::kExact;
   reference::Int8Output output;
 };
 

@@ -25,6 +25,7 @@ using avx512::GatherRow;
 using avx512::MultiplyByQuantizedMultiplier;
 using avx512::OutputStage;
 using avx512::PackToInt8InOrder;
+using avx512::WithMode;
 
 // LDTILECFG's 64-byte operand (palette 1).
 struct alignas(64) TileConfig {
@@ -90,7 +91,7 @@ void Multiply(const PackedGemmConv& conv, const int8_t* a, int64_t a_stride, int
 }
 
 // Bias, requantization and int8 stores for `rows` rows of NB blocks.
-template <int NB, bool kLeftShift>
+template <int NB, RequantMode kMode>
 void Finish(const PackedGemmConv& conv, const int32_t (*acc)[kAmxTileRows][16], int rows,
             int first_block, int8_t* out, const OutputStage& stage) {
   const ChannelEpilogue& e = conv.epilogue;
@@ -104,19 +105,19 @@ void Finish(const PackedGemmConv& conv, const int32_t (*acc)[kAmxTileRows][16], 
     __m512i q[4] = {};
     for (int b = 0; b < NB; ++b) {
       const __m512i sum = _mm512_add_epi32(_mm512_load_si512(acc[b][r]), bias[b]);
-      q[b] = MultiplyByQuantizedMultiplier<kLeftShift>(sum, e.requant[first_block + b]);
+      q[b] = MultiplyByQuantizedMultiplier<kMode>(sum, e.requant[first_block + b]);
     }
     _mm512_mask_storeu_epi8(out + first_block * kChannelsPerVector, mask,
                             PackToInt8InOrder(q, stage));
   }
 }
 
-template <int NB, bool kLeftShift>
+template <int NB, RequantMode kMode>
 void Blocks(const PackedGemmConv& conv, const int8_t* a, int64_t a_stride, int rows,
             int first_block, int8_t* out, const OutputStage& stage) {
   alignas(64) int32_t acc[4][kAmxTileRows][16];
   Multiply<NB>(conv, a, a_stride, first_block, acc);
-  Finish<NB, kLeftShift>(conv, acc, rows, first_block, out, stage);
+  Finish<NB, kMode>(conv, acc, rows, first_block, out, stage);
 }
 
 // The activations of a unit's rows: the input itself for a direct GEMM with a
@@ -145,7 +146,7 @@ const int8_t* Activations(const PackedGemmConv& conv, const int8_t* input, uint8
   return reinterpret_cast<const int8_t*>(rows);
 }
 
-template <bool kLeftShift>
+template <RequantMode kMode>
 void GemmConvRange(const PackedGemmConv& conv, const int8_t* input, int8_t* output,
                    uint8_t* scratch, int64_t begin, int64_t end) {
   const OutputStage stage(conv.epilogue.output);
@@ -157,12 +158,12 @@ void GemmConvRange(const PackedGemmConv& conv, const int8_t* input, int8_t* outp
     int8_t* out = output + unit.first_row * conv.geometry.output_channels;
     int block = unit.first_block;
     for (; block + 4 <= unit.end_block; block += 4) {
-      Blocks<4, kLeftShift>(conv, a, stride, unit.rows, block, out, stage);
+      Blocks<4, kMode>(conv, a, stride, unit.rows, block, out, stage);
     }
     switch (unit.end_block - block) {
-      case 3: Blocks<3, kLeftShift>(conv, a, stride, unit.rows, block, out, stage); break;
-      case 2: Blocks<2, kLeftShift>(conv, a, stride, unit.rows, block, out, stage); break;
-      case 1: Blocks<1, kLeftShift>(conv, a, stride, unit.rows, block, out, stage); break;
+      case 3: Blocks<3, kMode>(conv, a, stride, unit.rows, block, out, stage); break;
+      case 2: Blocks<2, kMode>(conv, a, stride, unit.rows, block, out, stage); break;
+      case 1: Blocks<1, kMode>(conv, a, stride, unit.rows, block, out, stage); break;
       default: break;
     }
   }
@@ -173,11 +174,9 @@ void GemmConvRange(const PackedGemmConv& conv, const int8_t* input, int8_t* outp
 
 void GemmConv(const PackedGemmConv& conv, const int8_t* input, int8_t* output, uint8_t* scratch,
               int64_t begin, int64_t end) {
-  if (conv.epilogue.any_left_shift) {
-    GemmConvRange<true>(conv, input, output, scratch, begin, end);
-  } else {
-    GemmConvRange<false>(conv, input, output, scratch, begin, end);
-  }
+  WithMode(conv.epilogue.mode, [&](auto mode) {
+    GemmConvRange<decltype(mode)::value>(conv, input, output, scratch, begin, end);
+  });
 }
 
 }  // namespace qforge::kernels::amx

@@ -22,6 +22,7 @@
 #include <immintrin.h>
 
 #include <cstdint>
+#include <type_traits>
 
 #include "runtime/kernels/int8_kernels.h"
 #include "runtime/kernels/int8_kernels_isa.h"
@@ -72,10 +73,14 @@ QFORGE_INLINE __m512i PackToInt8InOrder(const __m512i v[4], const OutputStage& o
 
 inline __m512i Load(const void* p) { return _mm512_load_si512(p); }
 
-// MultiplyByQuantizedMultiplier of 16 lanes. With kLeftShift the result is
-// exact only as far as an int8 clamp after it can tell (see the top).
-template <bool kLeftShift>
+// MultiplyByQuantizedMultiplier of 16 lanes. In kLeftShift and
+// kNegativesClamp modes the result is exact only as far as the int8 clamp
+// after it can tell: kLeftShift clamps acc first (see the top), and
+// kNegativesClamp leaves out the negative values' tie fix, which only moves a
+// result <= 0 by one while the clamp takes every result <= 0 to qmin.
+template <RequantMode kMode>
 QFORGE_INLINE __m512i MultiplyByQuantizedMultiplier(__m512i acc, const RequantBlock& q) {
+  constexpr bool kLeftShift = kMode == RequantMode::kLeftShift;
   if constexpr (kLeftShift) {
     acc = _mm512_min_epi32(_mm512_max_epi32(acc, _mm512_set1_epi32(-(1 << 23))),
                            _mm512_set1_epi32(1 << 23));
@@ -91,8 +96,10 @@ QFORGE_INLINE __m512i MultiplyByQuantizedMultiplier(__m512i acc, const RequantBl
   const __mmask8 odd_negative = _mm512_cmplt_epi64_mask(odd, minus_half);
   even = _mm512_add_epi64(even, Load(q.rounding[0]));
   odd = _mm512_add_epi64(odd, Load(q.rounding[1]));
-  even = _mm512_mask_sub_epi64(even, even_negative, even, Load(q.negative_fix[0]));
-  odd = _mm512_mask_sub_epi64(odd, odd_negative, odd, Load(q.negative_fix[1]));
+  if constexpr (kMode != RequantMode::kNegativesClamp) {
+    even = _mm512_mask_sub_epi64(even, even_negative, even, Load(q.negative_fix[0]));
+    odd = _mm512_mask_sub_epi64(odd, odd_negative, odd, Load(q.negative_fix[1]));
+  }
   even = _mm512_srav_epi64(even, Load(q.shift[0]));
   odd = _mm512_srav_epi64(odd, Load(q.shift[1]));
   // Each result fits in the low half of its 64-bit lane: interleave them back.
@@ -101,12 +108,29 @@ QFORGE_INLINE __m512i MultiplyByQuantizedMultiplier(__m512i acc, const RequantBl
   return _mm512_permutex2var_epi32(even, interleave, odd);
 }
 
-template <bool kLeftShift>
+template <RequantMode kMode>
 __m128i RequantizeToInt8(__m512i acc, const RequantBlock& q, const OutputStage& out) {
-  __m512i v = MultiplyByQuantizedMultiplier<kLeftShift>(acc, q);
+  __m512i v = MultiplyByQuantizedMultiplier<kMode>(acc, q);
   // Clamp before adding the zero point: v may sit near the int32 limits.
   v = _mm512_min_epi32(_mm512_max_epi32(v, out.min), out.max);
   return _mm512_cvtepi32_epi8(_mm512_add_epi32(v, out.zero_point));
+}
+
+// Calls f(std::integral_constant<RequantMode, mode>()), so a kernel can be
+// instantiated for the mode it runs in.
+template <typename F>
+void WithMode(RequantMode mode, const F& f) {
+  switch (mode) {
+    case RequantMode::kLeftShift:
+      f(std::integral_constant<RequantMode, RequantMode::kLeftShift>());
+      break;
+    case RequantMode::kExact:
+      f(std::integral_constant<RequantMode, RequantMode::kExact>());
+      break;
+    case RequantMode::kNegativesClamp:
+      f(std::integral_constant<RequantMode, RequantMode::kNegativesClamp>());
+      break;
+  }
 }
 
 inline __mmask16 LaneMask(int lanes) {

@@ -22,6 +22,7 @@ using avx512::OutputStage;
 using avx512::PackToInt8;
 using avx512::PackToInt8InOrder;
 using avx512::RowPartialSums;
+using avx512::WithMode;
 using avx512::RequantizeToInt8;
 
 // --- GEMM ---------------------------------------------------------------------
@@ -64,7 +65,7 @@ struct TileRows {
 
 // Output channels [16 * first_block, 16 * (first_block + NB)) of MR rows: the
 // register tile is MR x NB vectors of 16 int32 accumulators.
-template <int MR, int NB, bool kLeftShift>
+template <int MR, int NB, RequantMode kMode>
 void GemmTile(const PackedGemmConv& conv, const TileRows<MR>& rows, int first_block,
               const OutputStage& out) {
   const int groups = conv.depth_padded / 4;
@@ -97,29 +98,29 @@ void GemmTile(const PackedGemmConv& conv, const TileRows<MR>& rows, int first_bl
   for (int m = 0; m < MR; ++m) {
     __m512i q[4] = {};
     for (int b = 0; b < NB; ++b) {
-      q[b] = MultiplyByQuantizedMultiplier<kLeftShift>(result[m][b], e.requant[first_block + b]);
+      q[b] = MultiplyByQuantizedMultiplier<kMode>(result[m][b], e.requant[first_block + b]);
     }
     _mm512_mask_storeu_epi8(rows.c[m] + first_block * kChannelsPerVector, mask,
                             PackToInt8InOrder(q, out));
   }
 }
 
-template <int MR, bool kLeftShift>
+template <int MR, RequantMode kMode>
 void GemmTileRow(const PackedGemmConv& conv, const TileRows<MR>& rows, int first_block,
                  int end_block, const OutputStage& out) {
   int block = first_block;
-  for (; block + 4 <= end_block; block += 4) GemmTile<MR, 4, kLeftShift>(conv, rows, block, out);
+  for (; block + 4 <= end_block; block += 4) GemmTile<MR, 4, kMode>(conv, rows, block, out);
   switch (end_block - block) {
-    case 3: GemmTile<MR, 3, kLeftShift>(conv, rows, block, out); break;
-    case 2: GemmTile<MR, 2, kLeftShift>(conv, rows, block, out); break;
-    case 1: GemmTile<MR, 1, kLeftShift>(conv, rows, block, out); break;
+    case 3: GemmTile<MR, 3, kMode>(conv, rows, block, out); break;
+    case 2: GemmTile<MR, 2, kMode>(conv, rows, block, out); break;
+    case 1: GemmTile<MR, 1, kMode>(conv, rows, block, out); break;
     default: break;
   }
 }
 
 // Rows [first, first + count) with count <= MR; short tiles repeat their last
 // row (recomputing and rewriting the same values) so the kernel has no row tail.
-template <int MR, bool kLeftShift>
+template <int MR, RequantMode kMode>
 void GemmRows(const PackedGemmConv& conv, const int8_t* input, int8_t* output, uint8_t* scratch,
               const GemmUnit& unit, const OutputStage& out) {
   const int64_t first = unit.first_row;
@@ -145,19 +146,19 @@ void GemmRows(const PackedGemmConv& conv, const int8_t* input, int8_t* output, u
     rows.c[m] = output + row * conv.geometry.output_channels;
   }
   RowStarts<MR>(partial, rows.start);
-  GemmTileRow<MR, kLeftShift>(conv, rows, unit.first_block, unit.end_block, out);
+  GemmTileRow<MR, kMode>(conv, rows, unit.first_block, unit.end_block, out);
 }
 
-template <bool kLeftShift>
+template <RequantMode kMode>
 void GemmConvRange(const PackedGemmConv& conv, const int8_t* input, int8_t* output,
                    uint8_t* scratch, int64_t begin, int64_t end) {
   const OutputStage out(conv.epilogue.output);
   for (int64_t index = begin; index < end; ++index) {
     const GemmUnit unit(conv, index);
     if (unit.rows == 1) {
-      GemmRows<1, kLeftShift>(conv, input, output, scratch, unit, out);
+      GemmRows<1, kMode>(conv, input, output, scratch, unit, out);
     } else {
-      GemmRows<kGemmTileRows, kLeftShift>(conv, input, output, scratch, unit, out);
+      GemmRows<kGemmTileRows, kMode>(conv, input, output, scratch, unit, out);
     }
   }
 }
@@ -177,12 +178,12 @@ void AccumulateTaps(const Bytes64* w, int tap_count, const LoadTap& load, __m512
 }
 
 // A block's accumulators, requantized to 64 int8 in input byte order.
-template <bool kLeftShift>
+template <RequantMode kMode>
 QFORGE_INLINE __m512i FinishBlock(const ChannelEpilogue& e, int block, const __m512i acc[4],
                     const OutputStage& stage) {
   __m512i q[4];
   for (int r = 0; r < 4; ++r) {
-    q[r] = MultiplyByQuantizedMultiplier<kLeftShift>(acc[r], e.requant[block * 4 + r]);
+    q[r] = MultiplyByQuantizedMultiplier<kMode>(acc[r], e.requant[block * 4 + r]);
   }
   // Lane L now holds input bytes 16L + 4i + r at byte 4r + i: put them in order.
   const __m512i order = _mm512_broadcast_i32x4(
@@ -190,7 +191,7 @@ QFORGE_INLINE __m512i FinishBlock(const ChannelEpilogue& e, int block, const __m
   return _mm512_shuffle_epi8(PackToInt8(q, stage), order);
 }
 
-template <int kTaps, bool kLeftShift, typename LoadTap>
+template <int kTaps, RequantMode kMode, typename LoadTap>
 __m512i DepthwiseBlock(const PackedDepthwise& conv, int block, int tap_count,
                        const OutputStage& stage, const LoadTap& load) {
   const ChannelEpilogue& e = conv.epilogue;
@@ -198,16 +199,16 @@ __m512i DepthwiseBlock(const PackedDepthwise& conv, int block, int tap_count,
   for (int r = 0; r < 4; ++r) acc[r] = _mm512_loadu_si512(&e.bias[block * 64 + r * 16]);
   AccumulateTaps<kTaps>(conv.weights.data() + static_cast<size_t>(block) * tap_count * 4,
                         tap_count, load, acc);
-  return FinishBlock<kLeftShift>(e, block, acc, stage);
+  return FinishBlock<kMode>(e, block, acc, stage);
 }
 
 // The blocks of 64 channels of one output pixel.
-template <int kTaps, bool kLeftShift>
+template <int kTaps, RequantMode kMode>
 void FullBlocks(const PackedDepthwise& conv, const int8_t* const* taps, int tap_count,
                 int8_t* out, const OutputStage& stage) {
   const int blocks = conv.geometry.input_channels / 64;
   for (int block = 0; block < blocks; ++block) {
-    const __m512i q = DepthwiseBlock<kTaps, kLeftShift>(
+    const __m512i q = DepthwiseBlock<kTaps, kMode>(
         conv, block, tap_count, stage,
         [&](int t) { return _mm512_loadu_si512(taps[t] + block * 64); });
     _mm512_storeu_si512(out + block * 64, q);
@@ -216,20 +217,20 @@ void FullBlocks(const PackedDepthwise& conv, const int8_t* const* taps, int tap_
 
 // The last C % 64 channels of up to tail_pixels output pixels, side by side in
 // one block; taps[p] of a missing pixel p >= pixels points at padding.
-template <int kTaps, bool kLeftShift>
+template <int kTaps, RequantMode kMode>
 void TailBlock(const PackedDepthwise& conv, const int8_t* const (*taps)[kMaxDepthwiseTaps],
                int tap_count, int pixels, int8_t* const* outs, const OutputStage& stage) {
   const int block = conv.geometry.input_channels / 64, c0 = block * 64;
   const int used = conv.geometry.input_channels - c0;
   if (conv.tail_pixels == 1) {
     const __mmask64 mask = ByteMask(used);
-    const __m512i q = DepthwiseBlock<kTaps, kLeftShift>(
+    const __m512i q = DepthwiseBlock<kTaps, kMode>(
         conv, block, tap_count, stage,
         [&](int t) { return _mm512_maskz_loadu_epi8(mask, taps[0][t] + c0); });
     _mm512_mask_storeu_epi8(outs[0] + c0, mask, q);
   } else if (conv.tail_pixels == 2) {
     const __mmask32 mask = static_cast<__mmask32>(ByteMask(used));
-    const __m512i q = DepthwiseBlock<kTaps, kLeftShift>(
+    const __m512i q = DepthwiseBlock<kTaps, kMode>(
         conv, block, tap_count, stage, [&](int t) {
           const __m256i a = _mm256_maskz_loadu_epi8(mask, taps[0][t] + c0);
           const __m256i b = _mm256_maskz_loadu_epi8(mask, taps[1][t] + c0);
@@ -239,7 +240,7 @@ void TailBlock(const PackedDepthwise& conv, const int8_t* const (*taps)[kMaxDept
     if (pixels > 1) _mm256_mask_storeu_epi8(outs[1] + c0, mask, _mm512_extracti64x4_epi64(q, 1));
   } else {
     const __mmask16 mask = static_cast<__mmask16>(ByteMask(used));
-    const __m512i q = DepthwiseBlock<kTaps, kLeftShift>(
+    const __m512i q = DepthwiseBlock<kTaps, kMode>(
         conv, block, tap_count, stage, [&](int t) {
           __m512i x = _mm512_castsi128_si512(_mm_maskz_loadu_epi8(mask, taps[0][t] + c0));
           x = _mm512_inserti32x4(x, _mm_maskz_loadu_epi8(mask, taps[1][t] + c0), 1);
@@ -307,7 +308,7 @@ class RowTaps {
   int64_t offset_[kMaxDepthwiseTaps];
 };
 
-template <int kTaps, bool kLeftShift>
+template <int kTaps, RequantMode kMode>
 void DepthwiseRows(const PackedDepthwise& conv, const int8_t* input, int8_t* output,
                    int64_t begin, int64_t end) {
   const reference::ConvGeometry& g = conv.geometry;
@@ -331,7 +332,7 @@ void DepthwiseRows(const PackedDepthwise& conv, const int8_t* input, int8_t* out
         // The block's pixels are neighbours, and so are their taps' input
         // pixels (a padding row repeats the zero point): one load a tap.
         row_taps.Find(ox, taps[0]);
-        const __m512i q = DepthwiseBlock<kTaps, kLeftShift>(
+        const __m512i q = DepthwiseBlock<kTaps, kMode>(
             conv, 0, tap_count, stage, [&](int t) { return _mm512_loadu_si512(taps[0][t]); });
         _mm512_storeu_si512(row_out + int64_t{ox} * g.input_channels, q);
         ox += pixels - 1;
@@ -339,27 +340,27 @@ void DepthwiseRows(const PackedDepthwise& conv, const int8_t* input, int8_t* out
       }
       row_taps.Find(ox, taps[group]);
       outs[group] = row_out + int64_t{ox} * g.input_channels;
-      FullBlocks<kTaps, kLeftShift>(conv, taps[group], tap_count, outs[group], stage);
+      FullBlocks<kTaps, kMode>(conv, taps[group], tap_count, outs[group], stage);
       if (!tail) continue;
       ++group;
       if (group < conv.tail_pixels && ox + 1 < g.output_width) continue;
       for (int p = group; p < conv.tail_pixels; ++p) {
         std::fill(taps[p], taps[p] + tap_count, conv.padding_row.data());
       }
-      TailBlock<kTaps, kLeftShift>(conv, taps, tap_count, group, outs, stage);
+      TailBlock<kTaps, kMode>(conv, taps, tap_count, group, outs, stage);
       group = 0;
     }
   }
 }
 
-template <bool kLeftShift>
+template <RequantMode kMode>
 void DepthwiseRange(const PackedDepthwise& conv, const int8_t* input, int8_t* output,
                     int64_t begin, int64_t end) {
   // 3x3, the common case, with its tap loop unrolled.
   if (conv.geometry.kernel_height * conv.geometry.kernel_width == 9) {
-    DepthwiseRows<9, kLeftShift>(conv, input, output, begin, end);
+    DepthwiseRows<9, kMode>(conv, input, output, begin, end);
   } else {
-    DepthwiseRows<0, kLeftShift>(conv, input, output, begin, end);
+    DepthwiseRows<0, kMode>(conv, input, output, begin, end);
   }
 }
 
@@ -379,7 +380,7 @@ class AddInput {
   QFORGE_INLINE __m512i Rescale(__m128i x) const {
     const __m512i centered = _mm512_sub_epi32(_mm512_cvtepi8_epi32(x), zero_point_);
     if (half_) return _mm512_slli_epi32(centered, reference::kAddLeftShift - 1);
-    return MultiplyByQuantizedMultiplier<false>(
+    return MultiplyByQuantizedMultiplier<RequantMode::kExact>(
         _mm512_slli_epi32(centered, reference::kAddLeftShift), requant_);
   }
 
@@ -389,7 +390,7 @@ class AddInput {
   __m512i zero_point_;
 };
 
-template <bool kLeftShift>
+template <RequantMode kMode>
 void AddRange(const reference::AddInt8Params& p, const int8_t* a, const int8_t* b,
               int8_t* output, int64_t first, int64_t last) {
   const AddInput in_a(p.a_multiplier, p.a_zero_point), in_b(p.b_multiplier, p.b_zero_point);
@@ -403,17 +404,17 @@ void AddRange(const reference::AddInt8Params& p, const int8_t* a, const int8_t* 
   for (; i + 64 <= last; i += 64) {
     __m512i q[4];
     for (int j = 0; j < 4; ++j) {
-      q[j] = MultiplyByQuantizedMultiplier<kLeftShift>(sum(i + 16 * j, 0xFFFF), qo);
+      q[j] = MultiplyByQuantizedMultiplier<kMode>(sum(i + 16 * j, 0xFFFF), qo);
     }
     _mm512_storeu_si512(output + i, PackToInt8InOrder(q, stage));
   }
   for (; i < last; i += 16) {
     const __mmask16 mask = LaneMask(static_cast<int>(last - i));
-    _mm_mask_storeu_epi8(output + i, mask, RequantizeToInt8<kLeftShift>(sum(i, mask), qo, stage));
+    _mm_mask_storeu_epi8(output + i, mask, RequantizeToInt8<kMode>(sum(i, mask), qo, stage));
   }
 }
 
-template <bool kLeftShift>
+template <RequantMode kMode>
 void MeanRange(const reference::MeanInt8Params& p, const int8_t* input, int8_t* output,
                int64_t begin, int64_t end) {
   const RequantBlock q = UniformRequantBlock(p.multiplier);
@@ -431,7 +432,7 @@ void MeanRange(const reference::MeanInt8Params& p, const int8_t* input, int8_t* 
         sum = _mm512_add_epi32(sum, _mm512_cvtepi8_epi32(x));
       }
       _mm_mask_storeu_epi8(output + n * p.channels + c, mask,
-                           RequantizeToInt8<kLeftShift>(sum, q, stage));
+                           RequantizeToInt8<kMode>(sum, q, stage));
     }
   }
 }
@@ -440,38 +441,30 @@ void MeanRange(const reference::MeanInt8Params& p, const int8_t* input, int8_t* 
 
 void GemmConv(const PackedGemmConv& conv, const int8_t* input, int8_t* output, uint8_t* scratch,
               int64_t begin, int64_t end) {
-  if (conv.epilogue.any_left_shift) {
-    GemmConvRange<true>(conv, input, output, scratch, begin, end);
-  } else {
-    GemmConvRange<false>(conv, input, output, scratch, begin, end);
-  }
+  WithMode(conv.epilogue.mode, [&](auto mode) {
+    GemmConvRange<decltype(mode)::value>(conv, input, output, scratch, begin, end);
+  });
 }
 
 void Depthwise(const PackedDepthwise& conv, const int8_t* input, int8_t* output, int64_t begin,
                int64_t end) {
-  if (conv.epilogue.any_left_shift) {
-    DepthwiseRange<true>(conv, input, output, begin, end);
-  } else {
-    DepthwiseRange<false>(conv, input, output, begin, end);
-  }
+  WithMode(conv.epilogue.mode, [&](auto mode) {
+    DepthwiseRange<decltype(mode)::value>(conv, input, output, begin, end);
+  });
 }
 
 void Add(const reference::AddInt8Params& params, const int8_t* a, const int8_t* b, int8_t* output,
          int64_t begin, int64_t end) {
-  if (params.output_multiplier.exponent > 0) {
-    AddRange<true>(params, a, b, output, begin, end);
-  } else {
-    AddRange<false>(params, a, b, output, begin, end);
-  }
+  WithMode(ModeFor(params.output, params.output_multiplier.exponent > 0), [&](auto mode) {
+    AddRange<decltype(mode)::value>(params, a, b, output, begin, end);
+  });
 }
 
 void Mean(const reference::MeanInt8Params& params, const int8_t* input, int8_t* output,
           int64_t begin, int64_t end) {
-  if (params.multiplier.exponent > 0) {
-    MeanRange<true>(params, input, output, begin, end);
-  } else {
-    MeanRange<false>(params, input, output, begin, end);
-  }
+  WithMode(ModeFor(params.output, params.multiplier.exponent > 0), [&](auto mode) {
+    MeanRange<decltype(mode)::value>(params, input, output, begin, end);
+  });
 }
 
 void Quantize(float scale, int32_t zero_point, const float* input, int8_t* output, int64_t begin,
