@@ -110,14 +110,15 @@ PackedGemmConv PackGemm(const ConvGeometry& g, int32_t input_zero_point,
     corrected[o] = (bias != nullptr ? bias[o] : 0) - input_zero_point * weight_sum;
   }
   conv.epilogue = MakeEpilogue(IdentityOrder(g.output_channels), corrected, multipliers, output);
-  // Gathered rows (and AMX's copies of short tiles' rows), in whole tiles,
-  // plus the bytes an AMX tile load reads past a row's depth.
-  conv.scratch_bytes = conv.direct && isa != Isa::kAvx512Amx
-                           ? 0
-                           : RoundUp(conv.rows, conv.tile_rows) * conv.depth_padded + 64;
   const int blocks = static_cast<int>(DivideRoundUp(g.output_channels, kChannelsPerVector));
   conv.blocks_per_unit = DivideRoundUp(conv.rows, conv.tile_rows) < 8 ? 4 : blocks;
   conv.column_parts = static_cast<int>(DivideRoundUp(blocks, conv.blocks_per_unit));
+  // Per column part: gathered rows, in whole tiles; with AMX and a direct
+  // GEMM, only a short last tile's rows, copied. Plus the bytes an AMX tile
+  // load reads past a row's depth.
+  const int64_t rows = conv.direct ? (isa == Isa::kAvx512Amx ? conv.tile_rows : 0)
+                                   : RoundUp(conv.rows, conv.tile_rows);
+  conv.scratch_bytes = rows == 0 ? 0 : conv.column_parts * rows * conv.depth_padded + 64;
   return conv;
 }
 
@@ -164,11 +165,11 @@ void GenericGemmConv(const PackedGemmConv& conv, const int8_t* input, int8_t* ou
   for (int64_t unit = begin; unit < end; ++unit) {
     const GemmUnit part(conv, unit);
     OutputPixel pixel(conv.geometry, part.first_row);
-    for (int64_t row = part.first_row; row < part.first_row + part.rows;
-         ++row, pixel.Next(conv.geometry)) {
+    for (int r = 0; r < part.rows; ++r, pixel.Next(conv.geometry)) {
+      const int64_t row = part.first_row + r;
       const int8_t* a = input + row * conv.depth;
       if (!conv.direct) {
-        uint8_t* gathered = scratch + row * conv.depth_padded;
+        uint8_t* gathered = part.ScratchRows(conv, scratch) + int64_t{r} * conv.depth_padded;
         GatherConvRow(conv, input, pixel, gathered);
         a = reinterpret_cast<const int8_t*>(gathered);
       }
@@ -292,8 +293,16 @@ GemmUnit::GemmUnit(const PackedGemmConv& conv, int64_t unit) {
   const int64_t tile = parts == 1 ? unit : unit / parts;  // no division on the common path
   first_row = tile * conv.tile_rows;
   rows = static_cast<int>(std::min<int64_t>(conv.tile_rows, conv.rows - first_row));
-  first_block = static_cast<int>(unit - tile * parts) * conv.blocks_per_unit;
+  part = static_cast<int>(unit - tile * parts);
+  first_block = part * conv.blocks_per_unit;
   end_block = std::min(first_block + conv.blocks_per_unit, Blocks(conv));
+}
+
+uint8_t* GemmUnit::ScratchRows(const PackedGemmConv& conv, uint8_t* scratch) const {
+  const int64_t rows_per_part =
+      conv.direct ? conv.tile_rows : RoundUp(conv.rows, conv.tile_rows);
+  const int64_t first = part * rows_per_part + (conv.direct ? 0 : first_row);
+  return scratch + first * conv.depth_padded;
 }
 
 void RunGemmConv(const PackedGemmConv& conv, const int8_t* input, int8_t* output,

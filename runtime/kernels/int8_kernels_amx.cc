@@ -122,8 +122,8 @@ void Blocks(const PackedGemmConv& conv, const int8_t* a, int64_t a_stride, int r
 
 // The activations of a unit's rows: the input itself for a direct GEMM with a
 // full tile; otherwise rows gathered (or, for a short tile, copied) into the
-// unit's own part of the scratch, whose rows past the tile stay as they are
-// (they only make output rows that are never stored).
+// unit's scratch rows; rows past a short tile hold whatever they held (they
+// only make output rows that are never stored).
 const int8_t* Activations(const PackedGemmConv& conv, const int8_t* input, uint8_t* scratch,
                           const GemmUnit& unit, int64_t* stride) {
   if (conv.direct && unit.rows == kAmxTileRows) {
@@ -131,7 +131,7 @@ const int8_t* Activations(const PackedGemmConv& conv, const int8_t* input, uint8
     return input + unit.first_row * conv.depth;
   }
   *stride = conv.depth_padded;
-  uint8_t* rows = scratch + unit.first_row * conv.depth_padded;
+  uint8_t* rows = unit.ScratchRows(conv, scratch);
   if (conv.direct) {
     for (int r = 0; r < unit.rows; ++r) {
       std::memcpy(rows + int64_t{r} * conv.depth_padded,

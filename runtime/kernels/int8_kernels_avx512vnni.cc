@@ -134,7 +134,7 @@ void GemmRows(const PackedGemmConv& conv, const int8_t* input, int8_t* output, u
       rows.a[m] = input + row * conv.depth;
       partial[m] = RowPartialSums(rows.a[m], conv.depth);
     } else {
-      uint8_t* gathered = scratch + row * conv.depth_padded;
+      uint8_t* gathered = unit.ScratchRows(conv, scratch) + (row - first) * conv.depth_padded;
       if (m < count) {
         partial[m] = GatherRow(conv, input, pixel, gathered);
         pixel.Next(conv.geometry);

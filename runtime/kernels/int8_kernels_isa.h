@@ -23,9 +23,16 @@ inline constexpr int kAmxTileRows = 16;
 struct GemmUnit {
   int64_t first_row = 0;
   int rows = 0;  // at most conv.tile_rows
+  int part = 0;  // which of the tile's column parts
   int first_block = 0, end_block = 0;
 
   GemmUnit(const PackedGemmConv& conv, int64_t unit);
+
+  // Where the unit keeps its gathered (or copied) activation rows in the
+  // scratch: each column part has its own copy, so units that share rows
+  // never write the same bytes at once. Row r of the unit is at
+  // ScratchRows(...) + r * conv.depth_padded.
+  uint8_t* ScratchRows(const PackedGemmConv& conv, uint8_t* scratch) const;
 };
 
 // The output pixel (n, oy, ox) of a GEMM row, stepped row by row without the
