@@ -32,6 +32,8 @@ RequantBlock MakeRequantBlock(const QuantizedMultiplier* m) {
     block.negative_fix[half][j] = right_shift > 0 ? int64_t{1} << 31 : 0;
     block.shift[half][j] = 31 + right_shift;
     block.left_shift[half][j] = std::max(m[c].exponent, 0);
+    block.rounding_biased[half][j] = block.rounding[half][j] + (int64_t{1} << 62);
+    block.bias_shifted[half][j] = (int64_t{1} << 62) >> block.shift[half][j];
   }
   return block;
 }
@@ -78,6 +80,21 @@ std::vector<Bytes64> PackGemmWeights(const int8_t* weights, int outputs, int dep
   return packed;
 }
 
+// The AVX2 GEMM layout: [O / 8][depth_padded / 2][8][2] int16.
+std::vector<Bytes64> PackAvx2GemmWeights(const int8_t* weights, int outputs, int depth,
+                                         int depth_padded) {
+  const int pairs = depth_padded / 2;
+  const int64_t blocks = DivideRoundUp(outputs, 8);
+  std::vector<Bytes64> packed(DivideRoundUp(blocks * pairs * 32, 64), Bytes64{});
+  auto* w = reinterpret_cast<int16_t*>(packed.data());
+  for (int o = 0; o < outputs; ++o) {
+    for (int k = 0; k < depth; ++k) {
+      w[((o / 8) * pairs + k / 2) * 16 + (o % 8) * 2 + k % 2] = weights[int64_t{o} * depth + k];
+    }
+  }
+  return packed;
+}
+
 PackedGemmConv PackGemm(const ConvGeometry& g, int32_t input_zero_point,
                         const std::vector<QuantizedMultiplier>& multipliers,
                         const reference::Int8Output& output, const int8_t* weights,
@@ -89,7 +106,9 @@ PackedGemmConv PackGemm(const ConvGeometry& g, int32_t input_zero_point,
   // An AMX tile of 16 rows would be mostly idle on fewer (a batch-1 classifier).
   if (isa == Isa::kAvx512Amx && conv.rows < kAmxTileRows) isa = Isa::kAvx512Vnni;
   conv.isa = isa;
-  conv.tile_rows = isa == Isa::kAvx512Amx ? kAmxTileRows : kGemmTileRows;
+  conv.tile_rows = isa == Isa::kAvx512Amx ? kAmxTileRows
+                   : isa == Isa::kAvx2    ? kAvx2TileRows
+                                          : kGemmTileRows;
   conv.depth_padded = static_cast<int>(RoundUp(conv.depth, 4));
   if (isa == Isa::kAvx512Amx) {
     conv.amx_chunk = std::min(conv.depth_padded, 64);
@@ -99,9 +118,14 @@ PackedGemmConv PackGemm(const ConvGeometry& g, int32_t input_zero_point,
                 g.stride_w == 1 && g.pad_top == 0 && g.pad_left == 0 && g.pad_bottom == 0 &&
                 g.pad_right == 0 && conv.depth % 4 == 0;
   conv.input_zero_point = input_zero_point;
-  // AMX multiplies signed by signed bytes; the VNNI levels unsigned by signed.
-  conv.weights = PackGemmWeights(weights, g.output_channels, conv.depth, conv.depth_padded,
-                                 isa == Isa::kAvx512Amx ? 0 : 128);
+  // AMX multiplies signed by signed bytes, AVX2 int16 by int16; the others
+  // unsigned by signed bytes.
+  if (isa == Isa::kAvx2) {
+    conv.weights = PackAvx2GemmWeights(weights, g.output_channels, conv.depth, conv.depth_padded);
+  } else {
+    conv.weights = PackGemmWeights(weights, g.output_channels, conv.depth, conv.depth_padded,
+                                   isa == Isa::kAvx512Amx ? 0 : 128);
+  }
   // sum_k (x - zx) * w = sum_k x * w - zx * sum_k w: the second term is constant.
   std::vector<int32_t> corrected(g.output_channels);
   for (int o = 0; o < g.output_channels; ++o) {
@@ -224,6 +248,32 @@ int Blocks(const PackedGemmConv& conv) {
   return static_cast<int>(DivideRoundUp(conv.geometry.output_channels, kChannelsPerVector));
 }
 
+// Channel c of a 16-channel block as the AVX2 depthwise kernel's
+// vpunpck{l,h}wd leave it: positions 0-7 hold channels 0-3 and 8-11, positions
+// 8-15 hold channels 4-7 and 12-15.
+int Avx2Position(int c) { return (c % 8) / 4 * 8 + c / 8 * 4 + c % 4; }
+
+std::vector<int> Avx2DepthwiseOrder(int channels) {
+  std::vector<int> order(RoundUp(channels, kChannelPadding), -1);
+  for (int c = 0; c < channels; ++c) order[c / 16 * 16 + Avx2Position(c % 16)] = c;
+  return order;
+}
+
+// [C / 16][taps / 2][lo, hi][16 x 2] int16: for each pair of taps (an odd
+// count's last one paired with zeros), tap t and t + 1 of one channel side by
+// side, in the order of Avx2Position.
+void PackAvx2Depthwise(const int8_t* filter, int channels, int taps, PackedDepthwise& conv) {
+  const int pairs = (taps + 1) / 2;
+  conv.weights.assign(DivideRoundUp(int64_t{channels} / 16 * pairs * 64, 64), Bytes64{});
+  auto* w = reinterpret_cast<int16_t*>(conv.weights.data());
+  for (int c = 0; c < channels; ++c) {
+    for (int t = 0; t < taps; ++t) {
+      w[((c / 16) * pairs + t / 2) * 32 + Avx2Position(c % 16) * 2 + t % 2] =
+          filter[int64_t{c} * taps + t];
+    }
+  }
+}
+
 int64_t ElementEnd(int64_t size, int64_t end) { return std::min(size, end * kElementsPerUnit); }
 
 }  // namespace
@@ -309,6 +359,8 @@ void RunGemmConv(const PackedGemmConv& conv, const int8_t* input, int8_t* output
                  uint8_t* scratch, int64_t begin, int64_t end) {
   if (conv.isa == Isa::kAvx512Amx) {
     amx::GemmConv(conv, input, output, scratch, begin, end);
+  } else if (conv.isa == Isa::kAvx2) {
+    avx2::GemmConv(conv, input, output, scratch, begin, end);
   } else if (conv.isa == Isa::kAvx512Vnni) {
     avx512vnni::GemmConv(conv, input, output, scratch, begin, end);
   } else {
@@ -321,6 +373,7 @@ PackedDepthwise PackDepthwise(const reference::Conv2DInt8Params& params, const i
   const ConvGeometry& g = params.geometry;
   const int channels = g.input_channels, taps = g.kernel_height * g.kernel_width;
   if (taps > kMaxDepthwiseTaps) isa = Isa::kGeneric;
+  if (isa == Isa::kAvx2 && channels % 16 != 0) isa = Isa::kGeneric;  // AVX2 takes 16 at a time
   if (isa == Isa::kAvx512Amx) isa = Isa::kAvx512Vnni;  // no AMX depthwise kernel
   PackedDepthwise conv;
   conv.isa = isa;
@@ -331,9 +384,18 @@ PackedDepthwise PackDepthwise(const reference::Conv2DInt8Params& params, const i
   for (int c = 0; c < channels; ++c) {
     int32_t weight_sum = 0;
     for (int t = 0; t < taps; ++t) weight_sum += filter[int64_t{c} * taps + t];
-    // The AVX-512 kernel sums (x + 128) * w; the generic one (x - zx) * w.
-    const int32_t offset = isa == Isa::kAvx512Vnni ? params.input_zero_point + 128 : 0;
+    // The AVX-512 kernel sums (x + 128) * w, the AVX2 one x * w, the generic
+    // one (x - zx) * w.
+    const int32_t offset = isa == Isa::kAvx512Vnni ? params.input_zero_point + 128
+                           : isa == Isa::kAvx2     ? params.input_zero_point
+                                                   : 0;
     corrected[c] = (bias != nullptr ? bias[c] : 0) - offset * weight_sum;
+  }
+  if (isa == Isa::kAvx2) {
+    PackAvx2Depthwise(filter, channels, taps, conv);
+    conv.epilogue = MakeEpilogue(Avx2DepthwiseOrder(channels), corrected, params.multipliers,
+                                 params.output);
+    return conv;
   }
   if (isa != Isa::kAvx512Vnni) {
     conv.weights.assign(DivideRoundUp(int64_t{taps} * channels, 64), Bytes64{});
@@ -379,6 +441,8 @@ void RunDepthwise(const PackedDepthwise& conv, const int8_t* input, int8_t* outp
                   int64_t begin, int64_t end) {
   if (conv.isa == Isa::kAvx512Vnni) {
     avx512vnni::Depthwise(conv, input, output, begin, end);
+  } else if (conv.isa == Isa::kAvx2) {
+    avx2::Depthwise(conv, input, output, begin, end);
   } else {
     GenericDepthwise(conv, input, output, begin, end);
   }
@@ -393,6 +457,10 @@ void RunAdd(Isa isa, const reference::AddInt8Params& params, const int8_t* a, co
     avx512vnni::Add(params, a, b, output, first, last);
     return;
   }
+  if (isa == Isa::kAvx2) {
+    avx2::Add(params, a, b, output, first, last);
+    return;
+  }
   reference::AddInt8Params part = params;
   part.size = last - first;
   reference::AddInt8(part, a + first, b + first, output + first);
@@ -403,6 +471,8 @@ void RunQuantize(Isa isa, int64_t size, float scale, int32_t zero_point, const f
   const int64_t first = begin * kElementsPerUnit, last = ElementEnd(size, end);
   if (isa >= Isa::kAvx512Vnni) {
     avx512vnni::Quantize(scale, zero_point, input, output, first, last);
+  } else if (isa == Isa::kAvx2) {
+    avx2::Quantize(scale, zero_point, input, output, first, last);
   } else {
     reference::QuantizeToInt8(last - first, scale, zero_point, input + first, output + first);
   }
@@ -413,6 +483,8 @@ void RunDequantize(Isa isa, int64_t size, float scale, int32_t zero_point, const
   const int64_t first = begin * kElementsPerUnit, last = ElementEnd(size, end);
   if (isa >= Isa::kAvx512Vnni) {
     avx512vnni::Dequantize(scale, zero_point, input, output, first, last);
+  } else if (isa == Isa::kAvx2) {
+    avx2::Dequantize(scale, zero_point, input, output, first, last);
   } else {
     reference::DequantizeInt8(last - first, scale, zero_point, input + first, output + first);
   }
@@ -422,6 +494,10 @@ void RunMean(Isa isa, const reference::MeanInt8Params& params, const int8_t* inp
              int8_t* output, int64_t begin, int64_t end) {
   if (isa >= Isa::kAvx512Vnni) {
     avx512vnni::Mean(params, input, output, begin, end);
+    return;
+  }
+  if (isa == Isa::kAvx2) {
+    avx2::Mean(params, input, output, begin, end);
     return;
   }
   const int64_t image = int64_t{params.height} * params.width * params.channels;

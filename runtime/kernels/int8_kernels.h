@@ -21,7 +21,7 @@
 //
 // Requantization is gemmlowp's SaturatingRoundingDoublingHighMul followed by
 // RoundingDivideByPOT (common/requantize.h), done in 64-bit lanes as one
-// rounding shift (derived in int8_kernels_avx512vnni.cc).
+// rounding shift (derived in int8_kernels_avx512_inl.h).
 #ifndef QFORGE_RUNTIME_KERNELS_INT8_KERNELS_H_
 #define QFORGE_RUNTIME_KERNELS_INT8_KERNELS_H_
 
@@ -54,6 +54,10 @@ struct alignas(64) RequantBlock {
   int64_t negative_fix[2][8];   // 2^31 if s > 0: RoundingDivideByPOT rounds ties away from 0
   int64_t shift[2][8];          // 31 + s
   int64_t left_shift[2][8];     // the multiplier's exponent when positive, else 0
+  // AVX2 has no 64-bit arithmetic shift: it shifts the non-negative value
+  // plus 2^62 logically, then takes back 2^62 shifted.
+  int64_t rounding_biased[2][8];  // rounding + 2^62
+  int64_t bias_shifted[2][8];     // 2^62 >> (31 + s)
 };
 
 // What the SIMD epilogue's requantization has to handle, cheapest last:

@@ -15,9 +15,10 @@ namespace qforge::kernels {
 inline constexpr int kMaxDepthwiseTaps = 64;
 
 // Rows per GEMM tile (PackedGemmConv::tile_rows): the AVX-512 VNNI register
-// tile's, which the generic level follows too, or an AMX tile's.
+// tile's, which the generic level follows too, an AMX tile's or AVX2's.
 inline constexpr int kGemmTileRows = 6;
 inline constexpr int kAmxTileRows = 16;
+inline constexpr int kAvx2TileRows = 4;
 
 // The rows and 16-channel blocks of GEMM unit `unit`.
 struct GemmUnit {
@@ -62,6 +63,60 @@ void GatherConvRow(const PackedGemmConv& conv, const int8_t* input, const Output
 // The constants of 16 channels that all share one multiplier.
 RequantBlock UniformRequantBlock(const QuantizedMultiplier& m);
 
+// Where each tap of an output row reads: the input pixel of output column ox,
+// or the padding row. Columns [first_inside, last_inside] have every tap's
+// column inside the image, so only the rows can fall outside there.
+class RowTaps {
+ public:
+  RowTaps(const PackedDepthwise& conv, const int8_t* input, int n, int oy)
+      : conv_(conv), g_(conv.geometry), input_(input) {
+    const int64_t reach = int64_t{g_.kernel_width - 1} * g_.dilation_w;
+    first_inside_ = (g_.pad_left + g_.stride_w - 1) / g_.stride_w;
+    // Floor division: a kernel wider than the image has no such column.
+    const int64_t last_start = g_.input_width - 1 - reach + g_.pad_left;
+    last_inside_ = last_start < 0 ? -1 : last_start / g_.stride_w;
+    for (int ky = 0, t = 0; ky < g_.kernel_height; ++ky) {
+      const int64_t iy = int64_t{oy} * g_.stride_h - g_.pad_top + int64_t{ky} * g_.dilation_h;
+      for (int kx = 0; kx < g_.kernel_width; ++kx, ++t) {
+        row_inside_[t] = iy >= 0 && iy < g_.input_height;
+        // Input element offset of tap t for output column 0, as if inside.
+        offset_[t] = ((int64_t{n} * g_.input_height + iy) * g_.input_width - g_.pad_left +
+                      int64_t{kx} * g_.dilation_w) * g_.input_channels;
+      }
+    }
+  }
+
+  // Whether every tap of output column ox is in a column of the image.
+  bool Inside(int ox) const { return ox >= first_inside_ && ox <= last_inside_; }
+
+  void Find(int ox, const int8_t** taps) const {
+    const int tap_count = g_.kernel_height * g_.kernel_width;
+    const int8_t* padding = conv_.padding_row.data();
+    if (ox >= first_inside_ && ox <= last_inside_) {
+      const int64_t column = int64_t{ox} * g_.stride_w * g_.input_channels;
+      for (int t = 0; t < tap_count; ++t) {
+        taps[t] = row_inside_[t] ? input_ + offset_[t] + column : padding;
+      }
+      return;
+    }
+    for (int t = 0; t < tap_count; ++t) {
+      const int64_t ix = int64_t{ox} * g_.stride_w - g_.pad_left +
+                         int64_t{t % g_.kernel_width} * g_.dilation_w;
+      const bool inside = row_inside_[t] && ix >= 0 && ix < g_.input_width;
+      taps[t] = inside ? input_ + offset_[t] + int64_t{ox} * g_.stride_w * g_.input_channels
+                       : padding;
+    }
+  }
+
+ private:
+  const PackedDepthwise& conv_;
+  const reference::ConvGeometry& g_;
+  const int8_t* input_;
+  int64_t first_inside_, last_inside_;
+  bool row_inside_[kMaxDepthwiseTaps];
+  int64_t offset_[kMaxDepthwiseTaps];
+};
+
 namespace avx512vnni {
 void GemmConv(const PackedGemmConv& conv, const int8_t* input, int8_t* output, uint8_t* scratch,
               int64_t begin, int64_t end);
@@ -76,6 +131,21 @@ void Quantize(float scale, int32_t zero_point, const float* input, int8_t* outpu
 void Dequantize(float scale, int32_t zero_point, const int8_t* input, float* output,
                 int64_t begin, int64_t end);
 }  // namespace avx512vnni
+
+namespace avx2 {
+void GemmConv(const PackedGemmConv& conv, const int8_t* input, int8_t* output, uint8_t* scratch,
+              int64_t begin, int64_t end);
+void Depthwise(const PackedDepthwise& conv, const int8_t* input, int8_t* output, int64_t begin,
+               int64_t end);
+void Add(const reference::AddInt8Params& params, const int8_t* a, const int8_t* b, int8_t* output,
+         int64_t begin, int64_t end);
+void Mean(const reference::MeanInt8Params& params, const int8_t* input, int8_t* output,
+          int64_t begin, int64_t end);
+void Quantize(float scale, int32_t zero_point, const float* input, int8_t* output, int64_t begin,
+              int64_t end);
+void Dequantize(float scale, int32_t zero_point, const int8_t* input, float* output,
+                int64_t begin, int64_t end);
+}  // namespace avx2
 
 namespace amx {
 void GemmConv(const PackedGemmConv& conv, const int8_t* input, int8_t* output, uint8_t* scratch,

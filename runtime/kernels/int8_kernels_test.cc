@@ -283,7 +283,8 @@ TEST_P(Int8KernelsTest, QuantizeAndDequantize) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Levels, Int8KernelsTest,
-                         ::testing::Values(Isa::kGeneric, Isa::kAvx512Vnni, Isa::kAvx512Amx),
+                         ::testing::Values(Isa::kGeneric, Isa::kAvx2, Isa::kAvx512Vnni,
+                                           Isa::kAvx512Amx),
                          [](const ::testing::TestParamInfo<Isa>& info) {
                            return std::string(IsaName(info.param));
                          });

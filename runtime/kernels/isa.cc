@@ -43,6 +43,7 @@ Isa CpuIsa() {
       __builtin_cpu_supports("avx512vnni")) {
     return HasAmx() ? Isa::kAvx512Amx : Isa::kAvx512Vnni;
   }
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return Isa::kAvx2;
 #endif
   return Isa::kGeneric;
 }
@@ -65,6 +66,7 @@ Isa ResolveIsa(Isa requested) { return std::min(requested, DetectIsa()); }
 const char* IsaName(Isa isa) {
   switch (isa) {
     case Isa::kGeneric: return "generic";
+    case Isa::kAvx2: return "avx2";
     case Isa::kAvx512Vnni: return "avx512vnni";
     case Isa::kAvx512Amx: return "avx512amx";
   }
@@ -72,11 +74,11 @@ const char* IsaName(Isa isa) {
 }
 
 absl::StatusOr<Isa> ParseIsa(absl::string_view name) {
-  for (Isa isa : {Isa::kGeneric, Isa::kAvx512Vnni, Isa::kAvx512Amx}) {
+  for (Isa isa : {Isa::kGeneric, Isa::kAvx2, Isa::kAvx512Vnni, Isa::kAvx512Amx}) {
     if (name == IsaName(isa)) return isa;
   }
   return absl::InvalidArgumentError(
-      absl::StrCat("unknown instruction set level '", name, "' (generic, avx512vnni or avx512amx)"));
+      absl::StrCat("unknown instruction set level '", name, "' (generic, avx2, avx512vnni or avx512amx)"));
 }
 
 }  // namespace qforge::kernels

@@ -5,7 +5,7 @@
 //
 // Levels are ordered: a CPU that has one has every lower one. Users and tests
 // may ask for a lower level (InterpreterOptions::kernel_isa) and may cap the
-// detected one (QFORGE_ISA=generic|avx512vnni|avx512amx in the environment), to compare
+// detected one (QFORGE_ISA=generic|avx2|avx512vnni|avx512amx in the environment), to compare
 // levels or to work around a CPU.
 #ifndef QFORGE_RUNTIME_KERNELS_ISA_H_
 #define QFORGE_RUNTIME_KERNELS_ISA_H_
@@ -18,8 +18,9 @@ namespace qforge::kernels {
 
 enum class Isa {
   kGeneric = 0,     // portable C++: any CPU; exact, but no faster than XNNPACK
-  kAvx512Vnni = 1,  // AVX-512 F/BW/DQ/VL + VNNI (Cascade Lake, Ice Lake, Zen 4 and later)
-  kAvx512Amx = 2,   // the above and AMX-INT8 tiles for GEMMs (Sapphire Rapids and later)
+  kAvx2 = 1,        // AVX2 + FMA (Haswell, Zen 1 and later)
+  kAvx512Vnni = 2,  // AVX-512 F/BW/DQ/VL + VNNI (Cascade Lake, Ice Lake, Zen 4 and later)
+  kAvx512Amx = 3,   // the above and AMX-INT8 tiles for GEMMs (Sapphire Rapids and later)
 };
 
 inline constexpr Isa kBestIsa = Isa::kAvx512Amx;
@@ -34,7 +35,7 @@ Isa ResolveIsa(Isa requested);
 
 const char* IsaName(Isa isa);
 
-// "generic", "avx512vnni" or "avx512amx"; InvalidArgument otherwise.
+// "generic", "avx2", "avx512vnni" or "avx512amx"; InvalidArgument otherwise.
 absl::StatusOr<Isa> ParseIsa(absl::string_view name);
 
 }  // namespace qforge::kernels

@@ -1,0 +1,380 @@
+// The AVX2 level of int8_kernels.h, for x86-64 CPUs without AVX-512 VNNI
+// (Haswell to Skylake clients, Zen 1 to 3). Compiled with -mavx2 -mfma (see
+// BUILD); runs only where ResolveIsa allows it.
+//
+// Without VNNI, products are int16 pairs summed into int32 by vpmaddwd:
+// signed activations and weights widened to int16, so neither needs a
+// correction beyond the input zero point's, folded into the bias. The GEMM
+// packs weights as [O / 8][K / 2][8][2] int16; the depthwise kernel pairs taps,
+// [C / 16][taps / 2][2][16 x 2] int16 in the order vpunpck{l,h}wd leaves the
+// channels in. Requantization is the AVX-512 levels' (int8_kernels_avx512_inl.h)
+// on 8 lanes, with a logical shift of the value plus 2^62 for the missing
+// 64-bit arithmetic shift.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+#include <type_traits>
+
+#include "runtime/kernels/int8_kernels_isa.h"
+
+namespace qforge::kernels::avx2 {
+namespace {
+
+#define QFORGE_INLINE inline __attribute__((always_inline))
+
+__m256i Load(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+
+// Zero point and clamp, in the widths the packing steps need them.
+struct OutputStage {
+  __m256i zero_point16;
+  __m128i qmin8, qmax8;
+
+  explicit OutputStage(const reference::Int8Output& o)
+      : zero_point16(_mm256_set1_epi16(static_cast<int16_t>(o.zero_point))),
+        qmin8(_mm_set1_epi8(static_cast<char>(o.qmin))),
+        qmax8(_mm_set1_epi8(static_cast<char>(o.qmax))) {}
+};
+
+// MultiplyByQuantizedMultiplier of 8 lanes, channels 8h..8h+7 of `q`, in the
+// modes of int8_kernels_avx512_inl.h.
+template <RequantMode kMode>
+QFORGE_INLINE __m256i MultiplyByQuantizedMultiplier(__m256i acc, const RequantBlock& q, int h) {
+  constexpr bool kLeftShift = kMode == RequantMode::kLeftShift;
+  const int j = 4 * h;  // index of the 64-bit constants
+  if constexpr (kLeftShift) {
+    acc = _mm256_min_epi32(_mm256_max_epi32(acc, _mm256_set1_epi32(-(1 << 23))),
+                           _mm256_set1_epi32(1 << 23));
+  }
+  __m256i p[2] = {_mm256_mul_epi32(acc, Load(&q.multiplier_even[8 * h])),
+                  _mm256_mul_epi32(_mm256_srli_epi64(acc, 32), Load(&q.multiplier_odd[8 * h]))};
+  const __m256i minus_half = _mm256_set1_epi64x(-(int64_t{1} << 30));
+  for (int half = 0; half < 2; ++half) {
+    if constexpr (kLeftShift) p[half] = _mm256_sllv_epi64(p[half], Load(&q.left_shift[half][j]));
+    __m256i t = _mm256_add_epi64(p[half], Load(&q.rounding_biased[half][j]));
+    if constexpr (kMode != RequantMode::kNegativesClamp) {
+      const __m256i negative = _mm256_cmpgt_epi64(minus_half, p[half]);
+      t = _mm256_sub_epi64(t, _mm256_and_si256(negative, Load(&q.negative_fix[half][j])));
+    }
+    // t >= 0 here (|p| < 2^62), so the logical shift is the floor.
+    t = _mm256_srlv_epi64(t, Load(&q.shift[half][j]));
+    p[half] = _mm256_sub_epi64(t, Load(&q.bias_shifted[half][j]));
+  }
+  return _mm256_blend_epi32(p[0], _mm256_slli_epi64(p[1], 32), 0xAA);
+}
+
+// 16 int16 (values 0..7 in the low lane, 8..15 in the high one) to 16 int8 in
+// that order, with the zero point and clamp; saturating on the way is exact as
+// in PackToInt8 of the AVX-512 levels.
+QFORGE_INLINE __m128i Int16ToInt8(__m256i v, const OutputStage& out) {
+  v = _mm256_adds_epi16(v, out.zero_point16);
+  const __m256i b = _mm256_permute4x64_epi64(_mm256_packs_epi16(v, v), _MM_SHUFFLE(3, 1, 2, 0));
+  return _mm_min_epi8(_mm_max_epi8(_mm256_castsi256_si128(b), out.qmin8), out.qmax8);
+}
+
+// Two vectors of 8 requantized int32 (values 0..7, then 8..15) to 16 int8.
+QFORGE_INLINE __m128i PackToInt8(__m256i v0, __m256i v1, const OutputStage& out) {
+  const __m256i w = _mm256_permute4x64_epi64(_mm256_packs_epi32(v0, v1), _MM_SHUFFLE(3, 1, 2, 0));
+  return Int16ToInt8(w, out);
+}
+
+void StoreBytes(int8_t* out, __m128i v, int bytes) {
+  if (bytes >= 16) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out), v);
+    return;
+  }
+  alignas(16) int8_t temp[16];
+  _mm_store_si128(reinterpret_cast<__m128i*>(temp), v);
+  std::memcpy(out, temp, bytes);
+}
+
+template <typename F>
+void WithMode(RequantMode mode, const F& f) {
+  switch (mode) {
+    case RequantMode::kLeftShift:
+      f(std::integral_constant<RequantMode, RequantMode::kLeftShift>());
+      break;
+    case RequantMode::kExact:
+      f(std::integral_constant<RequantMode, RequantMode::kExact>());
+      break;
+    case RequantMode::kNegativesClamp:
+      f(std::integral_constant<RequantMode, RequantMode::kNegativesClamp>());
+      break;
+  }
+}
+
+// --- GEMM ---------------------------------------------------------------------
+
+// Depth values widened to int16 per pass, for the rows of a tile.
+constexpr int kDepthChunk = 256;
+
+// 16 output channels (two 8-channel blocks from `block8`, the second maybe
+// past the end) of the tile's rows over one depth chunk: acc[m][b] += the
+// chunk's pairs (a16 rows of int16) times the packed weights.
+template <int NB>
+QFORGE_INLINE void MultiplyChunk(const int16_t* weights, int pairs_total, int block8,
+                                 int first_pair, int pairs,
+                                 const int16_t (*a16)[kDepthChunk], int rows, __m256i (*acc)[2]) {
+  const int16_t* w[NB];
+  for (int b = 0; b < NB; ++b) {
+    w[b] = weights + (static_cast<int64_t>(block8 + b) * pairs_total + first_pair) * 16;
+  }
+  for (int k2 = 0; k2 < pairs; ++k2) {
+    __m256i wv[NB];
+    for (int b = 0; b < NB; ++b) wv[b] = Load(w[b] + k2 * 16);
+    for (int m = 0; m < kAvx2TileRows; ++m) {
+      if (m >= rows) break;
+      int32_t pair;
+      std::memcpy(&pair, &a16[m][2 * k2], 4);
+      const __m256i av = _mm256_set1_epi32(pair);
+      for (int b = 0; b < NB; ++b) {
+        acc[m][b] = _mm256_add_epi32(acc[m][b], _mm256_madd_epi16(av, wv[b]));
+      }
+    }
+  }
+}
+
+template <RequantMode kMode>
+void GemmConvRange(const PackedGemmConv& conv, const int8_t* input, int8_t* output,
+                   uint8_t* scratch, int64_t begin, int64_t end) {
+  const OutputStage stage(conv.epilogue.output);
+  const ChannelEpilogue& e = conv.epilogue;
+  const int outputs = conv.geometry.output_channels;
+  const int pairs_total = conv.depth_padded / 2;
+  const auto* weights = reinterpret_cast<const int16_t*>(conv.weights.data());
+  alignas(32) int16_t a16[kAvx2TileRows][kDepthChunk];
+  for (int64_t index = begin; index < end; ++index) {
+    const GemmUnit unit(conv, index);
+    const int8_t* rows[kAvx2TileRows];
+    OutputPixel pixel(conv.geometry, unit.first_row);
+    for (int m = 0; m < unit.rows; ++m, pixel.Next(conv.geometry)) {
+      if (conv.direct) {
+        rows[m] = input + (unit.first_row + m) * conv.depth;
+      } else {
+        uint8_t* gathered = unit.ScratchRows(conv, scratch) + int64_t{m} * conv.depth_padded;
+        GatherConvRow(conv, input, pixel, gathered);
+        rows[m] = reinterpret_cast<const int8_t*>(gathered);
+      }
+    }
+    // Channels 16 at a time (two 8-channel blocks), from the unit's 16-channel blocks.
+    for (int c0 = unit.first_block * 16; c0 < std::min(unit.end_block * 16, outputs); c0 += 16) {
+      const int nb = outputs - c0 > 8 ? 2 : 1;
+      __m256i acc[kAvx2TileRows][2];
+      for (int m = 0; m < kAvx2TileRows; ++m) {
+        acc[m][0] = Load(&e.bias[c0]);
+        acc[m][1] = Load(&e.bias[c0 + 8]);
+      }
+      for (int k0 = 0; k0 < conv.depth; k0 += kDepthChunk) {
+        const int length = std::min(kDepthChunk, conv.depth - k0);
+        for (int m = 0; m < unit.rows; ++m) {
+          int k = 0;
+          for (; k + 16 <= length; k += 16) {
+            const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[m] + k0 + k));
+            _mm256_store_si256(reinterpret_cast<__m256i*>(&a16[m][k]), _mm256_cvtepi8_epi16(x));
+          }
+          for (; k < length; ++k) a16[m][k] = rows[m][k0 + k];
+          if (length % 2 != 0) a16[m][length] = 0;  // the odd depth's pair partner
+        }
+        const int pairs = (length + 1) / 2;
+        if (nb == 2) {
+          MultiplyChunk<2>(weights, pairs_total, c0 / 8, k0 / 2, pairs, a16, unit.rows, acc);
+        } else {
+          MultiplyChunk<1>(weights, pairs_total, c0 / 8, k0 / 2, pairs, a16, unit.rows, acc);
+        }
+      }
+      const RequantBlock& q = e.requant[c0 / 16];
+      for (int m = 0; m < unit.rows; ++m) {
+        const __m256i v0 = MultiplyByQuantizedMultiplier<kMode>(acc[m][0], q, 0);
+        const __m256i v1 = MultiplyByQuantizedMultiplier<kMode>(acc[m][1], q, 1);
+        StoreBytes(output + (unit.first_row + m) * outputs + c0, PackToInt8(v0, v1, stage),
+                   outputs - c0);
+      }
+    }
+  }
+}
+
+// --- depthwise ----------------------------------------------------------------
+
+template <RequantMode kMode>
+void DepthwiseRange(const PackedDepthwise& conv, const int8_t* input, int8_t* output,
+                    int64_t begin, int64_t end) {
+  const reference::ConvGeometry& g = conv.geometry;
+  const int channels = g.input_channels;
+  const int tap_count = g.kernel_height * g.kernel_width, pairs = (tap_count + 1) / 2;
+  const ChannelEpilogue& e = conv.epilogue;
+  const OutputStage stage(e.output);
+  const auto* weights = reinterpret_cast<const int16_t*>(conv.weights.data());
+  const int8_t* taps[kMaxDepthwiseTaps + 1];
+  for (int64_t unit = begin; unit < end; ++unit) {
+    const int n = static_cast<int>(unit / g.output_height);
+    const int oy = static_cast<int>(unit % g.output_height);
+    const RowTaps row_taps(conv, input, n, oy);
+    int8_t* out = output + unit * g.output_width * channels;
+    for (int ox = 0; ox < g.output_width; ++ox, out += channels) {
+      row_taps.Find(ox, taps);
+      taps[tap_count] = conv.padding_row.data();  // an odd count's partner (zero weights)
+      for (int c0 = 0; c0 < channels; c0 += 16) {
+        // lo: channels 0-3 and 8-11 of the block; hi: 4-7 and 12-15.
+        __m256i lo = Load(&e.bias[c0]), hi = Load(&e.bias[c0 + 8]);
+        const int16_t* w = weights + static_cast<int64_t>(c0 / 16) * pairs * 32;
+        for (int p = 0; p < pairs; ++p, w += 32) {
+          const __m256i x0 = _mm256_cvtepi8_epi16(
+              _mm_loadu_si128(reinterpret_cast<const __m128i*>(taps[2 * p] + c0)));
+          const __m256i x1 = _mm256_cvtepi8_epi16(
+              _mm_loadu_si128(reinterpret_cast<const __m128i*>(taps[2 * p + 1] + c0)));
+          lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_unpacklo_epi16(x0, x1), Load(w)));
+          hi = _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(x0, x1), Load(w + 16)));
+        }
+        const RequantBlock& q = e.requant[c0 / 16];
+        // Packing lo with hi puts the channels back in order.
+        const __m256i packed = _mm256_packs_epi32(MultiplyByQuantizedMultiplier<kMode>(lo, q, 0),
+                                                  MultiplyByQuantizedMultiplier<kMode>(hi, q, 1));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(out + c0), Int16ToInt8(packed, stage));
+      }
+    }
+  }
+}
+
+// --- element-wise -------------------------------------------------------------
+
+__m256i LoadInt8x8(const int8_t* p) {
+  return _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+}
+
+// As avx512vnni's AddInput: the input with multiplier 1/2 is a shift.
+class AddInput {
+ public:
+  AddInput(const QuantizedMultiplier& m, int32_t zero_point)
+      : half_(m.multiplier == (1 << 30) && m.exponent == 0),
+        requant_(UniformRequantBlock(m)),
+        zero_point_(_mm256_set1_epi32(zero_point)) {}
+
+  QFORGE_INLINE __m256i Rescale(const int8_t* x) const {
+    const __m256i centered = _mm256_sub_epi32(LoadInt8x8(x), zero_point_);
+    if (half_) return _mm256_slli_epi32(centered, reference::kAddLeftShift - 1);
+    return MultiplyByQuantizedMultiplier<RequantMode::kExact>(
+        _mm256_slli_epi32(centered, reference::kAddLeftShift), requant_, 0);
+  }
+
+ private:
+  bool half_;
+  RequantBlock requant_;
+  __m256i zero_point_;
+};
+
+template <RequantMode kMode>
+int64_t AddRange(const reference::AddInt8Params& p, const int8_t* a, const int8_t* b,
+                 int8_t* output, int64_t first, int64_t last) {
+  const AddInput in_a(p.a_multiplier, p.a_zero_point), in_b(p.b_multiplier, p.b_zero_point);
+  const RequantBlock qo = UniformRequantBlock(p.output_multiplier);
+  const OutputStage stage(p.output);
+  int64_t i = first;
+  for (; i + 16 <= last; i += 16) {
+    __m256i v[2];
+    for (int h = 0; h < 2; ++h) {
+      const int64_t at = i + 8 * h;
+      v[h] = MultiplyByQuantizedMultiplier<kMode>(
+          _mm256_add_epi32(in_a.Rescale(a + at), in_b.Rescale(b + at)), qo, 0);
+    }
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(output + i), PackToInt8(v[0], v[1], stage));
+  }
+  return i;
+}
+
+template <RequantMode kMode>
+void MeanImage(const reference::MeanInt8Params& p, const RequantBlock& q, const int8_t* image,
+               int8_t* out) {
+  const OutputStage stage(p.output);
+  const int64_t pixels = int64_t{p.height} * p.width;
+  const __m256i offset = _mm256_set1_epi32(static_cast<int32_t>(-pixels * p.input_zero_point));
+  int c = 0;
+  for (; c + 16 <= p.channels; c += 16) {
+    __m256i sum[2] = {offset, offset};
+    for (int64_t i = 0; i < pixels; ++i) {
+      for (int h = 0; h < 2; ++h) {
+        sum[h] = _mm256_add_epi32(sum[h], LoadInt8x8(image + i * p.channels + c + 8 * h));
+      }
+    }
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + c),
+                     PackToInt8(MultiplyByQuantizedMultiplier<kMode>(sum[0], q, 0),
+                                MultiplyByQuantizedMultiplier<kMode>(sum[1], q, 0), stage));
+  }
+  for (; c < p.channels; ++c) {  // the last channels, as the reference
+    int32_t sum = 0;
+    for (int64_t i = 0; i < pixels; ++i) sum += image[i * p.channels + c] - p.input_zero_point;
+    out[c] = RequantizeToInt8(sum, p.multiplier, p.output.zero_point, p.output.qmin,
+                              p.output.qmax);
+  }
+}
+
+}  // namespace
+
+void GemmConv(const PackedGemmConv& conv, const int8_t* input, int8_t* output, uint8_t* scratch,
+              int64_t begin, int64_t end) {
+  WithMode(conv.epilogue.mode, [&](auto mode) {
+    GemmConvRange<decltype(mode)::value>(conv, input, output, scratch, begin, end);
+  });
+}
+
+void Depthwise(const PackedDepthwise& conv, const int8_t* input, int8_t* output, int64_t begin,
+               int64_t end) {
+  WithMode(conv.epilogue.mode, [&](auto mode) {
+    DepthwiseRange<decltype(mode)::value>(conv, input, output, begin, end);
+  });
+}
+
+void Add(const reference::AddInt8Params& params, const int8_t* a, const int8_t* b, int8_t* output,
+         int64_t begin, int64_t end) {
+  int64_t done = begin;
+  WithMode(ModeFor(params.output, params.output_multiplier.exponent > 0), [&](auto mode) {
+    done = AddRange<decltype(mode)::value>(params, a, b, output, begin, end);
+  });
+  reference::AddInt8Params rest = params;  // the last few elements, as the reference
+  rest.size = end - done;
+  reference::AddInt8(rest, a + done, b + done, output + done);
+}
+
+void Mean(const reference::MeanInt8Params& params, const int8_t* input, int8_t* output,
+          int64_t begin, int64_t end) {
+  const RequantBlock q = UniformRequantBlock(params.multiplier);
+  const int64_t image = int64_t{params.height} * params.width * params.channels;
+  WithMode(ModeFor(params.output, params.multiplier.exponent > 0), [&](auto mode) {
+    for (int64_t n = begin; n < end; ++n) {
+      MeanImage<decltype(mode)::value>(params, q, input + n * image, output + n * params.channels);
+    }
+  });
+}
+
+void Quantize(float scale, int32_t zero_point, const float* input, int8_t* output, int64_t begin,
+              int64_t end) {
+  const __m256 s = _mm256_set1_ps(scale), zp = _mm256_set1_ps(static_cast<float>(zero_point));
+  const __m256 lo = _mm256_set1_ps(-128.0f), hi = _mm256_set1_ps(127.0f);
+  const __m256 nan_value = _mm256_set1_ps(static_cast<float>(std::clamp(zero_point, -128, 127)));
+  int64_t i = begin;
+  for (; i + 8 <= end; i += 8) {
+    const __m256 x = _mm256_loadu_ps(input + i);
+    // As common/quantization.h: nearbyint(x / scale) + zero_point in float,
+    // clamped; NaN becomes the zero point.
+    __m256 q = _mm256_round_ps(_mm256_div_ps(x, s), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    q = _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(q, zp), lo), hi);
+    q = _mm256_blendv_ps(q, nan_value, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+    const __m256i q32 = _mm256_cvtps_epi32(q);
+    const __m128i q16 = _mm_packs_epi32(_mm256_castsi256_si128(q32), _mm256_extracti128_si256(q32, 1));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(output + i), _mm_packs_epi16(q16, q16));
+  }
+  reference::QuantizeToInt8(end - i, scale, zero_point, input + i, output + i);
+}
+
+void Dequantize(float scale, int32_t zero_point, const int8_t* input, float* output,
+                int64_t begin, int64_t end) {
+  const __m256 s = _mm256_set1_ps(scale);
+  const __m256i zp = _mm256_set1_epi32(zero_point);
+  int64_t i = begin;
+  for (; i + 8 <= end; i += 8) {
+    const __m256i q = _mm256_sub_epi32(LoadInt8x8(input + i), zp);
+    _mm256_storeu_ps(output + i, _mm256_mul_ps(s, _mm256_cvtepi32_ps(q)));
+  }
+  reference::DequantizeInt8(end - i, scale, zero_point, input + i, output + i);
+}
+
+}  // namespace qforge::kernels::avx2
