@@ -32,7 +32,8 @@ ABSL_FLAG(int, batch, 1, "Images per inference.");
 ABSL_FLAG(std::string, backend, "fast",
           "fast (qforge's kernels, XNNPACK for float ops), xnnpack (XNNPACK alone) or reference.");
 ABSL_FLAG(std::string, isa, "",
-          "The fast backend's kernel level: generic or avx512vnni (the CPU may allow less); "
+          "The fast backend's kernel level: generic, avx512vnni or avx512amx (the CPU may "
+          "allow less); "
           "empty: the best SIMD level the CPU has, or XNNPACK alone if none.");
 ABSL_FLAG(int, warmup, 10, "Untimed inferences first.");
 ABSL_FLAG(int, runs, 100, "Timed inferences.");
@@ -241,17 +242,22 @@ void Print(const Result& r) {
   const int batch = absl::GetFlag(FLAGS_batch);
   const double images_per_s = batch * 1000.0 / r.median_ms;
   if (absl::GetFlag(FLAGS_json)) {
+    std::string by_kind;
+    for (const auto& [kind, ms] : r.ms_by_kind) {
+      absl::StrAppend(&by_kind, by_kind.empty() ? "" : ", ", Quoted(kind), ": ",
+                      absl::StrFormat("%.4f", ms));
+    }
     std::printf(
         "%s\n",
         absl::StrFormat(
             R"({"model": %s, "backend": %s, "engines": %s, "threads": %d, "batch": %d, "runs": %d, )"
             R"("median_ms": %.4f, "p90_ms": %.4f, "min_ms": %.4f, "images_per_s": %.2f, )"
             R"("load_ms": %.2f, "model_bytes": %d, "arena_bytes": %d, "unshared_bytes": %d, )"
-            R"("peak_rss_kb": %d, "overhead_percent": %.3f})",
+            R"("peak_rss_kb": %d, "overhead_percent": %.3f, "ms_by_kind": {%s}})",
             Quoted(absl::GetFlag(FLAGS_model)), Quoted(absl::GetFlag(FLAGS_backend)), Quoted(r.engines),
             absl::GetFlag(FLAGS_threads), batch, r.runs, r.median_ms, r.p90_ms, r.min_ms, images_per_s,
             r.load_ms, r.model_bytes, r.arena_bytes, r.unshared_bytes, r.peak_rss_kb,
-            r.overhead_percent)
+            r.overhead_percent, by_kind)
             .c_str());
     return;
   }

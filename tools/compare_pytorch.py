@@ -14,14 +14,17 @@ Rows, each with 1 and 2 threads:
   - PyTorch int8, scripted, for the qnnpack and onednn quantized engines
     (fuse, default qconfig of the engine, calibrate on random batches, convert)
   - qforge int8 and float, from qforge's benchmark binary
-    (`bazel-bin/tools/benchmark --model=PATH --threads=N --batch=1 --json`)
+    (`bazel-bin/tools/benchmark --model=PATH --threads=N --batch=1 --json`):
+    its default backend (qforge's own int8 kernels where the CPU has
+    AVX-512 VNNI or AMX), and int8 on XNNPACK alone for reference
 
 With --peers, also the runtimes a qforge user would pick instead, on the same
 MobileNetV2 exported to ONNX (tools/peer_runtimes.py says how):
   - ONNX Runtime int8 (QDQ, quantized by its quantize_static) and float
   - OpenVINO int8 (the same QDQ file) and float
   - LiteRT int8 with its XNNPACK delegate (the same int8 model as a .tflite)
---peer_profile adds OpenVINO's int8 time by op kind at 1 thread.
+Then, for each peer's int8 row, how many times slower it is than qforge int8.
+--peer_profile adds qforge's and OpenVINO's int8 time by op kind at 1 thread.
 
 An engine this PyTorch build lacks (e.g. fbgemm in Debian's) prints
 "unavailable"; a missing qforge binary or model file prints "not run".
@@ -177,12 +180,12 @@ def pytorch_rows(args):
             for name, build in builders.items()}
 
 
-def qforge_result(binary, model, threads):
+def qforge_result(binary, model, threads, *extra):
     """One qforge benchmark run as a dict, or None if it cannot run."""
     if not (os.access(binary, os.X_OK) and os.path.isfile(model)):
         return None
     cmd = [binary, f"--model={model}", f"--threads={threads}", "--batch=1",
-           "--json"]
+           "--json", *extra]
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, check=True,
                              timeout=600)
@@ -199,11 +202,51 @@ def qforge_result(binary, model, threads):
 
 def qforge_rows(args):
     torch.set_num_threads(1)  # keep PyTorch's idle workers off the cores
-    models = {"qforge int8": args.qforge_int8_model,
-              "qforge float": args.qforge_float_model}
-    return {name: {n: qforge_result(args.qforge_benchmark, path, n)
+    rows = {"qforge int8": (args.qforge_int8_model,),
+            "qforge int8, XNNPACK only": (args.qforge_int8_model,
+                                          "--backend=xnnpack"),
+            "qforge float": (args.qforge_float_model,)}
+    return {name: {n: qforge_result(args.qforge_benchmark, model, n, *extra)
                    for n in THREADS}
-            for name, path in models.items()}
+            for name, (model, *extra) in rows.items()}
+
+
+def qforge_profile(args):
+    """Table lines of qforge's int8 time by op kind at 1 thread (the sum of
+    each op's median over the runs), or [] if the benchmark cannot run."""
+    result = qforge_result(args.qforge_benchmark, args.qforge_int8_model, 1,
+                           "--profile", f"--runs={args.runs}")
+    if result is None or "ms_by_kind" not in result:
+        return []
+    by_kind = result["ms_by_kind"]
+    total = sum(by_kind.values())
+    lines = [f"qforge int8, 1 thread, time by op kind (ops run by: "
+             f"{result.get('engines', '?')}):", "",
+             "| op kind | ms | share |", "|---|---|---|"]
+    for kind, ms in sorted(by_kind.items(), key=lambda item: -item[1]):
+        lines.append(f"| {kind} | {ms:.3f} | {ms / total * 100.0:.1f}% |")
+    lines.append(f"| total | {total:.3f} | 100% |")
+    return lines
+
+
+def ratio_lines(results):
+    """How many times slower each other int8 row is than qforge int8, per
+    thread count (below 1: faster than qforge)."""
+    ours = results.get("qforge int8", {})
+    lines = ["int8 rows against qforge int8 (their median / qforge's):", "",
+             "| system | " + " | ".join(f"{n} thread{'s' if n > 1 else ''}"
+                                      for n in THREADS) + " |",
+             "|---|" + "---|" * len(THREADS)]
+    for name, by_threads in results.items():
+        if "int8" not in name or name == "qforge int8":
+            continue
+        cells = []
+        for n in THREADS:
+            theirs, mine = by_threads.get(n), ours.get(n)
+            cells.append(f"{theirs['median_ms'] / mine['median_ms']:.2f}x"
+                         if theirs and mine else "-")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def peers_python(venv):
@@ -245,6 +288,7 @@ def peer_rows(args):
         if args.peer_profile:
             info["profile"] = peer_runtimes.openvino_profile(
                 int8_path, image, args.runs, args.warmup)
+            info["qforge_profile"] = qforge_profile(args)
     return rows, info
 
 
@@ -285,9 +329,12 @@ def print_table(results, runs, peers=None):
         missing = "not run" if name.startswith("qforge") else "unavailable"
         cells = " | ".join(cell(by_threads[n], missing) for n in THREADS)
         print(f"| {name} | {cells} |")
+    print()
+    print("\n".join(ratio_lines(results)))
     if peers is not None and peers["profile"]:
-        print()
-        print("\n".join(peers["profile"]))
+        for table in (peers["qforge_profile"], peers["profile"]):
+            print()
+            print("\n".join(table))
 
 
 def main():
