@@ -25,7 +25,6 @@ using avx512::GatherRow;
 using avx512::MultiplyByQuantizedMultiplier;
 using avx512::OutputStage;
 using avx512::PackToInt8InOrder;
-using avx512::WithMode;
 
 // LDTILECFG's 64-byte operand (palette 1).
 struct alignas(64) TileConfig {

@@ -21,8 +21,6 @@
 namespace qforge::kernels::avx2 {
 namespace {
 
-#define QFORGE_INLINE inline __attribute__((always_inline))
-
 __m256i Load(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
 
 // Zero point and clamp, in the widths the packing steps need them.
@@ -86,21 +84,6 @@ void StoreBytes(int8_t* out, __m128i v, int bytes) {
   alignas(16) int8_t temp[16];
   _mm_store_si128(reinterpret_cast<__m128i*>(temp), v);
   std::memcpy(out, temp, bytes);
-}
-
-template <typename F>
-void WithMode(RequantMode mode, const F& f) {
-  switch (mode) {
-    case RequantMode::kLeftShift:
-      f(std::integral_constant<RequantMode, RequantMode::kLeftShift>());
-      break;
-    case RequantMode::kExact:
-      f(std::integral_constant<RequantMode, RequantMode::kExact>());
-      break;
-    case RequantMode::kNegativesClamp:
-      f(std::integral_constant<RequantMode, RequantMode::kNegativesClamp>());
-      break;
-  }
 }
 
 // --- GEMM ---------------------------------------------------------------------

@@ -29,9 +29,6 @@
 
 namespace qforge::kernels::avx512 {
 
-// The epilogue helpers are used by many template instances; GCC would
-// otherwise call some of them, passing the accumulators through memory.
-#define QFORGE_INLINE inline __attribute__((always_inline))
 
 // The int8 output stage after requantization: add the zero point and clamp to
 // [qmin, qmax], for one vector of 16 int32 (OutputStage) or four at once
@@ -114,23 +111,6 @@ __m128i RequantizeToInt8(__m512i acc, const RequantBlock& q, const OutputStage& 
   // Clamp before adding the zero point: v may sit near the int32 limits.
   v = _mm512_min_epi32(_mm512_max_epi32(v, out.min), out.max);
   return _mm512_cvtepi32_epi8(_mm512_add_epi32(v, out.zero_point));
-}
-
-// Calls f(std::integral_constant<RequantMode, mode>()), so a kernel can be
-// instantiated for the mode it runs in.
-template <typename F>
-void WithMode(RequantMode mode, const F& f) {
-  switch (mode) {
-    case RequantMode::kLeftShift:
-      f(std::integral_constant<RequantMode, RequantMode::kLeftShift>());
-      break;
-    case RequantMode::kExact:
-      f(std::integral_constant<RequantMode, RequantMode::kExact>());
-      break;
-    case RequantMode::kNegativesClamp:
-      f(std::integral_constant<RequantMode, RequantMode::kNegativesClamp>());
-      break;
-  }
 }
 
 inline __mmask16 LaneMask(int lanes) {

@@ -22,7 +22,6 @@ using avx512::OutputStage;
 using avx512::PackToInt8;
 using avx512::PackToInt8InOrder;
 using avx512::RowPartialSums;
-using avx512::WithMode;
 using avx512::RequantizeToInt8;
 
 // --- GEMM ---------------------------------------------------------------------

@@ -5,6 +5,7 @@
 #define QFORGE_RUNTIME_KERNELS_INT8_KERNELS_ISA_H_
 
 #include <cstdint>
+#include <type_traits>
 
 #include "runtime/kernels/int8_kernels.h"
 
@@ -13,6 +14,27 @@ namespace qforge::kernels {
 // The most taps (KH * KW) the SIMD depthwise kernels take; larger kernels run
 // on the generic level.
 inline constexpr int kMaxDepthwiseTaps = 64;
+
+// The SIMD levels' epilogue helpers are used by many template instances; GCC
+// would otherwise call some of them, passing the accumulators through memory.
+#define QFORGE_INLINE inline __attribute__((always_inline))
+
+// Calls f(std::integral_constant<RequantMode, mode>()), so a kernel can be
+// instantiated for the mode it runs in.
+template <typename F>
+void WithMode(RequantMode mode, const F& f) {
+  switch (mode) {
+    case RequantMode::kLeftShift:
+      f(std::integral_constant<RequantMode, RequantMode::kLeftShift>());
+      break;
+    case RequantMode::kExact:
+      f(std::integral_constant<RequantMode, RequantMode::kExact>());
+      break;
+    case RequantMode::kNegativesClamp:
+      f(std::integral_constant<RequantMode, RequantMode::kNegativesClamp>());
+      break;
+  }
+}
 
 // Rows per GEMM tile (PackedGemmConv::tile_rows): the AVX-512 VNNI register
 // tile's, which the generic level follows too, an AMX tile's or AVX2's.
