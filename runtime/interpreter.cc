@@ -33,7 +33,7 @@ absl::StatusOr<std::unique_ptr<Interpreter>> Interpreter::Create(
     if (options.backend == Backend::kFast) {
       if (options.kernel_isa.has_value()) {
         kernel_isa = kernels::ResolveIsa(*options.kernel_isa);
-      } else if (kernels::DetectIsa() != kernels::Isa::kGeneric) {
+      } else if (kernels::DetectIsa() >= kernels::kDefaultMinIsa) {
         kernel_isa = kernels::DetectIsa();
       }
     }

@@ -122,14 +122,14 @@ TEST(Interpreter, ReportsWhatRunsEachOp) {
   }
 }
 
-// By default the fast backend uses qforge's kernels only where the CPU has a
-// SIMD level for them; elsewhere (or with QFORGE_ISA=generic, as the
+// By default the fast backend uses qforge's kernels only where the CPU has
+// AVX-512 VNNI or better; elsewhere (or with QFORGE_ISA=generic, as the
 // interpreter_generic_cpu_test target runs this) XNNPACK runs every op.
 TEST(Interpreter, DefaultFastBackendFollowsTheCpu) {
   std::shared_ptr<const CompiledModel> model = SmallNetwork();
   auto fast = Interpreter::Create(model, {Backend::kFast, 1});
   ASSERT_TRUE(fast.ok());
-  const bool simd = kernels::DetectIsa() != kernels::Isa::kGeneric;
+  const bool simd = kernels::DetectIsa() >= kernels::kDefaultMinIsa;
   std::printf("detected level %s\n", kernels::IsaName(kernels::DetectIsa()));
   for (size_t i = 0; i < model->ops().size(); ++i) {
     EXPECT_EQ((*fast)->op_engine(static_cast<int>(i)),

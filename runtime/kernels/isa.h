@@ -25,6 +25,12 @@ enum class Isa {
 
 inline constexpr Isa kBestIsa = Isa::kAvx512Amx;
 
+// The lowest level the fast backend uses qforge's kernels at unless asked to:
+// below it XNNPACK is as fast or faster (the AVX2 level, measured on an
+// AVX-512 CPU: 10.2 ms for MobileNetV2 against XNNPACK's 7.3 ms), so the AVX2
+// and generic levels run only when InterpreterOptions::kernel_isa asks.
+inline constexpr Isa kDefaultMinIsa = Isa::kAvx512Vnni;
+
 // The highest level this CPU and OS support, capped by QFORGE_ISA if it is set
 // to a known level name.
 Isa DetectIsa();
