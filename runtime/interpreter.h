@@ -46,7 +46,7 @@ struct InterpreterOptions {
 class Interpreter {
  public:
   // InvalidArgument for num_threads < 1; ResourceExhausted if the arena cannot
-  // be allocated; the XNNPACK executor's errors otherwise.
+  // be allocated; the fast executor's (XNNPACK's) errors otherwise.
   static absl::StatusOr<std::unique_ptr<Interpreter>> Create(
       std::shared_ptr<const CompiledModel> model, const InterpreterOptions& options);
 

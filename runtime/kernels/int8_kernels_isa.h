@@ -1,6 +1,8 @@
-// The per-level implementations behind int8_kernels.h, for its dispatch only.
-// Each level's file is compiled with that level's instructions enabled; its
-// functions must run only when ResolveIsa allows the level.
+// What the levels behind int8_kernels.h share, for the kernel files only: the
+// portable helpers every level uses (tiling of GEMM work, depthwise tap
+// addresses, im2col rows, the requantization mode dispatch) and the per-level
+// entry points. Each level's file is compiled with that level's instructions
+// enabled; its functions must run only when ResolveIsa allows the level.
 #ifndef QFORGE_RUNTIME_KERNELS_INT8_KERNELS_ISA_H_
 #define QFORGE_RUNTIME_KERNELS_INT8_KERNELS_ISA_H_
 
