@@ -113,7 +113,10 @@ PackedGemmConv PackFullyConnected(const reference::FullyConnectedInt8Params& par
                                   const int8_t* weights, const int32_t* bias, Isa isa);
 
 // Rows are processed in tiles; a unit is a tile's columns, or a 64-channel
-// part of them (blocks_per_unit); [begin, end) of GemmConvUnits.
+// part of them (blocks_per_unit); [begin, end) of GemmConvUnits. The input
+// must stay readable for 64 bytes past its end, as in the runtime's arena:
+// an AMX tile load of a row's last chunk reads up to 63 bytes past the row
+// (the weights there are zero).
 int64_t GemmConvUnits(const PackedGemmConv& conv);
 void RunGemmConv(const PackedGemmConv& conv, const int8_t* input, int8_t* output,
                  uint8_t* scratch, int64_t begin, int64_t end);

@@ -59,6 +59,13 @@ class Int8KernelsTest : public ::testing::TestWithParam<Isa> {
     for (int32_t& b : bias) b = Int(-(1 << 20), 1 << 20);
     return bias;
   }
+  // Inputs of GEMMs get the 64 readable bytes past their end that the
+  // runtime's arena gives every tensor (int8_kernels.h).
+  std::vector<int8_t> GemmInput(int64_t n) {
+    std::vector<int8_t> v = Bytes(n);
+    v.resize(n + 64);
+    return v;
+  }
   // Runs [0, units) in a few uneven pieces, as threads would.
   template <typename F>
   void RunInPieces(int64_t units, F run) {
@@ -78,7 +85,7 @@ class Int8KernelsTest : public ::testing::TestWithParam<Isa> {
     params.output = Output();
     const int group_in = g.input_channels / g.groups;
     const std::vector<int8_t> input =
-        Bytes(int64_t{g.batch} * g.input_height * g.input_width * g.input_channels);
+        GemmInput(int64_t{g.batch} * g.input_height * g.input_width * g.input_channels);
     const std::vector<int8_t> filter =
         Bytes(int64_t{g.output_channels} * g.kernel_height * g.kernel_width * group_in, -127, 127);
     const std::vector<int32_t> bias = Bias(g.output_channels);
@@ -186,7 +193,7 @@ TEST_P(Int8KernelsTest, FullyConnected) {
       params.input_zero_point = Int(-128, 127);
       for (int i = 0; i < o; ++i) params.multipliers.push_back(Multiplier());
       params.output = Output();
-      const std::vector<int8_t> input = Bytes(int64_t{batch} * k);
+      const std::vector<int8_t> input = GemmInput(int64_t{batch} * k);
       const std::vector<int8_t> weights = Bytes(int64_t{o} * k, -127, 127);
       const std::vector<int32_t> bias = Bias(o);
       std::vector<int8_t> expected(int64_t{batch} * o), actual(expected.size());
