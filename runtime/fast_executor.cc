@@ -3,8 +3,7 @@
 // qforge's kernel ops (runtime/kernel_ops.h) where they cover the op, else one
 // XNNPACK operator.
 //
-// XNNPACK
-// Mapping: int8 Conv2D and FullyConnected -> qc8 convolution (FullyConnected as
+// XNNPACK's mapping: int8 Conv2D and FullyConnected -> qc8 convolution (FullyConnected as
 // a 1x1 convolution, because XNNPACK's qs8 fully connected is per-tensor only);
 // float ones -> f32 convolution / fully connected; Add -> add_nd; Mean ->
 // global average pooling; Quantize / Dequantize -> convert; Reshape -> a copy.
@@ -54,7 +53,9 @@ class FastExecutor : public Executor {
     // One thread runs in the caller; more get a pool.
     if (num_threads > 1) pool_ = pthreadpool_create(num_threads);
     num_threads_ = num_threads;
-    if (kernel_isa.has_value()) kernel_engine_ = absl::StrCat("qforge-", kernels::IsaName(*kernel_isa));
+    if (kernel_isa.has_value()) {
+      kernel_engine_ = absl::StrCat("qforge-", kernels::IsaName(*kernel_isa));
+    }
     for (const PreparedOp& op : model_.ops()) {
       steps_.emplace_back();
       if (kernel_isa.has_value()) steps_.back().kernel = MakeKernelOp(op, tensors_, *kernel_isa);
