@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "common/random.h"
+#include "trainer/step_profile.h"
 
 namespace qforge {
 namespace {
@@ -17,6 +18,12 @@ std::string NextModuleName(const std::string& conv_name) {
   return conv_name.substr(0, dot + 1) + std::to_string(index + 1);
 }
 
+// The conv's kind in a step profile.
+const char* ConvKind(const Conv2dOptions& o) {
+  if (o.groups == o.in_channels && o.groups > 1) return "depthwise conv";
+  return o.kernel == 1 ? "1x1 conv" : "first conv (im2col)";
+}
+
 }  // namespace
 
 ConvBnAct::ConvBnAct(const ConvLayer& layer, bool relu6, ParameterStore& params)
@@ -28,13 +35,21 @@ ConvBnAct::ConvBnAct(const ConvLayer& layer, bool relu6, ParameterStore& params)
          /*clamp_max=*/!layer.activation ? NAN : relu6 ? 6.0f : INFINITY) {}
 
 const FloatTensor& ConvBnAct::Forward(const FloatTensor& x, const PassContext& ctx) {
-  conv.Forward(x, conv_out);
+  {
+    ProfileScope scope("forward", ConvKind(conv.options()));
+    conv.Forward(x, conv_out);
+  }
+  ProfileScope scope("forward", "batch norm + activation");
   bn.Forward(conv_out, bn_out, ctx);
   return bn_out;
 }
 
 void ConvBnAct::Backward(const FloatTensor& dy, FloatTensor* dx) {
-  bn.Backward(dy, d_conv);
+  {
+    ProfileScope scope("backward", "batch norm + activation");
+    bn.Backward(dy, d_conv);
+  }
+  ProfileScope scope("backward", ConvKind(conv.options()));
   conv.Backward(d_conv, dx);
 }
 
@@ -98,10 +113,12 @@ const FloatTensor& MobileNetV2Model::Forward(const FloatTensor& x, const PassCon
     const FloatTensor* block_in = h;
     for (auto& layer : f.layers) h = &layer->Forward(*h, ctx);
     if (f.skip_add != nullptr) {
+      ProfileScope scope("forward", "residual add");
       f.skip_add->Forward(*block_in, *h, f.sum);
       h = &f.sum;
     }
   }
+  ProfileScope scope("forward", "pool + classifier");
   pool_.Forward(*h, pooled_);
   dropout_.Forward(pooled_, dropped_, ctx);
   classifier_.Forward(dropped_, logits_);
@@ -109,21 +126,28 @@ const FloatTensor& MobileNetV2Model::Forward(const FloatTensor& x, const PassCon
 }
 
 void MobileNetV2Model::Backward(const FloatTensor& dlogits) {
-  classifier_.Backward(dequant_.Backward(dlogits), &d_dropped_);
-  dropout_.Backward(d_dropped_, d_pooled_);
-  pool_.Backward(d_pooled_, d_features_);
+  {
+    ProfileScope scope("backward", "pool + classifier");
+    classifier_.Backward(dequant_.Backward(dlogits), &d_dropped_);
+    dropout_.Backward(d_dropped_, d_pooled_);
+    pool_.Backward(d_pooled_, d_features_);
+  }
   // d_features_ holds the gradient of the current block's output; each block
   // turns it into the gradient of its input, through d_block_.
   for (size_t b = features_.size(); b-- > 0;) {
     FeatureBlockLayers& f = features_[b];
     const bool first_block = b == 0;
-    if (f.skip_add != nullptr) d_skip_ = d_features_;  // y = x + F(x): the skip's share
+    if (f.skip_add != nullptr) {
+      ProfileScope scope("backward", "residual add");
+      d_skip_ = d_features_;  // y = x + F(x): the skip's share
+    }
     for (size_t l = f.layers.size(); l-- > 0;) {
       const bool network_input = first_block && l == 0;
       f.layers[l]->Backward(d_features_, network_input ? nullptr : &d_block_);
       if (!network_input) std::swap(d_features_, d_block_);
     }
     if (f.skip_add != nullptr) {
+      ProfileScope scope("backward", "residual add");
       // dL/dx = dL/dy through the skip + dL/dx through F.
       for (int64_t i = 0; i < d_features_.size(); ++i) d_features_.data[i] += d_skip_.data[i];
     }

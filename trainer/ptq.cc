@@ -1,7 +1,5 @@
 #include "trainer/ptq.h"
 
-#include <cblas.h>
-
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
@@ -161,7 +159,6 @@ absl::StatusOr<PtqResult> RunPtq(const PtqOptions& options) {
   RestoredModel& r = **restored;
   const int threads = options.threads > 0 ? options.threads : std::max(1, r.config.threads());
   ConfigurePool(threads);
-  openblas_set_num_threads(1);  // trainer/gemm.h splits GEMMs across the pool itself
   FusedMobileNetV2 fused(*r.model, r.params);
   absl::StatusOr<LayerQConfigs> qconfigs =
       ParseLayerQConfigs(options.qconfig, options.overrides, options.float_layers, fused);

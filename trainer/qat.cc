@@ -1,7 +1,5 @@
 #include "trainer/qat.h"
 
-#include <cblas.h>
-
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
@@ -356,7 +354,6 @@ absl::StatusOr<QatResult> RunQat(const QatConfig& given, bool resume) {
   if (!restored.ok()) return restored.status();
   const int threads = config.threads() > 0 ? config.threads() : std::max(1, (*restored)->config.threads());
   ConfigurePool(threads);
-  openblas_set_num_threads(1);  // trainer/gemm.h splits GEMMs across the pool itself
   QatRun run(config, *std::move(restored));
   if (absl::Status s = run.Init(resume); !s.ok()) return s;
   std::vector<QatEpoch> epochs;

@@ -1,7 +1,5 @@
 #include "trainer/train.h"
 
-#include <cblas.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -159,7 +157,6 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainConfig& conf
 
 absl::Status Trainer::Init() {
   ConfigurePool(config_.threads());
-  openblas_set_num_threads(1);  // trainer/gemm.h splits GEMMs across the pool itself
   model_ = std::make_unique<MobileNetV2Model>(ModelConfigFor(config_, train_),
                                               config_.model().relu6(), params_,
                                               config_.model().dropout());
