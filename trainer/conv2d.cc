@@ -5,6 +5,7 @@
 
 #include "trainer/gemm.h"
 #include "trainer/parallel.h"
+#include "trainer/simd.h"
 
 namespace qforge {
 namespace {
@@ -175,86 +176,190 @@ struct DepthwiseShape {
   int k, stride, pad;
 };
 
-// Output rows [begin, end) of n * OH: o[ch] = bias[ch] + sum x[ch] * wt[tap][ch].
-void DepthwiseForwardRows(const DepthwiseShape& s, const float* __restrict in,
-                          const float* __restrict wt, const float* __restrict bias,
-                          float* __restrict out, int64_t begin, int64_t end) {
+// The depthwise kernels work on one vector of channels [c0, c0 + lanes) at a
+// time with their sums in registers. K is the kernel size when it is known at
+// compile time (3, MobileNetV2's), or 0 for any other size.
+
+// The weight vectors of the channels at wt [KH, KW, C] + c0: in registers for a
+// known K, else read from L1 per tap.
+template <int K>
+class TapWeights {
+ public:
+  TapWeights(int kernel, const float* wt, int64_t c, int lanes)
+      : k(K > 0 ? K : kernel), wt_(wt), c_(c), lanes_(lanes) {
+    if constexpr (K > 0) {
+      for (int t = 0; t < K * K; ++t) w_[t] = simd::LoadLanes(wt + t * c, lanes);
+    }
+  }
+  simd::Vec operator[](int tap) const {
+    if constexpr (K > 0) return w_[tap];
+    return simd::LoadLanes(wt_ + tap * c_, lanes_);
+  }
+  const int k;
+
+ private:
+  simd::Vec w_[K > 0 ? K * K : 1];
+  const float* wt_;
+  int64_t c_;
+  int lanes_;
+};
+
+// Output rows [begin, end) of n * OH: o = bias + sum over taps of x * w. Each
+// row's channel vectors in turn, so the input rows it reads stay in L1.
+template <int K>
+void DepthwiseForwardRows(const DepthwiseShape& s, const float* in, const float* wt,
+                          const float* bias, float* out, int64_t begin, int64_t end) {
   const int64_t h = s.h, w = s.w, c = s.c, out_h = s.out_h, out_w = s.out_w;
-  const int k = s.k, stride = s.stride, pad = s.pad;
+  const int stride = s.stride, pad = s.pad;
   for (int64_t row = begin; row < end; ++row) {
-    const int64_t b = row / out_h, oy = row % out_h;
-    for (int64_t ox = 0; ox < out_w; ++ox) {
-      float* __restrict o = out + (row * out_w + ox) * c;
-      for (int64_t ch = 0; ch < c; ++ch) o[ch] = bias != nullptr ? bias[ch] : 0.0f;
-      for (int kh = 0; kh < k; ++kh) {
-        const int64_t iy = oy * stride - pad + kh;
-        if (iy < 0 || iy >= h) continue;
-        for (int kw = 0; kw < k; ++kw) {
-          const int64_t ix = ox * stride - pad + kw;
-          if (ix < 0 || ix >= w) continue;
-          const float* __restrict xp = in + ((b * h + iy) * w + ix) * c;
-          const float* __restrict wp = wt + (kh * k + kw) * c;
-          for (int64_t ch = 0; ch < c; ++ch) o[ch] += xp[ch] * wp[ch];
+    const int64_t n = row / out_h, oy = row % out_h;
+    for (int64_t c0 = 0; c0 < c; c0 += simd::kLanes) {
+      const int lanes = static_cast<int>(std::min<int64_t>(simd::kLanes, c - c0));
+      const TapWeights<K> taps(s.k, wt + c0, c, lanes);
+      const int k = taps.k;
+      const simd::Vec b = bias != nullptr ? simd::LoadLanes(bias + c0, lanes) : simd::Zero();
+      for (int64_t ox = 0; ox < out_w; ++ox) {
+        simd::Vec acc = b;
+        for (int kh = 0; kh < k; ++kh) {
+          const int64_t iy = oy * stride - pad + kh;
+          if (iy < 0 || iy >= h) continue;
+          const float* x_row = in + (n * h + iy) * w * c + c0;
+          for (int kw = 0; kw < k; ++kw) {
+            const int64_t ix = ox * stride - pad + kw;
+            if (ix < 0 || ix >= w) continue;
+            acc = simd::Fma(simd::LoadLanes(x_row + ix * c, lanes), taps[kh * k + kw], acc);
+          }
         }
+        simd::StoreLanes(out + (row * out_w + ox) * c + c0, acc, lanes);
       }
     }
   }
 }
 
 // Images [begin, end): dwt[tap][ch] += g * x and db[ch] += g into this chunk's
-// partials, over the output pixels.
-void DepthwiseWeightGradientImages(const DepthwiseShape& s, const float* __restrict in,
-                                   const float* __restrict grad, float* __restrict dwt,
-                                   float* __restrict db, int64_t begin, int64_t end) {
+// partials, over the output pixels of one image and channel vector at a time
+// (the image stays in L2). A known K sums all taps in one sweep over the
+// pixels; K = 0 makes one sweep per tap.
+template <int K>
+void DepthwiseWeightGradientImages(const DepthwiseShape& s, const float* in, const float* grad,
+                                   float* dwt, float* db, int64_t begin, int64_t end) {
   const int64_t h = s.h, w = s.w, c = s.c, out_h = s.out_h, out_w = s.out_w;
-  const int k = s.k, stride = s.stride, pad = s.pad;
-  for (int64_t b = begin; b < end; ++b) {
-    for (int64_t oy = 0; oy < out_h; ++oy) {
-      for (int64_t ox = 0; ox < out_w; ++ox) {
-        const float* __restrict g = grad + ((b * out_h + oy) * out_w + ox) * c;
-        for (int64_t ch = 0; ch < c; ++ch) db[ch] += g[ch];
-        for (int kh = 0; kh < k; ++kh) {
-          const int64_t iy = oy * stride - pad + kh;
-          if (iy < 0 || iy >= h) continue;
-          for (int kw = 0; kw < k; ++kw) {
-            const int64_t ix = ox * stride - pad + kw;
-            if (ix < 0 || ix >= w) continue;
-            const float* __restrict xp = in + ((b * h + iy) * w + ix) * c;
-            float* __restrict dwp = dwt + (kh * k + kw) * c;
-            for (int64_t ch = 0; ch < c; ++ch) dwp[ch] += g[ch] * xp[ch];
+  const int k = K > 0 ? K : s.k, stride = s.stride, pad = s.pad;
+  constexpr int kSweepTaps = K > 0 ? K * K : 1;
+  const int sweeps = K > 0 ? 1 : k * k;
+  for (int64_t n = begin; n < end; ++n) {
+    const float* image = in + n * h * w * c;
+    const float* image_grad = grad + n * out_h * out_w * c;
+    for (int64_t c0 = 0; c0 < c; c0 += simd::kLanes) {
+      const int lanes = static_cast<int>(std::min<int64_t>(simd::kLanes, c - c0));
+      for (int sweep = 0; sweep < sweeps; ++sweep) {
+        simd::Vec acc[kSweepTaps];
+        for (simd::Vec& a : acc) a = simd::Zero();
+        simd::Vec bias_acc = simd::Zero();
+        for (int64_t oy = 0; oy < out_h; ++oy) {
+          for (int64_t ox = 0; ox < out_w; ++ox) {
+            const simd::Vec g = simd::LoadLanes(image_grad + (oy * out_w + ox) * c + c0, lanes);
+            if (sweep == 0) bias_acc = simd::Add(bias_acc, g);
+            for (int t = 0; t < kSweepTaps; ++t) {
+              const int tap = K > 0 ? t : sweep;
+              const int64_t iy = oy * stride - pad + tap / k, ix = ox * stride - pad + tap % k;
+              if (iy < 0 || iy >= h || ix < 0 || ix >= w) continue;
+              acc[t] = simd::Fma(g, simd::LoadLanes(image + (iy * w + ix) * c + c0, lanes), acc[t]);
+            }
           }
+        }
+        for (int t = 0; t < kSweepTaps; ++t) {
+          float* p = dwt + (K > 0 ? t : sweep) * c + c0;
+          simd::StoreLanes(p, simd::Add(simd::LoadLanes(p, lanes), acc[t]), lanes);
+        }
+        if (sweep == 0) {
+          simd::StoreLanes(db + c0, simd::Add(simd::LoadLanes(db + c0, lanes), bias_acc), lanes);
         }
       }
     }
   }
 }
 
-// Images [begin, end): dx[iy, ix, ch] = sum over the outputs that read it of
-// g * wt[tap][ch]. Gathered per input pixel, so each dx element is written once
-// (no zeroing, no read-modify-write).
-void DepthwiseInputGradientImages(const DepthwiseShape& s, const float* __restrict wt,
-                                  const float* __restrict grad, float* __restrict dx,
-                                  int64_t begin, int64_t end) {
-  const int64_t h = s.h, w = s.w, c = s.c, out_h = s.out_h, out_w = s.out_w;
-  const int k = s.k, stride = s.stride, pad = s.pad;
-  for (int64_t b = begin; b < end; ++b) {
-    for (int64_t iy = 0; iy < h; ++iy) {
-      for (int64_t ix = 0; ix < w; ++ix) {
-        float* __restrict dxp = dx + ((b * h + iy) * w + ix) * c;
-        for (int64_t ch = 0; ch < c; ++ch) dxp[ch] = 0.0f;
-        for (int kh = 0; kh < k; ++kh) {
-          const int64_t ty = iy + pad - kh;  // = oy * stride
-          if (ty < 0 || ty % stride != 0 || ty / stride >= out_h) continue;
-          for (int kw = 0; kw < k; ++kw) {
-            const int64_t tx = ix + pad - kw;
-            if (tx < 0 || tx % stride != 0 || tx / stride >= out_w) continue;
-            const float* __restrict g = grad + ((b * out_h + ty / stride) * out_w + tx / stride) * c;
-            const float* __restrict wp = wt + (kh * k + kw) * c;
-            for (int64_t ch = 0; ch < c; ++ch) dxp[ch] += g[ch] * wp[ch];
-          }
+// The outputs that read input position i of a row or column of the image, and
+// through which tap: for each i, the pairs (o, tap) with o * stride - pad + tap
+// = i. Computed once per call, so the input-gradient loops below do no
+// division.
+struct GatherTaps {
+  std::vector<int> offsets;                // [i]: first pair of position i; [extent]: the end
+  std::vector<std::pair<int, int>> pairs;  // (output position, tap)
+
+  GatherTaps(int64_t extent, int64_t out_extent, int k, int stride, int pad) {
+    for (int64_t i = 0; i < extent; ++i) {
+      offsets.push_back(static_cast<int>(pairs.size()));
+      for (int tap = 0; tap < k; ++tap) {
+        const int64_t t = i + pad - tap;  // = o * stride
+        if (t >= 0 && t % stride == 0 && t / stride < out_extent) {
+          pairs.emplace_back(static_cast<int>(t / stride), tap);
         }
       }
     }
+    offsets.push_back(static_cast<int>(pairs.size()));
+  }
+};
+
+// Images [begin, end): dx[iy, ix, ch] = sum over the outputs that read it of
+// g * w[tap][ch]. Gathered per input pixel, so each dx element is written once
+// (no zeroing, no read-modify-write); each row's channel vectors in turn.
+template <int K>
+void DepthwiseInputGradientImages(const DepthwiseShape& s, const GatherTaps& rows,
+                                  const GatherTaps& cols, const float* wt, const float* grad,
+                                  float* dx, int64_t begin, int64_t end) {
+  const int64_t h = s.h, w = s.w, c = s.c, out_h = s.out_h, out_w = s.out_w;
+  for (int64_t n = begin; n < end; ++n) {
+    for (int64_t iy = 0; iy < h; ++iy) {
+      for (int64_t c0 = 0; c0 < c; c0 += simd::kLanes) {
+        const int lanes = static_cast<int>(std::min<int64_t>(simd::kLanes, c - c0));
+        const TapWeights<K> taps(s.k, wt + c0, c, lanes);
+        const int k = taps.k;
+        for (int64_t ix = 0; ix < w; ++ix) {
+          simd::Vec acc = simd::Zero();
+          for (int r = rows.offsets[iy]; r < rows.offsets[iy + 1]; ++r) {
+            const auto [oy, kh] = rows.pairs[r];
+            const float* g_row = grad + (n * out_h + oy) * out_w * c + c0;
+            for (int q = cols.offsets[ix]; q < cols.offsets[ix + 1]; ++q) {
+              const auto [ox, kw] = cols.pairs[q];
+              acc = simd::Fma(simd::LoadLanes(g_row + ox * c, lanes), taps[kh * k + kw], acc);
+            }
+          }
+          simd::StoreLanes(dx + ((n * h + iy) * w + ix) * c + c0, acc, lanes);
+        }
+      }
+    }
+  }
+}
+
+// What one depthwise backward call's chunks share.
+struct DepthwiseBackwardCall {
+  DepthwiseShape shape;
+  DepthwiseShape turned;  // dx as a forward conv of dy (stride 1)
+  GatherTaps rows, cols;  // dx gathered per input pixel (other strides)
+  const float* x;
+  const float* dy;
+  const float* weights;  // [KH, KW, C], turned 180 degrees when as_forward
+  bool as_forward;
+  float* partials;  // per chunk: dW as [KH, KW, C], then db
+  int64_t partial_size;
+  float* dx;  // null: not wanted
+};
+
+// Images [begin, end) of a depthwise backward call: this chunk's dW and db
+// partial sums, and dx.
+template <int K>
+void DepthwiseBackwardImages(const DepthwiseBackwardCall& b, int chunk, int64_t begin,
+                             int64_t end) {
+  const DepthwiseShape& s = b.shape;
+  float* dwt = b.partials + chunk * b.partial_size;
+  DepthwiseWeightGradientImages<K>(s, b.x, b.dy, dwt, dwt + int64_t{s.k} * s.k * s.c, begin, end);
+  if (b.dx == nullptr) return;
+  if (b.as_forward) {
+    DepthwiseForwardRows<K>(b.turned, b.dy, b.weights, nullptr, b.dx, begin * s.h, end * s.h);
+  } else {
+    DepthwiseInputGradientImages<K>(s, b.rows, b.cols, b.weights, b.dy, b.dx, begin, end);
   }
 }
 
@@ -270,40 +375,62 @@ void TransposeDepthwiseWeights(const float* weight, int64_t c, int taps, FloatBu
 
 // y[n, oy, ox, c] = bias[c] + sum_{kh, kw} x[n, iy, ix, c] * W[c, kh, kw].
 void Conv2d::ForwardDepthwise(const FloatTensor& x, FloatTensor& y) {
-  const DepthwiseShape s{x.dim(1), x.dim(2), x.dim(3), out_h_, out_w_,
-                         options_.kernel, options_.stride, options_.padding};
+  const DepthwiseShape s{x.dim(1), x.dim(2),        x.dim(3),        out_h_,
+                         out_w_,   options_.kernel, options_.stride, options_.padding};
   TransposeDepthwiseWeights(params_.value(weight_), s.c, s.k * s.k, transposed_weights_);
   const float* bias = bias_ >= 0 ? params_.value(bias_) : nullptr;
   const float* in = x.ptr();
   const float* wt = transposed_weights_.data();
   float* out = y.ptr();
   Pool().ParallelFor(x.dim(0) * out_h_, [=](int, int64_t begin, int64_t end) {
-    DepthwiseForwardRows(s, in, wt, bias, out, begin, end);
+    if (s.k == 3) {
+      DepthwiseForwardRows<3>(s, in, wt, bias, out, begin, end);
+    } else {
+      DepthwiseForwardRows<0>(s, in, wt, bias, out, begin, end);
+    }
   });
 }
 
 // From the forward line o[ch] += xp[ch] * wp[ch]:
-//   dx[n, iy, ix, ch] += dy * W[ch, kh, kw]   (gathered per input pixel, by image)
-//   dW[ch, kh, kw]    += dy * x               (per-thread partial sums, reduced in
-//   db[ch]            += dy                    chunk order: reproducible)
+//   dx[n, iy, ix, ch] += dy * W[ch, kh, kw]   (by image; see below)
+//   dW[ch, kh, kw]    += dy * x               (per-thread partial sums, reduced
+//   in db[ch]            += dy                    chunk order: reproducible)
+// With stride 1, dx is a forward depthwise conv of dy with the kernel turned
+// 180 degrees and padding k - 1 - pad; other strides gather per input pixel.
 void Conv2d::BackwardDepthwise(const FloatTensor& dy, FloatTensor* dx) {
   const FloatTensor& x = *input_;
-  const DepthwiseShape s{x.dim(1), x.dim(2), x.dim(3), out_h_, out_w_,
-                         options_.kernel, options_.stride, options_.padding};
+  const DepthwiseShape s{x.dim(1), x.dim(2),        x.dim(3),        out_h_,
+                         out_w_,   options_.kernel, options_.stride, options_.padding};
   const int64_t c = s.c, taps = int64_t{s.k} * s.k;
   TransposeDepthwiseWeights(params_.value(weight_), c, s.k * s.k, transposed_weights_);
   const int threads = Pool().num_threads();
   const int64_t partial_size = taps * c + c;  // dW (as [KH, KW, C]) then db
   scratch_.assign(threads * partial_size, 0.0f);
-  float* partials = scratch_.data();
-  const float* wt = transposed_weights_.data();
-  const float* in = x.ptr();
-  const float* grad = dy.ptr();
-  float* dx_data = dx != nullptr ? dx->ptr() : nullptr;
-  Pool().ParallelFor(x.dim(0), [=](int chunk, int64_t begin, int64_t end) {
-    float* dwt = partials + chunk * partial_size;
-    DepthwiseWeightGradientImages(s, in, grad, dwt, dwt + taps * c, begin, end);
-    if (dx_data != nullptr) DepthwiseInputGradientImages(s, wt, grad, dx_data, begin, end);
+  const bool as_forward = s.stride == 1 && s.pad <= s.k - 1;
+  if (as_forward) {
+    turned_weights_.resize(taps * c);
+    for (int64_t t = 0; t < taps; ++t) {
+      std::copy_n(transposed_weights_.data() + (taps - 1 - t) * c, c,
+                  turned_weights_.data() + t * c);
+    }
+  }
+  DepthwiseBackwardCall call{s,
+                             {s.out_h, s.out_w, c, s.h, s.w, s.k, 1, s.k - 1 - s.pad},
+                             GatherTaps(s.h, s.out_h, s.k, s.stride, s.pad),
+                             GatherTaps(s.w, s.out_w, s.k, s.stride, s.pad),
+                             x.ptr(),
+                             dy.ptr(),
+                             as_forward ? turned_weights_.data() : transposed_weights_.data(),
+                             as_forward,
+                             scratch_.data(),
+                             partial_size,
+                             dx != nullptr ? dx->ptr() : nullptr};
+  Pool().ParallelFor(x.dim(0), [&call](int chunk, int64_t begin, int64_t end) {
+    if (call.shape.k == 3) {
+      DepthwiseBackwardImages<3>(call, chunk, begin, end);
+    } else {
+      DepthwiseBackwardImages<0>(call, chunk, begin, end);
+    }
   });
   float* dw = params_.grad(weight_);
   float* db = bias_ >= 0 ? params_.grad(bias_) : nullptr;

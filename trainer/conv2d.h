@@ -67,6 +67,7 @@ class Conv2d {
   FloatBuffer columns_;       // im2col of one group: [N*OH*OW, KH*KW*C/G]
   FloatBuffer column_grads_;  // its gradient
   FloatBuffer transposed_weights_;  // depthwise weights as [KH, KW, C]
+  FloatBuffer turned_weights_;      // the same turned 180 degrees (stride-1 dx)
   std::vector<float> scratch_;      // per-thread partial weight gradients (depthwise)
   std::vector<float> gemm_scratch_;  // per-chunk partial weight gradients (GEMM)
 };

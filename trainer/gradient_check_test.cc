@@ -93,6 +93,10 @@ INSTANTIATE_TEST_SUITE_P(
         ConvCase{"1x1 pointwise", {4, 6, 1, 1, 0, 1, false}, {2, 3, 3, 4}},
         ConvCase{"depthwise 3x3", {5, 5, 3, 1, 1, 5, false}, {2, 4, 4, 5}},
         ConvCase{"depthwise 3x3 stride 2 bias", {4, 4, 3, 2, 1, 4, true}, {1, 5, 5, 4}},
+        // Channels past whole vectors at every width (16, 8 and 4 lanes).
+        ConvCase{"depthwise 3x3 37 channels", {37, 37, 3, 1, 1, 37, false}, {2, 4, 5, 37}},
+        // A kernel size without its own compiled kernel.
+        ConvCase{"depthwise 5x5 stride 2 bias", {21, 21, 5, 2, 2, 21, true}, {2, 6, 5, 21}},
         ConvCase{"grouped 2", {4, 6, 3, 1, 1, 2, true}, {1, 4, 3, 4}},
         ConvCase{"depth multiplier 2", {3, 6, 3, 1, 0, 3, false}, {1, 4, 4, 3}}),
     [](const auto& info) {
