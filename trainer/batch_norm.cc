@@ -87,28 +87,43 @@ void NormalizeRange(const float* __restrict in, const float* __restrict scale,
 }
 
 // The gradient at the normalised output: dy where the fused clamp passed it
-// (0 < y < clamp_max, PyTorch's ReLU / hardtanh backward), else 0. A multiply
-// by the 0/1 mask rather than a select: GCC vectorises the loops around it.
+// (0 < y < clamp_max, PyTorch's ReLU / hardtanh backward), else 0. The clamp's
+// input x * scale + shift is recomputed from x, as Forward computed it, rather
+// than y read back: one tensor less to stream. A multiply by the 0/1 mask
+// rather than a select: GCC vectorises the loops around it.
 template <bool kClamped>
-inline float PassedGradient(float dy, float y, float clamp_max) {
+inline float PassedGradient(float dy, float x, float scale, float shift, float clamp_max) {
   if (!kClamped) return dy;
-  return dy * static_cast<float>((y > 0.0f) & (y < clamp_max));
+  const float normalized = x * scale + shift;
+  return dy * static_cast<float>((normalized > 0.0f) & (normalized < clamp_max));
 }
+
+// Per-channel values of the last Forward that Backward reads.
+struct SavedStatistics {
+  const float* mean;
+  const float* inv_std;
+  const float* scale;  // gamma * inv_std
+  const float* shift;  // beta - mean * scale
+};
 
 // s[c] += g and sx[c] += g * x_hat over rows [begin, end), with g the gradient
 // at the normalised output and x_hat = (x - mean) * inv_std recomputed.
 template <bool kClamped>
-void GradientSumsRange(const float* __restrict dy, const float* __restrict y,
-                       const float* __restrict x, const float* __restrict mean,
-                       const float* __restrict inv_std, int c, float clamp_max,
+void GradientSumsRange(const float* __restrict dy, const float* __restrict x,
+                       const SavedStatistics& saved, int c, float clamp_max,
                        double* __restrict s, double* __restrict sx, int64_t begin, int64_t end) {
+  const float* __restrict mean = saved.mean;
+  const float* __restrict inv_std = saved.inv_std;
+  const float* __restrict scale = saved.scale;
+  const float* __restrict shift = saved.shift;
   std::vector<float> block(2 * c, 0.0f);
   float* __restrict bs = block.data();
   float* __restrict bsx = bs + c;
   for (int64_t row = begin; row < end; ++row) {
     const int64_t i = row * c;
     for (int ch = 0; ch < c; ++ch) {
-      const float g = PassedGradient<kClamped>(dy[i + ch], y[i + ch], clamp_max);
+      const float g =
+          PassedGradient<kClamped>(dy[i + ch], x[i + ch], scale[ch], shift[ch], clamp_max);
       bs[ch] += g;
       bsx[ch] += g * ((x[i + ch] - mean[ch]) * inv_std[ch]);
     }
@@ -119,18 +134,21 @@ void GradientSumsRange(const float* __restrict dy, const float* __restrict y,
   }
 }
 
-// dx = scale * (g - mean_g - x_hat * mean_g_xhat), rows [begin, end).
+// dx = gamma * inv_std * (g - mean_g - x_hat * mean_g_xhat), rows [begin, end).
 template <bool kClamped>
-void NormalizeGradientRange(const float* __restrict dy, const float* __restrict y,
-                            const float* __restrict x, const float* __restrict mean,
-                            const float* __restrict inv_std, const float* __restrict scale,
-                            const float* __restrict mean_g, const float* __restrict mean_g_xhat,
-                            int c, float clamp_max, float* __restrict out, int64_t begin,
-                            int64_t end) {
+void NormalizeGradientRange(const float* __restrict dy, const float* __restrict x,
+                            const SavedStatistics& saved, const float* __restrict mean_g,
+                            const float* __restrict mean_g_xhat, int c, float clamp_max,
+                            float* __restrict out, int64_t begin, int64_t end) {
+  const float* __restrict mean = saved.mean;
+  const float* __restrict inv_std = saved.inv_std;
+  const float* __restrict scale = saved.scale;
+  const float* __restrict shift = saved.shift;
   for (int64_t row = begin; row < end; ++row) {
     const int64_t i = row * c;
     for (int ch = 0; ch < c; ++ch) {
-      const float g = PassedGradient<kClamped>(dy[i + ch], y[i + ch], clamp_max);
+      const float g =
+          PassedGradient<kClamped>(dy[i + ch], x[i + ch], scale[ch], shift[ch], clamp_max);
       const float xhat = (x[i + ch] - mean[ch]) * inv_std[ch];
       out[i + ch] = scale[ch] * (g - mean_g[ch] - xhat * mean_g_xhat[ch]);
     }
@@ -182,17 +200,17 @@ void BatchNorm2d::Forward(const FloatTensor& x, FloatTensor& y, const PassContex
   // bn(x) = gamma * (x - mean) * inv_std + beta = x * scale + shift.
   const float* gamma = params_.value(gamma_);
   const float* beta = params_.value(beta_);
-  std::vector<float> scale(c), shift(c);
+  scale_.resize(c);
+  shift_.resize(c);
   for (int ch = 0; ch < c; ++ch) {
-    scale[ch] = gamma[ch] * inv_std_[ch];
-    shift[ch] = beta[ch] - mean_[ch] * scale[ch];
+    scale_[ch] = gamma[ch] * inv_std_[ch];
+    shift_[ch] = beta[ch] - mean_[ch] * scale_[ch];
   }
   y.Resize(x.shape);
   input_ = &x;
-  output_ = &y;
   float* out = y.ptr();
-  const float* pscale = scale.data();
-  const float* pshift = shift.data();
+  const float* pscale = scale_.data();
+  const float* pshift = shift_.data();
   const float clamp_max = clamp_max_;
   Pool().ParallelFor(rows, [=](int, int64_t begin, int64_t end) {
     NormalizeRange(in, pscale, pshift, c, clamp_max, out, begin, end);
@@ -210,9 +228,7 @@ void BatchNorm2d::Backward(const FloatTensor& dy, FloatTensor& dx) {
   const int64_t rows = dy.size() / c;
   const float* g = dy.ptr();
   const float* x = input_->ptr();
-  const float* y = output_->ptr();
-  const float* mean = mean_.data();
-  const float* inv_std = inv_std_.data();
+  const SavedStatistics saved{mean_.data(), inv_std_.data(), scale_.data(), shift_.data()};
   const float clamp_max = clamp_max_;
   const int threads = Pool().num_threads();
   partial_.assign(static_cast<size_t>(threads) * 2 * c, 0.0);
@@ -220,9 +236,9 @@ void BatchNorm2d::Backward(const FloatTensor& dy, FloatTensor& dx) {
   Pool().ParallelFor(rows, [=](int chunk, int64_t begin, int64_t end) {
     double* s = partials + static_cast<size_t>(chunk) * 2 * c;
     if (std::isnan(clamp_max)) {
-      GradientSumsRange<false>(g, y, x, mean, inv_std, c, clamp_max, s, s + c, begin, end);
+      GradientSumsRange<false>(g, x, saved, c, clamp_max, s, s + c, begin, end);
     } else {
-      GradientSumsRange<true>(g, y, x, mean, inv_std, c, clamp_max, s, s + c, begin, end);
+      GradientSumsRange<true>(g, x, saved, c, clamp_max, s, s + c, begin, end);
     }
   });
   std::vector<double> dbeta(c, 0.0), dgamma(c, 0.0);
@@ -234,27 +250,24 @@ void BatchNorm2d::Backward(const FloatTensor& dy, FloatTensor& dx) {
   }
   float* gamma_grad = params_.grad(gamma_);
   float* beta_grad = params_.grad(beta_);
-  const float* gamma = params_.value(gamma_);
-  std::vector<float> scale(c), mean_g(c), mean_g_xhat(c);
+  std::vector<float> mean_g(c), mean_g_xhat(c);
   for (int ch = 0; ch < c; ++ch) {
     gamma_grad[ch] += static_cast<float>(dgamma[ch]);
     beta_grad[ch] += static_cast<float>(dbeta[ch]);
-    scale[ch] = gamma[ch] * inv_std_[ch];
     mean_g[ch] = trained_pass_ ? static_cast<float>(dbeta[ch] / rows) : 0.0f;
     mean_g_xhat[ch] = trained_pass_ ? static_cast<float>(dgamma[ch] / rows) : 0.0f;
   }
   dx.Resize(dy.shape);
   float* out = dx.ptr();
-  const float* pscale = scale.data();
   const float* pmean_g = mean_g.data();
   const float* pmean_g_xhat = mean_g_xhat.data();
   Pool().ParallelFor(rows, [=](int, int64_t begin, int64_t end) {
     if (std::isnan(clamp_max)) {
-      NormalizeGradientRange<false>(g, y, x, mean, inv_std, pscale, pmean_g, pmean_g_xhat, c,
-                                    clamp_max, out, begin, end);
+      NormalizeGradientRange<false>(g, x, saved, pmean_g, pmean_g_xhat, c, clamp_max, out, begin,
+                                    end);
     } else {
-      NormalizeGradientRange<true>(g, y, x, mean, inv_std, pscale, pmean_g, pmean_g_xhat, c,
-                                   clamp_max, out, begin, end);
+      NormalizeGradientRange<true>(g, x, saved, pmean_g, pmean_g_xhat, c, clamp_max, out, begin,
+                                   end);
     }
   });
 }

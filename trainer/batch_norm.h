@@ -6,8 +6,8 @@
 // Optionally fused with the ReLU / ReLU6 that follows it (PyTorch's
 // ConvBNReLU's BN and ReLU, one pass each way instead of two): training is
 // bound by memory traffic, and the fusion writes one tensor where the
-// separate layers write three. Backward recomputes x_hat from the input
-// instead of storing it, for the same reason.
+// separate layers write three. Backward recomputes x_hat and the clamp's mask
+// from the input instead of storing or reading them, for the same reason.
 #ifndef QFORGE_TRAINER_BATCH_NORM_H_
 #define QFORGE_TRAINER_BATCH_NORM_H_
 
@@ -32,7 +32,7 @@ class BatchNorm2d {
   BatchNorm2d(const std::string& name, int channels, ParameterStore& params,
               float clamp_max = NAN);
 
-  // x [N, H, W, C] -> y, same shape. Keeps pointers to x and y for Backward.
+  // x [N, H, W, C] -> y, same shape. Keeps a pointer to x for Backward.
   void Forward(const FloatTensor& x, FloatTensor& y, const PassContext& ctx);
   // dy -> dx (=); dgamma, dbeta (+=). In eval mode the statistics are constants.
   void Backward(const FloatTensor& dy, FloatTensor& dx);
@@ -54,8 +54,8 @@ class BatchNorm2d {
   int gamma_, beta_, running_mean_, running_var_;
   bool trained_pass_ = false;  // whether the last Forward used batch statistics
   const FloatTensor* input_ = nullptr;
-  const FloatTensor* output_ = nullptr;
   std::vector<float> mean_, inv_std_;  // [C] of the last Forward
+  std::vector<float> scale_, shift_;   // bn(x) = x * scale + shift, [C]
   std::vector<double> partial_;         // per-thread channel sums
 };
 
