@@ -101,10 +101,11 @@ void BM_WeightGradientEigen(benchmark::State& state) {
 void BM_WeightGradientQforge(benchmark::State& state) {
   const int64_t m = state.range(0), k = state.range(1), n = state.range(2);
   Buffers t(m, k, n);
-  std::vector<float> dw(n * k, 0.0f), scratch;
+  std::vector<float> dw(n * k, 0.0f);
+  qforge::GemmOuterSums sums;
   qforge::ConfigurePool(1);
   for (auto _ : state) {
-    qforge::GemmAtBAccumulate(m, n, k, t.c.data(), n, t.a.data(), k, dw.data(), k, scratch);
+    qforge::GemmAtBAccumulate(m, n, k, t.c.data(), n, t.a.data(), k, dw.data(), k, sums);
     benchmark::ClobberMemory();
   }
   state.SetItemsProcessed(state.iterations() * m * n * k);

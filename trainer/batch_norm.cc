@@ -224,6 +224,16 @@ void BatchNorm2d::Forward(const FloatTensor& x, FloatTensor& y, const PassContex
 //             (mean and variance depend on x);
 //   eval:     dx = gamma * inv_std * g.
 void BatchNorm2d::Backward(const FloatTensor& dy, FloatTensor& dx) {
+  BackwardStatistics(dy);
+  dx.Resize(dy.shape);
+  const float* g = dy.ptr();
+  float* out = dx.ptr();
+  Pool().ParallelFor(dy.size() / channels_, [=](int, int64_t begin, int64_t end) {
+    BackwardRows(g, begin, end, out + begin * channels_);
+  });
+}
+
+void BatchNorm2d::BackwardStatistics(const FloatTensor& dy) {
   const int c = channels_;
   const int64_t rows = dy.size() / c;
   const float* g = dy.ptr();
@@ -250,26 +260,30 @@ void BatchNorm2d::Backward(const FloatTensor& dy, FloatTensor& dx) {
   }
   float* gamma_grad = params_.grad(gamma_);
   float* beta_grad = params_.grad(beta_);
-  std::vector<float> mean_g(c), mean_g_xhat(c);
+  mean_g_.resize(c);
+  mean_g_xhat_.resize(c);
   for (int ch = 0; ch < c; ++ch) {
     gamma_grad[ch] += static_cast<float>(dgamma[ch]);
     beta_grad[ch] += static_cast<float>(dbeta[ch]);
-    mean_g[ch] = trained_pass_ ? static_cast<float>(dbeta[ch] / rows) : 0.0f;
-    mean_g_xhat[ch] = trained_pass_ ? static_cast<float>(dgamma[ch] / rows) : 0.0f;
+    mean_g_[ch] = trained_pass_ ? static_cast<float>(dbeta[ch] / rows) : 0.0f;
+    mean_g_xhat_[ch] = trained_pass_ ? static_cast<float>(dgamma[ch] / rows) : 0.0f;
   }
-  dx.Resize(dy.shape);
-  float* out = dx.ptr();
-  const float* pmean_g = mean_g.data();
-  const float* pmean_g_xhat = mean_g_xhat.data();
-  Pool().ParallelFor(rows, [=](int, int64_t begin, int64_t end) {
-    if (std::isnan(clamp_max)) {
-      NormalizeGradientRange<false>(g, x, saved, pmean_g, pmean_g_xhat, c, clamp_max, out, begin,
-                                    end);
-    } else {
-      NormalizeGradientRange<true>(g, x, saved, pmean_g, pmean_g_xhat, c, clamp_max, out, begin,
-                                   end);
-    }
-  });
+}
+
+void BatchNorm2d::BackwardRows(const float* dy, int64_t begin, int64_t end, float* out) const {
+  const int c = channels_;
+  const SavedStatistics saved{mean_.data(), inv_std_.data(), scale_.data(), shift_.data()};
+  // The range functions index rows from `begin` in all arrays; out holds only
+  // this block's rows.
+  const float* x = input_->ptr() + begin * c;
+  dy += begin * c;
+  if (std::isnan(clamp_max_)) {
+    NormalizeGradientRange<false>(dy, x, saved, mean_g_.data(), mean_g_xhat_.data(), c,
+                                  clamp_max_, out, 0, end - begin);
+  } else {
+    NormalizeGradientRange<true>(dy, x, saved, mean_g_.data(), mean_g_xhat_.data(), c, clamp_max_,
+                                 out, 0, end - begin);
+  }
 }
 
 }  // namespace qforge

@@ -37,6 +37,13 @@ class BatchNorm2d {
   // dy -> dx (=); dgamma, dbeta (+=). In eval mode the statistics are constants.
   void Backward(const FloatTensor& dy, FloatTensor& dx);
 
+  // Backward in two parts, for a consumer that takes dx a block of rows at a
+  // time (BatchNormInputGradient): BackwardStatistics adds dgamma and dbeta
+  // and prepares the per-channel terms; then BackwardRows writes rows
+  // [begin, end) of dx to out, from any thread.
+  void BackwardStatistics(const FloatTensor& dy);
+  void BackwardRows(const float* dy, int64_t begin, int64_t end, float* out) const;
+
   const std::string& name() const { return name_; }
   int channels() const { return channels_; }
   bool fused_activation() const { return !std::isnan(clamp_max_); }
@@ -56,7 +63,24 @@ class BatchNorm2d {
   const FloatTensor* input_ = nullptr;
   std::vector<float> mean_, inv_std_;  // [C] of the last Forward
   std::vector<float> scale_, shift_;   // bn(x) = x * scale + shift, [C]
+  std::vector<float> mean_g_, mean_g_xhat_;  // [C] of the last BackwardStatistics
   std::vector<double> partial_;         // per-thread channel sums
+};
+
+// dL/dx of a batch norm, as GradientRows computed on demand from dy: a conv
+// before the batch norm takes its dL/dy block by block and no dx tensor is
+// written. Call bn.BackwardStatistics(dy) first.
+class BatchNormInputGradient : public GradientRows {
+ public:
+  BatchNormInputGradient(const BatchNorm2d& bn, const FloatTensor& dy) : bn_(bn), dy_(dy) {}
+  const float* Rows(int64_t begin, int64_t end, float* scratch) const override {
+    bn_.BackwardRows(dy_.ptr(), begin, end, scratch);
+    return scratch;
+  }
+
+ private:
+  const BatchNorm2d& bn_;
+  const FloatTensor& dy_;
 };
 
 }  // namespace qforge

@@ -66,6 +66,13 @@ void Col2Im(const Geometry& g, const float* dcols, int group, float* dx) {
   });
 }
 
+// sums[j] += a[i, j] over the rows of a [rows, columns].
+void AddColumnSums(const float* a, int64_t rows, int64_t columns, float* sums) {
+  for (int64_t i = 0; i < rows; ++i) {
+    for (int64_t j = 0; j < columns; ++j) sums[j] += a[i * columns + j];
+  }
+}
+
 }  // namespace
 
 int64_t ConvOutputExtent(int64_t input, int kernel, int stride, int padding) {
@@ -92,6 +99,10 @@ void Conv2d::Forward(const FloatTensor& x, FloatTensor& y) {
 }
 
 void Conv2d::Backward(const FloatTensor& dy, FloatTensor* dx) {
+  Backward(TensorGradientRows(dy, options_.out_channels), dx);
+}
+
+void Conv2d::Backward(const GradientRows& dy, FloatTensor* dx) {
   if (dx != nullptr) {
     dx->Resize(input_->shape);
     // The im2col path accumulates into dx; pointwise and depthwise overwrite it.
@@ -99,8 +110,12 @@ void Conv2d::Backward(const FloatTensor& dy, FloatTensor* dx) {
   }
   if (depthwise()) {
     BackwardDepthwise(dy, dx);
+  } else if (pointwise()) {
+    BackwardPointwise(dy, dx);
   } else {
-    BackwardGemm(dy, dx);
+    const int64_t rows = input_->dim(0) * out_h_ * out_w_;
+    dy_rows_.resize(rows * options_.out_channels);
+    BackwardGemm(dy.Rows(0, rows, dy_rows_.data()), dx);
   }
 }
 
@@ -130,7 +145,7 @@ void Conv2d::ForwardGemm(const FloatTensor& x, FloatTensor& y) {
 }
 
 // From y = cols . W^T + b:  dW += dy^T . cols,  db += sum_m dy,  dcols = dy . W.
-void Conv2d::BackwardGemm(const FloatTensor& dy, FloatTensor* dx) {
+void Conv2d::BackwardGemm(const float* dy, FloatTensor* dx) {
   const FloatTensor& x = *input_;
   const Geometry g{x.dim(0), x.dim(1), x.dim(2), x.dim(3), out_h_, out_w_,
                    options_.out_channels, options_.kernel, options_.stride, options_.padding,
@@ -140,30 +155,58 @@ void Conv2d::BackwardGemm(const FloatTensor& dy, FloatTensor* dx) {
   if (bias_ >= 0) {
     float* db = params_.grad(bias_);
     for (int64_t m = 0; m < g.rows(); ++m) {
-      const float* row = dy.ptr() + m * g.o;
+      const float* row = dy + m * g.o;
       for (int64_t o = 0; o < g.o; ++o) db[o] += row[o];
     }
   }
   for (int group = 0; group < g.groups; ++group) {
-    const float* cols = x.ptr();
-    if (!pointwise()) {
-      columns_.resize(g.rows() * g.patch());
-      Im2Col(g, x.ptr(), group, columns_.data());
-      cols = columns_.data();
-    }
-    const float* dy_group = dy.ptr() + group * g.group_out();
+    columns_.resize(g.rows() * g.patch());
+    Im2Col(g, x.ptr(), group, columns_.data());
+    const float* cols = columns_.data();
+    const float* dy_group = dy + group * g.group_out();
     GemmAtBAccumulate(g.rows(), g.group_out(), g.patch(), dy_group, g.o, cols, g.patch(),
-                      dw + group * g.group_out() * g.patch(), g.patch(), gemm_scratch_);
+                      dw + group * g.group_out() * g.patch(), g.patch(), weight_sums_);
     if (dx == nullptr) continue;
-    if (pointwise()) {  // dcols is dx itself
-      GemmAB(g.rows(), g.patch(), g.group_out(), dy_group, g.o, w, g.patch(), dx->ptr(),
-             g.patch());
-      continue;
-    }
     column_grads_.resize(g.rows() * g.patch());
     GemmAB(g.rows(), g.patch(), g.group_out(), dy_group, g.o,
            w + group * g.group_out() * g.patch(), g.patch(), column_grads_.data(), g.patch());
     Col2Im(g, column_grads_.data(), group, dx->ptr());
+  }
+}
+
+// A 1x1 stride-1 conv is y = x . W^T (+ b) on [N*H*W, C] rows. Its backward
+// takes dy a block of rows at a time and uses each block for dW += dy^T . x,
+// dx = dy . W and db += sum dy while it is in cache: with a batch norm after
+// the conv, dy is computed block by block and never written whole.
+void Conv2d::BackwardPointwise(const GradientRows& dy, FloatTensor* dx) {
+  const int64_t c = options_.in_channels, o = options_.out_channels;
+  const int64_t rows = input_->size() / c;
+  const int threads = Pool().num_threads();
+  weight_sums_.Start(o, c, threads);
+  if (dx != nullptr) right_.Pack(params_.value(weight_), c, o, c);
+  if (bias_ >= 0) scratch_.assign(threads * o, 0.0f);
+  block_rows_.resize(threads);
+  // Rows per block: a quarter of a megabyte of dy.
+  const int64_t block = std::max<int64_t>(16, 65536 / o);
+  const float* x = input_->ptr();
+  float* dx_data = dx != nullptr ? dx->ptr() : nullptr;
+  Pool().ParallelFor(rows, [&, x, dx_data](int chunk, int64_t begin, int64_t end) {
+    FloatBuffer& buffer = block_rows_[chunk];
+    buffer.resize(block * o);
+    for (int64_t b0 = begin; b0 < end; b0 += block) {
+      const int64_t n = std::min(block, end - b0);
+      const float* g = dy.Rows(b0, b0 + n, buffer.data());
+      weight_sums_.AddRows(chunk, n, g, o, x + b0 * c, c);
+      if (dx_data != nullptr) right_.MultiplyRows(n, g, o, 0.0f, dx_data + b0 * c, c);
+      if (bias_ >= 0) AddColumnSums(g, n, o, scratch_.data() + chunk * o);
+    }
+  });
+  weight_sums_.AccumulateInto(params_.grad(weight_), c);
+  if (bias_ >= 0) {
+    float* db = params_.grad(bias_);
+    for (int t = 0; t < threads; ++t) {
+      for (int64_t j = 0; j < o; ++j) db[j] += scratch_[t * o + j];
+    }
   }
 }
 
@@ -339,7 +382,6 @@ struct DepthwiseBackwardCall {
   DepthwiseShape turned;  // dx as a forward conv of dy (stride 1)
   GatherTaps rows, cols;  // dx gathered per input pixel (other strides)
   const float* x;
-  const float* dy;
   const float* weights;  // [KH, KW, C], turned 180 degrees when as_forward
   bool as_forward;
   float* partials;  // per chunk: dW as [KH, KW, C], then db
@@ -347,19 +389,21 @@ struct DepthwiseBackwardCall {
   float* dx;  // null: not wanted
 };
 
-// Images [begin, end) of a depthwise backward call: this chunk's dW and db
-// partial sums, and dx.
+// Image n of a depthwise backward call, with g its dy [OH, OW, C]: this
+// chunk's dW and db partial sums, and dx.
 template <int K>
-void DepthwiseBackwardImages(const DepthwiseBackwardCall& b, int chunk, int64_t begin,
-                             int64_t end) {
+void DepthwiseBackwardImage(const DepthwiseBackwardCall& b, int chunk, int64_t n,
+                            const float* g) {
   const DepthwiseShape& s = b.shape;
   float* dwt = b.partials + chunk * b.partial_size;
-  DepthwiseWeightGradientImages<K>(s, b.x, b.dy, dwt, dwt + int64_t{s.k} * s.k * s.c, begin, end);
+  const float* x = b.x + n * s.h * s.w * s.c;
+  DepthwiseWeightGradientImages<K>(s, x, g, dwt, dwt + int64_t{s.k} * s.k * s.c, 0, 1);
   if (b.dx == nullptr) return;
+  float* dx = b.dx + n * s.h * s.w * s.c;
   if (b.as_forward) {
-    DepthwiseForwardRows<K>(b.turned, b.dy, b.weights, nullptr, b.dx, begin * s.h, end * s.h);
+    DepthwiseForwardRows<K>(b.turned, g, b.weights, nullptr, dx, 0, s.h);
   } else {
-    DepthwiseInputGradientImages<K>(s, b.rows, b.cols, b.weights, b.dy, b.dx, begin, end);
+    DepthwiseInputGradientImages<K>(s, b.rows, b.cols, b.weights, g, dx, 0, 1);
   }
 }
 
@@ -393,14 +437,16 @@ void Conv2d::ForwardDepthwise(const FloatTensor& x, FloatTensor& y) {
 
 // From the forward line o[ch] += xp[ch] * wp[ch]:
 //   dx[n, iy, ix, ch] += dy * W[ch, kh, kw]   (by image; see below)
-//   dW[ch, kh, kw]    += dy * x               (per-thread partial sums, reduced
-//   in db[ch]            += dy                    chunk order: reproducible)
+//   dW[ch, kh, kw]    += dy * x               (per-thread partial sums, reduced in
+//   db[ch]            += dy                    chunk order: reproducible)
 // With stride 1, dx is a forward depthwise conv of dy with the kernel turned
 // 180 degrees and padding k - 1 - pad; other strides gather per input pixel.
-void Conv2d::BackwardDepthwise(const FloatTensor& dy, FloatTensor* dx) {
+// dy comes an image at a time, used for all of these while in cache.
+void Conv2d::BackwardDepthwise(const GradientRows& dy, FloatTensor* dx) {
   const FloatTensor& x = *input_;
-  const DepthwiseShape s{x.dim(1), x.dim(2),        x.dim(3),        out_h_,
-                         out_w_,   options_.kernel, options_.stride, options_.padding};
+  const DepthwiseShape s{x.dim(1),        x.dim(2),       x.dim(3),
+                         out_h_,          out_w_,         options_.kernel,
+                         options_.stride, options_.padding};
   const int64_t c = s.c, taps = int64_t{s.k} * s.k;
   TransposeDepthwiseWeights(params_.value(weight_), c, s.k * s.k, transposed_weights_);
   const int threads = Pool().num_threads();
@@ -419,17 +465,23 @@ void Conv2d::BackwardDepthwise(const FloatTensor& dy, FloatTensor* dx) {
                              GatherTaps(s.h, s.out_h, s.k, s.stride, s.pad),
                              GatherTaps(s.w, s.out_w, s.k, s.stride, s.pad),
                              x.ptr(),
-                             dy.ptr(),
                              as_forward ? turned_weights_.data() : transposed_weights_.data(),
                              as_forward,
                              scratch_.data(),
                              partial_size,
                              dx != nullptr ? dx->ptr() : nullptr};
-  Pool().ParallelFor(x.dim(0), [&call](int chunk, int64_t begin, int64_t end) {
-    if (call.shape.k == 3) {
-      DepthwiseBackwardImages<3>(call, chunk, begin, end);
-    } else {
-      DepthwiseBackwardImages<0>(call, chunk, begin, end);
+  const int64_t image_rows = s.out_h * s.out_w;
+  block_rows_.resize(threads);
+  Pool().ParallelFor(x.dim(0), [&](int chunk, int64_t begin, int64_t end) {
+    FloatBuffer& buffer = block_rows_[chunk];
+    buffer.resize(image_rows * c);
+    for (int64_t n = begin; n < end; ++n) {
+      const float* g = dy.Rows(n * image_rows, (n + 1) * image_rows, buffer.data());
+      if (s.k == 3) {
+        DepthwiseBackwardImage<3>(call, chunk, n, g);
+      } else {
+        DepthwiseBackwardImage<0>(call, chunk, n, g);
+      }
     }
   });
   float* dw = params_.grad(weight_);

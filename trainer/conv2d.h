@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "trainer/gemm.h"
 #include "trainer/layer.h"
 #include "trainer/parameters.h"
 #include "trainer/tensor.h"
@@ -38,6 +39,9 @@ class Conv2d {
   void Forward(const FloatTensor& x, FloatTensor& y);
   // dy [N, OH, OW, O] -> dx [N, H, W, C] (skipped if dx is null); dW, db +=.
   void Backward(const FloatTensor& dy, FloatTensor* dx);
+  // The same with dy as rows [N * OH * OW, O] handed over block by block (a
+  // batch norm after the conv computes them on demand).
+  void Backward(const GradientRows& dy, FloatTensor* dx);
 
   const std::string& name() const { return name_; }
   const Conv2dOptions& options() const { return options_; }
@@ -53,9 +57,10 @@ class Conv2d {
            options_.groups == 1;
   }
   void ForwardGemm(const FloatTensor& x, FloatTensor& y);
-  void BackwardGemm(const FloatTensor& dy, FloatTensor* dx);
+  void BackwardGemm(const float* dy, FloatTensor* dx);
+  void BackwardPointwise(const GradientRows& dy, FloatTensor* dx);
   void ForwardDepthwise(const FloatTensor& x, FloatTensor& y);
-  void BackwardDepthwise(const FloatTensor& dy, FloatTensor* dx);
+  void BackwardDepthwise(const GradientRows& dy, FloatTensor* dx);
 
   std::string name_;
   Conv2dOptions options_;
@@ -68,8 +73,11 @@ class Conv2d {
   FloatBuffer column_grads_;  // its gradient
   FloatBuffer transposed_weights_;  // depthwise weights as [KH, KW, C]
   FloatBuffer turned_weights_;      // the same turned 180 degrees (stride-1 dx)
-  std::vector<float> scratch_;      // per-thread partial weight gradients (depthwise)
-  std::vector<float> gemm_scratch_;  // per-chunk partial weight gradients (GEMM)
+  std::vector<float> scratch_;      // per-thread partial dW (depthwise) or db (1x1)
+  GemmOuterSums weight_sums_;       // per-chunk partial dW (GEMM)
+  GemmRight right_;                 // the weights, packed for dx = dy . W (1x1)
+  std::vector<FloatBuffer> block_rows_;  // per chunk: a block of dy's rows
+  FloatBuffer dy_rows_;             // dy whole, for the im2col path
 };
 
 int64_t ConvOutputExtent(int64_t input, int kernel, int stride, int padding);

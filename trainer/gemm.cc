@@ -113,53 +113,6 @@ void PanelTileColumn(int nv, int64_t rows, const PanelTile& t) {
   }
 }
 
-// The weights as P [depth, columns], each row padded with zeros to whole
-// vectors.
-struct Panel {
-  std::vector<float> data;
-  int64_t columns = 0, padded = 0, depth = 0;
-};
-
-Panel& PackedPanel(int64_t depth, int64_t columns) {
-  thread_local Panel panel;
-  panel.depth = depth;
-  panel.columns = columns;
-  panel.padded = (columns + kLanes - 1) / kLanes * kLanes;
-  panel.data.assign(depth * panel.padded, 0.0f);
-  return panel;
-}
-
-// C rows [begin, end) = A . P + beta * C.
-void MultiplyPanel(int64_t begin, int64_t end, const float* a, int64_t lda, const Panel& panel,
-                   float beta, float* c, int64_t ldc) {
-  for (int64_t m0 = begin; m0 < end; m0 += kBlockRows) {
-    const int64_t rows = std::min(kBlockRows, end - m0);
-    for (int64_t k0 = 0; k0 < panel.depth; k0 += kDepth) {
-      for (int64_t n0 = 0; n0 < panel.columns; n0 += kTileColumns) {
-        const int64_t cols = std::min<int64_t>(kTileColumns, panel.columns - n0);
-        const int nv = static_cast<int>((cols + kLanes - 1) / kLanes);
-        PanelTile t{a + m0 * lda + k0,
-                    lda,
-                    panel.data.data() + k0 * panel.padded + n0,
-                    panel.padded,
-                    std::min(kDepth, panel.depth - k0),
-                    c + m0 * ldc + n0,
-                    ldc,
-                    static_cast<int>(cols - (nv - 1) * kLanes),
-                    k0 > 0 || beta != 0.0f,
-                    k0 > 0 ? 1.0f : beta};
-        PanelTileColumn(nv, rows, t);
-      }
-    }
-  }
-}
-
-void MultiplyPanelParallel(int64_t m, const float* a, int64_t lda, const Panel& panel, float beta,
-                           float* c, int64_t ldc) {
-  Pool().ParallelFor(m, [=, &panel](int, int64_t begin, int64_t end) {
-    MultiplyPanel(begin, end, a, lda, panel, beta, c, ldc);
-  });
-}
 
 // --- T[p, q] += sum over rows of S[row, p] * V[row, q]: the weight gradient,
 // S broadcast, V loaded as vectors; T [p, padded q] in the caller's scratch.
@@ -276,51 +229,111 @@ double LaneUse(int64_t columns) {
 
 const char* GemmInstructionSet() { return simd::kName; }
 
+void GemmRight::Resize(int64_t depth, int64_t columns) {
+  depth_ = depth;
+  columns_ = columns;
+  padded_ = (columns + kLanes - 1) / kLanes * kLanes;
+  data_.assign(depth * padded_, 0.0f);
+}
+
+void GemmRight::PackTransposed(const float* b, int64_t ldb, int64_t n, int64_t k) {
+  Resize(k, n);
+  for (int64_t j = 0; j < n; ++j) {
+    for (int64_t d = 0; d < k; ++d) data_[d * padded_ + j] = b[j * ldb + d];
+  }
+}
+
+void GemmRight::Pack(const float* b, int64_t ldb, int64_t k, int64_t n) {
+  Resize(k, n);
+  for (int64_t d = 0; d < k; ++d) std::copy(b + d * ldb, b + d * ldb + n, &data_[d * padded_]);
+}
+
+void GemmRight::MultiplyRows(int64_t rows, const float* a, int64_t lda, float beta, float* c,
+                             int64_t ldc) const {
+  for (int64_t m0 = 0; m0 < rows; m0 += kBlockRows) {
+    const int64_t block = std::min(kBlockRows, rows - m0);
+    for (int64_t k0 = 0; k0 < depth_; k0 += kDepth) {
+      for (int64_t n0 = 0; n0 < columns_; n0 += kTileColumns) {
+        const int64_t cols = std::min<int64_t>(kTileColumns, columns_ - n0);
+        const int nv = static_cast<int>((cols + kLanes - 1) / kLanes);
+        PanelTile t{a + m0 * lda + k0,
+                    lda,
+                    data_.data() + k0 * padded_ + n0,
+                    padded_,
+                    std::min(kDepth, depth_ - k0),
+                    c + m0 * ldc + n0,
+                    ldc,
+                    static_cast<int>(cols - (nv - 1) * kLanes),
+                    k0 > 0 || beta != 0.0f,
+                    k0 > 0 ? 1.0f : beta};
+        PanelTileColumn(nv, block, t);
+      }
+    }
+  }
+}
+
+// The vector side is whichever of A's n and B's k columns fills more lanes
+// (the larger on a tie); with A's, the sums come out transposed.
+void GemmOuterSums::Start(int64_t n, int64_t k, int chunks) {
+  n_ = n;
+  k_ = k;
+  transposed_ = LaneUse(n) > LaneUse(k) || (LaneUse(n) == LaneUse(k) && n > k);
+  p_ = transposed_ ? k : n;
+  const int64_t q = transposed_ ? n : k;
+  ldt_ = (q + kLanes - 1) / kLanes * kLanes;
+  chunks_ = chunks;
+  partials_.assign(static_cast<size_t>(chunks) * p_ * ldt_, 0.0f);
+}
+
+void GemmOuterSums::AddRows(int chunk, int64_t rows, const float* a, int64_t lda, const float* b,
+                            int64_t ldb) {
+  float* t = partials_.data() + static_cast<size_t>(chunk) * p_ * ldt_;
+  if (transposed_) {
+    OuterSums(0, rows, b, ldb, k_, a, lda, n_, t, ldt_);
+  } else {
+    OuterSums(0, rows, a, lda, n_, b, ldb, k_, t, ldt_);
+  }
+}
+
+void GemmOuterSums::AccumulateInto(float* c, int64_t ldc) const {
+  for (int chunk = 0; chunk < chunks_; ++chunk) {
+    const float* t = partials_.data() + static_cast<size_t>(chunk) * p_ * ldt_;
+    for (int64_t i = 0; i < n_; ++i) {
+      for (int64_t j = 0; j < k_; ++j) {
+        c[i * ldc + j] += transposed_ ? t[j * ldt_ + i] : t[i * ldt_ + j];
+      }
+    }
+  }
+}
+
 void GemmABt(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
              int64_t ldb, float beta, float* c, int64_t ldc) {
-  Panel& panel = PackedPanel(k, n);
-  for (int64_t j = 0; j < n; ++j) {
-    for (int64_t d = 0; d < k; ++d) panel.data[d * panel.padded + j] = b[j * ldb + d];
-  }
-  MultiplyPanelParallel(m, a, lda, panel, beta, c, ldc);
+  // The caller's own packing buffer, handed to the pool's threads by pointer.
+  thread_local GemmRight packed;
+  packed.PackTransposed(b, ldb, n, k);
+  const GemmRight* right = &packed;
+  Pool().ParallelFor(m, [=](int, int64_t begin, int64_t end) {
+    right->MultiplyRows(end - begin, a + begin * lda, lda, beta, c + begin * ldc, ldc);
+  });
 }
 
 void GemmAB(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
             int64_t ldb, float* c, int64_t ldc) {
-  Panel& panel = PackedPanel(k, n);
-  for (int64_t d = 0; d < k; ++d) {
-    std::copy(b + d * ldb, b + d * ldb + n, panel.data.data() + d * panel.padded);
-  }
-  MultiplyPanelParallel(m, a, lda, panel, 0.0f, c, ldc);
+  thread_local GemmRight packed;
+  packed.Pack(b, ldb, k, n);
+  const GemmRight* right = &packed;
+  Pool().ParallelFor(m, [=](int, int64_t begin, int64_t end) {
+    right->MultiplyRows(end - begin, a + begin * lda, lda, 0.0f, c + begin * ldc, ldc);
+  });
 }
 
-// C[i, j] += sum_r A[r, i] * B[r, j]. The vector side is whichever of A's n
-// and B's k columns fills more lanes (the larger on a tie); with A's, the sums
-// come out transposed.
-void GemmAtBAccumulate(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
-                       int64_t ldb, float* c, int64_t ldc, std::vector<float>& scratch) {
-  const bool transposed = LaneUse(n) > LaneUse(k) || (LaneUse(n) == LaneUse(k) && n > k);
-  const int64_t p_count = transposed ? k : n, q_count = transposed ? n : k;
-  const int64_t ldt = (q_count + kLanes - 1) / kLanes * kLanes;
-  const int threads = Pool().num_threads();
-  scratch.assign(static_cast<size_t>(threads) * p_count * ldt, 0.0f);
-  float* partials = scratch.data();
-  Pool().ParallelFor(m, [=](int chunk, int64_t begin, int64_t end) {
-    float* t = partials + static_cast<size_t>(chunk) * p_count * ldt;
-    if (transposed) {
-      OuterSums(begin, end, b, ldb, p_count, a, lda, q_count, t, ldt);
-    } else {
-      OuterSums(begin, end, a, lda, p_count, b, ldb, q_count, t, ldt);
-    }
+void GemmAtBAccumulate(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
+                       const float* b, int64_t ldb, float* c, int64_t ldc, GemmOuterSums& sums) {
+  sums.Start(n, k, Pool().num_threads());
+  Pool().ParallelFor(m, [=, &sums](int chunk, int64_t begin, int64_t end) {
+    sums.AddRows(chunk, end - begin, a + begin * lda, lda, b + begin * ldb, ldb);
   });
-  for (int chunk = 0; chunk < threads; ++chunk) {
-    const float* t = partials + static_cast<size_t>(chunk) * p_count * ldt;
-    for (int64_t i = 0; i < n; ++i) {
-      for (int64_t j = 0; j < k; ++j) {
-        c[i * ldc + j] += transposed ? t[j * ldt + i] : t[i * ldt + j];
-      }
-    }
-  }
+  sums.AccumulateInto(c, ldc);
 }
 
 }  // namespace qforge

@@ -8,9 +8,7 @@
 // [N*H*W, C] with small weight matrices. The forward and input-gradient
 // products pack only the weights and stream the activations in place; the
 // weight gradient sums outer products over rows in registers. Work is split
-// across the trainer's thread pool by rows of the activation matrix; the weight
-// gradient adds per-chunk partial sums in chunk order, so results repeat for a
-// thread count.
+// across the trainer's thread pool by rows of the activation matrix.
 #ifndef QFORGE_TRAINER_GEMM_H_
 #define QFORGE_TRAINER_GEMM_H_
 
@@ -18,6 +16,42 @@
 #include <vector>
 
 namespace qforge {
+
+// The right-hand side of C = A . B^T or C = A . B, packed once for products
+// with row ranges of A (each thread its own range).
+class GemmRight {
+ public:
+  // B [n, k], used as B^T.
+  void PackTransposed(const float* b, int64_t ldb, int64_t n, int64_t k);
+  // B [k, n].
+  void Pack(const float* b, int64_t ldb, int64_t k, int64_t n);
+  // C[rows, n] = A[rows, k] . (packed B) + beta * C, on the calling thread.
+  void MultiplyRows(int64_t rows, const float* a, int64_t lda, float beta, float* c,
+                    int64_t ldc) const;
+
+ private:
+  void Resize(int64_t depth, int64_t columns);
+  std::vector<float> data_;  // [k, n rounded up to whole vectors], zero padded
+  int64_t depth_ = 0, columns_ = 0, padded_ = 0;
+};
+
+// C[n, k] += sum over rows of A[row, n] * B[row, k] (dW += dy^T . x), summed
+// from row ranges on several threads: each chunk adds into its own partial
+// sums, and AccumulateInto adds the partials in chunk order, so results repeat
+// for a thread count.
+class GemmOuterSums {
+ public:
+  void Start(int64_t n, int64_t k, int chunks);
+  // Rows of A [rows, n] and B [rows, k] into chunk `chunk`'s partial sums.
+  void AddRows(int chunk, int64_t rows, const float* a, int64_t lda, const float* b, int64_t ldb);
+  void AccumulateInto(float* c, int64_t ldc) const;
+
+ private:
+  int64_t n_ = 0, k_ = 0, p_ = 0, ldt_ = 0;
+  int chunks_ = 0;
+  bool transposed_ = false;     // partials hold C^T
+  std::vector<float> partials_;  // [chunks, p, ldt]
+};
 
 // C[M, N] = A[M, K] . B^T (B is [N, K]) + beta * C.   (forward: x . W^T)
 void GemmABt(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
@@ -28,9 +62,9 @@ void GemmAB(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const 
             int64_t ldb, float* c, int64_t ldc);
 
 // C[N, K] += A^T . B with A [M, N] and B [M, K].        (backward: dy^T . x)
-// `scratch` holds the per-chunk partial sums between calls.
-void GemmAtBAccumulate(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
-                       int64_t ldb, float* c, int64_t ldc, std::vector<float>& scratch);
+// `sums` holds the per-chunk partial sums between calls.
+void GemmAtBAccumulate(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
+                       const float* b, int64_t ldb, float* c, int64_t ldc, GemmOuterSums& sums);
 
 // The vector instruction set the GEMMs were compiled for: "avx512", "avx2" or
 // "sse2".

@@ -93,7 +93,7 @@ TEST_P(GemmTest, ABMatchesDoubleReference) {
 // Both orientations of the weight-gradient kernel: the shapes include n > k,
 // k > n and lane fills that pick either side.
 TEST_P(GemmTest, AtBAccumulateAddsToC) {
-  std::vector<float> scratch;
+  GemmOuterSums sums;
   for (const Shape& s : kShapes) {
     const int64_t lda = s.n + 3, ldb = s.k + 1, ldc = s.k + 2;
     const std::vector<float> a = Random(s.m * lda, 7), b = Random(s.m * ldb, 8);
@@ -106,7 +106,7 @@ TEST_P(GemmTest, AtBAccumulateAddsToC) {
         want[i * s.k + j] = sum;
       }
     }
-    GemmAtBAccumulate(s.m, s.n, s.k, a.data(), lda, b.data(), ldb, c.data(), ldc, scratch);
+    GemmAtBAccumulate(s.m, s.n, s.k, a.data(), lda, b.data(), ldb, c.data(), ldc, sums);
     ExpectNear(want, c.data(), s.n, s.k, ldc, s.m, "AtB");
   }
 }
@@ -115,9 +115,10 @@ TEST_P(GemmTest, AtBAccumulateAddsToC) {
 TEST_P(GemmTest, AtBAccumulateRepeats) {
   const Shape s{1000, 96, 16};
   const std::vector<float> a = Random(s.m * s.n, 10), b = Random(s.m * s.k, 11);
-  std::vector<float> first(s.n * s.k, 0.0f), second(s.n * s.k, 0.0f), scratch;
-  GemmAtBAccumulate(s.m, s.n, s.k, a.data(), s.n, b.data(), s.k, first.data(), s.k, scratch);
-  GemmAtBAccumulate(s.m, s.n, s.k, a.data(), s.n, b.data(), s.k, second.data(), s.k, scratch);
+  std::vector<float> first(s.n * s.k, 0.0f), second(s.n * s.k, 0.0f);
+  GemmOuterSums sums;
+  GemmAtBAccumulate(s.m, s.n, s.k, a.data(), s.n, b.data(), s.k, first.data(), s.k, sums);
+  GemmAtBAccumulate(s.m, s.n, s.k, a.data(), s.n, b.data(), s.k, second.data(), s.k, sums);
   EXPECT_EQ(first, second);
 }
 

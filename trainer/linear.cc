@@ -26,7 +26,7 @@ void Linear::Forward(const FloatTensor& x, FloatTensor& y) {
 void Linear::Backward(const FloatTensor& dy, FloatTensor* dx) {
   const int64_t n = dy.dim(0);
   GemmAtBAccumulate(n, out_, in_, dy.ptr(), out_, input_->ptr(), in_, params_.grad(weight_), in_,
-                    gemm_scratch_);
+                    weight_sums_);
   float* db = params_.grad(bias_);
   for (int64_t i = 0; i < n; ++i) {
     for (int o = 0; o < out_; ++o) db[o] += dy.data[i * out_ + o];

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "trainer/gemm.h"
 #include "trainer/parameters.h"
 #include "trainer/tensor.h"
 
@@ -30,7 +31,7 @@ class Linear {
   ParameterStore& params_;
   int weight_, bias_;
   const FloatTensor* input_ = nullptr;
-  std::vector<float> gemm_scratch_;
+  GemmOuterSums weight_sums_;
 };
 
 // Mean over H and W: x [N, H, W, C] -> y [N, C] (PyTorch: x.mean([2, 3])).

@@ -44,13 +44,15 @@ const FloatTensor& ConvBnAct::Forward(const FloatTensor& x, const PassContext& c
   return bn_out;
 }
 
+// The batch norm's dx is the conv's dy, computed block by block as the conv's
+// backward asks for it; its time counts as the conv's.
 void ConvBnAct::Backward(const FloatTensor& dy, FloatTensor* dx) {
   {
     ProfileScope scope("backward", "batch norm + activation");
-    bn.Backward(dy, d_conv);
+    bn.BackwardStatistics(dy);
   }
   ProfileScope scope("backward", ConvKind(conv.options()));
-  conv.Backward(d_conv, dx);
+  conv.Backward(BatchNormInputGradient(bn, dy), dx);
 }
 
 MobileNetV2Model::MobileNetV2Model(const MobileNetV2Config& config, bool relu6,

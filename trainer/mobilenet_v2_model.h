@@ -33,7 +33,6 @@ struct ConvBnAct {
   Conv2d conv;
   BatchNorm2d bn;
   FloatTensor conv_out, bn_out;  // saved activations
-  FloatTensor d_conv;            // gradient scratch
 };
 
 // features.i: its ConvBnAct layers and, when shapes allow, the residual add.

@@ -1,0 +1,85 @@
+// ConvBnAct's backward hands the batch norm's dx to the conv a block of rows at
+// a time (never written whole); it must give what the two layers' separate
+// backward passes give.
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "common/random.h"
+#include "gtest/gtest.h"
+#include "trainer/mobilenet_v2_model.h"
+#include "trainer/parallel.h"
+
+namespace qforge {
+namespace {
+
+struct Case {
+  std::string name;
+  ConvLayer layer;
+  int size;  // input height and width
+};
+
+class ConvBnActTest : public ::testing::TestWithParam<std::tuple<Case, int>> {
+ protected:
+  void TearDown() override { ConfigurePool(1); }
+};
+
+void Fill(float* v, int64_t n, uint64_t seed) {
+  SplitMix64 rng(seed);
+  for (int64_t i = 0; i < n; ++i) v[i] = 2.0f * rng.UniformFloat() - 1.0f;
+}
+
+// Runs forward then backward with the fused path or the separate one, and
+// returns dx followed by every parameter gradient.
+std::vector<float> Gradients(const Case& c, bool fused) {
+  ParameterStore params;
+  ConvBnAct layer(c.layer, /*relu6=*/true, params);
+  for (int id = 0; id < params.count(); ++id) {
+    if (params.info(id).trainable) Fill(params.value(id), params.info(id).size, 10 + id);
+  }
+  FloatTensor x({3, c.size, c.size, c.layer.in_channels});
+  Fill(x.ptr(), x.size(), 1);
+  params.ZeroGrads();
+  const FloatTensor& y = layer.Forward(x, PassContext{true, 0, 0});
+  FloatTensor dy(y.shape), dx;
+  Fill(dy.ptr(), dy.size(), 2);
+  if (fused) {
+    layer.Backward(dy, &dx);
+  } else {
+    FloatTensor d_conv;
+    layer.bn.Backward(dy, d_conv);
+    layer.conv.Backward(d_conv, &dx);
+  }
+  std::vector<float> out(dx.data.begin(), dx.data.end());
+  out.insert(out.end(), params.grads().begin(), params.grads().end());
+  return out;
+}
+
+TEST_P(ConvBnActTest, FusedBackwardMatchesSeparateLayers) {
+  const auto& [c, threads] = GetParam();
+  ConfigurePool(threads);
+  const std::vector<float> fused = Gradients(c, true), separate = Gradients(c, false);
+  ASSERT_EQ(fused.size(), separate.size());
+  for (size_t i = 0; i < fused.size(); ++i) {
+    // The weight gradient's sums are grouped by other blocks of rows.
+    ASSERT_NEAR(fused[i], separate[i], 1e-4f * (1.0f + std::fabs(separate[i]))) << "at " << i;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Layers, ConvBnActTest,
+    ::testing::Combine(
+        ::testing::Values(
+            // Wide enough that a block of rows is smaller than a thread's share.
+            Case{"pointwise", {"f.0", 24, 1100, 1, 1, 1, true}, 9},
+            Case{"pointwise_linear", {"f.0", 37, 21, 1, 1, 1, false}, 7},
+            Case{"depthwise", {"f.0", 19, 19, 3, 1, 19, true}, 6},
+            Case{"depthwise_stride_2", {"f.0", 21, 21, 3, 2, 21, true}, 7},
+            Case{"first_conv", {"f.0", 3, 8, 3, 2, 1, true}, 9}),
+        ::testing::Values(1, 3)),
+    [](const auto& info) {
+      return std::get<0>(info.param).name + "_" + std::to_string(std::get<1>(info.param));
+    });
+
+}  // namespace
+}  // namespace qforge
