@@ -168,7 +168,8 @@ BatchNorm2d::BatchNorm2d(const std::string& name, int channels, ParameterStore& 
   std::fill(params.value(running_var_), params.value(running_var_) + channels, 1.0f);
 }
 
-void BatchNorm2d::Forward(const FloatTensor& x, FloatTensor& y, const PassContext& ctx) {
+void BatchNorm2d::Forward(const FloatTensor& x, FloatTensor& y, const PassContext& ctx,
+                          const ChannelMoments* moments) {
   const int c = channels_;
   const int64_t rows = x.size() / c;
   const float* in = x.ptr();
@@ -180,7 +181,11 @@ void BatchNorm2d::Forward(const FloatTensor& x, FloatTensor& y, const PassContex
   const float momentum = ctx.bn_momentum;
   if (ctx.training) {
     std::vector<double> sum, sq;
-    ChannelSums(in, nullptr, rows, c, partial_, sum, sq);
+    if (moments != nullptr) {
+      moments->Total(sum, sq);
+    } else {
+      ChannelSums(in, nullptr, rows, c, partial_, sum, sq);
+    }
     for (int ch = 0; ch < c; ++ch) {
       const double mean = sum[ch] / rows;
       mean_[ch] = static_cast<float>(mean);

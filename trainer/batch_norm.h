@@ -33,7 +33,10 @@ class BatchNorm2d {
               float clamp_max = NAN);
 
   // x [N, H, W, C] -> y, same shape. Keeps a pointer to x for Backward.
-  void Forward(const FloatTensor& x, FloatTensor& y, const PassContext& ctx);
+  // In training, `moments` (if given) holds x's per-channel sums and sums of
+  // squares, gathered by the layer that wrote x; else Forward sums them.
+  void Forward(const FloatTensor& x, FloatTensor& y, const PassContext& ctx,
+               const ChannelMoments* moments = nullptr);
   // dy -> dx (=); dgamma, dbeta (+=). In eval mode the statistics are constants.
   void Backward(const FloatTensor& dy, FloatTensor& dx);
 

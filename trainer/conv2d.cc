@@ -86,15 +86,16 @@ Conv2d::Conv2d(const std::string& name, const Conv2dOptions& options, ParameterS
   if (options.bias) bias_ = params.Add(name + ".bias", {options.out_channels});
 }
 
-void Conv2d::Forward(const FloatTensor& x, FloatTensor& y) {
+void Conv2d::Forward(const FloatTensor& x, FloatTensor& y, ChannelMoments* moments) {
   input_ = &x;
   out_h_ = ConvOutputExtent(x.dim(1), options_.kernel, options_.stride, options_.padding);
   out_w_ = ConvOutputExtent(x.dim(2), options_.kernel, options_.stride, options_.padding);
   y.Resize({x.dim(0), out_h_, out_w_, options_.out_channels});
+  if (moments != nullptr) moments->Start(options_.out_channels, Pool().num_threads());
   if (depthwise()) {
-    ForwardDepthwise(x, y);
+    ForwardDepthwise(x, y, moments);
   } else {
-    ForwardGemm(x, y);
+    ForwardGemm(x, y, moments);
   }
 }
 
@@ -120,7 +121,7 @@ void Conv2d::Backward(const GradientRows& dy, FloatTensor* dx) {
 }
 
 // y[m, o] = bias[o] + sum_k cols[m, k] * W[o, k], one GEMM per group.
-void Conv2d::ForwardGemm(const FloatTensor& x, FloatTensor& y) {
+void Conv2d::ForwardGemm(const FloatTensor& x, FloatTensor& y, ChannelMoments* moments) {
   const Geometry g{x.dim(0), x.dim(1), x.dim(2), x.dim(3), out_h_, out_w_,
                    options_.out_channels, options_.kernel, options_.stride, options_.padding,
                    options_.groups};
@@ -138,9 +139,27 @@ void Conv2d::ForwardGemm(const FloatTensor& x, FloatTensor& y) {
       Im2Col(g, x.ptr(), group, columns_.data());
       cols = columns_.data();
     }
-    GemmABt(g.rows(), g.group_out(), g.patch(), cols, g.patch(),
-            w + group * g.group_out() * g.patch(), g.patch(), beta, out + group * g.group_out(),
-            g.o);
+    right_.PackTransposed(w + group * g.group_out() * g.patch(), g.patch(), g.group_out(),
+                          g.patch());
+    // One group's columns are the whole output: its moments come with the GEMM.
+    const bool with_moments = moments != nullptr && g.groups == 1;
+    Pool().ParallelFor(g.rows(), [&, cols, group](int chunk, int64_t begin, int64_t end) {
+      right_.MultiplyRows(end - begin, cols + begin * g.patch(), g.patch(), beta,
+                          out + begin * g.o + group * g.group_out(), g.o,
+                          with_moments ? moments->chunk(chunk) : nullptr);
+    });
+  }
+  if (moments != nullptr && g.groups > 1) {
+    Pool().ParallelFor(g.rows(), [&](int chunk, int64_t begin, int64_t end) {
+      double* m = moments->chunk(chunk);
+      for (int64_t row = begin; row < end; ++row) {
+        for (int64_t o = 0; o < g.o; ++o) {
+          const double v = out[row * g.o + o];
+          m[o] += v;
+          m[g.o + o] += v * v;
+        }
+      }
+    });
   }
 }
 
@@ -248,12 +267,20 @@ class TapWeights {
 };
 
 // Output rows [begin, end) of n * OH: o = bias + sum over taps of x * w. Each
-// row's channel vectors in turn, so the input rows it reads stay in L1.
+// row's channel vectors in turn, so the input rows it reads stay in L1. With
+// `moments` ([2 * C]), adds the outputs' per-channel sums and sums of squares
+// (summed in float over kMomentPixels pixels, then in double).
 template <int K>
 void DepthwiseForwardRows(const DepthwiseShape& s, const float* in, const float* wt,
-                          const float* bias, float* out, int64_t begin, int64_t end) {
+                          const float* bias, float* out, int64_t begin, int64_t end,
+                          double* moments) {
   const int64_t h = s.h, w = s.w, c = s.c, out_h = s.out_h, out_w = s.out_w;
   const int stride = s.stride, pad = s.pad;
+  constexpr int kMomentPixels = 4;
+  // The moments, each channel row padded to whole vectors.
+  const int64_t padded = (c + simd::kLanes - 1) / simd::kLanes * simd::kLanes;
+  thread_local std::vector<double> padded_moments;
+  if (moments != nullptr) padded_moments.assign(2 * padded, 0.0);
   for (int64_t row = begin; row < end; ++row) {
     const int64_t n = row / out_h, oy = row % out_h;
     for (int64_t c0 = 0; c0 < c; c0 += simd::kLanes) {
@@ -261,6 +288,7 @@ void DepthwiseForwardRows(const DepthwiseShape& s, const float* in, const float*
       const TapWeights<K> taps(s.k, wt + c0, c, lanes);
       const int k = taps.k;
       const simd::Vec b = bias != nullptr ? simd::LoadLanes(bias + c0, lanes) : simd::Zero();
+      simd::Vec sum = simd::Zero(), squares = simd::Zero();
       for (int64_t ox = 0; ox < out_w; ++ox) {
         simd::Vec acc = b;
         for (int kh = 0; kh < k; ++kh) {
@@ -274,8 +302,21 @@ void DepthwiseForwardRows(const DepthwiseShape& s, const float* in, const float*
           }
         }
         simd::StoreLanes(out + (row * out_w + ox) * c + c0, acc, lanes);
+        if (moments == nullptr) continue;
+        sum = simd::Add(sum, acc);
+        squares = simd::Fma(acc, acc, squares);
+        if (ox % kMomentPixels == kMomentPixels - 1 || ox == out_w - 1) {
+          simd::AddToDoubles(padded_moments.data() + c0, sum);
+          simd::AddToDoubles(padded_moments.data() + padded + c0, squares);
+          sum = squares = simd::Zero();
+        }
       }
     }
+  }
+  if (moments == nullptr) return;
+  for (int64_t ch = 0; ch < c; ++ch) {
+    moments[ch] += padded_moments[ch];
+    moments[c + ch] += padded_moments[padded + ch];
   }
 }
 
@@ -401,7 +442,7 @@ void DepthwiseBackwardImage(const DepthwiseBackwardCall& b, int chunk, int64_t n
   if (b.dx == nullptr) return;
   float* dx = b.dx + n * s.h * s.w * s.c;
   if (b.as_forward) {
-    DepthwiseForwardRows<K>(b.turned, g, b.weights, nullptr, dx, 0, s.h);
+    DepthwiseForwardRows<K>(b.turned, g, b.weights, nullptr, dx, 0, s.h, nullptr);
   } else {
     DepthwiseInputGradientImages<K>(s, b.rows, b.cols, b.weights, g, dx, 0, 1);
   }
@@ -418,7 +459,7 @@ void TransposeDepthwiseWeights(const float* weight, int64_t c, int taps, FloatBu
 }  // namespace
 
 // y[n, oy, ox, c] = bias[c] + sum_{kh, kw} x[n, iy, ix, c] * W[c, kh, kw].
-void Conv2d::ForwardDepthwise(const FloatTensor& x, FloatTensor& y) {
+void Conv2d::ForwardDepthwise(const FloatTensor& x, FloatTensor& y, ChannelMoments* moments) {
   const DepthwiseShape s{x.dim(1), x.dim(2),        x.dim(3),        out_h_,
                          out_w_,   options_.kernel, options_.stride, options_.padding};
   TransposeDepthwiseWeights(params_.value(weight_), s.c, s.k * s.k, transposed_weights_);
@@ -426,11 +467,12 @@ void Conv2d::ForwardDepthwise(const FloatTensor& x, FloatTensor& y) {
   const float* in = x.ptr();
   const float* wt = transposed_weights_.data();
   float* out = y.ptr();
-  Pool().ParallelFor(x.dim(0) * out_h_, [=](int, int64_t begin, int64_t end) {
+  Pool().ParallelFor(x.dim(0) * out_h_, [=](int chunk, int64_t begin, int64_t end) {
+    double* m = moments != nullptr ? moments->chunk(chunk) : nullptr;
     if (s.k == 3) {
-      DepthwiseForwardRows<3>(s, in, wt, bias, out, begin, end);
+      DepthwiseForwardRows<3>(s, in, wt, bias, out, begin, end, m);
     } else {
-      DepthwiseForwardRows<0>(s, in, wt, bias, out, begin, end);
+      DepthwiseForwardRows<0>(s, in, wt, bias, out, begin, end, m);
     }
   });
 }

@@ -36,7 +36,8 @@ class Conv2d {
   Conv2d(const std::string& name, const Conv2dOptions& options, ParameterStore& params);
 
   // x [N, H, W, C] -> y [N, OH, OW, O]. Keeps a pointer to x for Backward.
-  void Forward(const FloatTensor& x, FloatTensor& y);
+  // With `moments`, also gathers y's per-channel sums and sums of squares.
+  void Forward(const FloatTensor& x, FloatTensor& y, ChannelMoments* moments = nullptr);
   // dy [N, OH, OW, O] -> dx [N, H, W, C] (skipped if dx is null); dW, db +=.
   void Backward(const FloatTensor& dy, FloatTensor* dx);
   // The same with dy as rows [N * OH * OW, O] handed over block by block (a
@@ -56,10 +57,10 @@ class Conv2d {
     return options_.kernel == 1 && options_.stride == 1 && options_.padding == 0 &&
            options_.groups == 1;
   }
-  void ForwardGemm(const FloatTensor& x, FloatTensor& y);
+  void ForwardGemm(const FloatTensor& x, FloatTensor& y, ChannelMoments* moments);
   void BackwardGemm(const float* dy, FloatTensor* dx);
   void BackwardPointwise(const GradientRows& dy, FloatTensor* dx);
-  void ForwardDepthwise(const FloatTensor& x, FloatTensor& y);
+  void ForwardDepthwise(const FloatTensor& x, FloatTensor& y, ChannelMoments* moments);
   void BackwardDepthwise(const GradientRows& dy, FloatTensor* dx);
 
   std::string name_;
@@ -75,7 +76,7 @@ class Conv2d {
   FloatBuffer turned_weights_;      // the same turned 180 degrees (stride-1 dx)
   std::vector<float> scratch_;      // per-thread partial dW (depthwise) or db (1x1)
   GemmOuterSums weight_sums_;       // per-chunk partial dW (GEMM)
-  GemmRight right_;                 // the weights, packed for dx = dy . W (1x1)
+  GemmRight right_;                 // the weights, packed for y = x . W^T or dx = dy . W
   std::vector<FloatBuffer> block_rows_;  // per chunk: a block of dy's rows
   FloatBuffer dy_rows_;             // dy whole, for the im2col path
 };

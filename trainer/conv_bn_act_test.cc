@@ -1,6 +1,7 @@
-// ConvBnAct's backward hands the batch norm's dx to the conv a block of rows at
-// a time (never written whole); it must give what the two layers' separate
-// backward passes give.
+// ConvBnAct fuses its layers' passes: in forward the conv gathers the batch
+// statistics its batch norm needs; in backward the batch norm hands its dx to
+// the conv a block of rows at a time (never written whole). Both must give
+// what the two layers' separate passes give.
 #include <cmath>
 #include <string>
 #include <vector>
@@ -29,8 +30,8 @@ void Fill(float* v, int64_t n, uint64_t seed) {
   for (int64_t i = 0; i < n; ++i) v[i] = 2.0f * rng.UniformFloat() - 1.0f;
 }
 
-// Runs forward then backward with the fused path or the separate one, and
-// returns dx followed by every parameter gradient.
+// Runs forward then backward with the fused passes or the separate ones, and
+// returns y, dx and every parameter gradient.
 std::vector<float> Gradients(const Case& c, bool fused) {
   ParameterStore params;
   ConvBnAct layer(c.layer, /*relu6=*/true, params);
@@ -40,7 +41,13 @@ std::vector<float> Gradients(const Case& c, bool fused) {
   FloatTensor x({3, c.size, c.size, c.layer.in_channels});
   Fill(x.ptr(), x.size(), 1);
   params.ZeroGrads();
-  const FloatTensor& y = layer.Forward(x, PassContext{true, 0, 0});
+  const PassContext training{true, 0, 0};
+  FloatTensor separate_y;
+  if (!fused) {
+    layer.conv.Forward(x, layer.conv_out);
+    layer.bn.Forward(layer.conv_out, separate_y, training);
+  }
+  const FloatTensor& y = fused ? layer.Forward(x, training) : separate_y;
   FloatTensor dy(y.shape), dx;
   Fill(dy.ptr(), dy.size(), 2);
   if (fused) {
@@ -50,18 +57,20 @@ std::vector<float> Gradients(const Case& c, bool fused) {
     layer.bn.Backward(dy, d_conv);
     layer.conv.Backward(d_conv, &dx);
   }
-  std::vector<float> out(dx.data.begin(), dx.data.end());
+  std::vector<float> out(y.data.begin(), y.data.end());
+  out.insert(out.end(), dx.data.begin(), dx.data.end());
   out.insert(out.end(), params.grads().begin(), params.grads().end());
   return out;
 }
 
-TEST_P(ConvBnActTest, FusedBackwardMatchesSeparateLayers) {
+TEST_P(ConvBnActTest, FusedPassesMatchSeparateLayers) {
   const auto& [c, threads] = GetParam();
   ConfigurePool(threads);
   const std::vector<float> fused = Gradients(c, true), separate = Gradients(c, false);
   ASSERT_EQ(fused.size(), separate.size());
   for (size_t i = 0; i < fused.size(); ++i) {
-    // The weight gradient's sums are grouped by other blocks of rows.
+    // The batch statistics and the weight gradient's sums are grouped by
+    // other blocks of rows.
     ASSERT_NEAR(fused[i], separate[i], 1e-4f * (1.0f + std::fabs(separate[i]))) << "at " << i;
   }
 }

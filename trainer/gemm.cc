@@ -38,6 +38,8 @@ struct PanelTile {
   int tail;     // columns of the tile's last vector
   bool load_c;  // start from scale * C instead of 0
   float scale;
+  double* moments;         // null, or column sums at [0] and sums of squares at
+  int64_t moments_stride;  // [moments_stride], that the tile adds its results to
 };
 
 template <int R, int NV>
@@ -74,6 +76,18 @@ void PanelTileRows(const PanelTile& t) {
     for (int j = 0; j < NV; ++j) {
       simd::StoreLanes(t.c + i * t.ldc + j * kLanes, acc[i][j], j == NV - 1 ? t.tail : kLanes);
     }
+  }
+  if (t.moments == nullptr) return;
+#pragma GCC unroll 4
+  for (int j = 0; j < NV; ++j) {
+    Vec sum = acc[0][j], squares = simd::Mul(acc[0][j], acc[0][j]);
+#pragma GCC unroll 12
+    for (int i = 1; i < R; ++i) {
+      sum = simd::Add(sum, acc[i][j]);
+      squares = simd::Fma(acc[i][j], acc[i][j], squares);
+    }
+    simd::AddToDoubles(t.moments + j * kLanes, sum);
+    simd::AddToDoubles(t.moments + t.moments_stride + j * kLanes, squares);
   }
 }
 
@@ -249,10 +263,15 @@ void GemmRight::Pack(const float* b, int64_t ldb, int64_t k, int64_t n) {
 }
 
 void GemmRight::MultiplyRows(int64_t rows, const float* a, int64_t lda, float beta, float* c,
-                             int64_t ldc) const {
+                             int64_t ldc, double* moments) const {
+  // Moments are summed in float over a tile's rows, then in double, in a
+  // buffer whose rows are padded to whole vectors.
+  thread_local std::vector<double> padded_moments;
+  if (moments != nullptr) padded_moments.assign(2 * padded_, 0.0);
   for (int64_t m0 = 0; m0 < rows; m0 += kBlockRows) {
     const int64_t block = std::min(kBlockRows, rows - m0);
     for (int64_t k0 = 0; k0 < depth_; k0 += kDepth) {
+      const bool last_depth = k0 + kDepth >= depth_;
       for (int64_t n0 = 0; n0 < columns_; n0 += kTileColumns) {
         const int64_t cols = std::min<int64_t>(kTileColumns, columns_ - n0);
         const int nv = static_cast<int>((cols + kLanes - 1) / kLanes);
@@ -265,10 +284,17 @@ void GemmRight::MultiplyRows(int64_t rows, const float* a, int64_t lda, float be
                     ldc,
                     static_cast<int>(cols - (nv - 1) * kLanes),
                     k0 > 0 || beta != 0.0f,
-                    k0 > 0 ? 1.0f : beta};
+                    k0 > 0 ? 1.0f : beta,
+                    moments != nullptr && last_depth ? padded_moments.data() + n0 : nullptr,
+                    padded_};
         PanelTileColumn(nv, block, t);
       }
     }
+  }
+  if (moments == nullptr) return;
+  for (int64_t j = 0; j < columns_; ++j) {
+    moments[j] += padded_moments[j];
+    moments[columns_ + j] += padded_moments[padded_ + j];
   }
 }
 

@@ -26,8 +26,10 @@ class GemmRight {
   // B [k, n].
   void Pack(const float* b, int64_t ldb, int64_t k, int64_t n);
   // C[rows, n] = A[rows, k] . (packed B) + beta * C, on the calling thread.
-  void MultiplyRows(int64_t rows, const float* a, int64_t lda, float beta, float* c,
-                    int64_t ldc) const;
+  // With `moments` ([2 * n]), adds C's column sums to moments[0, n) and the
+  // sums of their squares to moments[n, 2n): a batch norm's statistics.
+  void MultiplyRows(int64_t rows, const float* a, int64_t lda, float beta, float* c, int64_t ldc,
+                    double* moments = nullptr) const;
 
  private:
   void Resize(int64_t depth, int64_t columns);

@@ -8,6 +8,7 @@
 #define QFORGE_TRAINER_LAYER_H_
 
 #include <cstdint>
+#include <vector>
 
 #include "trainer/tensor.h"
 
@@ -34,6 +35,35 @@ class GradientRows {
   // Rows [begin, end): a pointer into a tensor, or `scratch` (room for
   // end - begin rows) once filled.
   virtual const float* Rows(int64_t begin, int64_t end, float* scratch) const = 0;
+};
+
+// Per-channel sums and sums of squares of an activation [rows, channels],
+// gathered by the layer that writes it (one partial per chunk of rows, totalled
+// in chunk order): the batch statistics of the batch norm after it, without a
+// pass of their own.
+class ChannelMoments {
+ public:
+  void Start(int64_t channels, int chunks) {
+    channels_ = channels;
+    partials_.assign(static_cast<size_t>(chunks) * 2 * channels, 0.0);
+  }
+  // Chunk i's partials: sums at [0, channels), sums of squares after them.
+  double* chunk(int i) { return partials_.data() + static_cast<size_t>(i) * 2 * channels_; }
+  int64_t channels() const { return channels_; }
+  void Total(std::vector<double>& sum, std::vector<double>& sum_sq) const {
+    sum.assign(channels_, 0.0);
+    sum_sq.assign(channels_, 0.0);
+    for (size_t at = 0; at < partials_.size(); at += 2 * channels_) {
+      for (int64_t c = 0; c < channels_; ++c) {
+        sum[c] += partials_[at + c];
+        sum_sq[c] += partials_[at + channels_ + c];
+      }
+    }
+  }
+
+ private:
+  int64_t channels_ = 0;
+  std::vector<double> partials_;
 };
 
 // GradientRows from a tensor of `channels` columns.

@@ -34,13 +34,16 @@ ConvBnAct::ConvBnAct(const ConvLayer& layer, bool relu6, ParameterStore& params)
       bn(NextModuleName(layer.name), layer.out_channels, params,
          /*clamp_max=*/!layer.activation ? NAN : relu6 ? 6.0f : INFINITY) {}
 
+// In training, the conv sums its outputs' batch statistics as it writes them,
+// sparing the batch norm a pass over them.
 const FloatTensor& ConvBnAct::Forward(const FloatTensor& x, const PassContext& ctx) {
+  ChannelMoments* batch_moments = ctx.training ? &moments : nullptr;
   {
     ProfileScope scope("forward", ConvKind(conv.options()));
-    conv.Forward(x, conv_out);
+    conv.Forward(x, conv_out, batch_moments);
   }
   ProfileScope scope("forward", "batch norm + activation");
-  bn.Forward(conv_out, bn_out, ctx);
+  bn.Forward(conv_out, bn_out, ctx, batch_moments);
   return bn_out;
 }
 

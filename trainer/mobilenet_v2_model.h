@@ -33,6 +33,7 @@ struct ConvBnAct {
   Conv2d conv;
   BatchNorm2d bn;
   FloatTensor conv_out, bn_out;  // saved activations
+  ChannelMoments moments;        // conv_out's batch statistics, from the conv
 };
 
 // features.i: its ConvBnAct layers and, when shapes allow, the residual add.

@@ -30,6 +30,13 @@ inline void StorePartial(float* p, Vec v, int n) { _mm512_mask_storeu_ps(p, Mask
 inline Vec Add(Vec a, Vec b) { return _mm512_add_ps(a, b); }
 inline Vec Mul(Vec a, Vec b) { return _mm512_mul_ps(a, b); }
 inline Vec Fma(Vec a, Vec b, Vec c) { return _mm512_fmadd_ps(a, b, c); }
+inline void AddToDoubles(double* p, Vec v) {
+  const __m512d low = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
+  const __m512d high =
+      _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+  _mm512_storeu_pd(p, _mm512_add_pd(_mm512_loadu_pd(p), low));
+  _mm512_storeu_pd(p + 8, _mm512_add_pd(_mm512_loadu_pd(p + 8), high));
+}
 
 #elif defined(__AVX2__) && defined(__FMA__)
 
@@ -49,6 +56,12 @@ inline void StorePartial(float* p, Vec v, int n) { _mm256_maskstore_ps(p, Mask(n
 inline Vec Add(Vec a, Vec b) { return _mm256_add_ps(a, b); }
 inline Vec Mul(Vec a, Vec b) { return _mm256_mul_ps(a, b); }
 inline Vec Fma(Vec a, Vec b, Vec c) { return _mm256_fmadd_ps(a, b, c); }
+inline void AddToDoubles(double* p, Vec v) {
+  const __m256d low = _mm256_cvtps_pd(_mm256_castps256_ps128(v));
+  const __m256d high = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
+  _mm256_storeu_pd(p, _mm256_add_pd(_mm256_loadu_pd(p), low));
+  _mm256_storeu_pd(p + 4, _mm256_add_pd(_mm256_loadu_pd(p + 4), high));
+}
 
 #else
 
@@ -73,8 +86,14 @@ inline void StorePartial(float* p, Vec v, int n) {
 inline Vec Add(Vec a, Vec b) { return _mm_add_ps(a, b); }
 inline Vec Mul(Vec a, Vec b) { return _mm_mul_ps(a, b); }
 inline Vec Fma(Vec a, Vec b, Vec c) { return _mm_add_ps(_mm_mul_ps(a, b), c); }
+inline void AddToDoubles(double* p, Vec v) {
+  _mm_storeu_pd(p, _mm_add_pd(_mm_loadu_pd(p), _mm_cvtps_pd(v)));
+  _mm_storeu_pd(p + 2, _mm_add_pd(_mm_loadu_pd(p + 2), _mm_cvtps_pd(_mm_movehl_ps(v, v))));
+}
 
 #endif
+
+// AddToDoubles(p, v): p[i] += v[i] for every lane i, in double.
 
 // The first n lanes (n <= kLanes), full-width when n == kLanes.
 inline Vec LoadLanes(const float* p, int n) { return n == kLanes ? Load(p) : LoadPartial(p, n); }
