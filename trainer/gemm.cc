@@ -14,14 +14,16 @@ constexpr int kLanes = simd::kLanes;
 // A tile is R rows by NV vectors of columns, its R * NV sums held in registers;
 // a quarter of the registers stays free for the NV column vectors and the
 // broadcast. R = 12 at most keeps the broadcasts' address arithmetic cheap.
-constexpr int kMaxVectors = 4;
+// Three vectors (8 x 48 tiles on AVX-512) measured best on the trainer's shapes
+// (tools/gemm_benchmark), ahead of 6 x 64 and 12 x 32.
+constexpr int kMaxVectors = 3;
 constexpr int kTileColumns = kMaxVectors * kLanes;
 constexpr int MaxRows(int nv) { return std::min(12, simd::kRegisters * 3 / 4 / nv); }
 
-// Blocking: the packed weights of one depth block and tile column (kDepth x 64
-// floats on AVX-512) stay in L1 while a block of kBlockRows activation rows
-// (in L2) passes over them.
-constexpr int64_t kDepth = 512;
+// Blocking: the packed weights of one depth block and tile column (kDepth x 48
+// floats on AVX-512) stay in L1 or L2 while a block of kBlockRows activation
+// rows (in L2) passes over them.
+constexpr int64_t kDepth = 256;
 constexpr int64_t kBlockRows = 192;
 
 // --- C = A . P (+ scale * C): A [rows, depth] read in place, P the packed
