@@ -239,28 +239,41 @@ void BatchNorm2d::Backward(const FloatTensor& dy, FloatTensor& dx) {
 }
 
 void BatchNorm2d::BackwardStatistics(const FloatTensor& dy) {
-  const int c = channels_;
-  const int64_t rows = dy.size() / c;
+  StartGradientSums();
   const float* g = dy.ptr();
-  const float* x = input_->ptr();
-  const SavedStatistics saved{mean_.data(), inv_std_.data(), scale_.data(), shift_.data()};
-  const float clamp_max = clamp_max_;
-  const int threads = Pool().num_threads();
-  partial_.assign(static_cast<size_t>(threads) * 2 * c, 0.0);
-  double* partials = partial_.data();
-  Pool().ParallelFor(rows, [=](int chunk, int64_t begin, int64_t end) {
-    double* s = partials + static_cast<size_t>(chunk) * 2 * c;
-    if (std::isnan(clamp_max)) {
-      GradientSumsRange<false>(g, x, saved, c, clamp_max, s, s + c, begin, end);
-    } else {
-      GradientSumsRange<true>(g, x, saved, c, clamp_max, s, s + c, begin, end);
-    }
+  Pool().ParallelFor(dy.size() / channels_, [=](int chunk, int64_t begin, int64_t end) {
+    AddGradientSums(chunk, begin, end, g + begin * channels_);
   });
+  FinishGradientSums();
+}
+
+void BatchNorm2d::StartGradientSums() {
+  partial_.assign(static_cast<size_t>(Pool().num_threads()) * 2 * channels_, 0.0);
+}
+
+void BatchNorm2d::AddGradientSums(int chunk, int64_t begin, int64_t end, const float* dy_rows) {
+  const int c = channels_;
+  const SavedStatistics saved{mean_.data(), inv_std_.data(), scale_.data(), shift_.data()};
+  double* s = partial_.data() + static_cast<size_t>(chunk) * 2 * c;
+  // The range functions index rows from `begin` in all arrays; dy_rows holds
+  // only this block's rows.
+  const float* x = input_->ptr() + begin * c;
+  if (std::isnan(clamp_max_)) {
+    GradientSumsRange<false>(dy_rows, x, saved, c, clamp_max_, s, s + c, 0, end - begin);
+  } else {
+    GradientSumsRange<true>(dy_rows, x, saved, c, clamp_max_, s, s + c, 0, end - begin);
+  }
+}
+
+void BatchNorm2d::FinishGradientSums() {
+  const int c = channels_;
+  const int64_t rows = input_->size() / c;
+  const int chunks = static_cast<int>(partial_.size() / (2 * c));
   std::vector<double> dbeta(c, 0.0), dgamma(c, 0.0);
-  for (int t = 0; t < threads; ++t) {
+  for (int t = 0; t < chunks; ++t) {
     for (int ch = 0; ch < c; ++ch) {
-      dbeta[ch] += partials[static_cast<size_t>(t) * 2 * c + ch];
-      dgamma[ch] += partials[static_cast<size_t>(t) * 2 * c + c + ch];
+      dbeta[ch] += partial_[static_cast<size_t>(t) * 2 * c + ch];
+      dgamma[ch] += partial_[static_cast<size_t>(t) * 2 * c + c + ch];
     }
   }
   float* gamma_grad = params_.grad(gamma_);

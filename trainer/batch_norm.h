@@ -47,6 +47,14 @@ class BatchNorm2d {
   void BackwardStatistics(const FloatTensor& dy);
   void BackwardRows(const float* dy, int64_t begin, int64_t end, float* out) const;
 
+  // BackwardStatistics in three parts, for a producer of dy that hands it
+  // over a block of rows at a time as it writes it (BatchNormGradientSums):
+  // Start, then Add from the pool's threads (chunk: the pool's chunk index;
+  // partial sums are added in chunk order), then Finish.
+  void StartGradientSums();
+  void AddGradientSums(int chunk, int64_t begin, int64_t end, const float* dy_rows);
+  void FinishGradientSums();
+
   const std::string& name() const { return name_; }
   int channels() const { return channels_; }
   bool fused_activation() const { return !std::isnan(clamp_max_); }
@@ -84,6 +92,19 @@ class BatchNormInputGradient : public GradientRows {
  private:
   const BatchNorm2d& bn_;
   const FloatTensor& dy_;
+};
+
+// The sums a batch norm's backward needs, taken from dy while the layer after
+// it writes dy (RowsObserver): dy is then read once less.
+class BatchNormGradientSums : public RowsObserver {
+ public:
+  explicit BatchNormGradientSums(BatchNorm2d& bn) : bn_(bn) {}
+  void Observe(int chunk, int64_t begin, int64_t end, const float* rows) override {
+    bn_.AddGradientSums(chunk, begin, end, rows);
+  }
+
+ private:
+  BatchNorm2d& bn_;
 };
 
 }  // namespace qforge

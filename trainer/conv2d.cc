@@ -103,21 +103,39 @@ void Conv2d::Backward(const FloatTensor& dy, FloatTensor* dx) {
   Backward(TensorGradientRows(dy, options_.out_channels), dx);
 }
 
-void Conv2d::Backward(const GradientRows& dy, FloatTensor* dx) {
-  if (dx != nullptr) {
+void Conv2d::Backward(const GradientRows& dy, FloatTensor* dx, RowsObserver* dx_observer,
+                      bool accumulate_dx) {
+  if (accumulate_dx && dx != nullptr && !pointwise()) {
+    // Only the 1x1 GEMM adds to dx in place; the other paths add afterwards.
+    Backward(dy, &dx_sum_);
+    for (int64_t i = 0; i < dx->size(); ++i) dx->data[i] += dx_sum_.data[i];
+    if (dx_observer != nullptr) ObserveRows(*dx, dx_observer);
+    return;
+  }
+  if (dx != nullptr && !accumulate_dx) {
     dx->Resize(input_->shape);
     // The im2col path accumulates into dx; pointwise and depthwise overwrite it.
     if (!pointwise() && !depthwise()) std::fill(dx->data.begin(), dx->data.end(), 0.0f);
   }
   if (depthwise()) {
-    BackwardDepthwise(dy, dx);
+    BackwardDepthwise(dy, dx, dx_observer);
   } else if (pointwise()) {
-    BackwardPointwise(dy, dx);
+    BackwardPointwise(dy, dx, dx_observer, accumulate_dx);
   } else {
     const int64_t rows = input_->dim(0) * out_h_ * out_w_;
     dy_rows_.resize(rows * options_.out_channels);
     BackwardGemm(dy.Rows(0, rows, dy_rows_.data()), dx);
+    if (dx != nullptr && dx_observer != nullptr) ObserveRows(*dx, dx_observer);
   }
+}
+
+// Hands a finished dx to an observer, split by rows across the pool.
+void Conv2d::ObserveRows(const FloatTensor& dx, RowsObserver* observer) const {
+  const int64_t c = options_.in_channels;
+  const float* rows = dx.ptr();
+  Pool().ParallelFor(dx.size() / c, [=](int chunk, int64_t begin, int64_t end) {
+    observer->Observe(chunk, begin, end, rows + begin * c);
+  });
 }
 
 // y[m, o] = bias[o] + sum_k cols[m, k] * W[o, k], one GEMM per group.
@@ -197,7 +215,8 @@ void Conv2d::BackwardGemm(const float* dy, FloatTensor* dx) {
 // takes dy a block of rows at a time and uses each block for dW += dy^T . x,
 // dx = dy . W and db += sum dy while it is in cache: with a batch norm after
 // the conv, dy is computed block by block and never written whole.
-void Conv2d::BackwardPointwise(const GradientRows& dy, FloatTensor* dx) {
+void Conv2d::BackwardPointwise(const GradientRows& dy, FloatTensor* dx, RowsObserver* dx_observer,
+                               bool accumulate_dx) {
   const int64_t c = options_.in_channels, o = options_.out_channels;
   const int64_t rows = input_->size() / c;
   const int threads = Pool().num_threads();
@@ -216,7 +235,10 @@ void Conv2d::BackwardPointwise(const GradientRows& dy, FloatTensor* dx) {
       const int64_t n = std::min(block, end - b0);
       const float* g = dy.Rows(b0, b0 + n, buffer.data());
       weight_sums_.AddRows(chunk, n, g, o, x + b0 * c, c);
-      if (dx_data != nullptr) right_.MultiplyRows(n, g, o, 0.0f, dx_data + b0 * c, c);
+      if (dx_data != nullptr) {
+        right_.MultiplyRows(n, g, o, accumulate_dx ? 1.0f : 0.0f, dx_data + b0 * c, c);
+        if (dx_observer != nullptr) dx_observer->Observe(chunk, b0, b0 + n, dx_data + b0 * c);
+      }
       if (bias_ >= 0) AddColumnSums(g, n, o, scratch_.data() + chunk * o);
     }
   });
@@ -484,7 +506,8 @@ void Conv2d::ForwardDepthwise(const FloatTensor& x, FloatTensor& y, ChannelMomen
 // With stride 1, dx is a forward depthwise conv of dy with the kernel turned
 // 180 degrees and padding k - 1 - pad; other strides gather per input pixel.
 // dy comes an image at a time, used for all of these while in cache.
-void Conv2d::BackwardDepthwise(const GradientRows& dy, FloatTensor* dx) {
+void Conv2d::BackwardDepthwise(const GradientRows& dy, FloatTensor* dx,
+                               RowsObserver* dx_observer) {
   const FloatTensor& x = *input_;
   const DepthwiseShape s{x.dim(1),        x.dim(2),       x.dim(3),
                          out_h_,          out_w_,         options_.kernel,
@@ -523,6 +546,10 @@ void Conv2d::BackwardDepthwise(const GradientRows& dy, FloatTensor* dx) {
         DepthwiseBackwardImage<3>(call, chunk, n, g);
       } else {
         DepthwiseBackwardImage<0>(call, chunk, n, g);
+      }
+      if (call.dx != nullptr && dx_observer != nullptr) {
+        const int64_t pixels = s.h * s.w;
+        dx_observer->Observe(chunk, n * pixels, (n + 1) * pixels, call.dx + n * pixels * c);
       }
     }
   });

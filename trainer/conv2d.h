@@ -41,8 +41,11 @@ class Conv2d {
   // dy [N, OH, OW, O] -> dx [N, H, W, C] (skipped if dx is null); dW, db +=.
   void Backward(const FloatTensor& dy, FloatTensor* dx);
   // The same with dy as rows [N * OH * OW, O] handed over block by block (a
-  // batch norm after the conv computes them on demand).
-  void Backward(const GradientRows& dy, FloatTensor* dx);
+  // batch norm after the conv computes them on demand). `dx_observer` sees
+  // each block of dx's rows once final; with `accumulate_dx`, dx += (dx must
+  // hold the input's shape).
+  void Backward(const GradientRows& dy, FloatTensor* dx, RowsObserver* dx_observer = nullptr,
+                bool accumulate_dx = false);
 
   const std::string& name() const { return name_; }
   const Conv2dOptions& options() const { return options_; }
@@ -59,9 +62,11 @@ class Conv2d {
   }
   void ForwardGemm(const FloatTensor& x, FloatTensor& y, ChannelMoments* moments);
   void BackwardGemm(const float* dy, FloatTensor* dx);
-  void BackwardPointwise(const GradientRows& dy, FloatTensor* dx);
+  void BackwardPointwise(const GradientRows& dy, FloatTensor* dx, RowsObserver* dx_observer,
+                         bool accumulate_dx);
+  void ObserveRows(const FloatTensor& dx, RowsObserver* observer) const;
   void ForwardDepthwise(const FloatTensor& x, FloatTensor& y, ChannelMoments* moments);
-  void BackwardDepthwise(const GradientRows& dy, FloatTensor* dx);
+  void BackwardDepthwise(const GradientRows& dy, FloatTensor* dx, RowsObserver* dx_observer);
 
   std::string name_;
   Conv2dOptions options_;
@@ -79,6 +84,7 @@ class Conv2d {
   GemmRight right_;                 // the weights, packed for y = x . W^T or dx = dy . W
   std::vector<FloatBuffer> block_rows_;  // per chunk: a block of dy's rows
   FloatBuffer dy_rows_;             // dy whole, for the im2col path
+  FloatTensor dx_sum_;              // dx before it is added (accumulate_dx, not 1x1)
 };
 
 int64_t ConvOutputExtent(int64_t input, int kernel, int stride, int padding);

@@ -66,6 +66,16 @@ class ChannelMoments {
   std::vector<double> partials_;
 };
 
+// Sees a layer's dx [rows, channels] a block of rows at a time as the layer
+// writes it, while the rows are in cache: the batch norm before the layer
+// takes the sums its backward needs from them (trainer/batch_norm.h).
+class RowsObserver {
+ public:
+  virtual ~RowsObserver() = default;
+  // Final rows [begin, end) of dx, from the pool thread running chunk `chunk`.
+  virtual void Observe(int chunk, int64_t begin, int64_t end, const float* rows) = 0;
+};
+
 // GradientRows from a tensor of `channels` columns.
 class TensorGradientRows : public GradientRows {
  public:

@@ -48,14 +48,25 @@ const FloatTensor& ConvBnAct::Forward(const FloatTensor& x, const PassContext& c
 }
 
 // The batch norm's dx is the conv's dy, computed block by block as the conv's
-// backward asks for it; its time counts as the conv's.
-void ConvBnAct::Backward(const FloatTensor& dy, FloatTensor* dx) {
+// backward asks for it, and the batch norm's sums over dy were taken, when
+// dy_observed, as the next layer wrote dy; their time counts as the convs'.
+void ConvBnAct::Backward(const FloatTensor& dy, FloatTensor* dx, bool dy_observed,
+                         RowsObserver* dx_observer, bool accumulate_dx) {
   {
     ProfileScope scope("backward", "batch norm + activation");
-    bn.BackwardStatistics(dy);
+    if (dy_observed) {
+      bn.FinishGradientSums();
+    } else {
+      bn.BackwardStatistics(dy);
+    }
   }
   ProfileScope scope("backward", ConvKind(conv.options()));
-  conv.Backward(BatchNormInputGradient(bn, dy), dx);
+  conv.Backward(BatchNormInputGradient(bn, dy), dx, dx_observer, accumulate_dx);
+}
+
+RowsObserver* ConvBnAct::GradientSums() {
+  bn.StartGradientSums();
+  return &bn_sums;
 }
 
 MobileNetV2Model::MobileNetV2Model(const MobileNetV2Config& config, bool relu6,
@@ -138,23 +149,34 @@ void MobileNetV2Model::Backward(const FloatTensor& dlogits) {
     pool_.Backward(d_pooled_, d_features_);
   }
   // d_features_ holds the gradient of the current block's output; each block
-  // turns it into the gradient of its input, through d_block_.
+  // turns it into the gradient of its input, through d_block_. Each layer's
+  // dx is handed, as it is written, to the batch norm of the layer before
+  // (the previous block's last layer for a block's first), which takes its
+  // backward sums from it.
+  bool observed = false;  // whether the current dy went to its layer's sums
   for (size_t b = features_.size(); b-- > 0;) {
     FeatureBlockLayers& f = features_[b];
-    const bool first_block = b == 0;
-    if (f.skip_add != nullptr) {
-      ProfileScope scope("backward", "residual add");
-      d_skip_ = d_features_;  // y = x + F(x): the skip's share
-    }
+    // y = x + F(x): dL/dx = dL/dy + dL/dx through F. d_skip_ keeps dL/dy, the
+    // input of F's last layer, and F's first layer adds its dx to it.
+    const bool residual = f.skip_add != nullptr;
+    if (residual) std::swap(d_skip_, d_features_);
+    const FloatTensor* dy = residual ? &d_skip_ : &d_features_;
     for (size_t l = f.layers.size(); l-- > 0;) {
-      const bool network_input = first_block && l == 0;
-      f.layers[l]->Backward(d_features_, network_input ? nullptr : &d_block_);
-      if (!network_input) std::swap(d_features_, d_block_);
-    }
-    if (f.skip_add != nullptr) {
-      ProfileScope scope("backward", "residual add");
-      // dL/dx = dL/dy through the skip + dL/dx through F.
-      for (int64_t i = 0; i < d_features_.size(); ++i) d_features_.data[i] += d_skip_.data[i];
+      ConvBnAct& layer = *f.layers[l];
+      const bool network_input = b == 0 && l == 0;
+      // Residual blocks have at least two layers, so the first layer's dy is
+      // never d_skip_ itself.
+      const bool add_to_skip = residual && l == 0;
+      FloatTensor* dx = network_input ? nullptr : add_to_skip ? &d_skip_ : &d_block_;
+      ConvBnAct* before = network_input ? nullptr
+                          : l > 0       ? f.layers[l - 1].get()
+                                        : features_[b - 1].layers.back().get();
+      RowsObserver* dx_observer = before != nullptr ? before->GradientSums() : nullptr;
+      layer.Backward(*dy, dx, observed, dx_observer, add_to_skip);
+      observed = dx_observer != nullptr;
+      if (network_input) break;
+      std::swap(d_features_, *dx);
+      dy = &d_features_;
     }
   }
 }

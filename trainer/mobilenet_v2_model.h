@@ -28,12 +28,21 @@ struct ConvBnAct {
   ConvBnAct(const ConvLayer& layer, bool relu6, ParameterStore& params);
   const FloatTensor& Forward(const FloatTensor& x, const PassContext& ctx);
   // dy -> dx (null: the network input, whose gradient nobody needs).
-  void Backward(const FloatTensor& dy, FloatTensor* dx);
+  // `dy_observed`: the layer after this one handed dy to this layer's
+  // GradientSums() as it wrote it. `dx_observer`: the layer before this one's
+  // GradientSums(), or null. `accumulate_dx`: dx += instead of = (a residual
+  // block's input gradient, which already holds the skip's share).
+  void Backward(const FloatTensor& dy, FloatTensor* dx, bool dy_observed = false,
+                RowsObserver* dx_observer = nullptr, bool accumulate_dx = false);
+  // Starts the batch norm's backward sums and returns the observer that takes
+  // them from dy as the next layer writes it.
+  RowsObserver* GradientSums();
 
   Conv2d conv;
   BatchNorm2d bn;
   FloatTensor conv_out, bn_out;  // saved activations
   ChannelMoments moments;        // conv_out's batch statistics, from the conv
+  BatchNormGradientSums bn_sums{bn};
 };
 
 // features.i: its ConvBnAct layers and, when shapes allow, the residual add.
