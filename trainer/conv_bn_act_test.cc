@@ -75,6 +75,47 @@ TEST_P(ConvBnActTest, FusedPassesMatchSeparateLayers) {
   }
 }
 
+// Collects the rows an observer is handed.
+class RowRecorder : public RowsObserver {
+ public:
+  RowRecorder(int64_t rows, int64_t channels) : rows_(rows * channels, NAN), channels_(channels) {}
+  void Observe(int, int64_t begin, int64_t end, const float* rows) override {
+    std::copy(rows, rows + (end - begin) * channels_, rows_.begin() + begin * channels_);
+  }
+  const std::vector<float>& rows() const { return rows_; }
+
+ private:
+  std::vector<float> rows_;
+  int64_t channels_;
+};
+
+// With accumulate_dx, dx += the layer's input gradient; the observer sees
+// every row of the final dx.
+TEST_P(ConvBnActTest, AccumulatedDxIsObservedWhole) {
+  const auto& [c, threads] = GetParam();
+  ConfigurePool(threads);
+  ParameterStore params;
+  ConvBnAct layer(c.layer, /*relu6=*/true, params);
+  for (int id = 0; id < params.count(); ++id) {
+    if (params.info(id).trainable) Fill(params.value(id), params.info(id).size, 10 + id);
+  }
+  FloatTensor x({3, c.size, c.size, c.layer.in_channels});
+  Fill(x.ptr(), x.size(), 1);
+  const FloatTensor& y = layer.Forward(x, PassContext{true, 0, 0});
+  FloatTensor dy(y.shape), plain, summed(x.shape);
+  Fill(dy.ptr(), dy.size(), 2);
+  layer.Backward(dy, &plain);
+  Fill(summed.ptr(), summed.size(), 3);
+  const FloatTensor before = summed;
+  RowRecorder recorder(x.size() / c.layer.in_channels, c.layer.in_channels);
+  layer.Backward(dy, &summed, false, &recorder, /*accumulate_dx=*/true);
+  for (int64_t i = 0; i < x.size(); ++i) {
+    const float want = before.data[i] + plain.data[i];
+    ASSERT_NEAR(summed.data[i], want, 1e-5f * (1.0f + std::fabs(want))) << "at " << i;
+    ASSERT_EQ(recorder.rows()[i], summed.data[i]) << "at " << i;
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Layers, ConvBnActTest,
     ::testing::Combine(
