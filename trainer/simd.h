@@ -6,6 +6,10 @@
 //
 // Partial loads and stores touch only the first `n` lanes' memory: masked on
 // AVX-512 and AVX2, element by element on SSE2.
+//
+// Each width lives in an inline namespace of its own, so files built for
+// different instruction sets (trainer/gemm_speed_test forces one) never share
+// a symbol.
 #ifndef QFORGE_TRAINER_SIMD_H_
 #define QFORGE_TRAINER_SIMD_H_
 
@@ -15,6 +19,7 @@ namespace qforge {
 namespace simd {
 
 #if defined(__AVX512F__)
+inline namespace avx512 {
 
 inline constexpr int kLanes = 16;
 inline constexpr int kRegisters = 32;
@@ -39,6 +44,7 @@ inline void AddToDoubles(double* p, Vec v) {
 }
 
 #elif defined(__AVX2__) && defined(__FMA__)
+inline namespace avx2 {
 
 inline constexpr int kLanes = 8;
 inline constexpr int kRegisters = 16;
@@ -64,6 +70,7 @@ inline void AddToDoubles(double* p, Vec v) {
 }
 
 #else
+inline namespace sse2 {
 
 inline constexpr int kLanes = 4;
 inline constexpr int kRegisters = 16;
@@ -105,6 +112,7 @@ inline void StoreLanes(float* p, Vec v, int n) {
   }
 }
 
+}  // namespace (the instruction set's)
 }  // namespace simd
 }  // namespace qforge
 
