@@ -14,7 +14,8 @@ The sides:
   - PyTorch 2.x from PyPI, eager and with torch.compile (inductor), when its
     venv exists (tools/install_peers.sh --torch; --torch_venv to point
     elsewhere). torch.compile's warm-up steps (the first one compiles) are
-    excluded from the timing and reported as compile time;
+    excluded from the timing and reported as compile time (with inductor's
+    on-disk cache off, as a first run pays it);
   - qforge's trainer (bazel-bin/tools/train_benchmark).
 
 Run from the repository root (build the benchmark first):
@@ -75,8 +76,8 @@ def measure_pytorch(width, batch, threads, warmup, steps, compile_model):
                       "version": torch.__version__}))
 
 
-def run_json(command):
-    out = subprocess.run(command, capture_output=True, text=True)
+def run_json(command, env=None):
+    out = subprocess.run(command, capture_output=True, text=True, env=env)
     if out.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed:\n{out.stderr[-2000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -148,7 +149,11 @@ def main():
     for width in (float(w) for w in args.widths.split(",")):
         results = []
         for label, python, compile_model in sides:
-            r = run_json(pytorch_command(python, args, width, compile_model))
+            # Inductor's on-disk cache would hide the compile time a first run
+            # pays; it is turned off so the table reports that time.
+            env = dict(os.environ, TORCHINDUCTOR_FORCE_DISABLE_CACHES="1") if compile_model \
+                else None
+            r = run_json(pytorch_command(python, args, width, compile_model), env)
             results.append((label.format(v=r["version"].split("+")[0]), r, compile_model))
         ours = run_json(qforge_command(args, width))
         for label, r, compile_model in results:

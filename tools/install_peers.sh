@@ -9,6 +9,12 @@
 #                                    # else /opt/qforge-peers
 #   /usr/bin/python3 tools/compare_pytorch.py --peers
 #
+#   tools/install_peers.sh --torch [VENV]   # PyTorch 2 from PyPI, for
+#       tools/compare_training_speed.py; VENV defaults to $QFORGE_TORCH_VENV,
+#       else /opt/qforge-torch. Its own venv, without Debian's site-packages
+#       (Debian's torch 1.13 would shadow it): about 5.4 GB with the CUDA
+#       libraries PyPI's default wheel pulls in, about 70 s to install.
+#
 # The venv is made from Debian's /usr/bin/python3 with --system-site-packages,
 # so Debian's torch 1.13, torchvision 0.14 and numpy (the packages of
 # `tools/install_deps.sh --python`, installed here too if missing) stay
@@ -16,8 +22,30 @@
 # would shadow it, and Debian's torch 1.13 is built against numpy 1.
 set -euo pipefail
 
-venv="${1:-${QFORGE_PEERS_VENV:-/opt/qforge-peers}}"
 python=/usr/bin/python3
+sudo=()
+if [[ $(id -u) -ne 0 ]]; then sudo=(sudo); fi
+
+if [[ "${1:-}" == "--torch" ]]; then
+  venv="${2:-${QFORGE_TORCH_VENV:-/opt/qforge-torch}}"
+  torch_pin=2.15.0
+  if [[ -x "$venv/bin/python" ]] &&
+     "$venv/bin/python" -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '$torch_pin')" 2>/dev/null; then
+    exit 0
+  fi
+  if ! "$python" -c 'import ensurepip' 2>/dev/null; then
+    "${sudo[@]}" apt-get update -q >&2
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -q --no-install-recommends \
+      python3-venv >&2
+  fi
+  [[ -x "$venv/bin/python" ]] || "${sudo[@]}" "$python" -m venv "$venv"
+  echo "install_peers: pip installing torch==$torch_pin into $venv" >&2
+  "${sudo[@]}" "$venv/bin/python" -m pip install -q --disable-pip-version-check \
+    "torch==$torch_pin" numpy >&2
+  exit 0
+fi
+
+venv="${1:-${QFORGE_PEERS_VENV:-/opt/qforge-peers}}"
 
 # Each pin is on PyPI as a wheel for Debian 12's Python 3.11 (x86-64); onnx is
 # the newest release, checked to export, quantize and load with the others.
@@ -47,9 +75,6 @@ EOF
 if have_pins; then
   exit 0
 fi
-
-sudo=()
-if [[ $(id -u) -ne 0 ]]; then sudo=(sudo); fi
 
 # python3-venv brings ensurepip, which `python3 -m venv` needs for pip.
 debs=()
