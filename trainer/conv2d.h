@@ -5,7 +5,7 @@
 // N batch, H/W input size, C input channels, OH/OW output size, O output
 // channels, KH/KW kernel, G groups. Three paths with one semantics:
 //   - groups == 1 (and any group with more than one input channel): im2col then
-//     GEMM on OpenBLAS; a 1x1 stride-1 unpadded conv skips im2col;
+//     GEMM (trainer/gemm.h); a 1x1 stride-1 unpadded conv skips im2col;
 //   - depthwise (groups == C == O): direct loops vectorised across channels.
 #ifndef QFORGE_TRAINER_CONV2D_H_
 #define QFORGE_TRAINER_CONV2D_H_

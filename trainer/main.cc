@@ -41,7 +41,7 @@ ABSL_FLAG(float, lr, 0, "Learning rate (the peak, for onecycle).");
 ABSL_FLAG(std::string, schedule, "", "constant, step, cosine or onecycle.");
 ABSL_FLAG(float, weight_decay, -1, "SGD weight decay.");
 ABSL_FLAG(uint64_t, seed, 0, "Seed of initialisation, data order, augmentation, dropout.");
-ABSL_FLAG(int, threads, 0, "Threads (trainer loops and OpenBLAS).");
+ABSL_FLAG(int, threads, 0, "Threads (the trainer's loops and GEMMs).");
 ABSL_FLAG(std::string, output_dir, "",
           "train: checkpoint and metrics.jsonl go here; qat: its checkpoint, metrics and model.");
 ABSL_FLAG(int64_t, max_train_images, -1, "Train on the first N images only (0: all).");
