@@ -49,6 +49,8 @@ import warnings
 import torch
 import torchvision
 
+from machine import cpu_model  # tools/machine.py, beside this script
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 THREADS = (1, 2)
 ENGINES = ("qnnpack", "onednn")
@@ -290,17 +292,6 @@ def peer_rows(args):
                 int8_path, image, args.runs, args.warmup)
             info["qforge_profile"] = qforge_profile(args)
     return rows, info
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 def cell(result, missing):

@@ -26,11 +26,12 @@ Run from the repository root (build the benchmark first):
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import time
+
+from machine import cpu_model  # tools/machine.py, beside this script
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SETTINGS = [[1, 16, 1, 1], [6, 24, 2, 2], [6, 32, 3, 2], [6, 64, 4, 2],
@@ -96,17 +97,6 @@ def qforge_command(args, width):
             "--json"]
 
 
-def cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--threads", type=int, default=2)
@@ -139,7 +129,7 @@ def main():
     else:
         print(f"(no PyTorch 2 venv at {args.torch_venv}: tools/install_peers.sh --torch)")
 
-    print(f"{cpu_name()}, {os.cpu_count()} CPUs; MobileNetV2 on 28x28x1, batch {args.batch}, "
+    print(f"{cpu_model()}, {os.cpu_count()} CPUs; MobileNetV2 on 28x28x1, batch {args.batch}, "
           f"{args.threads} threads, median of {args.steps} steps")
     if os.environ.get("OPENBLAS_CORETYPE"):
         print(f"OPENBLAS_CORETYPE={os.environ['OPENBLAS_CORETYPE']}")

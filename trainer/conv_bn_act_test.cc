@@ -30,17 +30,27 @@ void Fill(float* v, int64_t n, uint64_t seed) {
   for (int64_t i = 0; i < n; ++i) v[i] = 2.0f * rng.UniformFloat() - 1.0f;
 }
 
+// A ConvBnAct with random weights, and a random batch of three inputs.
+struct RandomLayer {
+  explicit RandomLayer(const Case& c)
+      : layer(c.layer, /*relu6=*/true, params), x({3, c.size, c.size, c.layer.in_channels}) {
+    for (int id = 0; id < params.count(); ++id) {
+      if (params.info(id).trainable) Fill(params.value(id), params.info(id).size, 10 + id);
+    }
+    Fill(x.ptr(), x.size(), 1);
+    params.ZeroGrads();
+  }
+  ParameterStore params;
+  ConvBnAct layer;
+  FloatTensor x;
+};
+
 // Runs forward then backward with the fused passes or the separate ones, and
 // returns y, dx and every parameter gradient.
 std::vector<float> Gradients(const Case& c, bool fused) {
-  ParameterStore params;
-  ConvBnAct layer(c.layer, /*relu6=*/true, params);
-  for (int id = 0; id < params.count(); ++id) {
-    if (params.info(id).trainable) Fill(params.value(id), params.info(id).size, 10 + id);
-  }
-  FloatTensor x({3, c.size, c.size, c.layer.in_channels});
-  Fill(x.ptr(), x.size(), 1);
-  params.ZeroGrads();
+  RandomLayer random(c);
+  ConvBnAct& layer = random.layer;
+  const FloatTensor& x = random.x;
   const PassContext training{true, 0, 0};
   FloatTensor separate_y;
   if (!fused) {
@@ -59,7 +69,7 @@ std::vector<float> Gradients(const Case& c, bool fused) {
   }
   std::vector<float> out(y.data.begin(), y.data.end());
   out.insert(out.end(), dx.data.begin(), dx.data.end());
-  out.insert(out.end(), params.grads().begin(), params.grads().end());
+  out.insert(out.end(), random.params.grads().begin(), random.params.grads().end());
   return out;
 }
 
@@ -94,13 +104,9 @@ class RowRecorder : public RowsObserver {
 TEST_P(ConvBnActTest, AccumulatedDxIsObservedWhole) {
   const auto& [c, threads] = GetParam();
   ConfigurePool(threads);
-  ParameterStore params;
-  ConvBnAct layer(c.layer, /*relu6=*/true, params);
-  for (int id = 0; id < params.count(); ++id) {
-    if (params.info(id).trainable) Fill(params.value(id), params.info(id).size, 10 + id);
-  }
-  FloatTensor x({3, c.size, c.size, c.layer.in_channels});
-  Fill(x.ptr(), x.size(), 1);
+  RandomLayer random(c);
+  ConvBnAct& layer = random.layer;
+  const FloatTensor& x = random.x;
   const FloatTensor& y = layer.Forward(x, PassContext{true, 0, 0});
   FloatTensor dy(y.shape), plain, summed(x.shape);
   Fill(dy.ptr(), dy.size(), 2);
