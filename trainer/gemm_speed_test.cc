@@ -6,9 +6,9 @@
 // reaches a quarter of the peak or less and fails.
 //
 // Checked by forcing the GEMMs onto SSE2 (the inline namespaces of
-// trainer/simd.h keep the two builds apart):
-//   bazel test //trainer:gemm_speed_test \
-//     --per_file_copt=trainer/gemm.cc@-mno-avx,-mno-avx2,-mno-fma,-mno-avx512f
+// trainer/simd.h keep the two builds apart), with this flag to
+// `bazel test //trainer:gemm_speed_test`:
+//   --per_file_copt=trainer/gemm.cc@-mno-avx,-mno-avx2,-mno-fma,-mno-avx512f
 #include <algorithm>
 #include <chrono>
 #include <cstdio>

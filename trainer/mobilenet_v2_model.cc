@@ -164,8 +164,8 @@ void MobileNetV2Model::Backward(const FloatTensor& dlogits) {
     for (size_t l = f.layers.size(); l-- > 0;) {
       ConvBnAct& layer = *f.layers[l];
       const bool network_input = b == 0 && l == 0;
-      // Residual blocks have at least two layers, so the first layer's dy is
-      // never d_skip_ itself.
+      // An inverted residual has a depthwise and a projection conv at least
+      // (common/mobilenet_v2.cc), so the first layer's dy is never d_skip_.
       const bool add_to_skip = residual && l == 0;
       FloatTensor* dx = network_input ? nullptr : add_to_skip ? &d_skip_ : &d_block_;
       ConvBnAct* before = network_input ? nullptr

@@ -35,10 +35,15 @@ inline void StorePartial(float* p, Vec v, int n) { _mm512_mask_storeu_ps(p, Mask
 inline Vec Add(Vec a, Vec b) { return _mm512_add_ps(a, b); }
 inline Vec Mul(Vec a, Vec b) { return _mm512_mul_ps(a, b); }
 inline Vec Fma(Vec a, Vec b, Vec c) { return _mm512_fmadd_ps(a, b, c); }
+// The zero-masked forms throughout: GCC 12 warns falsely about the
+// _mm512_undefined_pd() inside the unmasked ones (and the 512-to-256 cast).
+template <int kWhich>
+inline __m256 Half(Vec v) {
+  return _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xF, _mm512_castps_pd(v), kWhich));
+}
 inline void AddToDoubles(double* p, Vec v) {
-  const __m512d low = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
-  const __m512d high =
-      _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+  const __m512d low = _mm512_maskz_cvtps_pd(0xFF, Half<0>(v));
+  const __m512d high = _mm512_maskz_cvtps_pd(0xFF, Half<1>(v));
   _mm512_storeu_pd(p, _mm512_add_pd(_mm512_loadu_pd(p), low));
   _mm512_storeu_pd(p + 8, _mm512_add_pd(_mm512_loadu_pd(p + 8), high));
 }
