@@ -106,12 +106,12 @@ struct SavedStatistics {
   const float* shift;  // beta - mean * scale
 };
 
-// s[c] += g and sx[c] += g * x_hat over rows [begin, end), with g the gradient
-// at the normalised output and x_hat = (x - mean) * inv_std recomputed.
+// s[c] += g and sx[c] += g * x_hat over `rows` rows of dy and x, with g the
+// gradient at the normalised output and x_hat = (x - mean) * inv_std recomputed.
 template <bool kClamped>
 void GradientSumsRange(const float* __restrict dy, const float* __restrict x,
                        const SavedStatistics& saved, int c, float clamp_max,
-                       double* __restrict s, double* __restrict sx, int64_t begin, int64_t end) {
+                       double* __restrict s, double* __restrict sx, int64_t rows) {
   const float* __restrict mean = saved.mean;
   const float* __restrict inv_std = saved.inv_std;
   const float* __restrict scale = saved.scale;
@@ -119,7 +119,7 @@ void GradientSumsRange(const float* __restrict dy, const float* __restrict x,
   std::vector<float> block(2 * c, 0.0f);
   float* __restrict bs = block.data();
   float* __restrict bsx = bs + c;
-  for (int64_t row = begin; row < end; ++row) {
+  for (int64_t row = 0; row < rows; ++row) {
     const int64_t i = row * c;
     for (int ch = 0; ch < c; ++ch) {
       const float g =
@@ -127,24 +127,24 @@ void GradientSumsRange(const float* __restrict dy, const float* __restrict x,
       bs[ch] += g;
       bsx[ch] += g * ((x[i + ch] - mean[ch]) * inv_std[ch]);
     }
-    if ((row - begin) % kBlockRows == kBlockRows - 1 || row == end - 1) {
+    if (row % kBlockRows == kBlockRows - 1 || row == rows - 1) {
       FlushBlock(bs, s, c);
       FlushBlock(bsx, sx, c);
     }
   }
 }
 
-// dx = gamma * inv_std * (g - mean_g - x_hat * mean_g_xhat), rows [begin, end).
+// dx = gamma * inv_std * (g - mean_g - x_hat * mean_g_xhat) over `rows` rows.
 template <bool kClamped>
 void NormalizeGradientRange(const float* __restrict dy, const float* __restrict x,
                             const SavedStatistics& saved, const float* __restrict mean_g,
                             const float* __restrict mean_g_xhat, int c, float clamp_max,
-                            float* __restrict out, int64_t begin, int64_t end) {
+                            float* __restrict out, int64_t rows) {
   const float* __restrict mean = saved.mean;
   const float* __restrict inv_std = saved.inv_std;
   const float* __restrict scale = saved.scale;
   const float* __restrict shift = saved.shift;
-  for (int64_t row = begin; row < end; ++row) {
+  for (int64_t row = 0; row < rows; ++row) {
     const int64_t i = row * c;
     for (int ch = 0; ch < c; ++ch) {
       const float g =
@@ -255,13 +255,11 @@ void BatchNorm2d::AddGradientSums(int chunk, int64_t begin, int64_t end, const f
   const int c = channels_;
   const SavedStatistics saved{mean_.data(), inv_std_.data(), scale_.data(), shift_.data()};
   double* s = partial_.data() + static_cast<size_t>(chunk) * 2 * c;
-  // The range functions index rows from `begin` in all arrays; dy_rows holds
-  // only this block's rows.
   const float* x = input_->ptr() + begin * c;
   if (std::isnan(clamp_max_)) {
-    GradientSumsRange<false>(dy_rows, x, saved, c, clamp_max_, s, s + c, 0, end - begin);
+    GradientSumsRange<false>(dy_rows, x, saved, c, clamp_max_, s, s + c, end - begin);
   } else {
-    GradientSumsRange<true>(dy_rows, x, saved, c, clamp_max_, s, s + c, 0, end - begin);
+    GradientSumsRange<true>(dy_rows, x, saved, c, clamp_max_, s, s + c, end - begin);
   }
 }
 
@@ -291,16 +289,14 @@ void BatchNorm2d::FinishGradientSums() {
 void BatchNorm2d::BackwardRows(const float* dy, int64_t begin, int64_t end, float* out) const {
   const int c = channels_;
   const SavedStatistics saved{mean_.data(), inv_std_.data(), scale_.data(), shift_.data()};
-  // The range functions index rows from `begin` in all arrays; out holds only
-  // this block's rows.
   const float* x = input_->ptr() + begin * c;
   dy += begin * c;
   if (std::isnan(clamp_max_)) {
     NormalizeGradientRange<false>(dy, x, saved, mean_g_.data(), mean_g_xhat_.data(), c,
-                                  clamp_max_, out, 0, end - begin);
+                                  clamp_max_, out, end - begin);
   } else {
     NormalizeGradientRange<true>(dy, x, saved, mean_g_.data(), mean_g_xhat_.data(), c, clamp_max_,
-                                 out, 0, end - begin);
+                                 out, end - begin);
   }
 }
 

@@ -211,14 +211,14 @@ void OuterTileColumn(int nv, int64_t p_count, const OuterTile& o) {
   }
 }
 
-// T[p, q] += sum over rows [begin, end) of S[row, p] * V[row, q]; T has ldt >=
-// q rounded up to whole vectors.
-void OuterSums(int64_t begin, int64_t end, const float* s, int64_t lds, int64_t p_count,
+// T[p, q] += sum over `rows` rows of S[row, p] * V[row, q]; T has ldt >= q
+// rounded up to whole vectors.
+void OuterSums(int64_t rows, const float* s, int64_t lds, int64_t p_count,
                const float* v, int64_t ldv, int64_t q_count, float* t, int64_t ldt) {
   // Rows per block: S and V rows of a block stay in L2 while every tile passes.
   const int64_t block = std::max<int64_t>(16, (256 * 1024 / 4) / (p_count + q_count));
-  for (int64_t r0 = begin; r0 < end; r0 += block) {
-    const int64_t rows = std::min(block, end - r0);
+  for (int64_t r0 = 0; r0 < rows; r0 += block) {
+    const int64_t block_rows = std::min(block, rows - r0);
     for (int64_t q0 = 0; q0 < q_count; q0 += kTileColumns) {
       const int64_t cols = std::min<int64_t>(kTileColumns, q_count - q0);
       const int nv = static_cast<int>((cols + kLanes - 1) / kLanes);
@@ -226,7 +226,7 @@ void OuterSums(int64_t begin, int64_t end, const float* s, int64_t lds, int64_t 
                   lds,
                   v + r0 * ldv + q0,
                   ldv,
-                  rows,
+                  block_rows,
                   t + q0,
                   ldt,
                   static_cast<int>(cols - (nv - 1) * kLanes)};
@@ -317,9 +317,9 @@ void GemmOuterSums::AddRows(int chunk, int64_t rows, const float* a, int64_t lda
                             int64_t ldb) {
   float* t = partials_.data() + static_cast<size_t>(chunk) * p_ * ldt_;
   if (transposed_) {
-    OuterSums(0, rows, b, ldb, k_, a, lda, n_, t, ldt_);
+    OuterSums(rows, b, ldb, k_, a, lda, n_, t, ldt_);
   } else {
-    OuterSums(0, rows, a, lda, n_, b, ldb, k_, t, ldt_);
+    OuterSums(rows, a, lda, n_, b, ldb, k_, t, ldt_);
   }
 }
 
