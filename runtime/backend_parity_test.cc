@@ -8,6 +8,7 @@
 // Float outputs (always XNNPACK) within 1e-4 relative.
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <functional>
 #include <string>
@@ -16,32 +17,20 @@
 #include "common/model_builder.h"
 #include "common/random.h"
 #include "gtest/gtest.h"
+#include "runtime/int8_test_layers.h"
 #include "runtime/interpreter.h"
+#include "runtime/prepare.h"
 #include "runtime/reference_ops.h"
 
 namespace qforge {
 namespace {
 
-class Random {
- public:
-  explicit Random(uint64_t seed) : gen_(seed) {}
-  int Int(int lo, int hi) { return lo + static_cast<int>(gen_.Below(hi - lo + 1)); }
-  float Float(float lo, float hi) { return lo + (hi - lo) * gen_.UniformFloat(); }
-  std::vector<int8_t> Int8s(int64_t n, int lo = -128, int hi = 127) {
-    std::vector<int8_t> v(n);
-    for (auto& x : v) x = static_cast<int8_t>(Int(lo, hi));
-    return v;
-  }
-  std::vector<float> Floats(int64_t n, float lo, float hi) {
-    std::vector<float> v(n);
-    for (auto& x : v) x = Float(lo, hi);
-    return v;
-  }
-  Activation AnyActivation() { return static_cast<Activation>(Int(0, 2)); }
+using testing::FitOutput;
+using testing::ProductLayer;
+using testing::Random;
+using testing::RandomProductLayer;
 
- private:
-  SplitMix64 gen_;
-};
+Activation AnyActivation(Random& rng) { return static_cast<Activation>(rng.Int(0, 2)); }
 
 int64_t Elements(const Tensor& t) {
   int64_t n = 1;
@@ -78,9 +67,11 @@ int Int8Tolerance(const Interpreter& fast, size_t ops) {
   return 0;
 }
 
+
 // Runs `model` on `config` and on the reference with the same random inputs
 // and compares.
-void ExpectParity(const Config& config, const Model& model, Random& rng, const std::string& what) {
+void ExpectParity(const Config& config, const Model& model, Random& rng, const std::string& what,
+                  testing::OutputStats& clamped) {
   absl::StatusOr<std::shared_ptr<const CompiledModel>> compiled = CompiledModel::FromModel(model);
   ASSERT_TRUE(compiled.ok()) << what << ": " << compiled.status();
   auto fast = MakeInterpreter(*compiled, config.backend, config.isa);
@@ -104,11 +95,17 @@ void ExpectParity(const Config& config, const Model& model, Random& rng, const s
   ASSERT_TRUE(ref->Invoke().ok()) << what;
   const Tensor& out = fast->output_tensor(0);
   const int64_t n = Elements(out);
+  const reference::Int8Output range =
+      out.type() == INT8 ? Int8ActivationRange(model.ops(0).activation(),
+                                               out.quantization().scale(0),
+                                               out.quantization().zero_point(0))
+                         : reference::Int8Output{};
   for (int64_t j = 0; j < n; ++j) {
     if (out.type() == INT8) {
       const int a = static_cast<const int8_t*>(fast->output_data(0))[j];
       const int b = static_cast<const int8_t*>(ref->output_data(0))[j];
       ASSERT_LE(std::abs(a - b), tolerance) << what << " element " << j;
+      clamped.Add(b, range.qmin, range.qmax);
     } else {
       const float a = static_cast<const float*>(fast->output_data(0))[j];
       const float b = static_cast<const float*>(ref->output_data(0))[j];
@@ -160,25 +157,33 @@ Op& AddConv(ModelBuilder& b, const ConvShape& s, int x, int w, int bias, int y, 
   return op;
 }
 
+// Output quantization for values of about this mean and standard deviation
+// before the fused activation: mean +- 3.5 sd, clipped by the activation.
+testing::OutputQuantization FitActivation(Random& rng, double mean, double sd,
+                                          Activation activation) {
+  const double lo = activation == ACTIVATION_NONE ? mean - 3.5 * sd : 0;
+  double hi = mean + 3.5 * sd;
+  if (activation == RELU6) hi = std::min(hi, 6.0);
+  return FitOutput(rng, lo, hi);
+}
+
 Model Int8ConvModel(Random& rng) {
   const ConvShape s = RandomConvShape(rng);
   ModelBuilder b;
   const float in_scale = rng.Float(0.01f, 0.1f);
-  const int x = b.AddInt8Tensor("x", {s.n, s.h, s.w, s.c}, in_scale, rng.Int(-128, 127));
+  const int32_t in_zero_point = rng.Int(-128, 127);
+  const int x = b.AddInt8Tensor("x", {s.n, s.h, s.w, s.c}, in_scale, in_zero_point);
   const int64_t per_out = int64_t{s.kh} * s.kw * (s.c / s.groups);
-  const bool per_channel = rng.Int(0, 1) == 0;
-  std::vector<float> w_scales(per_channel ? s.o : 1);
-  for (float& ws : w_scales) ws = rng.Float(0.001f, 0.05f);
+  const Activation activation = AnyActivation(rng);
+  const ProductLayer l = RandomProductLayer(rng, per_out, s.o, in_scale, in_zero_point,
+                                            rng.Int(0, 1) == 0, activation != ACTIVATION_NONE);
+  const auto out = FitActivation(rng, l.real_mean, l.real_sd, activation);
   const int w = b.AddInt8Constant("w", {s.o, s.kh, s.kw, s.c / s.groups},
-                                  rng.Int8s(s.o * per_out, -127, 127), w_scales);
-  std::vector<int32_t> bias(s.o);
-  std::vector<float> bias_scales;
-  for (int32_t& v : bias) v = rng.Int(-20000, 20000);
-  for (float ws : w_scales) bias_scales.push_back(in_scale * ws);
-  const int bias_id = rng.Int(0, 3) == 0 ? -1 : b.AddInt32Constant("b", {s.o}, bias, bias_scales);
-  const int y = b.AddInt8Tensor("y", {s.n, s.oh, s.ow, s.o}, rng.Float(0.02f, 0.3f),
-                                rng.Int(-50, 50));
-  AddConv(b, s, x, w, bias_id, y, rng.AnyActivation());
+                                  rng.Int8s(s.o * per_out, -127, 127), l.weight_scales);
+  const int bias_id =
+      rng.Int(0, 3) == 0 ? -1 : b.AddInt32Constant("b", {s.o}, l.bias, l.bias_scales);
+  const int y = b.AddInt8Tensor("y", {s.n, s.oh, s.ow, s.o}, out.scale, out.zero_point);
+  AddConv(b, s, x, w, bias_id, y, activation);
   b.AddInput(x);
   b.AddOutput(y);
   return b.model();
@@ -192,26 +197,39 @@ Model FloatConvModel(Random& rng) {
                                    rng.Floats(int64_t{s.o} * s.kh * s.kw * (s.c / s.groups), -1, 1));
   const int bias = b.AddFloatConstant("b", {s.o}, rng.Floats(s.o, -1, 1));
   const int y = b.AddFloatTensor("y", {s.n, s.oh, s.ow, s.o});
-  AddConv(b, s, x, w, bias, y, rng.AnyActivation());
+  AddConv(b, s, x, w, bias, y, AnyActivation(rng));
   b.AddInput(x);
   b.AddOutput(y);
   return b.model();
 }
 
+// Inputs spread over int8 with their zero points near the middle, or under a
+// ReLU low (mostly positive values); the output fitted to their sum.
 Model AddModel(Random& rng, bool quantized) {
   ModelBuilder b;
   const std::vector<int64_t> shape = {rng.Int(1, 2), rng.Int(1, 7), rng.Int(1, 7), rng.Int(1, 40)};
+  const Activation activation = AnyActivation(rng);
   int a, c, y;
   if (quantized) {
-    a = b.AddInt8Tensor("a", shape, rng.Float(0.01f, 0.2f), rng.Int(-128, 127));
-    c = b.AddInt8Tensor("b", shape, rng.Float(0.01f, 0.2f), rng.Int(-128, 127));
-    y = b.AddInt8Tensor("y", shape, rng.Float(0.02f, 0.4f), rng.Int(-128, 127));
+    const int lowest = activation == ACTIVATION_NONE ? -30 : -128;
+    const int spread = activation == RELU6 ? 10 : 60;
+    // Under ReLU6, inputs in about [0, 3] (two ReLU6 outputs would often sum past 6).
+    const float top = activation == RELU6 ? 3.0f / 255 : 0.2f;
+    const float a_scale = rng.Float(0.005f, top), b_scale = rng.Float(0.005f, top);
+    const int32_t a_zero = rng.Int(lowest, lowest + spread);
+    const int32_t b_zero = rng.Int(lowest, lowest + spread);
+    const double mean = a_scale * (-0.5 - a_zero) + b_scale * (-0.5 - b_zero);
+    const double sd = std::sqrt((a_scale * a_scale + b_scale * b_scale) * 65535.0 / 12);
+    const auto out = FitActivation(rng, mean, sd, activation);
+    a = b.AddInt8Tensor("a", shape, a_scale, a_zero);
+    c = b.AddInt8Tensor("b", shape, b_scale, b_zero);
+    y = b.AddInt8Tensor("y", shape, out.scale, out.zero_point);
   } else {
     a = b.AddFloatTensor("a", shape);
     c = b.AddFloatTensor("b", shape);
     y = b.AddFloatTensor("y", shape);
   }
-  b.AddOp(ADD, "add", {a, c}, y, rng.AnyActivation());
+  b.AddOp(ADD, "add", {a, c}, y, activation);
   b.AddInput(a);
   b.AddInput(c);
   b.AddOutput(y);
@@ -224,8 +242,15 @@ Model MeanModel(Random& rng, bool quantized) {
   const std::vector<int64_t> shape = {n, rng.Int(1, 9), rng.Int(1, 9), c};
   int x, y;
   if (quantized) {
-    x = b.AddInt8Tensor("x", shape, rng.Float(0.01f, 0.2f), rng.Int(-128, 127));
-    y = b.AddInt8Tensor("y", {n, c}, rng.Float(0.01f, 0.2f), rng.Int(-128, 127));
+    // The mean of h * w uniform values: about the input's middle, its spread
+    // shrinking with the pixel count; the output fitted to it.
+    const float in_scale = rng.Float(0.01f, 0.2f);
+    const int32_t in_zero = rng.Int(-128, 127);
+    const double pixels = static_cast<double>(shape[1] * shape[2]);
+    const auto out = FitActivation(rng, in_scale * (-0.5 - in_zero),
+                                   in_scale * 74 / std::sqrt(pixels), ACTIVATION_NONE);
+    x = b.AddInt8Tensor("x", shape, in_scale, in_zero);
+    y = b.AddInt8Tensor("y", {n, c}, out.scale, out.zero_point);
   } else {
     x = b.AddFloatTensor("x", shape);
     y = b.AddFloatTensor("y", {n, c});
@@ -240,25 +265,25 @@ Model FullyConnectedModel(Random& rng, bool quantized) {
   ModelBuilder b;
   const int64_t n = rng.Int(1, 3), k = rng.Int(1, 100), o = rng.Int(1, 20);
   int x, w, bias, y;
+  const Activation activation = AnyActivation(rng);
   if (quantized) {
     const float in_scale = rng.Float(0.01f, 0.1f);
-    std::vector<float> w_scales(rng.Int(0, 1) == 0 ? o : 1);
-    for (float& s : w_scales) s = rng.Float(0.001f, 0.05f);
-    std::vector<float> bias_scales;
-    for (float s : w_scales) bias_scales.push_back(in_scale * s);
-    x = b.AddInt8Tensor("x", {n, k}, in_scale, rng.Int(-128, 127));
-    w = b.AddInt8Constant("w", {o, k}, rng.Int8s(o * k, -127, 127), w_scales);
-    std::vector<int32_t> bias_values(o);
-    for (int32_t& v : bias_values) v = rng.Int(-20000, 20000);
-    bias = b.AddInt32Constant("b", {o}, bias_values, bias_scales);
-    y = b.AddInt8Tensor("y", {n, o}, rng.Float(0.05f, 0.5f), rng.Int(-50, 50));
+    const int32_t in_zero_point = rng.Int(-128, 127);
+    const ProductLayer l =
+        RandomProductLayer(rng, k, static_cast<int>(o), in_scale, in_zero_point,
+                           rng.Int(0, 1) == 0, activation != ACTIVATION_NONE);
+    const auto out = FitActivation(rng, l.real_mean, l.real_sd, activation);
+    x = b.AddInt8Tensor("x", {n, k}, in_scale, in_zero_point);
+    w = b.AddInt8Constant("w", {o, k}, rng.Int8s(o * k, -127, 127), l.weight_scales);
+    bias = b.AddInt32Constant("b", {o}, l.bias, l.bias_scales);
+    y = b.AddInt8Tensor("y", {n, o}, out.scale, out.zero_point);
   } else {
     x = b.AddFloatTensor("x", {n, k});
     w = b.AddFloatConstant("w", {o, k}, rng.Floats(o * k, -1, 1));
     bias = b.AddFloatConstant("b", {o}, rng.Floats(o, -1, 1));
     y = b.AddFloatTensor("y", {n, o});
   }
-  b.AddOp(FULLY_CONNECTED, "fc", {x, w, bias}, y, rng.AnyActivation());
+  b.AddOp(FULLY_CONNECTED, "fc", {x, w, bias}, y, activation);
   b.AddInput(x);
   b.AddOutput(y);
   return b.model();
@@ -294,9 +319,17 @@ class BackendParity : public ::testing::TestWithParam<Config> {
   void RunTrials(uint64_t seed, int trials, const std::function<Model(Random&)>& make,
                  const std::string& what) {
     Random rng(seed);
+    testing::OutputStats clamped;
     for (int t = 0; t < trials; ++t) {
-      ExpectParity(GetParam(), make(rng), rng, what + " trial " + std::to_string(t));
+      ExpectParity(GetParam(), make(rng), rng, what + " trial " + std::to_string(t), clamped);
     }
+    if (clamped.total == 0) return;  // float outputs
+    // An output on a clamp bound says little about the arithmetic before it.
+    std::printf("%s: %.1f%% of %lld int8 outputs on a clamp bound, codes spread %.1f\n",
+                what.c_str(), 100 * clamped.OnBoundShare(), static_cast<long long>(clamped.total),
+                clamped.CodeSd());
+    EXPECT_LT(clamped.OnBoundShare(), 0.15) << what;
+    EXPECT_GT(clamped.CodeSd(), 15) << what;
   }
 };
 

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "common/quantization.h"
-#include "common/random.h"
+#include "runtime/int8_test_layers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -137,17 +137,17 @@ TEST(QuantizeDequantize, RoundTrip) {
 
 // ---- Randomized checks against real-valued arithmetic ----
 
-struct Rng {
-  SplitMix64 gen;
-  explicit Rng(uint64_t seed) : gen(seed) {}
-  int Int(int lo, int hi) { return lo + static_cast<int>(gen.Below(hi - lo + 1)); }
-  float Float(float lo, float hi) { return lo + (hi - lo) * gen.UniformFloat(); }
-  std::vector<int8_t> Int8s(int64_t n, int lo = -128, int hi = 127) {
-    std::vector<int8_t> v(n);
-    for (auto& x : v) x = static_cast<int8_t>(Int(lo, hi));
-    return v;
-  }
-};
+using Rng = qforge::testing::Random;
+using qforge::testing::FitOutput;
+
+using qforge::testing::OutputStats;
+
+// Most expected outputs must be inside the clamp range and spread over it, or
+// the 1-step checks below would check little.
+void ExpectMostlyInside(const OutputStats& stats) {
+  EXPECT_LT(stats.OnBoundShare(), 0.15);
+  EXPECT_GT(stats.CodeSd(), 15);
+}
 
 // The int8 output an exact computation would give for `real`.
 int ExpectedQ(double real, float scale, int32_t zero_point, const Int8Output& out) {
@@ -157,6 +157,7 @@ int ExpectedQ(double real, float scale, int32_t zero_point, const Int8Output& ou
 
 TEST(Conv2DInt8, RandomGeometriesMatchRealArithmeticWithinOneStep) {
   Rng rng(2024);
+  OutputStats clamped;
   for (int trial = 0; trial < 300; ++trial) {
     ConvGeometry g;
     g.batch = rng.Int(1, 2);
@@ -183,23 +184,28 @@ TEST(Conv2DInt8, RandomGeometriesMatchRealArithmeticWithinOneStep) {
 
     const float input_scale = rng.Float(0.01f, 0.1f);
     const int32_t input_zero_point = rng.Int(-128, 127);
-    const float output_scale = rng.Float(0.05f, 0.5f);
+    const int group_in_channels = g.input_channels / g.groups;
+    const int64_t filter_per_out = int64_t{g.kernel_height} * g.kernel_width * group_in_channels;
+    const qforge::testing::ProductLayer layer = qforge::testing::RandomProductLayer(
+        rng, filter_per_out, g.output_channels, input_scale, input_zero_point,
+        /*per_channel=*/true, /*positive=*/false);
+    const std::vector<float>& weight_scales = layer.weight_scales;
+    const std::vector<int32_t>& bias = layer.bias;
     Conv2DInt8Params params;
     params.geometry = g;
     params.input_zero_point = input_zero_point;
-    params.output = Int8Output{rng.Int(-20, 20), rng.Int(-128, -100), rng.Int(100, 127)};
-    const int group_in_channels = g.input_channels / g.groups;
-    const int64_t filter_per_out = int64_t{g.kernel_height} * g.kernel_width * group_in_channels;
-    std::vector<float> weight_scales(g.output_channels);
-    for (float& s : weight_scales) s = rng.Float(0.001f, 0.05f);
-    params.multipliers =
-        *QuantizeConvMultipliers(input_scale, weight_scales, output_scale);
+    params.output.qmin = rng.Int(-128, -100);
+    params.output.qmax = rng.Int(100, 127);
+    const auto fit = FitOutput(rng, layer.real_mean - 3.5 * layer.real_sd,
+                               layer.real_mean + 3.5 * layer.real_sd, params.output.qmin,
+                               params.output.qmax);
+    const float output_scale = fit.scale;
+    params.output.zero_point = fit.zero_point;
+    params.multipliers = *QuantizeConvMultipliers(input_scale, weight_scales, output_scale);
 
     const std::vector<int8_t> input =
         rng.Int8s(int64_t{g.batch} * g.input_height * g.input_width * g.input_channels);
     const std::vector<int8_t> filter = rng.Int8s(g.output_channels * filter_per_out, -127, 127);
-    std::vector<int32_t> bias(g.output_channels);
-    for (int32_t& b : bias) b = rng.Int(-5000, 5000);
     std::vector<int8_t> out(int64_t{g.batch} * g.output_height * g.output_width *
                             g.output_channels);
     Conv2DInt8(params, input.data(), filter.data(), bias.data(), out.data());
@@ -221,42 +227,51 @@ TEST(Conv2DInt8, RandomGeometriesMatchRealArithmeticWithinOneStep) {
     Conv2DFloat(float_params, real_input.data(), real_filter.data(), real_bias.data(),
                 real_out.data());
     for (size_t i = 0; i < out.size(); ++i) {
-      ASSERT_LE(std::abs(out[i] - ExpectedQ(real_out[i], output_scale,
-                                            params.output.zero_point, params.output)), 1)
-          << "trial " << trial << " output " << i;
+      const int expected =
+          ExpectedQ(real_out[i], output_scale, params.output.zero_point, params.output);
+      ASSERT_LE(std::abs(out[i] - expected), 1) << "trial " << trial << " output " << i;
+      clamped.Add(expected, params.output.qmin, params.output.qmax);
     }
   }
+  ExpectMostlyInside(clamped);
 }
 
 TEST(AddInt8, RandomScalesMatchRealArithmeticWithinOneStep) {
   Rng rng(77);
+  OutputStats clamped;
   for (int trial = 0; trial < 200; ++trial) {
     const float a_scale = rng.Float(0.01f, 0.2f), b_scale = rng.Float(0.01f, 0.2f);
-    const float out_scale = rng.Float(0.02f, 0.4f);
     const double max_scale = std::max(a_scale, b_scale);
     AddInt8Params params;
     params.size = 64;
-    params.a_zero_point = rng.Int(-128, 127);
-    params.b_zero_point = rng.Int(-128, 127);
+    params.a_zero_point = rng.Int(-40, 40);
+    params.b_zero_point = rng.Int(-40, 40);
+    const double mean =
+        a_scale * (-0.5 - params.a_zero_point) + b_scale * (-0.5 - params.b_zero_point);
+    const double sd = std::sqrt((a_scale * a_scale + b_scale * b_scale) * 65535.0 / 12);
+    const auto fit = FitOutput(rng, mean - 3.5 * sd, mean + 3.5 * sd);
+    const float out_scale = fit.scale;
     params.a_multiplier = Multiplier(a_scale / (2 * max_scale));
     params.b_multiplier = Multiplier(b_scale / (2 * max_scale));
     params.output_multiplier = Multiplier(2 * max_scale / ((1 << kAddLeftShift) * double{out_scale}));
-    params.output = Int8Output{rng.Int(-128, 127), -128, 127};
+    params.output = Int8Output{fit.zero_point, -128, 127};
     const std::vector<int8_t> a = rng.Int8s(64), b = rng.Int8s(64);
     std::vector<int8_t> out(64);
     AddInt8(params, a.data(), b.data(), out.data());
     for (int i = 0; i < 64; ++i) {
       const double real = double{a_scale} * (a[i] - params.a_zero_point) +
                           double{b_scale} * (b[i] - params.b_zero_point);
-      ASSERT_LE(std::abs(out[i] - ExpectedQ(real, out_scale, params.output.zero_point,
-                                            params.output)), 1)
-          << "trial " << trial;
+      const int expected = ExpectedQ(real, out_scale, params.output.zero_point, params.output);
+      ASSERT_LE(std::abs(out[i] - expected), 1) << "trial " << trial;
+      clamped.Add(expected, params.output.qmin, params.output.qmax);
     }
   }
+  ExpectMostlyInside(clamped);
 }
 
 TEST(MeanInt8, RandomShapesMatchRealArithmeticWithinOneStep) {
   Rng rng(5);
+  OutputStats clamped;
   for (int trial = 0; trial < 200; ++trial) {
     MeanInt8Params params;
     params.batch = rng.Int(1, 2);
@@ -264,10 +279,16 @@ TEST(MeanInt8, RandomShapesMatchRealArithmeticWithinOneStep) {
     params.width = rng.Int(1, 9);
     params.channels = rng.Int(1, 5);
     params.input_zero_point = rng.Int(-128, 127);
-    const float in_scale = rng.Float(0.01f, 0.2f), out_scale = rng.Float(0.01f, 0.2f);
-    params.multiplier = Multiplier(double{in_scale} / (double{out_scale} * params.height * params.width));
-    params.output = Int8Output{rng.Int(-128, 127), -128, 127};
     const int64_t pixels = int64_t{params.height} * params.width;
+    // The mean of uniform values: about the input's middle, with a spread
+    // that shrinks with the pixel count.
+    const float in_scale = rng.Float(0.01f, 0.2f);
+    const double mean = in_scale * (-0.5 - params.input_zero_point);
+    const double sd = in_scale * 74 / std::sqrt(static_cast<double>(pixels));
+    const auto fit = FitOutput(rng, mean - 3.5 * sd, mean + 3.5 * sd);
+    const float out_scale = fit.scale;
+    params.multiplier = Multiplier(double{in_scale} / (double{out_scale} * params.height * params.width));
+    params.output = Int8Output{fit.zero_point, -128, 127};
     const std::vector<int8_t> input = rng.Int8s(params.batch * pixels * params.channels);
     std::vector<int8_t> out(params.batch * params.channels);
     MeanInt8(params, input.data(), out.data());
@@ -277,16 +298,19 @@ TEST(MeanInt8, RandomShapesMatchRealArithmeticWithinOneStep) {
         for (int64_t p = 0; p < pixels; ++p) {
           sum += in_scale * (input[(n * pixels + p) * params.channels + c] - params.input_zero_point);
         }
-        ASSERT_LE(std::abs(out[n * params.channels + c] -
-                           ExpectedQ(sum / pixels, out_scale, params.output.zero_point, params.output)),
-                  1);
+        const int expected =
+            ExpectedQ(sum / pixels, out_scale, params.output.zero_point, params.output);
+        ASSERT_LE(std::abs(out[n * params.channels + c] - expected), 1);
+        clamped.Add(expected, params.output.qmin, params.output.qmax);
       }
     }
   }
+  ExpectMostlyInside(clamped);
 }
 
 TEST(FullyConnectedInt8, PerTensorAndPerChannelMatchRealArithmeticWithinOneStep) {
   Rng rng(9);
+  OutputStats clamped;
   for (int trial = 0; trial < 200; ++trial) {
     FullyConnectedInt8Params params;
     params.batch = rng.Int(1, 3);
@@ -294,19 +318,23 @@ TEST(FullyConnectedInt8, PerTensorAndPerChannelMatchRealArithmeticWithinOneStep)
     params.output_features = rng.Int(1, 10);
     params.input_zero_point = rng.Int(-128, 127);
     const bool per_channel = trial % 2 == 0;
-    const float in_scale = rng.Float(0.01f, 0.1f), out_scale = rng.Float(0.05f, 0.5f);
-    std::vector<float> w_scales(per_channel ? params.output_features : 1);
-    for (float& s : w_scales) s = rng.Float(0.001f, 0.05f);
+    const float in_scale = rng.Float(0.01f, 0.1f);
+    const qforge::testing::ProductLayer layer = qforge::testing::RandomProductLayer(
+        rng, params.input_features, params.output_features, in_scale, params.input_zero_point,
+        per_channel, /*positive=*/false);
+    const std::vector<float>& w_scales = layer.weight_scales;
+    const auto fit = FitOutput(rng, layer.real_mean - 3.5 * layer.real_sd,
+                               layer.real_mean + 3.5 * layer.real_sd);
+    const float out_scale = fit.scale;
     // Per-tensor weights: the same multiplier for every output, as Prepare makes it.
     std::vector<float> spread(params.output_features);
     for (int o = 0; o < params.output_features; ++o) spread[o] = w_scales[per_channel ? o : 0];
     params.multipliers = *QuantizeConvMultipliers(in_scale, spread, out_scale);
-    params.output = Int8Output{rng.Int(-128, 127), -128, 127};
+    params.output = Int8Output{fit.zero_point, -128, 127};
     const std::vector<int8_t> x = rng.Int8s(params.batch * params.input_features);
     const std::vector<int8_t> w =
         rng.Int8s(params.output_features * params.input_features, -127, 127);
-    std::vector<int32_t> bias(params.output_features);
-    for (int32_t& b : bias) b = rng.Int(-3000, 3000);
+    const std::vector<int32_t>& bias = layer.bias;
     std::vector<int8_t> out(params.batch * params.output_features);
     FullyConnectedInt8(params, x.data(), w.data(), bias.data(), out.data());
     for (int n = 0; n < params.batch; ++n) {
@@ -317,12 +345,13 @@ TEST(FullyConnectedInt8, PerTensorAndPerChannelMatchRealArithmeticWithinOneStep)
           real += in_scale * (x[n * params.input_features + k] - params.input_zero_point) * ws *
                   w[o * params.input_features + k];
         }
-        ASSERT_LE(std::abs(out[n * params.output_features + o] -
-                           ExpectedQ(real, out_scale, params.output.zero_point, params.output)),
-                  1);
+        const int expected = ExpectedQ(real, out_scale, params.output.zero_point, params.output);
+        ASSERT_LE(std::abs(out[n * params.output_features + o] - expected), 1);
+        clamped.Add(expected, params.output.qmin, params.output.qmax);
       }
     }
   }
+  ExpectMostlyInside(clamped);
 }
 
 }  // namespace
