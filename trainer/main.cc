@@ -24,6 +24,7 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_format.h"
 #include "trainer/convert.h"
+#include "trainer/gemm.h"
 #include "trainer/ptq.h"
 #include "trainer/qat.h"
 #include "trainer/train.h"
@@ -147,9 +148,9 @@ std::string Train() {
   absl::Status status = trainer.ok() ? absl::OkStatus() : trainer.status();
   if (status.ok() && absl::GetFlag(FLAGS_resume)) status = (*trainer)->Resume();
   if (!status.ok()) return Fail(status, std::string());
-  std::printf("training MobileNetV2 (width %.2f) on %s for %d epochs, output in %s\n",
+  std::printf("training MobileNetV2 (width %.2f) on %s for %d epochs (%s GEMMs), output in %s\n",
               config->model().width_mult(), config->dataset().c_str(), config->epochs(),
-              config->output_dir().c_str());
+              GemmInstructionSet(), config->output_dir().c_str());
   if ((*trainer)->epochs_done() > 0) {
     std::printf("resuming after epoch %d\n", (*trainer)->epochs_done());
   }
