@@ -9,6 +9,7 @@
 #include "runtime/model_validator.h"
 #include "runtime/prepare.h"
 #include "trainer/convert.h"
+#include "trainer/parallel.h"
 
 namespace qforge {
 namespace {
@@ -128,16 +129,22 @@ absl::StatusOr<std::unique_ptr<QuantSimulation>> QuantSimulation::Create(
 
 void QuantSimulation::Requantize(const IntegerOutput& stage, const FakeQuantParams& params,
                                  FloatTensor& value) const {
-  const size_t channels = stage.multipliers.size();
+  const int64_t channels = static_cast<int64_t>(stage.multipliers.size());
   float* v = value.ptr();
-  for (int64_t i = 0; i < value.size(); ++i) {
-    const size_t c = static_cast<size_t>(i) % channels;
-    const double accumulator = std::nearbyint(v[i] / stage.accumulator_scale[c]);
-    const int32_t acc = static_cast<int32_t>(std::clamp(accumulator, -2147483648.0, 2147483647.0));
-    const int8_t q = RequantizeToInt8(acc, stage.multipliers[c], stage.output.zero_point,
-                                      stage.output.qmin, stage.output.qmax);
-    v[i] = params.scale * static_cast<float>(q - params.zero_point);
-  }
+  // Row by row over the pool: a fifth of a PTQ run was this loop on one thread.
+  Pool().ParallelFor(value.size() / channels, [&](int, int64_t begin, int64_t end) {
+    for (int64_t row = begin; row < end; ++row) {
+      float* x = v + row * channels;
+      for (int64_t c = 0; c < channels; ++c) {
+        const double accumulator = std::nearbyint(x[c] / stage.accumulator_scale[c]);
+        const int32_t acc =
+            static_cast<int32_t>(std::clamp(accumulator, -2147483648.0, 2147483647.0));
+        const int8_t q = RequantizeToInt8(acc, stage.multipliers[c], stage.output.zero_point,
+                                          stage.output.qmin, stage.output.qmax);
+        x[c] = params.scale * static_cast<float>(q - params.zero_point);
+      }
+    }
+  });
 }
 
 QuantSimulation::~QuantSimulation() { fused_.set_observer(nullptr); }
