@@ -17,6 +17,8 @@ packages=(
   zlib1g-dev libopenblas-dev libeigen3-dev
   # the embedded default dataset
   dataset-fashion-mnist
+  # tests/report_test renders the run report in a headless browser
+  chromium fonts-dejavu-core
 )
 if [[ "${1:-}" == "--python" ]]; then
   packages+=(python3-torch python3-torchvision python3-numpy)

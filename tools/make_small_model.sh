@@ -2,7 +2,8 @@
 # Makes the committed model of tests/committed_model_test: a small MobileNetV2
 # (width 0.25) trained on Fashion-MNIST for 3 epochs, its float checkpoint
 # (without the optimizer's momentum, which conversion does not read), its
-# int8 model (per-channel histogram PTQ) and its float model. Run it only when the numerics change
+# training metrics, its int8 model (per-channel histogram PTQ) and its float
+# model. Run it only when the numerics change
 # on purpose, then put the counts the test prints into its constants.
 #   tools/make_small_model.sh
 set -euo pipefail
@@ -15,6 +16,7 @@ bazel build //trainer
 bazel-bin/trainer/trainer train --width_mult=0.25 --epochs=3 --seed=0 --threads=2 \
   --output_dir="$work" | tee "$work/train.log"
 mkdir -p "$out"
+cp "$work/metrics.jsonl" "$out/"  # for the report test
 protoc --proto_path=. --decode=qforge.Checkpoint trainer/checkpoint.proto <"$work/checkpoint.pb" |
   grep -v '^momentum: ' |
   protoc --proto_path=. --encode=qforge.Checkpoint trainer/checkpoint.proto >"$out/checkpoint.pb"

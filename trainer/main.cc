@@ -27,6 +27,7 @@
 #include "trainer/gemm.h"
 #include "trainer/ptq.h"
 #include "trainer/qat.h"
+#include "trainer/report.h"
 #include "trainer/train.h"
 
 ABSL_FLAG(std::string, config, "",
@@ -137,6 +138,18 @@ template <typename T>
 T Fail(const absl::Status& status, T result) {
   std::fprintf(stderr, "qforge: %s\n", std::string(status.message()).c_str());
   return result;
+}
+
+// Writes `dir`/report.html and says so; a report that cannot be made is a
+// warning, not a failed run.
+void Report(const std::string& dir) {
+  std::fflush(stdout);
+  const absl::Status status = WriteRunReport(dir);
+  if (status.ok()) {
+    std::printf("wrote %s\n", (std::filesystem::path(dir) / "report.html").c_str());
+  } else {
+    std::fprintf(stderr, "qforge: no report: %s\n", std::string(status.message()).c_str());
+  }
 }
 
 // Trains as the flags and config say; returns the checkpoint path, or "" after
@@ -256,6 +269,7 @@ int QatCommand() {
   absl::StatusOr<QatResult> r = Qat(*config, absl::GetFlag(FLAGS_resume));
   if (!r.ok()) return Fail(r.status(), 1);
   std::printf("wrote %s (%.2f MB)\n", r->int8_path.c_str(), r->int8_bytes / 1e6);
+  Report(std::filesystem::path(r->int8_path).parent_path().string());
   return 0;
 }
 
@@ -275,6 +289,17 @@ int PtqCommand() {
   PrintRow("float", r->float_accuracy, r->float_bytes, r->float_bytes);
   PrintRow("int8 " + absl::GetFlag(FLAGS_qconfig), r->int8_accuracy, r->int8_bytes, r->float_bytes);
   std::printf("wrote %s and %s\n", r->int8_path.c_str(), r->float_path.c_str());
+  Report(std::filesystem::path(r->int8_path).parent_path().string());
+  return 0;
+}
+
+// `report`: report.html again from what output_dir holds.
+int ReportCommand() {
+  const std::string dir = UserPath(absl::GetFlag(FLAGS_output_dir));
+  if (dir.empty()) return Fail(absl::InvalidArgumentError("report needs --output_dir"), 1);
+  const absl::Status status = WriteRunReport(dir);
+  if (!status.ok()) return Fail(status, 1);
+  std::printf("wrote %s\n", (std::filesystem::path(dir) / "report.html").c_str());
   return 0;
 }
 
@@ -308,6 +333,7 @@ int MainJob() {
     PrintRow("int8 PTQ " + qconfig, r.int8_accuracy, r.int8_bytes, r.float_bytes);
   }
   PrintRow("int8 QAT", qat->int8_accuracy, qat->int8_bytes, first.float_bytes);
+  Report(std::filesystem::path(checkpoint).parent_path().string());
   return 0;
 }
 
@@ -319,17 +345,21 @@ int main(int argc, char** argv) {
       "qforge trainer.\n  bazel run //trainer                 the main job\n"
       "  bazel run //trainer -- train [flags] float training\n"
       "  bazel run //trainer -- ptq --checkpoint=... [--qconfig=...]  post-training quantization\n"
-      "  bazel run //trainer -- qat --checkpoint=... [flags]  quantization-aware training");
+      "  bazel run //trainer -- qat --checkpoint=... [flags]  quantization-aware training\n"
+      "  bazel run //trainer -- report --output_dir=...      report.html of a run's models");
   qforge::RecordGivenFlags(argc, argv);
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
   const std::string command = args.size() >= 2 ? args[1] : "";
   if (args.size() > 2 ||
-      (command != "" && command != "train" && command != "ptq" && command != "qat")) {
-    std::fprintf(stderr, "qforge: unknown command '%s' (try: train, ptq, qat)\n", command.c_str());
+      (command != "" && command != "train" && command != "ptq" && command != "qat" &&
+       command != "report")) {
+    std::fprintf(stderr, "qforge: unknown command '%s' (try: train, ptq, qat, report)\n",
+                 command.c_str());
     return 2;
   }
   if (command == "train") return qforge::Train().empty() ? 1 : 0;
   if (command == "ptq") return qforge::PtqCommand();
   if (command == "qat") return qforge::QatCommand();
+  if (command == "report") return qforge::ReportCommand();
   return qforge::MainJob();
 }
