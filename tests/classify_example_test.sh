@@ -25,6 +25,22 @@ for kind in int8 float; do
   grep -qE '^5\. class [0-9] \([0-9.]+%\)$' <<<"$out"
 done
 
+# The committed small model, trained on Fashion-MNIST: its int8 and float
+# models must name the same class for each of the first 10 test images.
+# 28x28 images of 784 bytes each after the IDX file's 16-byte header.
+gzip -dc /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz | tail -c +17 >"$dir/t10k-images"
+for i in $(seq 0 9); do
+  { printf 'P5\n28 28\n255\n'; dd if="$dir/t10k-images" bs=784 skip="$i" count=1 status=none; } \
+    >"$dir/fashion$i.pgm"
+  top=()
+  for kind in int8 float; do
+    top+=("$("$classify" "tests/testdata/small_model/model_$kind.qfm" "$dir/fashion$i.pgm" |
+      sed -nE 's/^1\. (.*) \([0-9.]+%\)$/\1/p')")
+  done
+  echo "test image $i: int8 '${top[0]}', float '${top[1]}'"
+  [[ -n "${top[0]}" && "${top[0]}" == "${top[1]}" ]]
+done
+
 expect_error() {  # expect_error PATTERN COMMAND...
   local pattern="$1"
   shift
