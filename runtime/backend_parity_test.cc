@@ -67,7 +67,6 @@ int Int8Tolerance(const Interpreter& fast, size_t ops) {
   return 0;
 }
 
-
 // Runs `model` on `config` and on the reference with the same random inputs
 // and compares.
 void ExpectParity(const Config& config, const Model& model, Random& rng, const std::string& what,

@@ -87,7 +87,6 @@ TEST(PlanMemory, ConstantsAreNotPlanned) {
   EXPECT_EQ(plan.arena_bytes, 2 * kTensorAlignment);
 }
 
-
 // A random graph of ops over tensors of random sizes: each op reads one or two
 // earlier tensors, some tensors are read long after they are made, and a few
 // are model outputs. The planner reads only shapes and ids, so the ops need not

@@ -145,7 +145,9 @@ TEST(ParseModel, RandomByteFlipsAreRefusedOrRun) {
       ASSERT_EQ(fast.output, reference.output) << "trial " << trial;
     }
     const Outcome xnnpack = RunOn(*compiled, {Backend::kXnnpackOnly, 1});
-    if (!xnnpack.status.ok()) ASSERT_FALSE(xnnpack.status.message().empty());
+    if (!xnnpack.status.ok()) {
+      ASSERT_FALSE(xnnpack.status.message().empty());
+    }
     ++ran;
   }
   // Flips inside weight bytes or names leave a valid model; most flips do not.

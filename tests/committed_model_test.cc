@@ -75,8 +75,10 @@ Scores Score(const Model& model, const InterpreterOptions& options, const std::s
   const auto start = std::chrono::steady_clock::now();
   absl::StatusOr<Model> batched = WithBatch(model, kBatch);
   EXPECT_TRUE(batched.ok()) << batched.status();
+  if (!batched.ok()) return {};
   auto compiled = CompiledModel::FromModel(*std::move(batched));
   EXPECT_TRUE(compiled.ok()) << compiled.status();
+  if (!compiled.ok()) return {};
   auto interpreter = Interpreter::Create(*compiled, options);
   EXPECT_TRUE(interpreter.ok()) << interpreter.status();
   if (!interpreter.ok()) return {};
@@ -89,6 +91,7 @@ Scores Score(const Model& model, const InterpreterOptions& options, const std::s
                                           model.preprocessing().std().end());
   auto loader = BatchLoader::Create(TestSet(), loader_options);
   EXPECT_TRUE(loader.ok()) << loader.status();
+  if (!loader.ok()) return {};
   (*loader)->StartEpoch(0);
   const int classes = TestSet().num_classes();
   Scores scores;

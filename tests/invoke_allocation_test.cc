@@ -95,8 +95,10 @@ const RandomMobileNetV2& Models() {
 long AllocationsInInvoke(const Model& model, const InterpreterOptions& options, int invokes) {
   absl::StatusOr<std::shared_ptr<const CompiledModel>> compiled = CompiledModel::FromModel(model);
   EXPECT_TRUE(compiled.ok()) << compiled.status();
+  if (!compiled.ok()) return -1;
   absl::StatusOr<std::unique_ptr<Interpreter>> interpreter = Interpreter::Create(*compiled, options);
   EXPECT_TRUE(interpreter.ok()) << interpreter.status();
+  if (!interpreter.ok()) return -1;
   Interpreter& in = **interpreter;
   const std::vector<float> image(64 * 64 * 3, 0.25f);
   allocations = 0;
@@ -139,10 +141,12 @@ TEST(InvokeAllocations, CounterSeesAllocations) {
   if (QFORGE_SANITIZED) GTEST_SKIP() << "allocations are not counted under sanitizers";
   allocations = 0;
   counting = true;
-  void* p = std::malloc(100);
-  auto q = std::make_unique<std::vector<int>>(100);
+  // Through volatile pointers, so the compiler cannot drop the allocations.
+  void* volatile p = std::malloc(100);
+  auto* volatile q = new std::vector<int>(100);
   counting = false;
   std::free(p);
+  delete q;
   EXPECT_GE(allocations.load(), 3);
 }
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The run report rendered as a browser shows it: `trainer report` on the
 # committed small model's run, then headless Chromium (Debian's chromium, which
-# tools/install_deps.sh installs) loads the page. Every chart must have drawn
-# marks of a real size and no script error may have occurred; the screenshot
+# tools/install_deps.sh installs) loads the page. Each section must hold the
+# charts it should, each with marks drawn at a real size, and no script error
+# may have occurred; the screenshot
 # is kept in the test's outputs (bazel-testlogs/tests/report_test/test.outputs).
 set -euo pipefail
 trainer="$1"
@@ -20,18 +21,25 @@ export HOME="$TEST_TMPDIR"  # Chromium and fontconfig write their caches there
 browser=(chromium --headless --no-sandbox --disable-gpu --disable-dev-shm-usage
   --user-data-dir="$TEST_TMPDIR/profile" --window-size=1280,2600)
 dom=$("${browser[@]}" --dump-dom "file://$run/report.html" 2>/dev/null)
-body=$(grep -o '<body[^>]*>' <<<"$dom")
-echo "$body"
-charts=$(sed -nE 's/.*data-charts="([0-9]+)".*/\1/p' <<<"$body")
-drawn=$(sed -nE 's/.*data-charts-drawn="([0-9]+)".*/\1/p' <<<"$body")
-if [[ -z "$charts" || "$charts" -lt 5 || "$drawn" != "$charts" ]]; then
-  echo "expected every chart drawn (at least 5): $charts charts, $drawn drawn" >&2
-  exit 1
-fi
-if grep -q 'data-script-error' <<<"$body"; then
+html=$(grep -o '<html[^>]*>' <<<"$dom")
+echo "$html"
+if grep -q 'data-script-error' <<<"$html"; then
   echo "script error in the report" >&2
   exit 1
 fi
+attribute() { sed -nE "s/.* $1=\"([^\"]*)\".*/\1/p" <<<"$html"; }
+[[ $(attribute data-rows) -eq 2 ]] || { echo "expected 2 result rows" >&2; exit 1; }
+# Charts per section ("charts/drawn"): the training curve, one SQNR chart, the
+# two worst layers' histograms, and every depthwise conv (17 in MobileNetV2).
+for expected in training:1 sqnr:1 worst:2 depthwise:17; do
+  section=${expected%:*}
+  count=${expected#*:}
+  got=$(attribute "data-charts-$section")
+  if [[ "$got" != "$count/$count" ]]; then
+    echo "section $section: expected $count charts, all drawn; got charts/drawn '$got'" >&2
+    exit 1
+  fi
+done
 shot="${TEST_UNDECLARED_OUTPUTS_DIR:-$TEST_TMPDIR}/report.png"
 "${browser[@]}" --screenshot="$shot" "file://$run/report.html" 2>/dev/null
 [[ $(stat -c %s "$shot") -gt 50000 ]]  # a blank page is a few KB

@@ -35,6 +35,7 @@ constexpr bool kOptimizedBuild = true;
 std::unique_ptr<Interpreter> Make(const Model& model, const InterpreterOptions& options) {
   auto compiled = CompiledModel::FromModel(model);
   EXPECT_TRUE(compiled.ok()) << compiled.status();
+  if (!compiled.ok()) return nullptr;
   auto interpreter = Interpreter::Create(*compiled, options);
   EXPECT_TRUE(interpreter.ok()) << interpreter.status();
   if (!interpreter.ok()) return nullptr;

@@ -167,18 +167,18 @@ void RunOp(benchmark::State& state, const OpCase& c, bool int8, const Interprete
 }
 
 void RegisterAll() {
-  struct Backend_ {
+  struct BackendChoice {
     const char* name;
     Backend backend;
     bool int8_only;
   };
-  const Backend_ backends[] = {{"reference", Backend::kReference, false},
+  const BackendChoice backends[] = {{"reference", Backend::kReference, false},
                                {"qforge", Backend::kFast, true},
                                {"xnnpack", Backend::kXnnpackOnly, false}};
   for (const OpCase& c : Cases()) {
     for (bool int8 : {true, false}) {
       if (!int8 && (c.kind == QUANTIZE || c.kind == DEQUANTIZE)) continue;
-      for (const Backend_& backend : backends) {
+      for (const BackendChoice& backend : backends) {
         if (backend.int8_only && !int8) continue;  // float ops run on XNNPACK
         for (int threads : {1, 2}) {
           if (backend.backend == Backend::kReference && threads > 1) continue;

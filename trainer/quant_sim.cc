@@ -131,7 +131,8 @@ void QuantSimulation::Requantize(const IntegerOutput& stage, const FakeQuantPara
                                  FloatTensor& value) const {
   const int64_t channels = static_cast<int64_t>(stage.multipliers.size());
   float* v = value.ptr();
-  // Row by row over the pool: a fifth of a PTQ run was this loop on one thread.
+  // `value` is [rows, channels] (NHWC or [N, features]). Row by row over the
+  // pool: over half of a PTQ run's CPU time was this loop on one thread.
   Pool().ParallelFor(value.size() / channels, [&](int, int64_t begin, int64_t end) {
     for (int64_t row = begin; row < end; ++row) {
       float* x = v + row * channels;

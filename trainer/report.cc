@@ -29,7 +29,10 @@ namespace fs = std::filesystem;
 constexpr int kImages = 32;        // calibration images run through every model
 constexpr int kWorstLayers = 2;    // histograms per int8 model
 constexpr int kHistogramBins = 80;
+constexpr double kLowSqnr = 20;  // dB; bars below it are drawn in red
 constexpr int64_t kMaxSampled = 200000;  // activation values kept per layer
+constexpr int kWarmupRuns = 3, kTimedRuns = 30;  // latency
+constexpr double kMaxSqnr = 99;  // dB shown for an exact layer
 
 struct Variant {
   std::string label;  // "float", "int8 per_channel_histogram", ...
@@ -43,7 +46,12 @@ struct Variant {
 struct LayerError {
   std::string name;
   double signal = 0, noise = 0;  // sums of f^2 and (f - q)^2
-  double Sqnr() const { return noise > 0 ? 10 * std::log10(signal / noise) : 99; }
+  // In [-kMaxSqnr, kMaxSqnr]; the lowest for a layer of NaNs or zeros.
+  double Sqnr() const {
+    if (std::isnan(signal) || std::isnan(noise) || !(signal > 0)) return -kMaxSqnr;
+    if (!(noise > 0)) return kMaxSqnr;
+    return std::clamp(10 * std::log10(signal / noise), -kMaxSqnr, kMaxSqnr);
+  }
 };
 
 // The `"key": number` fields of each line of a JSON-lines metrics file (true
@@ -88,16 +96,16 @@ absl::StatusOr<std::unique_ptr<Interpreter>> Make(const Model& model) {
   return Interpreter::Create(*compiled, {Backend::kFast, 1});
 }
 
-// Median ms of 30 runs on one image, after 3 to warm up.
+// Median ms of kTimedRuns runs on one image, after kWarmupRuns.
 absl::StatusOr<double> Latency(const Model& model, const float* image) {
   absl::StatusOr<std::unique_ptr<Interpreter>> in = Make(model);
   if (!in.ok()) return in.status();
   std::vector<double> ms;
-  for (int i = 0; i < 33; ++i) {
+  for (int i = 0; i < kWarmupRuns + kTimedRuns; ++i) {
     std::memcpy((*in)->input_data(0), image, Elements((*in)->input_tensor(0)) * sizeof(float));
     const auto start = std::chrono::steady_clock::now();
     if (absl::Status s = (*in)->Invoke(); !s.ok()) return s;
-    if (i >= 3) {
+    if (i >= kWarmupRuns) {
       ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
     }
   }
@@ -192,14 +200,22 @@ std::string ResultsTable(const std::vector<Variant>& variants) {
   return html + "</table>";
 }
 
+// (epoch, 100 * row[key]) if the row has both; a line cut short by a crash has not.
+void AddPoint(const std::map<std::string, double>& row, const std::string& key, svg::Series& series) {
+  const auto epoch = row.find("epoch"), value = row.find(key);
+  if (epoch != row.end() && value != row.end()) {
+    series.points.push_back({epoch->second, 100 * value->second});
+  }
+}
+
 std::string Curves(const fs::path& dir) {
   std::string html;
   const auto train = ReadMetrics(dir / "metrics.jsonl");
   if (!train.empty()) {
     svg::Series train_acc{"train (float)", {}}, test_acc{"test (float)", {}};
     for (const auto& row : train) {
-      train_acc.points.push_back({row.at("epoch"), 100 * row.at("train_accuracy")});
-      test_acc.points.push_back({row.at("epoch"), 100 * row.at("test_accuracy")});
+      AddPoint(row, "train_accuracy", train_acc);
+      AddPoint(row, "test_accuracy", test_acc);
     }
     html += svg::LineChart("Float training", "epoch", "top-1 %", {train_acc, test_acc});
   }
@@ -207,8 +223,8 @@ std::string Curves(const fs::path& dir) {
   if (!qat.empty()) {
     svg::Series train_acc{"train (fake quant)", {}}, int8{"test, int8 in the runtime", {}};
     for (const auto& row : qat) {
-      train_acc.points.push_back({row.at("epoch"), 100 * row.at("train_accuracy")});
-      int8.points.push_back({row.at("epoch"), 100 * row.at("int8_accuracy")});
+      AddPoint(row, "train_accuracy", train_acc);
+      AddPoint(row, "int8_accuracy", int8);
     }
     html += svg::LineChart("Quantization-aware training", "QAT epoch", "top-1 %", {train_acc, int8});
   }
@@ -254,7 +270,6 @@ class Report {
     if (!variants.ok()) return variants.status();
     absl::StatusOr<std::vector<float>> images = CalibrationImages(dir_);
     if (!images.ok()) return images.status();
-    const int64_t image_size = images->size() / kImages;
     for (Variant& v : *variants) {
       absl::StatusOr<double> ms = Latency(v.model, images->data());
       if (!ms.ok()) return ms.status();
@@ -262,13 +277,16 @@ class Report {
     }
     std::string layers, worst;
     for (size_t i = 1; i < variants->size(); ++i) {
-      absl::Status s = CompareLayers((*variants)[0], (*variants)[i], *images, image_size, layers, worst);
+      absl::Status s = CompareLayers((*variants)[0], (*variants)[i], *images, layers, worst);
       if (!s.ok()) return s;
     }
     std::string html = Page(*variants, layers, worst);
     const fs::path path = dir_ / "report.html";
     const fs::path temporary = dir_ / "report.html.tmp";
-    std::ofstream(temporary) << html;
+    std::ofstream out(temporary);
+    out << html;
+    if (!out.flush()) return absl::InternalError(absl::StrCat("cannot write ", temporary.string()));
+    out.close();
     std::error_code ec;
     fs::rename(temporary, path, ec);
     if (ec) return absl::InternalError(absl::StrCat("cannot write ", path.string(), ": ", ec.message()));
@@ -279,58 +297,74 @@ class Report {
   // Runs the float and one int8 model on the images, layer by layer; appends
   // the SQNR chart to `layers` and the worst layers' histograms to `worst`.
   absl::Status CompareLayers(const Variant& f, const Variant& q, const std::vector<float>& images,
-                             int64_t image_size, std::string& layers, std::string& worst) {
+                             std::string& layers, std::string& worst) {
     const Model float_all = ExposeAll(f.model), int8_all = ExposeAll(q.model);
     absl::StatusOr<std::unique_ptr<Interpreter>> fi = Make(float_all), qi = Make(int8_all);
     if (!fi.ok()) return fi.status();
     if (!qi.ok()) return qi.status();
+    const int64_t image_size = Elements((*fi)->input_tensor(0));
+    // The int8 model's layers that the float model has too, in op order.
     std::vector<LayerError> errors;
+    for (const Op& op : q.model.ops()) {
+      if (q.model.tensors(op.outputs(0)).type() != INT8) continue;
+      for (const Op& fop : f.model.ops()) {
+        if (fop.name() == op.name()) errors.push_back({op.name()});
+      }
+    }
     std::map<std::string, std::vector<float>> samples;  // float values, per layer
-    for (int i = 0; i < kImages; ++i) {
+    for (int64_t i = 0; (i + 1) * image_size <= static_cast<int64_t>(images.size()); ++i) {
       auto fo = LayerOutputs(**fi, float_all, images.data() + i * image_size);
       auto qo = LayerOutputs(**qi, int8_all, images.data() + i * image_size);
       if (!fo.ok()) return fo.status();
       if (!qo.ok()) return qo.status();
-      for (const Op& op : q.model.ops()) {
-        const auto a = fo->find(op.name());
-        if (a == fo->end() || q.model.tensors(op.outputs(0)).type() != INT8) continue;
-        const std::vector<float>& x = a->second;
-        const std::vector<float>& y = qo->at(op.name());
+      for (LayerError& e : errors) {
+        const std::vector<float>& x = fo->at(e.name);
+        const std::vector<float>& y = qo->at(e.name);
         if (x.size() != y.size()) continue;
-        if (i == 0) errors.push_back({op.name()});
-        LayerError& e = *std::find_if(errors.begin(), errors.end(),
-                                      [&](const LayerError& l) { return l.name == op.name(); });
-        std::vector<float>& kept = samples[op.name()];
-        const size_t stride = std::max<size_t>(1, x.size() * kImages / kMaxSampled);
-        for (size_t j = 0; j < x.size(); ++j) {
-          e.signal += double{x[j]} * x[j];
-          e.noise += (double{x[j]} - y[j]) * (double{x[j]} - y[j]);
-          if (j % stride == 0) kept.push_back(x[j]);
-        }
+        Accumulate(x, y, e, samples[e.name]);
       }
     }
     std::vector<std::string> names;
     std::vector<double> sqnr;
-    for (const LayerError& e : errors) names.push_back(e.name), sqnr.push_back(e.Sqnr());
+    for (const LayerError& e : errors) {
+      names.push_back(e.name);
+      sqnr.push_back(e.Sqnr());
+    }
     layers += svg::BarChart(absl::StrCat("SQNR per layer, ", q.label, " against float (dB)"),
-                            names, sqnr, "SQNR dB", 20);
-    std::vector<LayerError> sorted = errors;
-    std::sort(sorted.begin(), sorted.end(),
-              [](const LayerError& a, const LayerError& b) { return a.Sqnr() < b.Sqnr(); });
-    for (int k = 0; k < kWorstLayers && k < static_cast<int>(sorted.size()); ++k) {
-      worst += Histogram(q, sorted[k], samples[sorted[k].name]);
+                            names, sqnr, "SQNR dB", kLowSqnr);
+    std::stable_sort(errors.begin(), errors.end(),
+                     [](const LayerError& a, const LayerError& b) { return a.Sqnr() < b.Sqnr(); });
+    for (int k = 0; k < kWorstLayers && k < static_cast<int>(errors.size()); ++k) {
+      worst += WorstLayerHistogram(q, errors[k], samples[errors[k].name]);
     }
     return absl::OkStatus();
   }
 
-  static std::string Histogram(const Variant& q, const LayerError& e, const std::vector<float>& values) {
+  // Adds one image's float (x) and int8 (y) outputs of a layer to its sums,
+  // and keeps every so many float values for its histogram.
+  static void Accumulate(const std::vector<float>& x, const std::vector<float>& y, LayerError& e,
+                         std::vector<float>& kept) {
+    const size_t stride = std::max<size_t>(1, x.size() * kImages / kMaxSampled);
+    for (size_t j = 0; j < x.size(); ++j) {
+      e.signal += double{x[j]} * x[j];
+      e.noise += (double{x[j]} - y[j]) * (double{x[j]} - y[j]);
+      if (j % stride == 0 && std::isfinite(x[j])) kept.push_back(x[j]);
+    }
+  }
+
+  static std::string WorstLayerHistogram(const Variant& q, const LayerError& e,
+                                         const std::vector<float>& values) {
     const auto [range_lo, range_hi] = Int8Range(q.model, e.name);
-    const auto [min_it, max_it] = std::minmax_element(values.begin(), values.end());
-    const double lo = std::min<double>(*min_it, range_lo), hi = std::max<double>(*max_it, range_hi);
+    double lo = range_lo, hi = range_hi;
+    for (float v : values) {
+      lo = std::min<double>(lo, v);
+      hi = std::max<double>(hi, v);
+    }
+    if (!(hi > lo)) hi = lo + 1;
     std::vector<double> counts(kHistogramBins);
     for (float v : values) {
-      const int bin = std::clamp(static_cast<int>((v - lo) / (hi - lo) * kHistogramBins), 0, kHistogramBins - 1);
-      ++counts[bin];
+      const double bin = std::floor((v - lo) / (hi - lo) * kHistogramBins);
+      ++counts[static_cast<size_t>(std::clamp(bin, 0.0, kHistogramBins - 1.0))];
     }
     return svg::Histogram(
         absl::StrFormat("%s, %s: float activations (SQNR %.1f dB)", e.name, q.label, e.Sqnr()),
@@ -343,19 +377,21 @@ class Report {
     const Metadata& m = variants[0].model.metadata();
     return absl::StrCat(
         "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>qforge report: ",
-        svg::Escape(dir_.filename().string()), "</title><style>", kStyle, "</style></head><body>",
+        svg::Escape(dir_.filename().string()), "</title><style>", kStyle, "</style><script>",
+        kCatchErrors, "</script></head><body>",
         "<h1>qforge run report</h1><p>", svg::Escape(dir_.string()), " &middot; dataset ",
         svg::Escape(m.dataset()), " &middot; ", m.class_names_size(), " classes &middot; SQNR and "
         "histograms over ", kImages, " calibration images</p>",
-        "<h2>Results</h2>", ResultsTable(variants),
-        "<h2>Training</h2>", Curves(dir_),
-        "<h2>Per-layer SQNR: float against int8, run end to end</h2>"
+        "<section id=\"results\"><h2>Results</h2>", ResultsTable(variants), "</section>",
+        "<section id=\"training\"><h2>Training</h2>", Curves(dir_), "</section>",
+        "<section id=\"sqnr\"><h2>Per-layer SQNR: float against int8, run end to end</h2>"
         "<p>10 log10(sum f&sup2; / sum (f &minus; q)&sup2;) of each quantized layer's output; "
-        "bars under 20 dB in red.</p>", layers,
-        "<h2>Worst layers: float activations and the int8 range they got</h2>", worst,
-        "<h2>Depthwise conv weights: each channel's range against the layer's</h2>"
-        "<p>One scale per tensor must cover the dashed range; per-channel scales cover each "
-        "bar.</p><div class=\"grid\">", DepthwiseRanges(variants[0].model), "</div>",
+        "bars under ", kLowSqnr, " dB in red.</p>", layers, "</section>",
+        "<section id=\"worst\"><h2>Worst layers: float activations and the int8 range they "
+        "got</h2>", worst, "</section>",
+        "<section id=\"depthwise\"><h2>Depthwise conv weights: each channel's range against the "
+        "layer's</h2><p>One scale per tensor must cover the dashed range; per-channel scales cover "
+        "each bar.</p><div class=\"grid\">", DepthwiseRanges(variants[0].model), "</div></section>",
         "<script>", kCheck, "</script></body></html>\n");
   }
 
@@ -367,16 +403,22 @@ class Report {
       ".title{font-weight:bold;font-size:14px}.tick{font-size:10px;fill:#555}"
       ".label,.legend{font-size:12px}.axis{stroke:#333}.grid line,.grid{stroke-opacity:1}"
       "line.grid{stroke:#eee}";
-  // Marks the page once every chart has drawn marks of a real size, so a
-  // headless browser can tell a rendered report from a broken one.
+  // Records any script error on the page, for a headless browser to read.
+  static constexpr const char* kCatchErrors =
+      "window.addEventListener('error',function(e){document.documentElement.setAttribute("
+      "'data-script-error',String(e.message));});";
+  // Counts, per section, the charts and those whose marks (bars, lines, points) drew
+  // with a real size, so a headless browser can tell a rendered report from a
+  // broken one: data-charts-<section>="charts/drawn" on <html>.
   static constexpr const char* kCheck =
-      "window.addEventListener('error',function(e){document.body.setAttribute("
-      "'data-script-error',String(e.message));});"
-      "(function(){var charts=document.querySelectorAll('svg.chart'),drawn=0;"
-      "charts.forEach(function(c){var m=c.querySelectorAll('rect.bar,polyline.series');"
-      "var b=c.getBBox();if(m.length>0&&b.width>0&&b.height>0)drawn++;});"
-      "document.body.setAttribute('data-charts',charts.length);"
-      "document.body.setAttribute('data-charts-drawn',drawn);})();";
+      "document.querySelectorAll('section').forEach(function(s){"
+      "var charts=s.querySelectorAll('svg.chart'),drawn=0;"
+      "charts.forEach(function(c){var ok=false;"
+      "c.querySelectorAll('rect.bar,polyline.series,circle').forEach(function(m){"
+      "var b=m.getBBox();if(b.width>0&&b.height>0)ok=true;});if(ok)drawn++;});"
+      "document.documentElement.setAttribute('data-charts-'+s.id,charts.length+'/'+drawn);});"
+      "document.documentElement.setAttribute('data-rows',"
+      "document.querySelectorAll('#results tr').length-1);";
 
   const fs::path dir_;
 };

@@ -11,6 +11,8 @@ namespace {
 
 constexpr int kWidth = 900, kHeight = 300;
 constexpr int kLeft = 70, kRight = 20, kTop = 36, kBottom = 48;
+constexpr int kLegendWidth = 160;       // right of a line chart's plot
+constexpr size_t kMaxLabelledBars = 80;  // beyond this, names would overlap
 const char* const kColours[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf"};
 
 // A linear map from [lo, hi] to [a, b].
@@ -105,13 +107,18 @@ std::string LineChart(const std::string& title, const std::string& x_label,
   double x_lo = INFINITY, x_hi = -INFINITY, y_lo = INFINITY, y_hi = -INFINITY;
   for (const Series& s : series) {
     for (const auto& [x, y] : s.points) {
-      x_lo = std::min(x_lo, x), x_hi = std::max(x_hi, x);
-      y_lo = std::min(y_lo, y), y_hi = std::max(y_hi, y);
+      x_lo = std::min(x_lo, x);
+      x_hi = std::max(x_hi, x);
+      y_lo = std::min(y_lo, y);
+      y_hi = std::max(y_hi, y);
     }
   }
-  if (!std::isfinite(x_lo)) x_lo = 0, x_hi = 1, y_lo = 0, y_hi = 1;
+  if (!std::isfinite(x_lo)) {  // no points
+    x_lo = y_lo = 0;
+    x_hi = y_hi = 1;
+  }
   std::tie(y_lo, y_hi) = Padded(y_lo, y_hi);
-  const Scale xs{x_lo, x_hi, kLeft, kWidth - kRight - 160.0};
+  const Scale xs{x_lo, x_hi, kLeft, static_cast<double>(kWidth - kRight - kLegendWidth)};
   const Scale ys{y_lo, y_hi, kHeight - kBottom, kTop};
   std::string out = Open(title) + Axes(xs, ys, x_label, y_label);
   for (size_t i = 0; i < series.size(); ++i) {
@@ -128,7 +135,8 @@ std::string LineChart(const std::string& title, const std::string& x_label,
     }
     absl::StrAppendFormat(&out, "<rect x=\"%d\" y=\"%d\" width=\"12\" height=\"12\" fill=\"%s\"/>"
                           "<text x=\"%d\" y=\"%d\" class=\"legend\">%s</text>",
-                          kWidth - 170, kTop + 18 * static_cast<int>(i), colour, kWidth - 152,
+                          kWidth - kLegendWidth - 10, kTop + 18 * static_cast<int>(i), colour,
+                          kWidth - kLegendWidth + 8,
                           kTop + 10 + 18 * static_cast<int>(i), Escape(series[i].name));
   }
   return out + "</svg>";
@@ -137,22 +145,29 @@ std::string LineChart(const std::string& title, const std::string& x_label,
 std::string BarChart(const std::string& title, const std::vector<std::string>& labels,
                      const std::vector<double>& values, const std::string& y_label,
                      double warn_below) {
-  double hi = 0;
-  for (double v : values) hi = std::max(hi, v);
+  // Bars grow from 0, up or down; the scale holds 0 and every value.
+  double lo = 0, hi = 0;
+  for (double v : values) {
+    lo = std::min(lo, v);
+    hi = std::max(hi, v);
+  }
   const int height = kHeight + 60;  // room for slanted layer names
   const Scale xs{0, static_cast<double>(std::max<size_t>(values.size(), 1)), kLeft,
                  kWidth - kRight};
-  const Scale ys{0, hi > 0 ? hi * 1.05 : 1, height - kBottom - 60.0, kTop};
+  const Scale ys{lo * 1.05, hi > lo ? hi * 1.05 : lo + 1, height - kBottom - 60.0, kTop};
   std::string out = Open(title, kWidth, height) + Axes(xs, ys, "", y_label, /*x_ticks=*/false);
+  absl::StrAppendFormat(&out, "<line x1=\"%g\" y1=\"%g\" x2=\"%g\" y2=\"%g\" class=\"axis\"/>",
+                        xs.a, ys(0), xs.b, ys(0));
   const double width = (xs.b - xs.a) / std::max<size_t>(values.size(), 1);
   for (size_t i = 0; i < values.size(); ++i) {
     const double x = xs(static_cast<double>(i)) + width * 0.1;
+    const double top = std::min(ys(0), ys(values[i]));
     absl::StrAppendFormat(&out, "<rect class=\"bar\" x=\"%g\" y=\"%g\" width=\"%g\" height=\"%g\" "
                           "fill=\"%s\"><title>%s: %.1f</title></rect>",
-                          x, ys(values[i]), width * 0.8, ys.a - ys(values[i]),
+                          x, top, width * 0.8, std::fabs(ys(values[i]) - ys(0)),
                           values[i] < warn_below ? "#d62728" : "#1f77b4", Escape(labels[i]),
                           values[i]);
-    if (values.size() <= 80) {
+    if (values.size() <= kMaxLabelledBars) {
       absl::StrAppendFormat(&out, "<text class=\"tick\" text-anchor=\"end\" transform=\"translate(%g %g) rotate(-60)\">%s</text>",
                             x + width * 0.5, ys.a + 8, Escape(labels[i]));
     }
@@ -187,7 +202,10 @@ std::string Histogram(const std::string& title, const std::vector<double>& count
 std::string RangeChart(const std::string& title, const std::vector<double>& mins,
                        const std::vector<double>& maxs) {
   double lo = 0, hi = 0;
-  for (size_t i = 0; i < mins.size(); ++i) lo = std::min(lo, mins[i]), hi = std::max(hi, maxs[i]);
+  for (size_t i = 0; i < mins.size(); ++i) {
+    lo = std::min(lo, mins[i]);
+    hi = std::max(hi, maxs[i]);
+  }
   const int width = 440, height = 200;
   const Scale xs{0, static_cast<double>(std::max<size_t>(mins.size(), 1)), kLeft, width - 10.0};
   const auto [y_lo, y_hi] = Padded(lo, hi);
