@@ -20,20 +20,25 @@ namespace {
 
 using ::testing::HasSubstr;
 
-// float [1,8,8,3] -> QUANTIZE -> depthwise CONV2D -> MEAN_HW -> DEQUANTIZE, with
-// metadata, so the bytes hold every kind of field.
+// float [1,8,8,3] -> QUANTIZE -> depthwise CONV2D (with bias, per-channel
+// weights, an output zero point above 0) -> MEAN_HW -> DEQUANTIZE, with
+// metadata, so the bytes hold every kind of field and the kernels' less common
+// cases are a flip away.
 std::string ValidModelBytes() {
   ModelBuilder b;
   const int input = b.AddFloatTensor("input", {1, 8, 8, 3});
   const int q = b.AddInt8Tensor("q", {1, 8, 8, 3}, 0.02f, 0);
   std::vector<int8_t> w(27);
   for (int i = 0; i < 27; ++i) w[i] = static_cast<int8_t>(i * 9 - 120);
-  const int weights = b.AddInt8Constant("dw.weight", {3, 3, 3, 1}, w, {0.01f, 0.02f, 0.03f});
-  const int conv = b.AddInt8Tensor("dw.out", {1, 8, 8, 3}, 0.05f, -128);
-  const int pooled = b.AddInt8Tensor("pool", {1, 3}, 0.05f, -128);
+  const std::vector<float> w_scales = {0.01f, 0.02f, 0.03f};
+  const int weights = b.AddInt8Constant("dw.weight", {3, 3, 3, 1}, w, w_scales);
+  const int bias = b.AddInt32Constant("dw.bias", {3}, {300, -200, 100},
+                                      {0.02f * w_scales[0], 0.02f * w_scales[1], 0.02f * w_scales[2]});
+  const int conv = b.AddInt8Tensor("dw.out", {1, 8, 8, 3}, 0.01f, 5);
+  const int pooled = b.AddInt8Tensor("pool", {1, 3}, 0.01f, 5);
   const int output = b.AddFloatTensor("output", {1, 3});
   b.AddOp(QUANTIZE, "quant", {input}, q);
-  b.AddConv2D("dw", q, weights, /*bias=*/-1, conv, 1, 1, /*groups=*/3, RELU6);
+  b.AddConv2D("dw", q, weights, bias, conv, 1, 1, /*groups=*/3, ACTIVATION_NONE);
   b.AddOp(MEAN_HW, "pool", {conv}, pooled);
   b.AddOp(DEQUANTIZE, "dequant", {pooled}, output);
   b.AddInput(input);
