@@ -17,6 +17,7 @@
 #include "data/batch_loader.h"
 #include "runtime/interpreter.h"
 #include "runtime/model_loader.h"
+#include "runtime/model_validator.h"
 #include "trainer/checkpoint.h"
 #include "trainer/svg_chart.h"
 #include "trainer/train.h"
@@ -84,11 +85,8 @@ Model ExposeAll(Model model) {
   return model;
 }
 
-int64_t Elements(const Tensor& t) {
-  int64_t n = 1;
-  for (int64_t d : t.shape()) n *= d;
-  return n;
-}
+// Of a tensor of a model the runtime has validated (ReadModelFile).
+int64_t Elements(const Tensor& t) { return *ElementCount(t); }
 
 absl::StatusOr<std::unique_ptr<Interpreter>> Make(const Model& model) {
   absl::StatusOr<std::shared_ptr<const CompiledModel>> compiled = CompiledModel::FromModel(model);
