@@ -28,7 +28,7 @@
 #include "gtest/gtest.h"
 #include "runtime/interpreter.h"
 #include "runtime/model_loader.h"
-#include "trainer/gemm.h"
+#include "trainer/nn/gemm.h"
 #include "trainer/ptq.h"
 #include "trainer/train.h"
 

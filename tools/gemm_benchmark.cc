@@ -1,4 +1,4 @@
-// The trainer's own GEMMs (trainer/gemm.h) against OpenBLAS (CBLAS) and Eigen
+// The trainer's own GEMMs (trainer/nn/gemm.h) against OpenBLAS (CBLAS) and Eigen
 // for the GEMMs of training MobileNetV2 on 28x28 inputs at batch 64: the
 // trainer's 1x1 convolutions are tall, skinny products [N*H*W, C] x [C, O], in
 // the forms of forward and weight gradient. Single-threaded (the trainer
@@ -14,8 +14,8 @@
 #include <vector>
 
 #include "benchmark/benchmark.h"
-#include "trainer/gemm.h"
-#include "trainer/parallel.h"
+#include "trainer/nn/gemm.h"
+#include "trainer/nn/parallel.h"
 
 namespace {
 

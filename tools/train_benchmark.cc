@@ -19,12 +19,12 @@
 #include "absl/flags/parse.h"
 #include "common/random.h"
 #include "data/batch_loader.h"
-#include "trainer/gemm.h"
-#include "trainer/loss.h"
-#include "trainer/mobilenet_v2_model.h"
-#include "trainer/optimizer.h"
-#include "trainer/parallel.h"
-#include "trainer/step_profile.h"
+#include "trainer/nn/gemm.h"
+#include "trainer/nn/loss.h"
+#include "trainer/nn/mobilenet_v2_model.h"
+#include "trainer/nn/optimizer.h"
+#include "trainer/nn/parallel.h"
+#include "trainer/nn/step_profile.h"
 
 ABSL_FLAG(float, width_mult, 0.5f, "MobileNetV2 width multiplier.");
 ABSL_FLAG(int, batch, 64, "Images per step.");

@@ -10,8 +10,8 @@
 #include "absl/status/statusor.h"
 #include "google/protobuf/message.h"
 #include "trainer/checkpoint.pb.h"
-#include "trainer/optimizer.h"
-#include "trainer/parameters.h"
+#include "trainer/nn/optimizer.h"
+#include "trainer/nn/parameters.h"
 
 namespace qforge {
 

@@ -23,10 +23,10 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_format.h"
-#include "trainer/convert.h"
-#include "trainer/gemm.h"
+#include "trainer/nn/gemm.h"
 #include "trainer/ptq.h"
 #include "trainer/qat.h"
+#include "trainer/quant/convert.h"
 #include "trainer/report.h"
 #include "trainer/train.h"
 

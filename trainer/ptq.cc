@@ -12,10 +12,10 @@
 #include "runtime/interpreter.h"
 #include "runtime/model_loader.h"
 #include "trainer/checkpoint.h"
-#include "trainer/convert.h"
-#include "trainer/fusion.h"
-#include "trainer/parallel.h"
-#include "trainer/quant_sim.h"
+#include "trainer/nn/parallel.h"
+#include "trainer/quant/convert.h"
+#include "trainer/quant/fusion.h"
+#include "trainer/quant/quant_sim.h"
 #include "trainer/train.h"
 
 namespace qforge {

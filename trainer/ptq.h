@@ -16,10 +16,10 @@
 #include "data/transforms.h"
 #include "trainer/checkpoint.pb.h"
 #include "trainer/config.pb.h"
-#include "trainer/convert.h"
-#include "trainer/mobilenet_v2_model.h"
-#include "trainer/parameters.h"
-#include "trainer/quant_sim.h"
+#include "trainer/nn/mobilenet_v2_model.h"
+#include "trainer/nn/parameters.h"
+#include "trainer/quant/convert.h"
+#include "trainer/quant/quant_sim.h"
 
 namespace qforge {
 

@@ -1,5 +1,5 @@
 // Quantization-aware training end to end, the tutorial's section 5: a float
-// checkpoint -> the QAT model (trainer/qat_model.h) -> fine-tuning with fake
+// checkpoint -> the QAT model (trainer/quant/qat_model.h) -> fine-tuning with fake
 // quantization, observers disabled and BN statistics frozen on the recipe's
 // epochs -> after every epoch, convert to int8 and measure the runtime on the
 // full test set. Each epoch appends a line to <output_dir>/qat_metrics.jsonl and

@@ -18,9 +18,9 @@
 #include "absl/strings/match.h"
 #include "gtest/gtest.h"
 #include "trainer/checkpoint.h"
-#include "trainer/convert.h"
-#include "trainer/fusion.h"
 #include "trainer/ptq.h"
+#include "trainer/quant/convert.h"
+#include "trainer/quant/fusion.h"
 #include "trainer/train.h"
 
 namespace qforge {

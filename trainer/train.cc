@@ -11,8 +11,8 @@
 #include "data/cifar10.h"
 #include "data/idx.h"
 #include "trainer/checkpoint.h"
-#include "trainer/loss.h"
-#include "trainer/parallel.h"
+#include "trainer/nn/loss.h"
+#include "trainer/nn/parallel.h"
 #include "trainer/progress.h"
 
 namespace qforge {

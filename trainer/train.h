@@ -17,10 +17,10 @@
 #include "data/dataset.h"
 #include "trainer/checkpoint.pb.h"
 #include "trainer/config.pb.h"
-#include "trainer/mobilenet_v2_model.h"
-#include "trainer/optimizer.h"
-#include "trainer/parameters.h"
-#include "trainer/tensor.h"
+#include "trainer/nn/mobilenet_v2_model.h"
+#include "trainer/nn/optimizer.h"
+#include "trainer/nn/parameters.h"
+#include "trainer/nn/tensor.h"
 
 namespace qforge {
 

@@ -1,0 +1,144 @@
+#include "trainer/quant/fake_quantize.h"
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
+
+#include "absl/strings/str_cat.h"
+#include "trainer/nn/parallel.h"
+#include "trainer/quant/fake_quant.h"
+
+namespace qforge {
+namespace {
+
+constexpr float kInf = std::numeric_limits<float>::infinity();
+
+absl::Status NothingObserved(const std::string& name) {
+  return absl::FailedPreconditionError(absl::StrCat(name, ": nothing observed yet"));
+}
+
+// The straight-through gradient: dx = dy * mask, or dy where there is no mask.
+void MaskGradient(const float* dy, int64_t count, bool masked, const std::vector<uint8_t>& mask,
+                  float* dx) {
+  if (masked) {
+    FakeQuantizeBackward(dy, mask.data(), count, dx);
+  } else if (dx != dy) {
+    std::memcpy(dx, dy, count * sizeof(float));
+  }
+}
+
+// FiniteMinMax over chunks of the pool (min and max do not depend on order).
+Range ParallelFiniteMinMax(const float* x, int64_t n) {
+  std::vector<Range> chunks(Pool().num_threads(), Range{kInf, -kInf});
+  Pool().ParallelFor(n, [&](int chunk, int64_t begin, int64_t end) {
+    chunks[chunk] = FiniteMinMax(x + begin, end - begin);
+  });
+  Range all{kInf, -kInf};
+  for (const Range& r : chunks) all = {std::min(all.first, r.first), std::max(all.second, r.second)};
+  return all;
+}
+
+}  // namespace
+
+FakeQuantize::FakeQuantize(const std::string& name, ParameterStore& state)
+    : name_(name),
+      state_(state),
+      min_(state.Add(name + ".min_val", {1}, /*trainable=*/false)),
+      max_(state.Add(name + ".max_val", {1}, /*trainable=*/false)) {
+  *state_.value(min_) = kInf;  // the empty range: nothing observed
+  *state_.value(max_) = -kInf;
+}
+
+void FakeQuantize::Forward(const FloatTensor& x, FloatTensor& y) {
+  if (observer_enabled_) {
+    MovingAverageStep(ParallelFiniteMinMax(x.ptr(), x.size()), kFakeQuantAveragingConstant,
+                      state_.value(min_), state_.value(max_));
+  }
+  y.Resize(x.shape);
+  absl::StatusOr<QuantParams> p = Params();
+  masked_ = fake_quant_enabled_ && p.ok();
+  if (!masked_) {
+    std::copy(x.data.begin(), x.data.end(), y.data.begin());
+    return;
+  }
+  mask_.resize(x.size());
+  FakeQuantizePerTensor(x.ptr(), x.size(), {p->scale, p->zero_point, kActivationQMin,
+                                            kActivationQMax},
+                        y.ptr(), mask_.data());
+}
+
+void FakeQuantize::Backward(const FloatTensor& dy, FloatTensor& dx) const {
+  dx.Resize(dy.shape);
+  MaskGradient(dy.ptr(), dy.size(), masked_, mask_, dx.ptr());
+}
+
+absl::StatusOr<Range> FakeQuantize::ObservedRange() const {
+  const float lo = *state_.value(min_), hi = *state_.value(max_);
+  if (lo > hi) return NothingObserved(name_);
+  return Range{lo, hi};
+}
+
+void FakeQuantize::SetRange(const Range& range) {
+  *state_.value(min_) = range.first;
+  *state_.value(max_) = range.second;
+}
+
+absl::StatusOr<QuantParams> FakeQuantize::Params() const {
+  absl::StatusOr<Range> range = ObservedRange();
+  if (!range.ok()) return range.status();
+  return ChooseActivationParams(range->first, range->second, kActivationMinScale);
+}
+
+WeightFakeQuantize::WeightFakeQuantize(const std::string& name, int64_t channels,
+                                       ParameterStore& state)
+    : name_(name),
+      state_(state),
+      channels_(channels),
+      min_(state.Add(name + ".min_val", {channels}, /*trainable=*/false)),
+      max_(state.Add(name + ".max_val", {channels}, /*trainable=*/false)) {
+  std::fill(state_.value(min_), state_.value(min_) + channels, kInf);
+  std::fill(state_.value(max_), state_.value(max_) + channels, -kInf);
+}
+
+void WeightFakeQuantize::Forward(const float* w, int64_t count, float* y) {
+  const int64_t inner = count / channels_;
+  if (observer_enabled_) {
+    for (int64_t c = 0; c < channels_; ++c) {
+      MovingAverageStep(FiniteMinMax(w + c * inner, inner), kFakeQuantAveragingConstant,
+                        state_.value(min_) + c, state_.value(max_) + c);
+    }
+  }
+  absl::StatusOr<std::vector<float>> scales = Scales();
+  masked_ = fake_quant_enabled_ && scales.ok();
+  if (!masked_) {
+    if (y != w) std::memcpy(y, w, count * sizeof(float));
+    return;
+  }
+  mask_.resize(count);
+  FakeQuantizePerChannel(w, inner,
+                         {*scales, std::vector<int32_t>(channels_, 0), kWeightQMin, kWeightQMax},
+                         y, mask_.data());
+}
+
+void WeightFakeQuantize::Backward(const float* dy, int64_t count, float* dw) const {
+  MaskGradient(dy, count, masked_, mask_, dw);
+}
+
+absl::StatusOr<std::vector<Range>> WeightFakeQuantize::ObservedRanges() const {
+  std::vector<Range> ranges(channels_);
+  for (int64_t c = 0; c < channels_; ++c) {
+    ranges[c] = {state_.value(min_)[c], state_.value(max_)[c]};
+    if (ranges[c].first > ranges[c].second) return NothingObserved(name_);
+  }
+  return ranges;
+}
+
+absl::StatusOr<std::vector<float>> WeightFakeQuantize::Scales() const {
+  absl::StatusOr<std::vector<Range>> ranges = ObservedRanges();
+  if (!ranges.ok()) return ranges.status();
+  std::vector<float> mins(channels_), maxs(channels_);
+  for (int64_t c = 0; c < channels_; ++c) std::tie(mins[c], maxs[c]) = (*ranges)[c];
+  return ChooseWeightScalesPerChannel(mins, maxs);
+}
+
+}  // namespace qforge
