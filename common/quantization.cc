@@ -102,7 +102,7 @@ absl::Status ValidateQuantParams(const QuantParams& params, int32_t qmin,
 int8_t Quantize(float x, const QuantParams& params, int32_t qmin, int32_t qmax) {
   if (std::isnan(x)) return static_cast<int8_t>(std::clamp(params.zero_point, qmin, qmax));
   // Clamp in float before converting so huge values cannot overflow the int cast.
-  const float q = std::nearbyint(x / params.scale) + static_cast<float>(params.zero_point);
+  const float q = RoundToGrid(x, InverseScale(params.scale), static_cast<float>(params.zero_point));
   return static_cast<int8_t>(
       std::clamp(q, static_cast<float>(qmin), static_cast<float>(qmax)));
 }

@@ -464,7 +464,7 @@ Int8Output Int8ActivationRange(Activation activation, float scale, int32_t zero_
   Int8Output out{zero_point, kActivationQMin, kActivationQMax};
   if (activation == RELU || activation == RELU6) out.qmin = std::max(zero_point, kActivationQMin);
   if (activation == RELU6) {
-    const float six = std::nearbyint(6.0f / scale) + static_cast<float>(zero_point);
+    const float six = RoundToGrid(6.0f, InverseScale(scale), static_cast<float>(zero_point));
     out.qmax = static_cast<int32_t>(std::min(six, static_cast<float>(kActivationQMax)));
   }
   return out;

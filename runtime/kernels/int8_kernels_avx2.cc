@@ -16,6 +16,7 @@
 #include <cstring>
 #include <type_traits>
 
+#include "common/quantization.h"
 #include "runtime/kernels/int8_kernels_isa.h"
 
 namespace qforge::kernels::avx2 {
@@ -330,15 +331,17 @@ void Mean(const reference::MeanInt8Params& params, const int8_t* input, int8_t* 
 
 void Quantize(float scale, int32_t zero_point, const float* input, int8_t* output, int64_t begin,
               int64_t end) {
-  const __m256 s = _mm256_set1_ps(scale), zp = _mm256_set1_ps(static_cast<float>(zero_point));
+  const __m256 inverse_scale = _mm256_set1_ps(InverseScale(scale));
+  const __m256 zp = _mm256_set1_ps(static_cast<float>(zero_point));
   const __m256 lo = _mm256_set1_ps(-128.0f), hi = _mm256_set1_ps(127.0f);
   const __m256 nan_value = _mm256_set1_ps(static_cast<float>(std::clamp(zero_point, -128, 127)));
   int64_t i = begin;
   for (; i + 8 <= end; i += 8) {
     const __m256 x = _mm256_loadu_ps(input + i);
-    // As common/quantization.h: nearbyint(x / scale) + zero_point in float,
-    // clamped; NaN becomes the zero point.
-    __m256 q = _mm256_round_ps(_mm256_div_ps(x, s), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    // As common/quantization.h: RoundToGrid (x times the float reciprocal of
+    // the scale, rounded half to even, plus the zero point), clamped; NaN
+    // becomes the zero point.
+    __m256 q = _mm256_round_ps(_mm256_mul_ps(x, inverse_scale), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     q = _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(q, zp), lo), hi);
     q = _mm256_blendv_ps(q, nan_value, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
     const __m256i q32 = _mm256_cvtps_epi32(q);

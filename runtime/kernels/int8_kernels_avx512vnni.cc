@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "runtime/kernels/int8_kernels_avx512_inl.h"
+#include "common/quantization.h"
 #include "runtime/kernels/int8_kernels_isa.h"
 
 namespace qforge::kernels::avx512vnni {
@@ -412,20 +413,35 @@ void Mean(const reference::MeanInt8Params& params, const int8_t* input, int8_t* 
   });
 }
 
+// As common/quantization.h: RoundToGrid (x times the float reciprocal of the
+// scale, rounded half to even, plus the zero point), clamped; NaN becomes the
+// zero point. x / scale is clamped to +-2^16 before it is rounded and the zero
+// point added after, in integers: the same result, since the clamp's ends are
+// integers far outside int8, and the conversion to int32 stays exact.
+QFORGE_INLINE __m512i RoundedQuotients(__m512 x, __m512 inverse_scale) {
+  const __m512 limit = _mm512_set1_ps(65536.0f);
+  const __m512 v = _mm512_maskz_mul_ps(_mm512_cmp_ps_mask(x, x, _CMP_ORD_Q), x, inverse_scale);
+  return _mm512_cvt_roundps_epi32(_mm512_min_ps(_mm512_max_ps(v, -limit), limit),
+                                  _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+}
+
 void Quantize(float scale, int32_t zero_point, const float* input, int8_t* output, int64_t begin,
               int64_t end) {
-  const __m512 s = _mm512_set1_ps(scale), zp = _mm512_set1_ps(static_cast<float>(zero_point));
-  const __m512 lo = _mm512_set1_ps(-128.0f), hi = _mm512_set1_ps(127.0f);
-  const __m512 nan_value = _mm512_set1_ps(static_cast<float>(std::clamp(zero_point, -128, 127)));
-  for (int64_t i = begin; i < end; i += 16) {
+  const __m512 inverse_scale = _mm512_set1_ps(InverseScale(scale));
+  const OutputStage out(reference::Int8Output{zero_point, kActivationQMin, kActivationQMax});
+  int64_t i = begin;
+  for (; i + 64 <= end; i += 64) {
+    const __m512i v[4] = {RoundedQuotients(_mm512_loadu_ps(input + i), inverse_scale),
+                          RoundedQuotients(_mm512_loadu_ps(input + i + 16), inverse_scale),
+                          RoundedQuotients(_mm512_loadu_ps(input + i + 32), inverse_scale),
+                          RoundedQuotients(_mm512_loadu_ps(input + i + 48), inverse_scale)};
+    _mm512_storeu_si512(output + i, PackToInt8InOrder(v, out));
+  }
+  for (; i < end; i += 16) {
     const __mmask16 mask = LaneMask(static_cast<int>(end - i));
-    const __m512 x = _mm512_maskz_loadu_ps(mask, input + i);
-    // As common/quantization.h: nearbyint(x / scale) + zero_point in float,
-    // clamped; NaN becomes the zero point.
-    __m512 q = _mm512_roundscale_ps(_mm512_div_ps(x, s), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    q = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(q, zp), lo), hi);
-    q = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), q, nan_value);
-    _mm_mask_storeu_epi8(output + i, mask, _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(q)));
+    const __m512i q = RoundedQuotients(_mm512_maskz_loadu_ps(mask, input + i), inverse_scale);
+    const __m512i clamped = _mm512_min_epi32(_mm512_max_epi32(q, out.min), out.max);
+    _mm_mask_storeu_epi8(output + i, mask, _mm512_cvtepi32_epi8(_mm512_add_epi32(clamped, out.zero_point)));
   }
 }
 

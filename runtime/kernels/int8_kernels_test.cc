@@ -267,7 +267,7 @@ TEST_P(Int8KernelsTest, QuantizeAndDequantize) {
   for (int trial = 0; trial < 5; ++trial) {
     const float scale = std::ldexp(1.0f + rng_.UniformFloat(), -Int(1, 8));
     // Every fourth value at or a float step beside a rounding tie, x / scale
-    // = k + 1/2, where a quotient off by one step would round the other way.
+    // = k + 1/2, where a product off by one step would round the other way.
     for (int64_t i = 3; i < size; i += 4) {
       const float tie = (static_cast<float>(Int(-300, 300)) + 0.5f) * scale;
       values[i] = std::nextafter(tie, Int(0, 2) == 0 ? -INFINITY : Int(0, 1) ? INFINITY : tie);

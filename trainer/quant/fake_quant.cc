@@ -3,30 +3,33 @@
 #include <algorithm>
 #include <cmath>
 
+#include "common/quantization.h"
 #include "trainer/nn/parallel.h"
 
 namespace qforge {
 namespace {
 
-// x[n] -> y[n], mask[n] (may be null). PyTorch multiplies by the float
-// reciprocal rather than dividing, and rounds with nearbyint (half to even in
-// the default rounding mode). The clamp stays in float, so huge values,
-// infinities and NaN never reach an integer conversion; NaN becomes qmin, as
-// PyTorch's fmax makes it. Branch-free, so the compiler vectorizes it.
+// x[n] -> y[n], mask[n] (may be null). Rounds with common/quantization.h's
+// RoundToGrid, as the runtime and convert do, so the simulation and the int8
+// model cannot part on a tie. The clamp stays in float, so huge values and
+// infinities never reach an integer conversion. NaN becomes the zero point
+// (real 0), as in the runtime, with its gradient masked; PyTorch makes it qmin.
+// Branch-free, so the compiler vectorizes it.
 void FakeQuantizeRange(const float* x, int64_t n, const FakeQuantParams& p, float* y,
                        uint8_t* mask) {
-  const float scale = p.scale, inv_scale = 1.0f / p.scale;
+  const float scale = p.scale, inverse_scale = InverseScale(p.scale);
   const float zero_point = static_cast<float>(p.zero_point);
   const float qmin = static_cast<float>(p.qmin), qmax = static_cast<float>(p.qmax);
   if (mask != nullptr) {
     for (int64_t i = 0; i < n; ++i) {
-      const float q = zero_point + std::nearbyint(x[i] * inv_scale);
+      const float q = RoundToGrid(x[i], inverse_scale, zero_point);
       mask[i] = (q >= qmin) & (q <= qmax);
     }
   }
   for (int64_t i = 0; i < n; ++i) {
-    const float q = zero_point + std::nearbyint(x[i] * inv_scale);
-    y[i] = (std::min(qmax, std::max(qmin, q)) - zero_point) * scale;
+    const float q = RoundToGrid(x[i], inverse_scale, zero_point);
+    const float clamped = std::min(qmax, std::max(qmin, q));
+    y[i] = ((x[i] == x[i] ? clamped : zero_point) - zero_point) * scale;
   }
 }
 

@@ -1,7 +1,8 @@
 // Fake quantization, as PyTorch's fake_quantize_per_tensor_affine and
 // fake_quantize_per_channel_affine compute it on CPU:
-//   q = round_half_even(x * (1 / scale)) + zero_point
+//   q = round_half_even(x * (1 / scale)) + zero_point  (common/quantization.h)
 //   y = (clamp(q, qmin, qmax) - zero_point) * scale
+// but for NaN, which becomes 0 as in the runtime (PyTorch makes it qmin).
 // The forward of the trainer's quantization simulation and of QAT. Where a mask
 // is asked for, it records qmin <= q <= qmax: the straight-through estimator
 // passes the gradient there and zeroes it where the value was clamped.

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <vector>
 
+#include "common/quantization.h"
+#include "common/random.h"
 #include "gtest/gtest.h"
 
 namespace qforge {
@@ -35,8 +37,45 @@ TEST(FakeQuantizePerTensor, NonFiniteValuesAreClampedNotConverted) {
   std::vector<float> y(4);
   std::vector<uint8_t> mask(4);
   FakeQuantizePerTensor(x.data(), 4, p, y.data(), mask.data());
-  EXPECT_EQ(y, (std::vector<float>{63.5f, -64.0f, 63.5f, -64.0f}));
+  // NaN becomes real 0, as the runtime's quantize op makes it.
+  EXPECT_EQ(y, (std::vector<float>{63.5f, -64.0f, 63.5f, 0.0f}));
   EXPECT_EQ(mask, (std::vector<uint8_t>{0, 0, 0, 0}));
+}
+
+// Fake quantization is the runtime's quantize (common/quantization.h) then
+// dequantize, value for value: at and a float step beside rounding ties,
+// outside the range, for infinities and NaN, at scales whose reciprocal is not
+// exact. This is what keeps QAT's and the simulation's rounding the int8
+// model's.
+TEST(FakeQuantizePerTensor, EqualsTheRuntimesQuantizeThenDequantize) {
+  SplitMix64 rng(11);
+  const int n = 4096;
+  std::vector<float> x(n), y(n);
+  int differ_from_division = 0;
+  for (int trial = 0; trial < 50; ++trial) {
+    const float scale = std::ldexp(1.0f + rng.UniformFloat(), -static_cast<int>(rng.Below(10)));
+    const int32_t zero_point = static_cast<int32_t>(rng.Below(256)) - 128;
+    for (int i = 0; i < n; ++i) {
+      const float tie = (static_cast<float>(rng.Below(400)) - 200.0f + 0.5f) * scale;
+      const int side = static_cast<int>(rng.Below(3));
+      x[i] = side == 0 ? tie : std::nextafter(tie, side == 1 ? -INFINITY : INFINITY);
+    }
+    x[0] = NAN;
+    x[1] = INFINITY;
+    x[2] = -INFINITY;
+    FakeQuantizePerTensor(x.data(), n, {scale, zero_point, -128, 127}, y.data(), nullptr);
+    const QuantParams params{scale, zero_point};
+    for (int i = 0; i < n; ++i) {
+      ASSERT_EQ(y[i], Dequantize(Quantize(x[i], params), params))
+          << "x " << x[i] << " scale " << scale << " zero point " << zero_point;
+      if (std::isfinite(x[i]) &&
+          std::nearbyint(x[i] / scale) != std::nearbyint(x[i] * InverseScale(scale))) {
+        ++differ_from_division;
+      }
+    }
+  }
+  // The values do sit where dividing would round the other way.
+  EXPECT_GT(differ_from_division, 100);
 }
 
 TEST(FakeQuantizePerChannel, EachChannelTakesItsOwnScale) {
