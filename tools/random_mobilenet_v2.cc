@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/batch_norm_folding.h"
 #include "common/model_builder.h"
 #include "common/quantization.h"
 #include "common/random.h"
@@ -118,10 +119,11 @@ class Builder {
   }
 
   // Sets BN from y's per-channel statistics (gamma in [0.5, 1.5], small beta),
-  // applies it to y, and folds it into w; returns the folded bias.
+  // folds it into w (common/batch_norm_folding.h) and applies it to y; returns
+  // the folded bias.
   std::vector<float> FoldBatchNorm(Observed& y, std::vector<float>& w, int64_t per_out) {
     const int64_t pixels = int64_t{y.n} * y.h * y.w;
-    std::vector<float> bias(y.c);
+    std::vector<float> gamma(y.c), beta(y.c), mean(y.c), var(y.c), bias(y.c, 0.0f);
     for (int c = 0; c < y.c; ++c) {
       double sum = 0, sum_sq = 0;
       for (int64_t p = 0; p < pixels; ++p) {
@@ -129,17 +131,18 @@ class Builder {
         sum += v;
         sum_sq += v * v;
       }
-      const double mean = sum / pixels;
-      const double var = std::max(0.0, sum_sq / pixels - mean * mean);
-      const float gamma = 0.5f + rng_.UniformFloat();
-      const float beta = 0.2f * (rng_.UniformFloat() - 0.5f);
-      const float scale = gamma / static_cast<float>(std::sqrt(var + 1e-5));
-      bias[c] = beta - static_cast<float>(mean) * scale;
-      for (int64_t p = 0; p < pixels; ++p) {
+      mean[c] = static_cast<float>(sum / pixels);
+      var[c] = static_cast<float>(std::max(0.0, sum_sq / pixels - (sum / pixels) * (sum / pixels)));
+      gamma[c] = 0.5f + rng_.UniformFloat();
+      beta[c] = 0.2f * (rng_.UniformFloat() - 0.5f);
+    }
+    const BatchNormStatistics bn{gamma.data(), beta.data(), mean.data(), var.data(), kBatchNormEps};
+    qforge::FoldBatchNorm(bn, y.c, per_out, w.data(), bias.data());
+    for (int64_t p = 0; p < pixels; ++p) {
+      for (int c = 0; c < y.c; ++c) {
         float& v = y.values[p * y.c + c];
-        v = v * scale + bias[c];
+        v = v * BatchNormScale(gamma[c], var[c], kBatchNormEps) + bias[c];
       }
-      for (int64_t k = 0; k < per_out; ++k) w[c * per_out + k] *= scale;
     }
     return bias;
   }

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "common/batch_norm_folding.h"
 #include "trainer/nn/layer.h"
 #include "trainer/nn/parameters.h"
 #include "trainer/nn/tensor.h"
@@ -23,7 +24,7 @@ namespace qforge {
 
 class BatchNorm2d {
  public:
-  static constexpr float kEps = 1e-5f;
+  static constexpr float kEps = kBatchNormEps;
 
   // Registers "<name>.weight" (gamma, 1), "<name>.bias" (beta, 0) and the
   // buffers "<name>.running_mean" (0) and "<name>.running_var" (1).

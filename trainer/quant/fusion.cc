@@ -8,18 +8,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/batch_norm_folding.h"
 
 namespace qforge {
-
-void FoldBatchNorm(const float* gamma, const float* beta, const float* running_mean,
-                   const float* running_var, float eps, int64_t out_channels,
-                   int64_t per_output, float* weight, float* bias) {
-  for (int64_t o = 0; o < out_channels; ++o) {
-    const float scale = gamma[o] / std::sqrt(running_var[o] + eps);
-    for (int64_t i = 0; i < per_output; ++i) weight[o * per_output + i] *= scale;
-    bias[o] = (bias[o] - running_mean[o]) * scale + beta[o];
-  }
-}
 
 namespace {
 
@@ -76,9 +67,10 @@ absl::StatusOr<FusedLayer> FuseModules(const std::vector<Module>& modules,
       if (source.info(bn.weight_id()).size != layer.weight_shape[0]) {
         return NotFusable(group, "the batch norm's channels are not the conv's outputs");
       }
-      FoldBatchNorm(source.value(bn.weight_id()), source.value(bn.bias_id()),
-                    source.value(bn.running_mean_id()), source.value(bn.running_var_id()),
-                    BatchNorm2d::kEps, layer.weight_shape[0],
+      const BatchNormStatistics statistics{
+          source.value(bn.weight_id()), source.value(bn.bias_id()),
+          source.value(bn.running_mean_id()), source.value(bn.running_var_id()), BatchNorm2d::kEps};
+      FoldBatchNorm(statistics, layer.weight_shape[0],
                     static_cast<int64_t>(layer.weight.size()) / layer.weight_shape[0],
                     layer.weight.data(), layer.bias.data());
     }

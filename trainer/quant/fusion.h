@@ -1,9 +1,7 @@
 // Folding batch norm into the convolution before it, as PyTorch's fuse_model()
-// does for Conv+BN(+ReLU): in eval mode BN is an affine map per channel, so
-//   w' = w * gamma / sqrt(running_var + eps)            (per output channel)
-//   b' = (b - running_mean) * gamma / sqrt(running_var + eps) + beta
-// (torch.nn.utils.fusion.fuse_conv_bn_weights). It folds the model convert
-// writes, after PTQ and after QAT alike (QatConvBn simulates the same fold).
+// does for Conv+BN(+ReLU), with common/batch_norm_folding.h's formula. It folds
+// the model convert writes, after PTQ and after QAT alike (QatConvBn simulates
+// the same fold).
 //
 // FuseModules fuses one group of modules by name, as
 // torch.ao.quantization.fuse_modules does: [conv, bn], [conv, bn, relu],
@@ -33,11 +31,6 @@
 
 namespace qforge {
 
-// Folds BN (gamma, beta, running mean and variance, [O] each) into conv
-// weights [O, ...] (per_output values each) and bias [O], in place.
-void FoldBatchNorm(const float* gamma, const float* beta, const float* running_mean,
-                   const float* running_var, float eps, int64_t out_channels,
-                   int64_t per_output, float* weight, float* bias);
 
 // One fused group: a conv or linear with bias, then an optional clamp.
 struct FusedLayer {

@@ -17,17 +17,6 @@ namespace {
 
 using ::testing::HasSubstr;
 
-TEST(FoldBatchNorm, HandChecked) {
-  // One output channel of two weights: gamma 2, beta 1, mean 3, var 4 - eps.
-  const float gamma = 2, beta = 1, mean = 3, var = 4 - BatchNorm2d::kEps;
-  float weight[2] = {1.0f, -0.5f}, bias[1] = {5.0f};
-  FoldBatchNorm(&gamma, &beta, &mean, &var, BatchNorm2d::kEps, 1, 2, weight, bias);
-  // scale = 2 / sqrt(4) = 1: weights unchanged, bias = (5 - 3) * 1 + 1 = 3.
-  EXPECT_FLOAT_EQ(weight[0], 1.0f);
-  EXPECT_FLOAT_EQ(weight[1], -0.5f);
-  EXPECT_FLOAT_EQ(bias[0], 3.0f);
-}
-
 TEST(FusedMobileNetV2, MatchesTheUnfusedModelInEvalMode) {
   MobileNetV2Config config;
   config.input_channels = 1;

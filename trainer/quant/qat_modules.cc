@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "common/batch_norm_folding.h"
 #include "trainer/nn/parallel.h"
 
 namespace qforge {
@@ -52,8 +53,8 @@ const FloatTensor& QatConvBn::Forward(const FloatTensor& x, const PassContext& c
   std_.resize(out);
   scaled_.resize(count);
   for (int64_t o = 0; o < out; ++o) {
-    std_[o] = std::sqrt(running_var[o] + BatchNorm2d::kEps);
-    scale_[o] = gamma[o] / std_[o];
+    std_[o] = BatchNormStd(running_var[o], BatchNorm2d::kEps);
+    scale_[o] = BatchNormScale(gamma[o], running_var[o], BatchNorm2d::kEps);
     for (int64_t i = 0; i < per_out; ++i) scaled_[o * per_out + i] = w[o * per_out + i] * scale_[o];
   }
   weight_fq_.Forward(scaled_.data(), count, shadow_.value(qconv_.weight_id()));
