@@ -41,7 +41,14 @@ absl::StatusOr<Dataset> LoadDatasetSplit(const TrainConfig& config, Split split)
 
 absl::StatusOr<Dataset> LoadTrainingSet(const TrainConfig& config) {
   absl::StatusOr<Dataset> train = LoadDatasetSplit(config, Split::kTrain);
-  if (train.ok()) Truncate(*train, config.max_train_images());
+  if (!train.ok()) return train.status();
+  const int classes = config.model().num_classes();
+  if (classes > 0 && classes < train->num_classes()) {
+    return absl::InvalidArgumentError(absl::StrCat("model.num_classes ", classes,
+                                                   " is fewer than the dataset's ",
+                                                   train->num_classes(), " classes"));
+  }
+  Truncate(*train, config.max_train_images());
   return train;
 }
 
@@ -107,6 +114,13 @@ absl::Status ValidateTrainConfig(const TrainConfig& c) {
   if (!(c.model().width_mult() > 0) || c.model().width_mult() > 4) {
     return bad(absl::StrCat("model.width_mult ", c.model().width_mult(), " is outside (0, 4]"));
   }
+  const std::string& geometry = c.model().geometry();
+  if (!geometry.empty() && geometry != "small" && geometry != "imagenet") {
+    return bad(absl::StrCat("model.geometry '", geometry, "' is not small or imagenet"));
+  }
+  if (c.model().num_classes() < 0) {
+    return bad(absl::StrCat("model.num_classes ", c.model().num_classes(), " is negative"));
+  }
   if (c.model().dropout() < 0 || c.model().dropout() >= 1) {
     return bad(absl::StrCat("model.dropout ", c.model().dropout(), " is outside [0, 1)"));
   }
@@ -130,14 +144,19 @@ absl::Status ValidateTrainConfig(const TrainConfig& c) {
   return absl::OkStatus();
 }
 
-MobileNetV2Config ModelConfigFor(const TrainConfig& config, const Dataset& train) {
+MobileNetV2Config ModelConfigForImages(const ModelConfig& model, int channels, int size,
+                                       int dataset_classes) {
   MobileNetV2Config m;
-  m.input_channels = train.channels;
-  m.input_size = train.height;
-  m.num_classes = train.num_classes();
-  m.width_mult = config.model().width_mult();
-  m.small_input = train.height <= 32;
+  m.input_channels = channels;
+  m.input_size = size;
+  m.num_classes = model.num_classes() > 0 ? model.num_classes() : dataset_classes;
+  m.width_mult = model.width_mult();
+  m.small_input = model.geometry().empty() ? size <= 32 : model.geometry() == "small";
   return m;
+}
+
+MobileNetV2Config ModelConfigFor(const TrainConfig& config, const Dataset& train) {
+  return ModelConfigForImages(config.model(), train.channels, train.height, train.num_classes());
 }
 
 Trainer::Trainer(const TrainConfig& config, Dataset train, Dataset test)

@@ -84,6 +84,11 @@ class Trainer {
 // The model a config describes (shared with the converter and tests).
 MobileNetV2Config ModelConfigFor(const TrainConfig& config, const Dataset& train);
 
+// The model `model` describes for images of `channels` x `size` x `size`, with
+// `dataset_classes` classes where model.num_classes is 0.
+MobileNetV2Config ModelConfigForImages(const ModelConfig& model, int channels, int size,
+                                       int dataset_classes);
+
 // The config's dataset split, read from disk (all of it).
 absl::StatusOr<Dataset> LoadDatasetSplit(const TrainConfig& config, Split split);
 

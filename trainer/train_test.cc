@@ -89,6 +89,33 @@ TEST(Trainer, BadConfigsAreRejectedByName) {
   config = SmallConfig("bad");
   config.set_dataset("imagenet");
   EXPECT_THAT(Trainer::Create(config).status().message(), HasSubstr("dataset 'imagenet'"));
+  config = SmallConfig("bad");
+  config.mutable_model()->set_geometry("large");
+  EXPECT_THAT(Trainer::Create(config).status().message(), HasSubstr("model.geometry 'large'"));
+  config = SmallConfig("bad");
+  config.mutable_model()->set_num_classes(5);
+  EXPECT_THAT(Trainer::Create(config).status().message(),
+              HasSubstr("model.num_classes 5 is fewer than the dataset's 10 classes"));
+}
+
+// The geometry is the dataset's image size unless the config names one; the
+// classes are the dataset's unless the config gives more (an imported model).
+TEST(ModelConfigForImages, GeometryAndClassesFollowTheConfigOrTheImages) {
+  ModelConfig model;
+  model.set_width_mult(1.0f);
+  EXPECT_TRUE(ModelConfigForImages(model, 1, 28, 10).small_input);
+  EXPECT_FALSE(ModelConfigForImages(model, 3, 224, 10).small_input);
+  model.set_geometry("imagenet");
+  const MobileNetV2Config imagenet = ModelConfigForImages(model, 3, 32, 10);
+  EXPECT_FALSE(imagenet.small_input);
+  EXPECT_EQ(imagenet.num_classes, 10);
+  model.set_geometry("small");
+  model.set_num_classes(1000);
+  const MobileNetV2Config small = ModelConfigForImages(model, 3, 224, 10);
+  EXPECT_TRUE(small.small_input);
+  EXPECT_EQ(small.num_classes, 1000);
+  EXPECT_EQ(small.input_channels, 3);
+  EXPECT_EQ(small.input_size, 224);
 }
 
 TEST(Trainer, ResumeWithoutCheckpointSaysSo) {
