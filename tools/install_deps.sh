@@ -4,8 +4,9 @@
 # update, no network). Run as root, or with sudo available.
 #
 #   tools/install_deps.sh            # build, tests, main job
-#   tools/install_deps.sh --python   # also PyTorch, for the tools/ comparison and
-#                                    # golden-file scripts
+#   tools/install_deps.sh --python   # also PyTorch (and protobuf for Python), for
+#                                    # import/export with PyTorch, its tests, and
+#                                    # the tools/ comparison and golden-file scripts
 set -euo pipefail
 
 packages=(
@@ -21,7 +22,7 @@ packages=(
   chromium fonts-dejavu-core
 )
 if [[ "${1:-}" == "--python" ]]; then
-  packages+=(python3-torch python3-torchvision python3-numpy)
+  packages+=(python3-torch python3-torchvision python3-numpy python3-protobuf)
 fi
 
 missing=()

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "google/protobuf/text_format.h"
 
 namespace qforge {
@@ -35,10 +36,17 @@ absl::Status RestoreTensors(const Checkpoint& checkpoint, ParameterStore& store)
     if (found == nullptr) {
       return absl::InvalidArgumentError(absl::StrCat("checkpoint has no tensor ", info.name));
     }
-    if (std::vector<int64_t>(found->shape().begin(), found->shape().end()) != info.shape ||
-        found->data().size() != info.size * sizeof(float)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("checkpoint tensor ", info.name, " does not match the model's shape"));
+    const std::vector<int64_t> shape(found->shape().begin(), found->shape().end());
+    if (shape != info.shape) {
+      return absl::InvalidArgumentError(absl::StrCat("checkpoint tensor ", info.name, " has shape [",
+                                                     absl::StrJoin(shape, ", "),
+                                                     "] where the model's is [",
+                                                     absl::StrJoin(info.shape, ", "), "]"));
+    }
+    if (found->data().size() != info.size * sizeof(float)) {
+      return absl::InvalidArgumentError(absl::StrCat("checkpoint tensor ", info.name, " holds ",
+                                                     found->data().size(), " bytes, not ",
+                                                     info.size * sizeof(float)));
     }
     std::memcpy(store.value(id), found->data().data(), found->data().size());
   }

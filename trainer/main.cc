@@ -9,6 +9,8 @@
 //   bazel run //trainer -- ptq --checkpoint=DIR/checkpoint.pb [--qconfig=NAME]
 //                              [--overrides=LAYER=QCONFIG,...] [--float_layers=LAYER,...]
 //   bazel run //trainer -- qat --checkpoint=DIR/checkpoint.pb [--config=FILE] [--epochs=N ...]
+//   bazel run //trainer -- import --tensors=FILE --output_dir=DIR [--width_mult=W ...]
+//                                 (tools/torchvision_checkpoint.py runs it)
 //
 // Relative paths (config, output_dir, data_dir) are taken from the directory
 // `bazel run` was started in.
@@ -22,8 +24,11 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "trainer/nn/gemm.h"
+#include "trainer/checkpoint.h"
+#include "trainer/import.h"
 #include "trainer/ptq.h"
 #include "trainer/qat.h"
 #include "trainer/quant/convert.h"
@@ -37,6 +42,12 @@ ABSL_FLAG(std::string, dataset, "", "fashion-mnist or cifar10.");
 ABSL_FLAG(std::string, data_dir, "", "Dataset directory (default: Debian's Fashion-MNIST).");
 ABSL_FLAG(float, width_mult, 0, "MobileNetV2 width multiplier.");
 ABSL_FLAG(bool, relu6, true, "ReLU6 (true) or ReLU (false) activations.");
+ABSL_FLAG(std::string, geometry, "",
+          "MobileNetV2 strides: imagenet (the tutorial's) or small (28x28, 32x32 inputs); "
+          "import: imagenet unless given.");
+ABSL_FLAG(int, num_classes, 0, "Classifier outputs (0: the dataset's).");
+ABSL_FLAG(std::string, tensors, "",
+          "import: the tensors file tools/torchvision_checkpoint.py writes.");
 ABSL_FLAG(int, epochs, 0, "Training epochs.");
 ABSL_FLAG(int, batch_size, 0, "Images per training batch.");
 ABSL_FLAG(float, lr, 0, "Learning rate (the peak, for onecycle).");
@@ -118,6 +129,10 @@ absl::StatusOr<TrainConfig> ConfigFromFlags() {
   if (Given(FLAGS_data_dir)) config.set_data_dir(absl::GetFlag(FLAGS_data_dir));
   if (Given(FLAGS_width_mult)) config.mutable_model()->set_width_mult(absl::GetFlag(FLAGS_width_mult));
   if (Given(FLAGS_relu6)) config.mutable_model()->set_relu6(absl::GetFlag(FLAGS_relu6));
+  if (Given(FLAGS_geometry)) config.mutable_model()->set_geometry(absl::GetFlag(FLAGS_geometry));
+  if (Given(FLAGS_num_classes)) {
+    config.mutable_model()->set_num_classes(absl::GetFlag(FLAGS_num_classes));
+  }
   if (Given(FLAGS_epochs)) config.set_epochs(absl::GetFlag(FLAGS_epochs));
   if (Given(FLAGS_batch_size)) config.set_batch_size(absl::GetFlag(FLAGS_batch_size));
   if (Given(FLAGS_lr)) config.set_lr(absl::GetFlag(FLAGS_lr));
@@ -303,6 +318,31 @@ int ReportCommand() {
   return 0;
 }
 
+// `import`: a float checkpoint from weights trained elsewhere, in output_dir.
+int ImportCommand() {
+  absl::StatusOr<TrainConfig> config = ConfigFromFlags();
+  if (!config.ok()) return Fail(config.status(), 1);
+  if (!Given(FLAGS_geometry)) config->mutable_model()->set_geometry("imagenet");
+  const std::string tensors_path = UserPath(absl::GetFlag(FLAGS_tensors));
+  if (tensors_path.empty()) return Fail(absl::InvalidArgumentError("import needs --tensors"), 1);
+  absl::StatusOr<Checkpoint> tensors = ReadCheckpoint(tensors_path);
+  if (!tensors.ok()) return Fail(tensors.status(), 1);
+  absl::StatusOr<Checkpoint> checkpoint = ImportTensors(*config, *tensors);
+  if (!checkpoint.ok()) {
+    return Fail(absl::InvalidArgumentError(
+                    absl::StrCat(tensors_path, ": ", checkpoint.status().message())),
+                1);
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(config->output_dir(), ec);
+  const std::string path = (std::filesystem::path(config->output_dir()) / "checkpoint.pb").string();
+  if (absl::Status s = WriteProtoAtomically(*checkpoint, path); !s.ok()) return Fail(s, 1);
+  std::printf("wrote %s: MobileNetV2 width %.2f, %s geometry, %d classes, %d tensors\n",
+              path.c_str(), config->model().width_mult(), config->model().geometry().c_str(),
+              checkpoint->config().model().num_classes(), checkpoint->tensors_size());
+  return 0;
+}
+
 // The main job: float training, the tutorial's two PTQ qconfigs, then QAT.
 int MainJob() {
   const std::string checkpoint = Train();
@@ -346,14 +386,16 @@ int main(int argc, char** argv) {
       "  bazel run //trainer -- train [flags] float training\n"
       "  bazel run //trainer -- ptq --checkpoint=... [--qconfig=...]  post-training quantization\n"
       "  bazel run //trainer -- qat --checkpoint=... [flags]  quantization-aware training\n"
-      "  bazel run //trainer -- report --output_dir=...      report.html of a run's models");
+      "  bazel run //trainer -- report --output_dir=...      report.html of a run's models\n"
+      "  bazel run //trainer -- import --tensors=... --output_dir=...  a checkpoint from "
+      "weights trained elsewhere (tools/torchvision_checkpoint.py)");
   qforge::RecordGivenFlags(argc, argv);
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
   const std::string command = args.size() >= 2 ? args[1] : "";
   if (args.size() > 2 ||
       (command != "" && command != "train" && command != "ptq" && command != "qat" &&
-       command != "report")) {
-    std::fprintf(stderr, "qforge: unknown command '%s' (try: train, ptq, qat, report)\n",
+       command != "report" && command != "import")) {
+    std::fprintf(stderr, "qforge: unknown command '%s' (try: train, ptq, qat, report, import)\n",
                  command.c_str());
     return 2;
   }
@@ -361,5 +403,6 @@ int main(int argc, char** argv) {
   if (command == "ptq") return qforge::PtqCommand();
   if (command == "qat") return qforge::QatCommand();
   if (command == "report") return qforge::ReportCommand();
+  if (command == "import") return qforge::ImportCommand();
   return qforge::MainJob();
 }
