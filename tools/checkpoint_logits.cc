@@ -61,14 +61,17 @@ absl::Status Run() {
   if (!checkpoint.ok()) return checkpoint.status();
   const int n = absl::GetFlag(FLAGS_count), size = absl::GetFlag(FLAGS_size),
             channels = absl::GetFlag(FLAGS_channels);
-  if (n < 1 || size < 1 || channels < 1) return absl::InvalidArgumentError("count, size and channels must be >= 1");
+  if (n < 1 || size < 1 || channels < 1) {
+    return absl::InvalidArgumentError("count, size and channels must be >= 1");
+  }
   const ModelConfig& model_config = checkpoint->config().model();
   ConfigurePool(absl::GetFlag(FLAGS_threads));
   ParameterStore params;
   MobileNetV2Model model(ModelConfigForImages(model_config, channels, size, Classes(*checkpoint)),
                          model_config.relu6(), params, model_config.dropout());
   if (absl::Status s = RestoreTensors(*checkpoint, params); !s.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(absl::GetFlag(FLAGS_checkpoint), ": ", s.message()));
+    return absl::InvalidArgumentError(
+        absl::StrCat(absl::GetFlag(FLAGS_checkpoint), ": ", s.message()));
   }
   absl::StatusOr<std::vector<float>> images =
       ReadFloats(absl::GetFlag(FLAGS_images), int64_t{n} * size * size * channels);

@@ -40,7 +40,8 @@ def import_args(pth, out_dir, *flags):
 
 
 def read_checkpoint(path):
-    pb = torchvision_checkpoint.checkpoint_module(tempfile.mkdtemp(dir=os.environ.get('TEST_TMPDIR')))
+    work_dir = tempfile.mkdtemp(dir=os.environ.get('TEST_TMPDIR'))
+    pb = torchvision_checkpoint.checkpoint_module(work_dir)
     checkpoint = pb.Checkpoint()
     with open(path, 'rb') as f:
         checkpoint.ParseFromString(f.read())

@@ -1,0 +1,130 @@
+"""tools/export_onnx.py: the committed small model, exported to ONNX, runs in
+ONNX Runtime and OpenVINO and picks qforge's top-1 class on the full
+Fashion-MNIST test set.
+
+The bar is at least 99% agreement for the int8 model (the runtimes round the
+requantization differently: qforge in fixed point, as gemmlowp, ONNX Runtime
+and OpenVINO in float) and 99.9% for the float one. Runs in the venv of
+tools/install_peers.sh (onnx, onnxruntime, openvino from PyPI).
+
+Arguments: tools/model_outputs, the committed int8 and float model files.
+"""
+
+import collections
+import gzip
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import openvino as ov
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import export_onnx  # pylint: disable=wrong-import-position
+
+MODEL_OUTPUTS, INT8_MODEL, FLOAT_MODEL = sys.argv[1:4]
+FASHION_MNIST = '/usr/share/datasets/fashion-mnist'
+
+
+def test_set():
+    """Fashion-MNIST's 10,000 test images [N, 28, 28, 1] uint8 and labels."""
+    with gzip.open(os.path.join(FASHION_MNIST, 't10k-images-idx3-ubyte.gz')) as f:
+        images = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 28, 28, 1)
+    with gzip.open(os.path.join(FASHION_MNIST, 't10k-labels-idx1-ubyte.gz')) as f:
+        labels = np.frombuffer(f.read(), np.uint8, offset=8)
+    return images, labels
+
+
+def normalized(images, onnx_model):
+    """The images as the model takes them (NHWC float), from its metadata."""
+    props = {p.key: p.value for p in onnx_model.metadata_props}
+    mean = np.array([float(v) for v in props['mean'].split(',')], np.float32)
+    std = np.array([float(v) for v in props['std'].split(',')], np.float32)
+    scaled = images.astype(np.float32) * np.float32(float(props['pixel_scale']))
+    return ((scaled - mean) / std).astype(np.float32)
+
+
+def qforge_outputs(model_path, x, work):
+    inputs, outputs = os.path.join(work, 'x.f32'), os.path.join(work, 'y.f32')
+    x.tofile(inputs)
+    subprocess.run([MODEL_OUTPUTS, f'--model={model_path}', f'--inputs={inputs}',
+                    f'--count={len(x)}', f'--outputs={outputs}'], check=True)
+    return np.fromfile(outputs, np.float32).reshape(len(x), -1)
+
+
+def onnx_runtime_outputs(path, x_nchw):
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+    name = session.get_inputs()[0].name
+    return np.concatenate([session.run(None, {name: x_nchw[i:i + 500]})[0]
+                           for i in range(0, len(x_nchw), 500)])
+
+
+def openvino_outputs(path, x_nchw):
+    core = ov.Core()
+    compiled = core.compile_model(path, 'CPU', {'INFERENCE_NUM_THREADS': 1,
+                                                'INFERENCE_PRECISION_HINT': 'f32'})
+    return np.concatenate([compiled(x_nchw[i:i + 500])[0] for i in range(0, len(x_nchw), 500)])
+
+
+def fused_op_counts(path, work):
+    """Op kinds of ONNX Runtime's optimized graph of the model."""
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = os.path.join(work, 'optimized.onnx')
+    options.log_severity_level = 3
+    ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+    optimized = onnx.load(options.optimized_model_filepath)
+    return collections.Counter(node.op_type for node in optimized.graph.node)
+
+
+class ExportOnnxTest(unittest.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        cls.images, cls.labels = test_set()
+        cls.work = tempfile.mkdtemp(dir=os.environ.get('TEST_TMPDIR'))
+
+    def check(self, qfm, bar, activations='uint8'):
+        exported = export_onnx.export(qfm, activations)
+        onnx.checker.check_model(exported, full_check=True)
+        path = os.path.join(self.work, f'{os.path.basename(qfm)}.{activations}.onnx')
+        onnx.save(exported, path)
+        x = normalized(self.images, exported)
+        ours = qforge_outputs(qfm, x, self.work)
+        x_nchw = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+        for runtime, outputs in (('ONNX Runtime', onnx_runtime_outputs(path, x_nchw)),
+                                 ('OpenVINO', openvino_outputs(path, x_nchw))):
+            agreement = np.mean(outputs.argmax(1) == ours.argmax(1))
+            theirs_top1 = np.mean(outputs.argmax(1) == self.labels)
+            ours_top1 = np.mean(ours.argmax(1) == self.labels)
+            print(f'{os.path.basename(qfm)} ({activations}) in {runtime}: top-1 {theirs_top1:.2%} '
+                  f'(qforge {ours_top1:.2%}), the same class as qforge on {agreement:.2%}, '
+                  f'largest logit difference {np.abs(outputs - ours).max():.3g}')
+            self.assertGreaterEqual(agreement, bar, runtime)
+        return exported
+
+    def test_int8_model_agrees_with_qforge_in_onnx_runtime_and_openvino(self):
+        exported = self.check(INT8_MODEL, 0.99)
+        kinds = {node.op_type for node in exported.graph.node}
+        self.assertTrue({'QuantizeLinear', 'DequantizeLinear', 'Conv', 'Gemm', 'Add'} <= kinds)
+        # ONNX Runtime runs every conv, add and the classifier on integer kernels.
+        fused = fused_op_counts(os.path.join(self.work, 'model_int8.qfm.uint8.onnx'), self.work)
+        print('in ONNX Runtime after its graph optimizations:', dict(fused))
+        convs = sum(node.op_type == 'Conv' for node in exported.graph.node)
+        self.assertEqual(fused['QLinearConv'], convs)
+        self.assertEqual(fused['Conv'] + fused['Add'] + fused['Gemm'], 0)
+
+    def test_int8_activations_as_in_the_file_agree_too(self):
+        self.check(INT8_MODEL, 0.99, activations='int8')
+
+    def test_float_model_agrees_with_qforge_in_onnx_runtime_and_openvino(self):
+        self.check(FLOAT_MODEL, 0.999)
+
+
+if __name__ == '__main__':
+    unittest.main(argv=sys.argv[:1])
