@@ -15,7 +15,7 @@ packages=(
   # C++ dependencies, wired into //:WORKSPACE from /usr
   libxnnpack-dev libpthreadpool-dev libcpuinfo-dev libgemmlowp-dev libabsl-dev
   libprotobuf-dev protobuf-compiler libgtest-dev libgmock-dev libbenchmark-dev
-  zlib1g-dev libopenblas-dev libeigen3-dev
+  zlib1g-dev libopenblas-dev libeigen3-dev libjpeg62-turbo-dev libpng-dev
   # the embedded default dataset
   dataset-fashion-mnist
   # tests/report_test renders the run report in a headless browser
