@@ -149,6 +149,10 @@ qforge_status qforge_model_preprocessing(const qforge_model* model, float* pixel
   return QFORGE_OK;
 }
 
+int qforge_model_eval_resize(const qforge_model* model) {
+  return model == nullptr ? 0 : model->compiled->model().preprocessing().resize();
+}
+
 qforge_status qforge_interpreter_create(const qforge_model* model, qforge_backend backend,
                                         int num_threads, qforge_interpreter** interpreter) {
   if (model == nullptr || interpreter == nullptr) {

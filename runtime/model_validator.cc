@@ -81,6 +81,11 @@ absl::Status ValidatePreprocessing(const Model& model) {
   }
   const Tensor& input = model.tensors(model.inputs(0));
   const int64_t channels = input.shape(input.shape_size() - 1);
+  if (p.resize() != 0 && (input.shape_size() != 4 || p.resize() < input.shape(1) ||
+                          p.resize() < input.shape(2) || p.resize() > 65536)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "preprocessing resize ", p.resize(), " is below the input's size or above 65536"));
+  }
   if (p.mean_size() != channels || p.std_size() != channels) {
     return absl::InvalidArgumentError(absl::StrCat(
         "preprocessing has ", p.mean_size(), " means and ", p.std_size(), " stds for ",

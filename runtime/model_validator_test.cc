@@ -145,6 +145,14 @@ std::vector<Break> Breaks() {
          for (int c = 0; c < 2; ++c) m.mutable_preprocessing()->add_std(0.5f);
        },
        "pixel_scale 0 must be finite"},
+      {"preprocessing resize",
+       [](Model& m) {
+         m.mutable_preprocessing()->set_pixel_scale(1.0f / 255);
+         for (int c = 0; c < 2; ++c) m.mutable_preprocessing()->add_mean(0.5f);
+         for (int c = 0; c < 2; ++c) m.mutable_preprocessing()->add_std(0.5f);
+         m.mutable_preprocessing()->set_resize(1);
+       },
+       "preprocessing resize 1 is below the input's size"},
   };
 }
 

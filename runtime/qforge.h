@@ -85,6 +85,10 @@ const char* qforge_model_class_name(const qforge_model* model, int index);
 qforge_status qforge_model_preprocessing(const qforge_model* model, float* pixel_scale,
                                          float* mean, float* std, int max_channels,
                                          int* channels);
+/* The evaluation transform's resize for images of other sizes than the
+ * input's: the shorter side becomes this, then the centre is cropped to the
+ * input's size (runtime/image/qforge_image.h does both). 0: the input's size. */
+int qforge_model_eval_resize(const qforge_model* model);
 
 qforge_status qforge_interpreter_create(const qforge_model* model, qforge_backend backend,
                                         int num_threads, qforge_interpreter** interpreter);

@@ -25,6 +25,17 @@ for kind in int8 float; do
   grep -qE '^5\. class [0-9] \([0-9.]+%\)$' <<<"$out"
 done
 
+# A 97x61 JPEG for the 32x32 model: classify resizes its shorter side to 32 and
+# crops the centre, so it must print what it prints for torchvision's
+# Resize(32) + CenterCrop(32) of the same file (tools/make_image_goldens.py).
+{ printf 'P6\n32 32\n255\n'; cat runtime/image/testdata/photo.jpg.c3.r32c32.raw; } >"$dir/photo.ppm"
+for kind in int8 float; do
+  from_jpeg=$("$classify" "$dir/small_$kind.qfm" runtime/image/testdata/photo.jpg)
+  from_torchvision=$("$classify" "$dir/small_$kind.qfm" "$dir/photo.ppm")
+  echo "$from_jpeg"
+  [[ "$from_jpeg" == "$from_torchvision" ]]
+done
+
 # The committed small model, trained on Fashion-MNIST: its int8 and float
 # models must name the same class for each of the first 10 test images.
 # 28x28 images of 784 bytes each after the IDX file's 16-byte header.
@@ -55,8 +66,9 @@ expect_error "loading the model: .*missing.qfm" "$classify" "$dir/missing.qfm" "
 head -c 1000 "$dir/small_int8.qfm" >"$dir/truncated.qfm"
 expect_error "loading the model: .*truncated.qfm: not a qforge model" \
   "$classify" "$dir/truncated.qfm" "$dir/image.ppm"
-printf 'P6\n8 8\n255\n' >"$dir/small.ppm"
-head -c 192 /dev/zero >>"$dir/small.ppm"
-expect_error "wants 32x32x3 images" "$classify" "$dir/small_int8.qfm" "$dir/small.ppm"
+head -c 2000 runtime/image/testdata/photo.jpg >"$dir/truncated.jpg"
+expect_error "truncated.jpg: corrupt JPEG" "$classify" "$dir/small_int8.qfm" "$dir/truncated.jpg"
+expect_error "manifest.txt: not a JPEG, PNG, PPM or PGM file" \
+  "$classify" "$dir/small_int8.qfm" runtime/image/testdata/manifest.txt
 expect_error "creating the interpreter: num_threads 0" "$classify" "$dir/small_int8.qfm" "$dir/image.ppm" 0
 echo PASS

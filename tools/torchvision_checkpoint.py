@@ -101,14 +101,18 @@ def import_command(args, trainer_flags):
             sys.exit(result.returncode)
 
 
-def export_command(args):
+def read_checkpoint(path):
+    """A qforge checkpoint.pb as its protobuf message."""
     with tempfile.TemporaryDirectory() as work_dir:
         pb = checkpoint_module(work_dir)
         checkpoint = pb.Checkpoint()
-        with open(args.checkpoint, 'rb') as f:
+        with open(path, 'rb') as f:
             checkpoint.ParseFromString(f.read())
-    if checkpoint.HasField('qat'):
-        sys.exit(f'{args.checkpoint}: a QAT checkpoint; export the float one it started from')
+    return checkpoint
+
+
+def state_dict(checkpoint):
+    """A float checkpoint's tensors as a PyTorch state_dict."""
     state = collections.OrderedDict()
     for tensor in checkpoint.tensors:
         array = np.frombuffer(tensor.data, dtype='<f4').reshape(tuple(tensor.shape))
@@ -116,7 +120,14 @@ def export_command(args):
         if tensor.name.endswith('.running_var'):
             prefix = tensor.name[:-len('running_var')]
             state[prefix + 'num_batches_tracked'] = torch.tensor(checkpoint.step)
-    torch.save(state, args.state_dict)
+    return state
+
+
+def export_command(args):
+    checkpoint = read_checkpoint(args.checkpoint)
+    if checkpoint.HasField('qat'):
+        sys.exit(f'{args.checkpoint}: a QAT checkpoint; export the float one it started from')
+    torch.save(state_dict(checkpoint), args.state_dict)
     print(f'wrote {args.state_dict}: {len(checkpoint.tensors)} tensors, '
           f'MobileNetV2 width {checkpoint.config.model.width_mult:g}')
 

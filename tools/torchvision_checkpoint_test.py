@@ -39,15 +39,6 @@ def import_args(pth, out_dir, *flags):
     return ('import', pth, f'--output_dir={out_dir}', f'--trainer={TRAINER}') + flags
 
 
-def read_checkpoint(path):
-    work_dir = tempfile.mkdtemp(dir=os.environ.get('TEST_TMPDIR'))
-    pb = torchvision_checkpoint.checkpoint_module(work_dir)
-    checkpoint = pb.Checkpoint()
-    with open(path, 'rb') as f:
-        checkpoint.ParseFromString(f.read())
-    return checkpoint
-
-
 def calibrated(model):
     """Random weights with batch-norm statistics from data, as a trained model has."""
     for module in model.modules():
@@ -77,8 +68,8 @@ class TorchvisionCheckpointTest(unittest.TestCase):
         model.load_state_dict(torch.load(pth))  # strict: every name and shape
         out_dir = os.path.join(self.work, 'imported')
         run_tool(*import_args(pth, out_dir, '--width_mult=0.25', '--geometry=small'))
-        before = read_checkpoint(SMALL_CHECKPOINT)
-        after = read_checkpoint(os.path.join(out_dir, 'checkpoint.pb'))
+        before = torchvision_checkpoint.read_checkpoint(SMALL_CHECKPOINT)
+        after = torchvision_checkpoint.read_checkpoint(os.path.join(out_dir, 'checkpoint.pb'))
         self.assertEqual([t.name for t in after.tensors], [t.name for t in before.tensors])
         for a, b in zip(before.tensors, after.tensors):
             self.assertEqual(list(a.shape), list(b.shape), a.name)

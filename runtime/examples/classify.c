@@ -1,41 +1,22 @@
 /* classify: the smallest complete qforge application. It loads a flat model,
- * reads a binary PPM (P6, RGB) or PGM (P5, gray) image of exactly the model's
- * input size, runs it and prints the five most likely classes.
+ * reads a JPEG, PNG, PPM or PGM image of any size, applies the model's
+ * evaluation transform (resize the shorter side, crop the centre: torchvision's
+ * Resize + CenterCrop, byte for byte), runs it and prints the five most likely
+ * classes.
  *
- *   classify model.qfm image.ppm [threads]
+ *   classify model.qfm image.jpg [threads]
  *
- * It links only the qforge runtime (runtime/qforge.h): this is how an edge
- * application ships it.
+ * It links the qforge runtime (runtime/qforge.h) and the optional image library
+ * beside it (runtime/image/qforge_image.h): this is how an edge application
+ * ships them.
  */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "runtime/image/qforge_image.h"
 #include "runtime/qforge.h"
-
-/* Reads a P5/P6 image with maxval 255; returns the pixels (malloc'd) or NULL. */
-static unsigned char* read_pnm(const char* path, int* width, int* height, int* channels) {
-  FILE* f = fopen(path, "rb");
-  if (f == NULL) return NULL;
-  char magic[3] = {0};
-  int maxval = 0;
-  unsigned char* pixels = NULL;
-  if (fscanf(f, "%2s %d %d %d", magic, width, height, &maxval) == 4 && maxval == 255 &&
-      (strcmp(magic, "P5") == 0 || strcmp(magic, "P6") == 0) && *width > 0 && *height > 0 &&
-      *width <= 16384 && *height <= 16384) {
-    *channels = magic[1] == '6' ? 3 : 1;
-    fgetc(f); /* the single whitespace after maxval */
-    const size_t size = (size_t)*width * *height * *channels;
-    pixels = malloc(size);
-    if (pixels != NULL && fread(pixels, 1, size, f) != size) {
-      free(pixels);
-      pixels = NULL;
-    }
-  }
-  fclose(f);
-  return pixels;
-}
 
 static int fail(const char* what) {
   fprintf(stderr, "classify: %s: %s\n", what, qforge_last_error());
@@ -44,7 +25,7 @@ static int fail(const char* what) {
 
 int main(int argc, char** argv) {
   if (argc < 3) {
-    fprintf(stderr, "usage: classify model.qfm image.ppm [threads]\n");
+    fprintf(stderr, "usage: classify model.qfm image.jpg|png|ppm|pgm [threads]\n");
     return 2;
   }
   qforge_model* model = NULL;
@@ -57,23 +38,24 @@ int main(int argc, char** argv) {
   qforge_tensor_info in, out;
   qforge_interpreter_input_info(it, 0, &in);
   qforge_interpreter_output_info(it, 0, &out);
-  int width = 0, height = 0, channels = 0;
-  unsigned char* pixels = read_pnm(argv[2], &width, &height, &channels);
-  if (pixels == NULL) {
-    fprintf(stderr, "classify: %s is not a readable binary PGM/PPM with maxval 255\n", argv[2]);
+  if (in.rank != 4 || in.shape[1] != in.shape[2] || (in.shape[3] != 1 && in.shape[3] != 3)) {
+    fprintf(stderr, "classify: the model's input is not a square gray or RGB image\n");
     return 1;
   }
-  if (in.rank != 4 || height != in.shape[1] || width != in.shape[2] || channels != in.shape[3]) {
-    fprintf(stderr, "classify: the model wants %lldx%lldx%lld images, %s is %dx%dx%d\n",
-            (long long)in.shape[1], (long long)in.shape[2], (long long)in.shape[3], argv[2], height,
-            width, channels);
+  const int size = (int)in.shape[1], channels = (int)in.shape[3];
+  const int resize = qforge_model_eval_resize(model) > 0 ? qforge_model_eval_resize(model) : size;
+  qforge_image image = {0}, input = {0};
+  if (qforge_image_read(argv[2], channels, &image) != QFORGE_OK ||
+      qforge_image_resize_center_crop(&image, resize, size, &input) != QFORGE_OK) {
+    fprintf(stderr, "classify: %s\n", qforge_image_last_error());
     return 1;
   }
-  const size_t count = (size_t)width * height * channels;
-  if (qforge_interpreter_set_input_pixels(it, 0, pixels, count) != QFORGE_OK) {
+  const size_t count = (size_t)size * size * channels;
+  if (qforge_interpreter_set_input_pixels(it, 0, input.pixels, count) != QFORGE_OK) {
     return fail("setting the input");
   }
-  free(pixels);
+  qforge_image_free(&input);
+  qforge_image_free(&image);
   if (qforge_interpreter_invoke(it) != QFORGE_OK) return fail("running the model");
   const int classes = (int)out.shape[out.rank - 1];
   float* scores = malloc(sizeof(float) * classes);

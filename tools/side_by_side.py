@@ -1,0 +1,295 @@
+#!/usr/bin/env python3
+"""qforge and PyTorch's eager-mode quantization side by side, on the same float
+weights and the same data: one table of accuracy, model size and int8 latency.
+
+  bazel build //trainer //tools:benchmark
+  python3 tools/side_by_side.py --checkpoint=runs/w05/checkpoint.pb [--work_dir=DIR]
+
+The checkpoint is a qforge float MobileNetV2 trained on Fashion-MNIST with
+ReLU (--relu6=false, as the tutorial's code and torchvision's
+QuantizableMobileNetV2 have it). It is exported to PyTorch
+(tools/torchvision_checkpoint.py) into torchvision's QuantizableMobileNetV2
+with qforge's small-input geometry (one input channel; the first conv and the
+second stage at stride 1), and both run the tutorial's workflow from it:
+
+  - post-training quantization with per-tensor min/max observers (PyTorch's
+    default_qconfig; qforge's minmax_per_tensor) and with per-channel weights
+    and histogram activations (PyTorch's get_default_qconfig for onednn and
+    for qnnpack; qforge's per_channel_histogram), calibrated on 32 batches of
+    30 training images;
+  - quantization-aware training with the tutorial's schedule: 8 epochs of 20
+    batches of 30, SGD at 1e-4, observers off after epoch 3, batch-norm
+    statistics frozen after epoch 2 (PyTorch's get_default_qat_qconfig for
+    onednn; qforge's qat with its defaults, the same recipe).
+
+Accuracy is top-1 on the full test set: PyTorch's converted model, and
+qforge's int8 model run by qforge's runtime. Size: PyTorch's scripted model
+file, qforge's .qfm. Latency: batch 1, one thread, median of 200 runs, in this
+process for PyTorch and tools/benchmark for qforge.
+
+PyTorch 1.13 is Debian's python3-torch (tools/install_deps.sh --python). The
+calibration and QAT images are the same set (the training split) but not the
+same draw: each side shuffles with its own generator.
+"""
+
+import argparse
+import copy
+import gzip
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import torch
+import torchvision
+from torch.ao import quantization as tq
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import export_onnx  # pylint: disable=wrong-import-position
+import torchvision_checkpoint  # pylint: disable=wrong-import-position
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FASHION_MNIST = '/usr/share/datasets/fashion-mnist'
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--checkpoint', required=True, help='a qforge float checkpoint.pb')
+    p.add_argument('--work_dir', default='', help='where both sides write (default: a temp dir)')
+    p.add_argument('--trainer', default=os.path.join(ROOT, 'bazel-bin/trainer/trainer'))
+    p.add_argument('--benchmark', default=os.path.join(ROOT, 'bazel-bin/tools/benchmark'))
+    p.add_argument('--latency_runs', type=int, default=200)
+    p.add_argument('--seed', type=int, default=0)
+    return p.parse_args()
+
+
+# Data.
+
+def read_idx(name):
+    with gzip.open(os.path.join(FASHION_MNIST, name)) as f:
+        data = f.read()
+    return np.frombuffer(data, np.uint8, offset=16 if 'images' in name else 8)
+
+
+def fashion_mnist():
+    """(train images, train labels, test images, test labels); images [N, 1, 28, 28] uint8."""
+    train = read_idx('train-images-idx3-ubyte.gz').reshape(-1, 1, 28, 28)
+    test = read_idx('t10k-images-idx3-ubyte.gz').reshape(-1, 1, 28, 28)
+    return (train, read_idx('train-labels-idx1-ubyte.gz').astype(np.int64),
+            test, read_idx('t10k-labels-idx1-ubyte.gz').astype(np.int64))
+
+
+class Normalizer:
+    """qforge's normalization: the training pixels' mean and std (in [0, 1])."""
+
+    def __init__(self, train_images):
+        pixels = train_images.astype(np.float64) / 255.0
+        self.mean, self.std = np.float32(pixels.mean()), np.float32(pixels.std())
+
+    def __call__(self, images):
+        return torch.from_numpy(((images.astype(np.float32) / 255.0 - self.mean) / self.std)
+                                .astype(np.float32))
+
+
+def augment(images, rng, pad=2):
+    """qforge's training augmentation: a random crop with 2 pixels of zero
+    padding and a random horizontal flip."""
+    n, c, h, w = images.shape
+    padded = np.zeros((n, c, h + 2 * pad, w + 2 * pad), images.dtype)
+    padded[:, :, pad:pad + h, pad:pad + w] = images
+    out = np.empty_like(images)
+    for i in range(n):
+        y, x = rng.integers(0, 2 * pad + 1, size=2)
+        crop = padded[i, :, y:y + h, x:x + w]
+        out[i] = crop[:, :, ::-1] if rng.integers(0, 2) else crop
+    return out
+
+
+# PyTorch's side.
+
+def pytorch_model(state, width_mult, classes):
+    """torchvision's QuantizableMobileNetV2 in qforge's small-input geometry,
+    holding the checkpoint's float weights."""
+    model = torchvision.models.quantization.mobilenet_v2(width_mult=width_mult,
+                                                         num_classes=classes)
+    first = model.features[0][0]
+    model.features[0][0] = torch.nn.Conv2d(1, first.out_channels, 3, 1, 1, bias=False)
+    model.features[2].conv[1][0].stride = (1, 1)  # the second stage's first depthwise conv
+    model.load_state_dict(state)
+    return model.eval()
+
+
+def accuracy(model, images, labels, normalize, batch=500):
+    correct = 0
+    with torch.no_grad():
+        for i in range(0, len(images), batch):
+            correct += int((model(normalize(images[i:i + batch])).argmax(1) ==
+                            torch.from_numpy(labels[i:i + batch])).sum())
+    return correct / len(images)
+
+
+def calibrate(model, train, normalize, rng, batches=32, batch_size=30):
+    order = rng.permutation(len(train))
+    with torch.no_grad():
+        for b in range(batches):
+            model(normalize(train[order[b * batch_size:(b + 1) * batch_size]]))
+
+
+def script_stats(model, work_dir, name, runs):
+    """(file bytes, median ms per image at batch 1, one thread) of a scripted model."""
+    scripted = torch.jit.script(model)
+    path = os.path.join(work_dir, f'{name}.pt')
+    torch.jit.save(scripted, path)
+    x = torch.randn(1, 1, 28, 28)
+    times = []
+    with torch.no_grad():
+        for _ in range(20):
+            scripted(x)
+        for _ in range(runs):
+            start = time.perf_counter()
+            scripted(x)
+            times.append((time.perf_counter() - start) * 1e3)
+    return os.path.getsize(path), float(np.median(times))
+
+
+def pytorch_ptq(float_model, qconfig, engine, data, normalize, rng):
+    torch.backends.quantized.engine = engine
+    model = copy.deepcopy(float_model).eval()
+    model.fuse_model()
+    model.qconfig = qconfig
+    tq.prepare(model, inplace=True)
+    calibrate(model, data['train'], normalize, rng)
+    return tq.convert(model, inplace=False)
+
+
+def pytorch_qat(float_model, engine, data, normalize, rng, epochs=8, batches=20, batch_size=30):
+    """The tutorial's QAT loop."""
+    torch.backends.quantized.engine = engine
+    model = copy.deepcopy(float_model)
+    model.fuse_model(is_qat=True)
+    model.qconfig = tq.get_default_qat_qconfig(engine)
+    model.train()
+    tq.prepare_qat(model, inplace=True)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-4)
+    criterion = torch.nn.CrossEntropyLoss()
+    train, labels = data['train'], data['train_labels']
+    for epoch in range(epochs):
+        model.train()
+        order = rng.permutation(len(train))
+        for b in range(batches):
+            idx = order[b * batch_size:(b + 1) * batch_size]
+            loss = criterion(model(normalize(augment(train[idx], rng))),
+                             torch.from_numpy(labels[idx]))
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        if epoch > 3:
+            model.apply(tq.disable_observer)
+        if epoch > 2:
+            model.apply(torch.nn.intrinsic.qat.freeze_bn_stats)
+    return tq.convert(model.eval(), inplace=False)
+
+
+def pytorch_rows(checkpoint, data, runs, seed):
+    torch.set_num_threads(1)
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    normalize = Normalizer(data['train'])
+    model = pytorch_model(torchvision_checkpoint.state_dict(checkpoint),
+                          checkpoint.config.model.width_mult, 10)
+    test, labels = data['test'], data['test_labels']
+    work = data['work_dir']
+    rows = {}
+    size, ms = script_stats(model, work, 'float', runs)
+    rows['float'] = (accuracy(model, test, labels, normalize), size, ms)
+    recipes = [('PTQ min/max per tensor', 'onednn', lambda: pytorch_ptq(
+                    model, tq.default_qconfig, 'onednn', data, normalize, rng)),
+               ('PTQ per-channel histogram', 'onednn', lambda: pytorch_ptq(
+                    model, tq.get_default_qconfig('onednn'), 'onednn', data, normalize, rng)),
+               ('PTQ per-channel histogram', 'qnnpack', lambda: pytorch_ptq(
+                    model, tq.get_default_qconfig('qnnpack'), 'qnnpack', data, normalize, rng)),
+               ('QAT', 'onednn', lambda: pytorch_qat(model, 'onednn', data, normalize, rng))]
+    for name, engine, make in recipes:
+        print(f'PyTorch {name} ({engine}) ...', flush=True)
+        quantized = make()
+        torch.backends.quantized.engine = engine
+        file_name = f'{name}_{engine}'.replace(' ', '_').replace('/', '')
+        size, ms = script_stats(quantized, work, file_name, runs)
+        rows[(name, engine)] = (accuracy(quantized, test, labels, normalize), size, ms)
+    return rows
+
+
+# qforge's side.
+
+def run(command):
+    print('$', ' '.join(command), flush=True)
+    subprocess.run(command, check=True)
+
+
+def qforge_model_stats(path, benchmark, runs):
+    """(top-1 the runtime measured, file bytes, median ms at batch 1, one thread)."""
+    _, model = export_onnx.read_model(path)
+    result = subprocess.run([benchmark, f'--model={path}', '--threads=1', f'--runs={runs}',
+                             '--json'], check=True, capture_output=True, text=True)
+    latency = json.loads(result.stdout.strip().splitlines()[-1])['median_ms']
+    return model.metadata.accuracy_top1, os.path.getsize(path), latency
+
+
+def qforge_rows(checkpoint_path, args, work_dir):
+    out = os.path.join(work_dir, 'qforge')
+    os.makedirs(out, exist_ok=True)
+    checkpoint = os.path.join(out, 'checkpoint.pb')
+    shutil.copyfile(checkpoint_path, checkpoint)
+    rows = {}
+    for name, qconfig in (('PTQ min/max per tensor', 'minmax_per_tensor'),
+                          ('PTQ per-channel histogram', 'per_channel_histogram')):
+        run([args.trainer, 'ptq', f'--checkpoint={checkpoint}', f'--qconfig={qconfig}'])
+        rows[name] = qforge_model_stats(os.path.join(out, f'model_int8_{qconfig}.qfm'),
+                                        args.benchmark, args.latency_runs)
+    rows['float'] = qforge_model_stats(os.path.join(out, 'model_float.qfm'), args.benchmark,
+                                       args.latency_runs)
+    run([args.trainer, 'qat', f'--checkpoint={checkpoint}', f'--seed={args.seed}'])
+    rows['QAT'] = qforge_model_stats(os.path.join(out, 'model_int8_qat.qfm'), args.benchmark,
+                                     args.latency_runs)
+    return rows
+
+
+def table(checkpoint, ours, theirs):
+    width = checkpoint.config.model.width_mult
+    lines = [f'MobileNetV2 width {width:g} (ReLU), Fashion-MNIST, 10,000 test images; '
+             'latency at batch 1, one thread',
+             '',
+             '| model | qforge top-1 | PyTorch top-1 | qforge size | PyTorch size '
+             '| qforge ms | PyTorch ms |',
+             '|---|---|---|---|---|---|---|']
+    for key, row in theirs.items():
+        name, engine = (key, None) if isinstance(key, str) else key
+        mine = ours[name]
+        label = name if engine is None else f'{name} (PyTorch: {engine})'
+        lines.append(f'| {label} | {mine[0]:.2%} | {row[0]:.2%} | {mine[1] / 1e6:.2f} MB | '
+                     f'{row[1] / 1e6:.2f} MB | {mine[2]:.3f} | {row[2]:.3f} |')
+    return '\n'.join(lines)
+
+
+def main():
+    args = parse_args()
+    work_dir = args.work_dir or tempfile.mkdtemp(prefix='side_by_side_')
+    os.makedirs(work_dir, exist_ok=True)
+    checkpoint = torchvision_checkpoint.read_checkpoint(args.checkpoint)
+    if checkpoint.config.model.relu6 or checkpoint.config.dataset != 'fashion-mnist':
+        sys.exit(f'{args.checkpoint}: needs a Fashion-MNIST model trained with --relu6=false')
+    train, train_labels, test, test_labels = fashion_mnist()
+    data = {'train': train, 'train_labels': train_labels, 'test': test,
+            'test_labels': test_labels, 'work_dir': work_dir}
+    ours = qforge_rows(args.checkpoint, args, work_dir)
+    theirs = pytorch_rows(checkpoint, data, args.latency_runs, args.seed)
+    print()
+    print(table(checkpoint, ours, theirs))
+
+
+if __name__ == '__main__':
+    main()
