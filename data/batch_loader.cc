@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/random.h"
+#include "data/image_folder.h"
 
 namespace qforge {
 namespace {
@@ -41,6 +42,10 @@ absl::StatusOr<std::unique_ptr<BatchLoader>> BatchLoader::Create(const Dataset& 
   if (dataset.count < 1 || (options.drop_last && dataset.count < options.batch_size)) {
     return absl::InvalidArgumentError(absl::StrCat(
         dataset.name, ": ", dataset.count, " images make no batch of ", options.batch_size));
+  }
+  if (options.decode_threads < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("decode_threads ", options.decode_threads, " must be at least 1"));
   }
   if (absl::Status s = ValidateNormalization(options.normalization, dataset.channels);
       !s.ok()) {
@@ -86,7 +91,8 @@ void BatchLoader::StartEpoch(int64_t epoch) {
 bool BatchLoader::Next(Batch* batch) {
   std::unique_lock<std::mutex> lock(mutex_);
   if (epoch_ < 0 || next_to_return_ >= batches_per_epoch_) return false;
-  changed_.wait(lock, [this] { return !ready_.empty(); });
+  changed_.wait(lock, [this] { return !ready_.empty() || !error_.ok(); });
+  if (!error_.ok()) return false;
   // The caller's previous batch goes back to the worker as a buffer to refill,
   // so a steady epoch allocates nothing.
   std::swap(*batch, ready_.front());
@@ -116,8 +122,9 @@ void BatchLoader::WorkerLoop() {
       spare_.pop_back();
     }
     lock.unlock();
-    Fill(*order, epoch, index, batch);
+    const absl::Status filled = Fill(*order, epoch, index, batch);
     lock.lock();
+    if (!filled.ok() && error_.ok()) error_ = filled;
     if (generation == generation_) {
       ready_.push_back(std::move(batch));
       changed_.notify_all();
@@ -125,8 +132,13 @@ void BatchLoader::WorkerLoop() {
   }
 }
 
-void BatchLoader::Fill(const std::vector<int64_t>& order, int64_t epoch, int64_t batch_index,
-                       Batch& batch) const {
+absl::Status BatchLoader::status() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return error_;
+}
+
+absl::Status BatchLoader::Fill(const std::vector<int64_t>& order, int64_t epoch,
+                               int64_t batch_index, Batch& batch) const {
   const int64_t begin = batch_index * options_.batch_size;
   const int size = static_cast<int>(
       std::min<int64_t>(options_.batch_size, dataset_.count - begin));
@@ -138,6 +150,7 @@ void BatchLoader::Fill(const std::vector<int64_t>& order, int64_t epoch, int64_t
   batch.images.resize(size * image_floats);
   batch.labels.resize(size);
   batch.indices.resize(size);
+  if (dataset_.from_files()) return FillFromFiles(order, epoch, begin, batch);
   for (int i = 0; i < size; ++i) {
     const int64_t index = order[begin + i];
     CropFlip crop = CenterCrop(options_.pad);
@@ -152,6 +165,37 @@ void BatchLoader::Fill(const std::vector<int64_t>& order, int64_t epoch, int64_t
     batch.labels[i] = dataset_.labels[index];
     batch.indices[i] = index;
   }
+  return absl::OkStatus();
+}
+
+// Decodes the batch's files on decode_threads threads, image i on thread
+// i % threads; each image's random transform depends only on (seed, epoch,
+// index), so the threads change nothing in the result.
+absl::Status BatchLoader::FillFromFiles(const std::vector<int64_t>& order, int64_t epoch,
+                                        int64_t begin, Batch& batch) const {
+  const int threads = std::min(options_.decode_threads, batch.size);
+  std::vector<absl::Status> status(threads);
+  auto work = [&](int t) {
+    for (int i = t; i < batch.size; i += threads) {
+      const int64_t index = order[begin + i];
+      SplitMix64 rng(DeriveSeed({options_.seed, kAugmentStream, static_cast<uint64_t>(epoch),
+                                 static_cast<uint64_t>(index)}));
+      absl::Status s = LoadFolderImage(dataset_, index, options_.random_resized_crop,
+                                       options_.horizontal_flip, rng, scaling_,
+                                       batch.images.data() + i * dataset_.image_size());
+      if (!s.ok() && status[t].ok()) status[t] = s;
+      batch.labels[i] = dataset_.labels[index];
+      batch.indices[i] = index;
+    }
+  };
+  std::vector<std::thread> pool;
+  for (int t = 1; t < threads; ++t) pool.emplace_back(work, t);
+  work(0);
+  for (std::thread& thread : pool) thread.join();
+  for (const absl::Status& s : status) {
+    if (!s.ok()) return s;
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace qforge

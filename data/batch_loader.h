@@ -30,6 +30,11 @@ struct LoaderOptions {
   int pad = 0;                   // random crop with this much zero padding
   bool horizontal_flip = false;  // random mirror
   Normalization normalization;
+  // Image folders (Dataset::from_files): torchvision's RandomResizedCrop
+  // (training) in place of the padded crop, else the eval transform; and the
+  // threads that decode a batch's files while the caller trains.
+  bool random_resized_crop = false;
+  int decode_threads = 2;
 };
 
 struct Batch {
@@ -54,8 +59,11 @@ class BatchLoader {
 
   // Starts (or restarts) epoch `epoch`, discarding what was prepared before.
   void StartEpoch(int64_t epoch);
-  // Moves the next batch of the epoch into *batch; false once the epoch is done.
+  // Moves the next batch of the epoch into *batch; false once the epoch is
+  // done, or once an image could not be read (see status()).
   bool Next(Batch* batch);
+  // The first image folder file that could not be read, naming it.
+  absl::Status status() const;
 
   int64_t batches_per_epoch() const { return batches_per_epoch_; }
   const Dataset& dataset() const { return dataset_; }
@@ -63,8 +71,10 @@ class BatchLoader {
  private:
   BatchLoader(const Dataset& dataset, LoaderOptions options);
   void WorkerLoop();
-  void Fill(const std::vector<int64_t>& order, int64_t epoch, int64_t batch_index,
-            Batch& batch) const;
+  absl::Status Fill(const std::vector<int64_t>& order, int64_t epoch, int64_t batch_index,
+                    Batch& batch) const;
+  absl::Status FillFromFiles(const std::vector<int64_t>& order, int64_t epoch, int64_t begin,
+                             Batch& batch) const;
 
   static constexpr size_t kPrefetchDepth = 2;
 
@@ -73,7 +83,7 @@ class BatchLoader {
   const PixelScaling scaling_;
   const int64_t batches_per_epoch_;
 
-  std::mutex mutex_;
+  mutable std::mutex mutex_;
   std::condition_variable changed_;
   // Guarded by mutex_:
   bool stopping_ = false;
@@ -84,6 +94,7 @@ class BatchLoader {
   int64_t next_to_return_ = 0;
   std::deque<Batch> ready_;
   std::vector<Batch> spare_;  // buffers handed back by Next, reused by the worker
+  absl::Status error_;
 
   std::thread worker_;
 };
