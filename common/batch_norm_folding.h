@@ -3,7 +3,7 @@
 // model builder share. In eval mode BN is an affine map per channel c:
 //   scale[c] = gamma[c] / sqrt(running_var[c] + eps)
 //   w'[c, ...] = w[c, ...] * scale[c]
-//   b'[c] = (b[c] - running_mean[c]) * scale[c] + beta[c]
+//   b'[c] = (b[c] - running_mean[c]) * scale[c] + beta[c]   (one fused multiply-add)
 // (torch.nn.utils.fusion.fuse_conv_bn_weights; the scale divides by the
 // standard deviation as PyTorch's QAT ConvBn modules do, so QAT simulates
 // exactly the fold that convert writes).
