@@ -204,6 +204,10 @@ absl::StatusOr<PtqResult> Ptq(const std::string& checkpoint, const std::string& 
               qconfig.c_str(), options.calib_batches, options.calib_batch_size);
   std::fflush(stdout);
   absl::StatusOr<PtqResult> r = RunPtq(options);
+  if (r.ok() && r->int8_top5 >= 0) {
+    std::printf("top-5 in the runtime: int8 %.2f%%, float %.2f%%\n", 100 * r->int8_top5,
+                100 * r->float_top5);
+  }
   if (r.ok() && !r->simulation_note.empty()) {
     std::printf("int8 in the runtime: %.2f%% (no fake-quant simulation: %s)\n",
                 100 * r->int8_accuracy, r->simulation_note.c_str());
@@ -267,6 +271,9 @@ absl::StatusOr<QatResult> Qat(const QatConfig& config, bool resume) {
   std::printf("\n");
   std::fflush(stdout);
   absl::StatusOr<QatResult> r = RunQat(config, resume);
+  if (r.ok() && r->int8_top5 >= 0) {
+    std::printf("int8 QAT top-5 in the runtime: %.2f%%\n", 100 * r->int8_top5);
+  }
   if (r.ok()) {
     std::printf("int8 QAT in the runtime: %.2f%%; its fake-quant simulation in the trainer: "
                 "%.2f%%, the same top-1 class on %.2f%% of the %lld test images\n",

@@ -25,7 +25,7 @@ constexpr int kEvalBatch = 100;
 
 // The top-1 class of every test image, in order: `logits` maps a batch of
 // normalized images to its [batch, classes] logits.
-absl::StatusOr<std::vector<int>> Predict(
+absl::StatusOr<Predictions> Predict(
     const Dataset& test, const Normalization& normalization,
     const std::function<absl::StatusOr<const float*>(const Batch&)>& logits) {
   LoaderOptions options;
@@ -36,16 +36,19 @@ absl::StatusOr<std::vector<int>> Predict(
   if (!loader.ok()) return loader.status();
   (*loader)->StartEpoch(0);
   Batch batch;
-  std::vector<int> predictions;
+  Predictions predictions;
   const int classes = test.num_classes();
   while ((*loader)->Next(&batch)) {
     absl::StatusOr<const float*> out = logits(batch);
     if (!out.ok()) return out.status();
     for (int i = 0; i < batch.size; ++i) {
       const float* row = *out + i * classes;
-      predictions.push_back(static_cast<int>(std::max_element(row, row + classes) - row));
+      predictions.top1.push_back(static_cast<int>(std::max_element(row, row + classes) - row));
+      predictions.in_top5.push_back(
+          TopKCorrect(row, {batch.labels[i]}, /*rows=*/1, classes, /*k=*/5) == 1);
     }
   }
+  if (absl::Status s = (*loader)->status(); !s.ok()) return s;
   return predictions;
 }
 
@@ -66,7 +69,7 @@ absl::Status Calibrate(const RestoredModel& r, int batches, int batch_size,
     BatchToTensor(batch, x);
     calibrator.Run(x);
   }
-  return absl::OkStatus();
+  return (*loader)->status();
 }
 
 absl::StatusOr<std::unique_ptr<RestoredModel>> RestoreModel(const Checkpoint& checkpoint,
@@ -95,6 +98,7 @@ ModelDescription DescribeModel(const RestoredModel& r) {
   description.normalization = DatasetNormalization(r.train);
   description.class_names = r.train.class_names;
   description.dataset = r.config.dataset();
+  description.eval_resize = r.train.eval_resize;
   return description;
 }
 
@@ -103,9 +107,8 @@ absl::StatusOr<int64_t> SaveModel(Model& model, const std::string& path) {
   return static_cast<int64_t>(std::filesystem::file_size(path));
 }
 
-absl::StatusOr<std::vector<int>> RuntimePredictions(const Model& model, const Dataset& test,
-                                                    const Normalization& normalization,
-                                                    int threads) {
+absl::StatusOr<Predictions> RuntimePredictions(const Model& model, const Dataset& test,
+                                               const Normalization& normalization, int threads) {
   absl::StatusOr<Model> batched = WithBatch(model, kEvalBatch);
   if (!batched.ok()) return batched.status();
   absl::StatusOr<std::shared_ptr<const CompiledModel>> compiled =
@@ -124,9 +127,9 @@ absl::StatusOr<std::vector<int>> RuntimePredictions(const Model& model, const Da
   });
 }
 
-absl::StatusOr<std::vector<int>> SimulationPredictions(QuantSimulation& simulation,
-                                                       const Dataset& test,
-                                                       const Normalization& normalization) {
+absl::StatusOr<Predictions> SimulationPredictions(QuantSimulation& simulation,
+                                                  const Dataset& test,
+                                                  const Normalization& normalization) {
   FloatTensor x;
   return Predict(test, normalization, [&](const Batch& batch) -> absl::StatusOr<const float*> {
     BatchToTensor(batch, x);
@@ -134,16 +137,25 @@ absl::StatusOr<std::vector<int>> SimulationPredictions(QuantSimulation& simulati
   });
 }
 
-double Accuracy(const std::vector<int>& predictions, const Dataset& test) {
+double Accuracy(const Predictions& predictions, const Dataset& test) {
   int64_t correct = 0;
-  for (size_t i = 0; i < predictions.size(); ++i) correct += predictions[i] == test.labels[i];
-  return static_cast<double>(correct) / predictions.size();
+  for (size_t i = 0; i < predictions.top1.size(); ++i) {
+    correct += predictions.top1[i] == test.labels[i];
+  }
+  return static_cast<double>(correct) / predictions.top1.size();
 }
 
-double Agreement(const std::vector<int>& a, const std::vector<int>& b) {
+double Top5Accuracy(const Predictions& predictions, const Dataset& test) {
+  if (test.num_classes() <= 10) return -1;
+  int64_t correct = 0;
+  for (uint8_t hit : predictions.in_top5) correct += hit;
+  return static_cast<double>(correct) / predictions.in_top5.size();
+}
+
+double Agreement(const Predictions& a, const Predictions& b) {
   int64_t same = 0;
-  for (size_t i = 0; i < a.size(); ++i) same += a[i] == b[i];
-  return static_cast<double>(same) / a.size();
+  for (size_t i = 0; i < a.top1.size(); ++i) same += a.top1[i] == b.top1[i];
+  return static_cast<double>(same) / a.top1.size();
 }
 
 absl::StatusOr<PtqResult> RunPtq(const PtqOptions& options) {
@@ -183,23 +195,26 @@ absl::StatusOr<PtqResult> RunPtq(const PtqOptions& options) {
   PtqResult result;
   result.test_images = r.test.count;
   const Normalization normalization = DatasetNormalization(r.train);
-  std::vector<int> int8_predictions;
-  for (auto [model, accuracy, predictions] :
-       {std::tuple{&*int8_model, &result.int8_accuracy, &int8_predictions},
-        std::tuple{&*float_model, &result.float_accuracy, (std::vector<int>*)nullptr}}) {
-    absl::StatusOr<std::vector<int>> measured =
+  Predictions int8_predictions;
+  for (auto [model, accuracy, top5, predictions] :
+       {std::tuple{&*int8_model, &result.int8_accuracy, &result.int8_top5, &int8_predictions},
+        std::tuple{&*float_model, &result.float_accuracy, &result.float_top5,
+                   static_cast<Predictions*>(nullptr)}}) {
+    absl::StatusOr<Predictions> measured =
         RuntimePredictions(*model, r.test, normalization, threads);
     if (!measured.ok()) return measured.status();
     *accuracy = Accuracy(*measured, r.test);
+    *top5 = Top5Accuracy(*measured, r.test);
     if (predictions != nullptr) *predictions = *measured;
     model->mutable_metadata()->set_accuracy_top1(static_cast<float>(*accuracy));
+    if (*top5 >= 0) model->mutable_metadata()->set_accuracy_top5(static_cast<float>(*top5));
     model->mutable_metadata()->set_accuracy_images(static_cast<int32_t>(r.test.count));
   }
   // The fake-quant simulation of the int8 model, held to the runtime's result.
   absl::StatusOr<std::unique_ptr<QuantSimulation>> simulation =
       QuantSimulation::Create(fused, *int8_model);
   if (simulation.ok()) {
-    absl::StatusOr<std::vector<int>> simulated =
+    absl::StatusOr<Predictions> simulated =
         SimulationPredictions(**simulation, r.test, normalization);
     if (!simulated.ok()) return simulated.status();
     result.simulation_accuracy = Accuracy(*simulated, r.test);

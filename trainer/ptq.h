@@ -38,6 +38,7 @@ struct PtqResult {
   std::string int8_path, float_path;
   int64_t int8_bytes = 0, float_bytes = 0;
   double int8_accuracy = 0, float_accuracy = 0;  // runtime, full test set
+  double int8_top5 = -1, float_top5 = -1;        // for more than 10 classes
   // The trainer's fake-quant simulation of the int8 model: its accuracy, and
   // the share of test images where its top-1 class is the runtime's.
   double simulation_accuracy = 0, simulation_agreement = 0;
@@ -70,22 +71,29 @@ ModelDescription DescribeModel(const RestoredModel& r);
 // Writes a flat model atomically; returns its size in bytes.
 absl::StatusOr<int64_t> SaveModel(Model& model, const std::string& path);
 
-// The top-1 class of each `test` image under a flat model run by the runtime
-// (XNNPACK), fed the normalized images in batches.
-absl::StatusOr<std::vector<int>> RuntimePredictions(const Model& model, const Dataset& test,
-                                                    const Normalization& normalization,
-                                                    int threads);
+// What a model makes of each test image, in order.
+struct Predictions {
+  std::vector<int> top1;         // its top-1 class
+  std::vector<uint8_t> in_top5;  // whether the label is among its 5 best
+};
 
-// The top-1 class of each `test` image under the trainer's fake-quant
+// Predictions for every `test` image under a flat model run by the runtime,
+// fed the normalized images in batches.
+absl::StatusOr<Predictions> RuntimePredictions(const Model& model, const Dataset& test,
+                                               const Normalization& normalization, int threads);
+
+// Predictions for every `test` image under the trainer's fake-quant
 // simulation of an int8 model.
-absl::StatusOr<std::vector<int>> SimulationPredictions(QuantSimulation& simulation,
-                                                       const Dataset& test,
-                                                       const Normalization& normalization);
+absl::StatusOr<Predictions> SimulationPredictions(QuantSimulation& simulation,
+                                                  const Dataset& test,
+                                                  const Normalization& normalization);
 
-// The share of `test` whose label is the prediction.
-double Accuracy(const std::vector<int>& predictions, const Dataset& test);
-// The share of images where two predictions agree.
-double Agreement(const std::vector<int>& a, const std::vector<int>& b);
+// The share of `test` whose label is the top-1 class.
+double Accuracy(const Predictions& predictions, const Dataset& test);
+// The tutorial's top-5 accuracy for more than 10 classes; -1 for 10 or fewer.
+double Top5Accuracy(const Predictions& predictions, const Dataset& test);
+// The share of images where two models' top-1 classes agree.
+double Agreement(const Predictions& a, const Predictions& b);
 
 }  // namespace qforge
 

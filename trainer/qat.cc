@@ -67,8 +67,9 @@ class QatRun {
     LoaderOptions options;
     options.batch_size = config_.batch_size();
     options.seed = config_.seed();
-    options.pad = r_->config.pad();
+    options.pad = r_->train.from_files() ? 0 : r_->config.pad();
     options.horizontal_flip = r_->config.flip();
+    options.random_resized_crop = r_->train.from_files();
     normalization_ = DatasetNormalization(r_->train);
     options.normalization = normalization_;
     absl::StatusOr<std::unique_ptr<BatchLoader>> loader = BatchLoader::Create(r_->train, options);
@@ -86,9 +87,11 @@ class QatRun {
 
   absl::StatusOr<QatEpoch> RunEpoch() {
     QatEpoch e = Train();
+    if (absl::Status s = loader_->status(); !s.ok()) return s;
     const bool was_frozen = bn_frozen_;
     ApplySwitches(epoch_ - 1);
     if (bn_frozen_ && !was_frozen && config_.precise_bn_batches() > 0) PreciseBatchNorm();
+    if (absl::Status s = loader_->status(); !s.ok()) return s;
     e.observers_enabled = observers_enabled_;
     e.bn_frozen = bn_frozen_;
     if (absl::Status s = ConvertAndMeasure(); !s.ok()) return s;
@@ -104,20 +107,24 @@ class QatRun {
       if (absl::Status s = ConvertAndMeasure(); !s.ok()) return s;
     }
     Model* model = &*last_model_;
-    const std::vector<int>* runtime = &last_predictions_;
+    const Predictions* runtime = &last_predictions_;
     QatResult result;
     result.test_images = r_->test.count;
     result.int8_accuracy = Accuracy(*runtime, r_->test);
+    result.int8_top5 = Top5Accuracy(*runtime, r_->test);
     FusedMobileNetV2 fused(*r_->model, r_->params);
     absl::StatusOr<std::unique_ptr<QuantSimulation>> simulation =
         QuantSimulation::Create(fused, *model);
     if (!simulation.ok()) return simulation.status();
-    absl::StatusOr<std::vector<int>> simulated =
+    absl::StatusOr<Predictions> simulated =
         SimulationPredictions(**simulation, r_->test, normalization_);
     if (!simulated.ok()) return simulated.status();
     result.simulation_accuracy = Accuracy(*simulated, r_->test);
     result.simulation_agreement = Agreement(*simulated, *runtime);
     model->mutable_metadata()->set_accuracy_top1(static_cast<float>(result.int8_accuracy));
+    if (result.int8_top5 >= 0) {
+      model->mutable_metadata()->set_accuracy_top5(static_cast<float>(result.int8_top5));
+    }
     model->mutable_metadata()->set_accuracy_images(static_cast<int32_t>(r_->test.count));
     result.int8_path = (dir_ / kQatModelFile).string();
     absl::StatusOr<int64_t> bytes = SaveModel(*model, result.int8_path);
@@ -233,7 +240,7 @@ class QatRun {
   absl::Status ConvertAndMeasure() {
     absl::StatusOr<Model> model = Convert();
     if (!model.ok()) return model.status();
-    absl::StatusOr<std::vector<int>> predictions =
+    absl::StatusOr<Predictions> predictions =
         RuntimePredictions(*model, r_->test, normalization_, Threads());
     if (!predictions.ok()) return predictions.status();
     last_model_ = *std::move(model);
@@ -316,7 +323,7 @@ class QatRun {
   int64_t step_ = 0;
   bool observers_enabled_ = true, bn_frozen_ = false;
   std::optional<Model> last_model_;  // the last epoch's conversion
-  std::vector<int> last_predictions_;  // and its runtime predictions
+  Predictions last_predictions_;  // and its runtime predictions
 };
 
 }  // namespace

@@ -37,6 +37,7 @@ struct QatResult {
   std::string int8_path;
   int64_t int8_bytes = 0;
   double int8_accuracy = 0;  // the final model's, runtime
+  double int8_top5 = -1;     // its top-5, for more than 10 classes
   // The trainer's fake-quant simulation of the final model: its accuracy and
   // its top-1 agreement with the runtime.
   double simulation_accuracy = 0, simulation_agreement = 0;

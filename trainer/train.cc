@@ -10,6 +10,7 @@
 #include "absl/strings/str_format.h"
 #include "data/cifar10.h"
 #include "data/idx.h"
+#include "data/image_folder.h"
 #include "trainer/checkpoint.h"
 #include "trainer/nn/loss.h"
 #include "trainer/nn/parallel.h"
@@ -25,13 +26,21 @@ constexpr char kMetricsFile[] = "metrics.jsonl";
 void Truncate(Dataset& d, int64_t limit) {
   if (limit <= 0 || limit >= d.count) return;
   d.count = limit;
-  d.pixels.resize(limit * d.image_size());
+  if (d.from_files()) {
+    d.files.resize(limit);
+  } else {
+    d.pixels.resize(limit * d.image_size());
+  }
   d.labels.resize(limit);
 }
 
 }  // namespace
 
 absl::StatusOr<Dataset> LoadDatasetSplit(const TrainConfig& config, Split split) {
+  if (config.dataset() == "imagefolder") {
+    return LoadImageFolder(config.data_dir(), split,
+                           config.image_size() > 0 ? config.image_size() : 224);
+  }
   if (config.dataset() == "fashion-mnist") {
     return LoadFashionMnist(config.data_dir().empty() ? kDefaultFashionMnistDir : config.data_dir(),
                             split);
@@ -58,6 +67,7 @@ void BatchToTensor(const Batch& batch, FloatTensor& x) {
 }
 
 Normalization DatasetNormalization(const Dataset& d) {
+  if (!d.mean.empty()) return Normalization{d.mean, d.std};  // an image folder's (ImageNet's)
   std::vector<double> sum(d.channels, 0), sq(d.channels, 0);
   for (size_t i = 0; i < d.pixels.size(); ++i) {
     const double v = d.pixels[i] / 255.0;
@@ -105,11 +115,18 @@ absl::StatusOr<TrainConfig> LoadTrainConfig(const std::string& path) {
 
 absl::Status ValidateTrainConfig(const TrainConfig& c) {
   auto bad = [](const std::string& what) { return absl::InvalidArgumentError(what); };
-  if (c.dataset() != "fashion-mnist" && c.dataset() != "cifar10") {
-    return bad(absl::StrCat("dataset '", c.dataset(), "' is not fashion-mnist or cifar10"));
+  if (c.dataset() != "fashion-mnist" && c.dataset() != "cifar10" && c.dataset() != "imagefolder") {
+    return bad(absl::StrCat("dataset '", c.dataset(),
+                            "' is not fashion-mnist, cifar10 or imagefolder"));
   }
   if (c.dataset() == "cifar10" && c.data_dir().empty()) {
     return bad("dataset cifar10 needs data_dir (the cifar-10-batches-bin directory)");
+  }
+  if (c.dataset() == "imagefolder" && c.data_dir().empty()) {
+    return bad("dataset imagefolder needs data_dir (holding train/ and val/)");
+  }
+  if (c.image_size() < 0 || c.image_size() > 1024) {
+    return bad(absl::StrCat("image_size ", c.image_size(), " is outside [0, 1024]"));
   }
   if (!(c.model().width_mult() > 0) || c.model().width_mult() > 4) {
     return bad(absl::StrCat("model.width_mult ", c.model().width_mult(), " is outside (0, 4]"));
@@ -185,13 +202,15 @@ absl::Status Trainer::Init() {
   LoaderOptions train_options;
   train_options.batch_size = config_.batch_size();
   train_options.seed = config_.seed();
-  train_options.pad = config_.pad();
+  train_options.pad = train_.from_files() ? 0 : config_.pad();
   train_options.horizontal_flip = config_.flip();
+  train_options.random_resized_crop = train_.from_files();
   train_options.normalization = DatasetNormalization(train_);
   LoaderOptions test_options = train_options;
   test_options.shuffle = false;
   test_options.pad = 0;
   test_options.horizontal_flip = false;
+  test_options.random_resized_crop = false;
   test_options.batch_size = 256;
   absl::StatusOr<std::unique_ptr<BatchLoader>> train_loader =
       BatchLoader::Create(train_, train_options);
@@ -275,22 +294,38 @@ EpochResult Trainer::TrainEpoch() {
   return result;
 }
 
+int64_t TopKCorrect(const float* logits, const std::vector<int32_t>& labels, int rows, int classes,
+                    int k) {
+  int64_t correct = 0;
+  for (int r = 0; r < rows; ++r) {
+    const float* row = logits + int64_t{r} * classes;
+    int above = 0;  // classes scored at least as high as the label, but the label
+    for (int c = 0; c < classes; ++c) above += c != labels[r] && row[c] >= row[labels[r]];
+    correct += above < k;
+  }
+  return correct;
+}
+
 EvalResult Trainer::Evaluate() {
   test_loader_->StartEpoch(0);
   Batch batch;
   FloatTensor x;
   EvalResult result;
   double loss_sum = 0;
-  int64_t correct = 0;
+  int64_t correct = 0, top5 = 0;
+  const int classes = test_.num_classes();
   while (test_loader_->Next(&batch)) {
     BatchToTensor(batch, x);
-    const LossResult loss = CrossEntropy(model_->Forward(x, PassContext{}), batch.labels, nullptr);
+    const FloatTensor& logits = model_->Forward(x, PassContext{});
+    const LossResult loss = CrossEntropy(logits, batch.labels, nullptr);
+    if (classes > 10) top5 += TopKCorrect(logits.ptr(), batch.labels, batch.size, classes, 5);
     loss_sum += loss.loss * batch.size;
     correct += loss.correct;
     result.images += batch.size;
   }
-  result.loss = loss_sum / result.images;
-  result.accuracy = static_cast<double>(correct) / result.images;
+  result.loss = loss_sum / std::max<int64_t>(result.images, 1);
+  result.accuracy = static_cast<double>(correct) / std::max<int64_t>(result.images, 1);
+  if (classes > 10) result.top5 = static_cast<double>(top5) / std::max<int64_t>(result.images, 1);
   return result;
 }
 
@@ -300,10 +335,12 @@ absl::Status Trainer::SaveEpoch(const EpochResult& r) {
   metrics << absl::StrFormat(
       R"({"epoch": %d, "step": %d, "train_loss": %.6f, "train_accuracy": %.6f, )"
       R"("test_loss": %.6f, "test_accuracy": %.6f, "lr": %.6g, "images_per_second": %.1f, )"
-      R"("seconds": %.2f})",
+      R"("seconds": %.2f)",
       r.epoch, step_, r.train_loss, r.train_accuracy, r.test_loss, r.test_accuracy, r.last_lr,
-      r.images_per_second, r.seconds)
-          << "\n";
+      r.images_per_second, r.seconds);
+  // The tutorial's top-5, for datasets of more than 10 classes.
+  if (r.test_top5 >= 0) metrics << absl::StrFormat(R"(, "test_top5": %.6f)", r.test_top5);
+  metrics << "}\n";
   if (!metrics.flush()) return absl::InternalError("cannot append to the metrics file");
   Checkpoint checkpoint;
   *checkpoint.mutable_config() = config_;
@@ -323,14 +360,19 @@ absl::StatusOr<std::vector<EpochResult>> Trainer::Run(int max_epochs) {
   }
   while (epoch_ < config_.epochs() && (max_epochs < 0 || static_cast<int>(results.size()) < max_epochs)) {
     EpochResult r = TrainEpoch();
+    if (absl::Status s = train_loader_->status(); !s.ok()) return s;
     const EvalResult eval = Evaluate();
+    if (absl::Status s = test_loader_->status(); !s.ok()) return s;
     r.test_loss = eval.loss;
     r.test_accuracy = eval.accuracy;
-    std::printf("epoch %d/%d: train loss %.4f acc %.2f%% | test loss %.4f acc %.2f%% (%lld images)"
+    r.test_top5 = eval.top5;
+    const std::string top5 =
+        eval.top5 >= 0 ? absl::StrFormat(" top-5 %.2f%%", 100 * eval.top5) : std::string();
+    std::printf("epoch %d/%d: train loss %.4f acc %.2f%% | test loss %.4f acc %.2f%%%s (%lld images)"
                 " | %.0f img/s, %.1f s\n",
                 r.epoch, config_.epochs(), r.train_loss, 100 * r.train_accuracy, r.test_loss,
-                100 * r.test_accuracy, static_cast<long long>(eval.images), r.images_per_second,
-                r.seconds);
+                100 * r.test_accuracy, top5.c_str(), static_cast<long long>(eval.images),
+                r.images_per_second, r.seconds);
     std::fflush(stdout);
     if (absl::Status s = SaveEpoch(r); !s.ok()) return s;
     results.push_back(r);

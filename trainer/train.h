@@ -37,13 +37,20 @@ absl::Status ValidateTrainConfig(const TrainConfig& config);
 struct EvalResult {
   double loss = 0;
   double accuracy = 0;  // in [0, 1]
+  double top5 = -1;     // the tutorial's top-5, for more than 10 classes; else -1
   int64_t images = 0;
 };
+
+// How many rows of logits [rows, classes] rank their label among the first k
+// (ties counted against it).
+int64_t TopKCorrect(const float* logits, const std::vector<int32_t>& labels, int rows, int classes,
+                    int k);
 
 struct EpochResult {
   int epoch = 0;  // 1-based
   double train_loss = 0, train_accuracy = 0;
   double test_loss = 0, test_accuracy = 0;
+  double test_top5 = -1;  // for more than 10 classes
   double images_per_second = 0, seconds = 0;
   float last_lr = 0;
 };

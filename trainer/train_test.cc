@@ -98,6 +98,18 @@ TEST(Trainer, BadConfigsAreRejectedByName) {
               HasSubstr("model.num_classes 5 is fewer than the dataset's 10 classes"));
 }
 
+TEST(TopKCorrect, CountsLabelsAmongTheKBestWithTiesAgainst) {
+  // Three rows of 6 classes.
+  const std::vector<float> logits = {
+      0, 5, 4, 3, 2, 1,   // label 1: first
+      0, 5, 4, 3, 2, 1,   // label 0: sixth
+      1, 1, 1, 1, 1, 1};  // label 2: tied with all, so not among the 5 best
+  const std::vector<int32_t> labels = {1, 0, 2};
+  EXPECT_EQ(TopKCorrect(logits.data(), labels, 3, 6, 1), 1);
+  EXPECT_EQ(TopKCorrect(logits.data(), labels, 3, 6, 5), 1);
+  EXPECT_EQ(TopKCorrect(logits.data(), labels, 3, 6, 6), 3);
+}
+
 // The geometry is the dataset's image size unless the config names one; the
 // classes are the dataset's unless the config gives more (an imported model).
 TEST(ModelConfigForImages, GeometryAndClassesFollowTheConfigOrTheImages) {

@@ -277,6 +277,7 @@ class Emitter {
       p->add_std(description_.normalization.std[c]);
     }
     p->set_channel_order(description_.input_shape[3] == 3 ? "RGB" : "gray");
+    p->set_resize(description_.eval_resize);
     for (const std::string& name : description_.class_names) m.mutable_metadata()->add_class_names(name);
     m.mutable_metadata()->set_dataset(description_.dataset);
     m.mutable_metadata()->set_producer(description_.producer);

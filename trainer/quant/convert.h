@@ -108,6 +108,7 @@ struct ModelDescription {
   std::vector<std::string> class_names;
   std::string dataset;
   std::string producer;
+  int eval_resize = 0;  // Preprocessing.resize: an image folder's, else 0
 };
 
 absl::StatusOr<Model> ConvertToInt8(FusedMobileNetV2& model, const RangeSource& ranges,
