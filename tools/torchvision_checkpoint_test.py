@@ -111,6 +111,34 @@ class TorchvisionCheckpointTest(unittest.TestCase):
         model = torchvision.models.quantization.mobilenet_v2(width_mult=0.5)
         self.check_logits(calibrated(model), 0.5, relu6=False, images=1)
 
+    def test_imported_model_quantizes_on_an_image_folder(self):
+        # The ImageNet recipe's first steps on a small folder of JPEGs: import
+        # torchvision weights, then ptq, which measures float and int8 top-1
+        # and top-5 in the runtime on val/.
+        from PIL import Image  # pylint: disable=import-outside-toplevel
+        root = os.path.join(self.work, 'folder')
+        rng = np.random.default_rng(0)
+        for split, count in (('train', 3), ('val', 2)):
+            for label in range(12):
+                os.makedirs(os.path.join(root, split, f'c{label:02d}'))
+                for i in range(count):
+                    pixels = rng.integers(0, 256, (60 + 7 * i, 80, 3), dtype=np.uint8)
+                    Image.fromarray(pixels).save(
+                        os.path.join(root, split, f'c{label:02d}', f'{i}.jpg'))
+        model = calibrated(torchvision.models.mobilenet_v2(width_mult=0.35, num_classes=12))
+        pth = os.path.join(self.work, 'model.pth')
+        torch.save(model.state_dict(), pth)
+        out_dir = os.path.join(self.work, 'imported')
+        run_tool(*import_args(pth, out_dir, '--width_mult=0.35'), '--', '--dataset=imagefolder',
+                 f'--data_dir={root}', '--image_size=64')
+        result = subprocess.run([TRAINER, 'ptq', f'--checkpoint={out_dir}/checkpoint.pb',
+                                 '--calib_batches=2', '--calib_batch_size=8', '--threads=1'],
+                                capture_output=True, text=True, check=False)
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        self.assertIn('top-5 in the runtime: int8 ', result.stdout)
+        self.assertTrue(os.path.exists(
+            os.path.join(out_dir, 'model_int8_per_channel_histogram.qfm')))
+
     def test_a_file_that_does_not_fit_names_the_first_tensor(self):
         pth = os.path.join(self.work, 'wide.pth')
         torch.save(torchvision.models.mobilenet_v2().state_dict(), pth)

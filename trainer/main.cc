@@ -38,7 +38,7 @@
 ABSL_FLAG(std::string, config, "",
           "Text-format TrainConfig (train, the main job) or QatConfig (qat) "
           "(trainer/config.proto); default: the main job's.");
-ABSL_FLAG(std::string, dataset, "", "fashion-mnist or cifar10.");
+ABSL_FLAG(std::string, dataset, "", "fashion-mnist, cifar10 or imagefolder.");
 ABSL_FLAG(std::string, data_dir, "", "Dataset directory (default: Debian's Fashion-MNIST).");
 ABSL_FLAG(float, width_mult, 0, "MobileNetV2 width multiplier.");
 ABSL_FLAG(bool, relu6, true, "ReLU6 (true) or ReLU (false) activations.");
@@ -46,6 +46,7 @@ ABSL_FLAG(std::string, geometry, "",
           "MobileNetV2 strides: imagenet (the tutorial's) or small (28x28, 32x32 inputs); "
           "import: imagenet unless given.");
 ABSL_FLAG(int, num_classes, 0, "Classifier outputs (0: the dataset's).");
+ABSL_FLAG(int, image_size, 0, "imagefolder: the models' input size (0: 224).");
 ABSL_FLAG(std::string, tensors, "",
           "import: the tensors file tools/torchvision_checkpoint.py writes.");
 ABSL_FLAG(int, epochs, 0, "Training epochs.");
@@ -130,6 +131,7 @@ absl::StatusOr<TrainConfig> ConfigFromFlags() {
   if (Given(FLAGS_width_mult)) config.mutable_model()->set_width_mult(absl::GetFlag(FLAGS_width_mult));
   if (Given(FLAGS_relu6)) config.mutable_model()->set_relu6(absl::GetFlag(FLAGS_relu6));
   if (Given(FLAGS_geometry)) config.mutable_model()->set_geometry(absl::GetFlag(FLAGS_geometry));
+  if (Given(FLAGS_image_size)) config.set_image_size(absl::GetFlag(FLAGS_image_size));
   if (Given(FLAGS_num_classes)) {
     config.mutable_model()->set_num_classes(absl::GetFlag(FLAGS_num_classes));
   }
