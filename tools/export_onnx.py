@@ -23,36 +23,20 @@ python3-onnx python3-numpy python3-protobuf).
 """
 
 import argparse
-import os
-import subprocess
 import sys
-import tempfile
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+import qforge_protos
+
 OPSET = 13  # per-channel DequantizeLinear
 
 
-def model_module(work_dir):
-    """common/model.proto's Python classes, generated with protoc."""
-    os.makedirs(work_dir, exist_ok=True)
-    subprocess.run(['protoc', f'--proto_path={ROOT}', f'--python_out={work_dir}',
-                    'common/model.proto'], check=True)
-    sys.path.insert(0, work_dir)
-    from common import model_pb2  # pylint: disable=import-outside-toplevel
-    return model_pb2
-
-
 def read_model(path):
-    with tempfile.TemporaryDirectory() as work_dir:
-        pb = model_module(work_dir)
-        model = pb.Model()
-        with open(path, 'rb') as f:
-            model.ParseFromString(f.read())
-    return pb, model
+    pb = qforge_protos.model_pb2()
+    return pb, qforge_protos.read(pb.Model(), path)
 
 
 class Exporter:

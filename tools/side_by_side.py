@@ -49,7 +49,7 @@ import torchvision
 from torch.ao import quantization as tq
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import export_onnx  # pylint: disable=wrong-import-position
+import qforge_protos  # pylint: disable=wrong-import-position
 import torchvision_checkpoint  # pylint: disable=wrong-import-position
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -232,7 +232,7 @@ def run(command):
 
 def qforge_model_stats(path, benchmark, runs):
     """(top-1 the runtime measured, file bytes, median ms at batch 1, one thread)."""
-    _, model = export_onnx.read_model(path)
+    model = qforge_protos.read(qforge_protos.model_pb2().Model(), path)
     result = subprocess.run([benchmark, f'--model={path}', '--threads=1', f'--runs={runs}',
                              '--json'], check=True, capture_output=True, text=True)
     latency = json.loads(result.stdout.strip().splitlines()[-1])['median_ms']

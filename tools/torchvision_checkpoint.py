@@ -29,16 +29,9 @@ import tempfile
 import numpy as np
 import torch
 
+import qforge_protos
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def checkpoint_module(work_dir):
-    """trainer/checkpoint.proto's Python classes, generated with protoc."""
-    subprocess.run(['protoc', f'--proto_path={ROOT}', f'--python_out={work_dir}',
-                    'trainer/config.proto', 'trainer/checkpoint.proto'], check=True)
-    sys.path.insert(0, work_dir)
-    from trainer import checkpoint_pb2  # pylint: disable=import-outside-toplevel
-    return checkpoint_pb2
 
 
 def load_state_dict(path):
@@ -81,8 +74,7 @@ def default_trainer():
 def import_command(args, trainer_flags):
     state = load_state_dict(args.state_dict)
     with tempfile.TemporaryDirectory() as work_dir:
-        pb = checkpoint_module(work_dir)
-        tensors = pb.Checkpoint()
+        tensors = qforge_protos.checkpoint_pb2().Checkpoint()
         for name, value in state.items():
             array = to_qforge(value)
             tensor = tensors.tensors.add()
@@ -103,12 +95,7 @@ def import_command(args, trainer_flags):
 
 def read_checkpoint(path):
     """A qforge checkpoint.pb as its protobuf message."""
-    with tempfile.TemporaryDirectory() as work_dir:
-        pb = checkpoint_module(work_dir)
-        checkpoint = pb.Checkpoint()
-        with open(path, 'rb') as f:
-            checkpoint.ParseFromString(f.read())
-    return checkpoint
+    return qforge_protos.read(qforge_protos.checkpoint_pb2().Checkpoint(), path)
 
 
 def state_dict(checkpoint):
