@@ -79,6 +79,7 @@ void BatchLoader::StartEpoch(int64_t epoch) {
     std::lock_guard<std::mutex> lock(mutex_);
     ++generation_;
     epoch_ = epoch;
+    error_ = absl::OkStatus();
     order_ = std::move(order);
     next_to_prepare_ = 0;
     next_to_return_ = 0;
@@ -91,8 +92,12 @@ void BatchLoader::StartEpoch(int64_t epoch) {
 bool BatchLoader::Next(Batch* batch) {
   std::unique_lock<std::mutex> lock(mutex_);
   if (epoch_ < 0 || next_to_return_ >= batches_per_epoch_) return false;
-  changed_.wait(lock, [this] { return !ready_.empty() || !error_.ok(); });
   if (!error_.ok()) return false;
+  changed_.wait(lock, [this] { return !ready_.empty(); });
+  if (!ready_.front().error.ok()) {
+    error_ = ready_.front().error;
+    return false;
+  }
   // The caller's previous batch goes back to the worker as a buffer to refill,
   // so a steady epoch allocates nothing.
   std::swap(*batch, ready_.front());
@@ -122,9 +127,8 @@ void BatchLoader::WorkerLoop() {
       spare_.pop_back();
     }
     lock.unlock();
-    const absl::Status filled = Fill(*order, epoch, index, batch);
+    batch.error = Fill(*order, epoch, index, batch);
     lock.lock();
-    if (!filled.ok() && error_.ok()) error_ = filled;
     if (generation == generation_) {
       ready_.push_back(std::move(batch));
       changed_.notify_all();

@@ -45,6 +45,7 @@ struct Batch {
   std::vector<float> images;    // [size, height, width, channels]
   std::vector<int32_t> labels;  // [size]
   std::vector<int64_t> indices;  // dataset index of each image
+  absl::Status error;  // an image folder file of this batch that could not be read
 };
 
 class BatchLoader {
@@ -62,7 +63,8 @@ class BatchLoader {
   // Moves the next batch of the epoch into *batch; false once the epoch is
   // done, or once an image could not be read (see status()).
   bool Next(Batch* batch);
-  // The first image folder file that could not be read, naming it.
+  // The image folder file that could not be read, naming it, once Next has
+  // come to its batch (a batch only prefetched does not count).
   absl::Status status() const;
 
   int64_t batches_per_epoch() const { return batches_per_epoch_; }

@@ -58,6 +58,17 @@ absl::StatusOr<std::vector<std::string>> ClassImages(const fs::path& dir) {
   return files;
 }
 
+// The sorted names of the folders in `dir`.
+std::vector<std::string> ClassFolders(const fs::path& dir) {
+  std::vector<std::string> names;
+  std::error_code ec;
+  for (const fs::directory_entry& entry : fs::directory_iterator(dir, ec)) {
+    if (entry.is_directory(ec)) names.push_back(entry.path().filename().string());
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
 }  // namespace
 
 absl::StatusOr<Dataset> LoadImageFolder(const std::string& root, Split split, int image_size) {
@@ -70,12 +81,15 @@ absl::StatusOr<Dataset> LoadImageFolder(const std::string& root, Split split, in
   }
   Dataset d;
   d.name = absl::StrCat(root, split == Split::kTrain ? "/train" : "/val");
-  for (const fs::directory_entry& entry : fs::directory_iterator(dir, ec)) {
-    if (entry.is_directory(ec)) d.class_names.push_back(entry.path().filename().string());
-  }
-  std::sort(d.class_names.begin(), d.class_names.end());
+  d.class_names = ClassFolders(dir);
   if (d.class_names.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(dir.string(), " has no class folders"));
+  }
+  // A label is a class's place in the sorted list: val/ must list train/'s.
+  if (split == Split::kTest && d.class_names != ClassFolders(fs::path(root) / "train")) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        dir.string(), " holds other class folders than ", (fs::path(root) / "train").string(),
+        ": their labels would not match"));
   }
   for (int label = 0; label < d.num_classes(); ++label) {
     absl::StatusOr<std::vector<std::string>> images = ClassImages(dir / d.class_names[label]);

@@ -96,6 +96,7 @@ TEST(ImageFolderLoader, EvalBatchesAreTheEvalTransformNormalized) {
 std::vector<float> TrainEpoch(const Dataset& d, int decode_threads, int64_t epoch) {
   LoaderOptions options;
   options.batch_size = 5;
+  options.shuffle = false;  // the same images in every epoch: only the crops differ
   options.seed = 7;
   options.horizontal_flip = true;
   options.random_resized_crop = true;
@@ -147,6 +148,10 @@ TEST(LoadImageFolder, ErrorsNameTheFolderOrFile) {
   fs::remove_all(root / "val");
   EXPECT_THAT(LoadImageFolder(root.string(), Split::kTest, 32).status().message(),
               HasSubstr("holds train/ and val/"));
+  fs::create_directories(root / "val" / "cat");
+  fs::create_directories(root / "val" / "dog");
+  EXPECT_THAT(LoadImageFolder(root.string(), Split::kTest, 32).status().message(),
+              HasSubstr("holds other class folders than"));
   fs::create_directories(root / "train" / "fox");
   EXPECT_THAT(LoadImageFolder(root.string(), Split::kTrain, 32).status().message(),
               HasSubstr("train/fox has no JPEG, PNG, PPM or PGM images"));

@@ -118,22 +118,25 @@ class Exporter:
         return view
 
     def bias_view(self, op):
-        """An int8 layer's int32 bias, dequantized with input_scale * weight_scale[c]."""
+        """The layer's bias as the third input of Conv or Gemm, if it has one: an
+        int8 layer's int32 bias dequantized with input_scale * weight_scale[c]."""
+        if len(op.inputs) < 3:
+            return []
         x, w, b = op.inputs[0], op.inputs[1], op.inputs[2]
         t = self.model.tensors[b]
         if t.type == self.pb.FLOAT32:
-            return self.float_view(b, op.name)
+            return [self.float_view(b, op.name)]
         input_scale = np.float32(self.model.tensors[x].quantization.scale[0])
         weight_scales = np.array(self.model.tensors[w].quantization.scale, dtype=np.float32)
         scales = (input_scale * weight_scales).astype(np.float32)
         channels = t.shape[0]
         if len(scales) == 1:
             scales = np.repeat(scales, channels)
-        return self.node('DequantizeLinear', [
+        return [self.node('DequantizeLinear', [
             self.constant(t.name, self.values(b)),
             self.constant(f'{t.name}.scale', scales),
             self.constant(f'{t.name}.zero_point', np.zeros(channels, dtype=np.int32))],
-            f'{t.name}.dequantized', axis=0)
+            f'{t.name}.dequantized', axis=0)]
 
     # Outputs: an activation, then a QuantizeLinear for int8 tensors.
 
@@ -144,7 +147,7 @@ class Exporter:
         if not self.is_int8(index):
             return True
         q = self.model.tensors[index].quantization
-        scale, zero_point = np.float32(q.scale[0]), q.zero_point[0]
+        scale, zero_point = np.float32(q.scale[0]), (list(q.zero_point) or [0])[0]
         if zero_point > -128:
             return True
         if op.activation == self.pb.RELU6:
@@ -175,7 +178,7 @@ class Exporter:
     def conv2d(self, op):
         a = op.conv2d
         x, w = self.float_view(op.inputs[0], op.name), self.float_view(op.inputs[1], op.name)
-        value = self.node('Conv', [x, w, self.bias_view(op)], f'{op.name}.conv',
+        value = self.node('Conv', [x, w] + self.bias_view(op), f'{op.name}.conv',
                           strides=[a.stride_h, a.stride_w],
                           dilations=[a.dilation_h, a.dilation_w],
                           pads=[a.pad_top, a.pad_left, a.pad_bottom, a.pad_right],
@@ -183,8 +186,11 @@ class Exporter:
         self.finish(op, value)
 
     def fully_connected(self, op):
+        if len(self.model.tensors[op.inputs[0]].shape) != 2:
+            sys.exit(f'op {op.name}: a fully connected layer on a tensor of rank '
+                     f'{len(self.model.tensors[op.inputs[0]].shape)}; ONNX export takes rank 2')
         x, w = self.float_view(op.inputs[0], op.name), self.float_view(op.inputs[1], op.name)
-        value = self.node('Gemm', [x, w, self.bias_view(op)], f'{op.name}.gemm', transB=1)
+        value = self.node('Gemm', [x, w] + self.bias_view(op), f'{op.name}.gemm', transB=1)
         self.finish(op, value)
 
     def add(self, op):
@@ -196,6 +202,8 @@ class Exporter:
         # [N, C, H, W] -> [N, C, 1, 1], quantized, then flattened to qforge's [N, C]
         # (Flatten takes int8 as it is).
         out = self.name(op.outputs[0])
+        if len(self.model.tensors[op.outputs[0]].shape) != 2:
+            sys.exit(f'op {op.name}: a mean whose output is not [N, C]; ONNX export takes those')
         pooled = self.node('GlobalAveragePool', [self.float_view(op.inputs[0], op.name)],
                            f'{out}.pool')
         if self.is_int8(op.outputs[0]):

@@ -7,7 +7,8 @@ requantization differently: qforge in fixed point, as gemmlowp, ONNX Runtime
 and OpenVINO in float) and 99.9% for the float one. Runs in the venv of
 tools/install_peers.sh (onnx, onnxruntime, openvino from PyPI).
 
-Arguments: tools/model_outputs, the committed int8 and float model files.
+Arguments: tools/model_outputs, the committed int8 and float model files,
+tools/make_mobilenet_v2.
 """
 
 import collections
@@ -26,7 +27,7 @@ import openvino as ov
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import export_onnx  # pylint: disable=wrong-import-position
 
-MODEL_OUTPUTS, INT8_MODEL, FLOAT_MODEL = sys.argv[1:4]
+MODEL_OUTPUTS, INT8_MODEL, FLOAT_MODEL, MAKE_MODEL = sys.argv[1:5]
 FASHION_MNIST = '/usr/share/datasets/fashion-mnist'
 
 
@@ -117,7 +118,33 @@ class ExportOnnxTest(unittest.TestCase):
         print('in ONNX Runtime after its graph optimizations:', dict(fused))
         convs = sum(node.op_type == 'Conv' for node in exported.graph.node)
         self.assertEqual(fused['QLinearConv'], convs)
-        self.assertEqual(fused['Conv'] + fused['Add'] + fused['Gemm'], 0)
+        self.assertEqual(fused['Conv'] + fused['Add'] + fused['Gemm'] +
+                         fused['GlobalAveragePool'], 0)
+
+    def test_random_model_without_classifier_bias(self):
+        # tools/make_mobilenet_v2's models: a classifier without bias, as the
+        # format allows; random inputs.
+        subprocess.run([MAKE_MODEL, f'--out_dir={self.work}', '--name=random', '--input_size=32',
+                        '--small_input', '--width_mult=0.35', '--num_classes=10', '--seed=4'],
+                       check=True, capture_output=True)
+        x = np.random.default_rng(0).normal(0, 1, (64, 32, 32, 3)).astype(np.float32)
+        x_nchw = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+        for kind in ('float', 'int8'):
+            qfm = os.path.join(self.work, f'random_{kind}.qfm')
+            path = os.path.join(self.work, f'random_{kind}.onnx')
+            exported = export_onnx.export(qfm)
+            onnx.checker.check_model(exported, full_check=True)
+            onnx.save(exported, path)
+            ours = qforge_outputs(qfm, x, self.work)
+            theirs = onnx_runtime_outputs(path, x_nchw)
+            agreement = np.mean(theirs.argmax(1) == ours.argmax(1))
+            print(f'random {kind} model in ONNX Runtime: the same class as qforge on '
+                  f'{agreement:.0%} of 64 random inputs, largest logit difference '
+                  f'{np.abs(theirs - ours).max():.3g} (largest logit {np.abs(ours).max():.3g})')
+            if kind == 'float':
+                np.testing.assert_allclose(theirs, ours, atol=1e-4 * np.abs(ours).max())
+            else:
+                self.assertGreaterEqual(agreement, 0.9)
 
     def test_int8_activations_as_in_the_file_agree_too(self):
         self.check(INT8_MODEL, 0.99, activations='int8')

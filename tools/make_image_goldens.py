@@ -22,7 +22,8 @@ OUT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
 # filter), and enlarging; photo.jpg at 32 is tests/classify_example_test's case.
 TRANSFORMS = {'photo.jpg': [(40, 32), (20, 16), (32, 32)], 'gray.jpg': [(40, 32)],
               'palette.png': [(16, 12)], 'rgba.png': [(24, 20)], 'small.png': [(48, 40)],
-              'rgb.ppm': [(12, 10)], 'gray.pgm': [(12, 10)]}
+              'rgb.ppm': [(12, 10)], 'gray.pgm': [(12, 10)], 'cmyk.jpg': [(20, 16)],
+              'gray16.png': [(12, 10)]}
 
 
 def pattern(height, width, channels, seed):
@@ -45,6 +46,11 @@ def write_inputs():
     Image.fromarray(pattern(30, 20, 3, 5)).save(os.path.join(OUT, 'small.png'))
     Image.fromarray(pattern(17, 23, 3, 6)).save(os.path.join(OUT, 'rgb.ppm'))
     Image.fromarray(pattern(25, 19, 1, 7)[:, :, 0]).save(os.path.join(OUT, 'gray.pgm'))
+    Image.fromarray(pattern(26, 31, 3, 8)).convert('CMYK').save(os.path.join(OUT, 'cmyk.jpg'),
+                                                                  quality=90)
+    # 16-bit gray, values up to 1000: Pillow clips them at 255 when converting.
+    sixteen = (pattern(15, 17, 1, 9)[:, :, 0].astype(np.uint16) * 4)
+    Image.fromarray(sixteen, 'I;16').save(os.path.join(OUT, 'gray16.png'))
 
 
 def main():

@@ -4,10 +4,12 @@ weights and the same data: one table of accuracy, model size and int8 latency.
 
   bazel build //trainer //tools:benchmark
   python3 tools/side_by_side.py --checkpoint=runs/w05/checkpoint.pb [--work_dir=DIR]
+  python3 tools/side_by_side.py --train_in_pytorch=EPOCHS [--width_mult=0.5]
 
 The checkpoint is a qforge float MobileNetV2 trained on Fashion-MNIST with
 ReLU (--relu6=false, as the tutorial's code and torchvision's
-QuantizableMobileNetV2 have it). It is exported to PyTorch
+QuantizableMobileNetV2 have it); or, the other way round, the float model is
+trained in PyTorch with qforge's recipe and imported into qforge. It is exported to PyTorch
 (tools/torchvision_checkpoint.py) into torchvision's QuantizableMobileNetV2
 with qforge's small-input geometry (one input channel; the first conv and the
 second stage at stride 1), and both run the tutorial's workflow from it:
@@ -58,7 +60,12 @@ FASHION_MNIST = '/usr/share/datasets/fashion-mnist'
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('--checkpoint', required=True, help='a qforge float checkpoint.pb')
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument('--checkpoint', help='a qforge float checkpoint.pb')
+    source.add_argument('--train_in_pytorch', type=int, metavar='EPOCHS',
+                        help='instead, train the float model in PyTorch for EPOCHS epochs with '
+                        "qforge's recipe and import it into qforge")
+    p.add_argument('--width_mult', type=float, default=0.5, help='with --train_in_pytorch')
     p.add_argument('--work_dir', default='', help='where both sides write (default: a temp dir)')
     p.add_argument('--trainer', default=os.path.join(ROOT, 'bazel-bin/trainer/trainer'))
     p.add_argument('--benchmark', default=os.path.join(ROOT, 'bazel-bin/tools/benchmark'))
@@ -194,6 +201,52 @@ def pytorch_qat(float_model, engine, data, normalize, rng, epochs=8, batches=20,
     return tq.convert(model.eval(), inplace=False)
 
 
+def train_in_pytorch(data, width_mult, epochs, seed, path):
+    """A float model trained in PyTorch with qforge's default recipe (SGD with
+    Nesterov momentum 0.9, weight decay 4e-5, one-cycle rate peaking at 0.1,
+    batches of 64, a 2-pixel padded crop and a flip), saved as a state_dict."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    normalize = Normalizer(data['train'])
+    model = torchvision.models.quantization.mobilenet_v2(width_mult=width_mult, num_classes=10)
+    first = model.features[0][0]
+    model.features[0][0] = torch.nn.Conv2d(1, first.out_channels, 3, 1, 1, bias=False)
+    model.features[2].conv[1][0].stride = (1, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True,
+                                weight_decay=4e-5)
+    train, labels = data['train'], data['train_labels']
+    steps = (len(train) + 63) // 64
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.1, epochs=epochs,
+                                                   steps_per_epoch=steps)
+    criterion = torch.nn.CrossEntropyLoss()
+    for epoch in range(epochs):
+        model.train()
+        order = rng.permutation(len(train))
+        start = time.perf_counter()
+        for b in range(steps):
+            idx = order[b * 64:(b + 1) * 64]
+            loss = criterion(model(normalize(augment(train[idx], rng))),
+                             torch.from_numpy(labels[idx]))
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+        model.eval()
+        print(f'PyTorch float epoch {epoch + 1}/{epochs}: test top-1 '
+              f'{accuracy(model, data["test"], data["test_labels"], normalize):.2%} '
+              f'({time.perf_counter() - start:.0f} s)', flush=True)
+    torch.save(model.state_dict(), path)
+
+
+def import_into_qforge(state_dict, width_mult, args, work_dir):
+    """The PyTorch-trained weights as a qforge checkpoint; returns its path."""
+    out = os.path.join(work_dir, 'imported')
+    run([sys.executable, os.path.join(ROOT, 'tools', 'torchvision_checkpoint.py'), 'import',
+         state_dict, f'--output_dir={out}', f'--width_mult={width_mult}', '--geometry=small',
+         '--relu6=false', f'--trainer={args.trainer}', '--', '--dataset=fashion-mnist'])
+    return os.path.join(out, 'checkpoint.pb')
+
+
 def pytorch_rows(checkpoint, data, runs, seed):
     torch.set_num_threads(1)
     torch.manual_seed(seed)
@@ -279,13 +332,20 @@ def main():
     args = parse_args()
     work_dir = args.work_dir or tempfile.mkdtemp(prefix='side_by_side_')
     os.makedirs(work_dir, exist_ok=True)
-    checkpoint = torchvision_checkpoint.read_checkpoint(args.checkpoint)
-    if checkpoint.config.model.relu6 or checkpoint.config.dataset != 'fashion-mnist':
-        sys.exit(f'{args.checkpoint}: needs a Fashion-MNIST model trained with --relu6=false')
     train, train_labels, test, test_labels = fashion_mnist()
     data = {'train': train, 'train_labels': train_labels, 'test': test,
             'test_labels': test_labels, 'work_dir': work_dir}
-    ours = qforge_rows(args.checkpoint, args, work_dir)
+    checkpoint_path = args.checkpoint
+    if args.train_in_pytorch:
+        state_dict = os.path.join(work_dir, 'pytorch_float.pth')
+        train_in_pytorch(data, args.width_mult, args.train_in_pytorch, args.seed, state_dict)
+        checkpoint_path = import_into_qforge(state_dict, args.width_mult, args, work_dir)
+    checkpoint = torchvision_checkpoint.read_checkpoint(checkpoint_path)
+    if checkpoint.config.model.relu6 or checkpoint.config.dataset != 'fashion-mnist':
+        sys.exit(f'{checkpoint_path}: needs a Fashion-MNIST model trained with --relu6=false')
+    origin = 'PyTorch' if args.train_in_pytorch else 'qforge'
+    print(f'float weights trained in {origin}: {checkpoint_path}', flush=True)
+    ours = qforge_rows(checkpoint_path, args, work_dir)
     theirs = pytorch_rows(checkpoint, data, args.latency_runs, args.seed)
     print()
     print(table(checkpoint, ours, theirs))

@@ -115,6 +115,10 @@ def export_command(args):
     if checkpoint.HasField('qat'):
         sys.exit(f'{args.checkpoint}: a QAT checkpoint; export the float one it started from')
     torch.save(state_dict(checkpoint), args.state_dict)
+    if checkpoint.config.model.geometry == 'small' or (
+            not checkpoint.config.model.geometry and checkpoint.config.dataset != 'imagefolder'):
+        print('note: the model has qforge\'s small-input strides; in PyTorch set '
+              'features[0][0].stride and features[2].conv[1][0].stride to (1, 1)')
     print(f'wrote {args.state_dict}: {len(checkpoint.tensors)} tensors, '
           f'MobileNetV2 width {checkpoint.config.model.width_mult:g}')
 

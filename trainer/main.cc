@@ -332,6 +332,7 @@ int ImportCommand() {
   absl::StatusOr<TrainConfig> config = ConfigFromFlags();
   if (!config.ok()) return Fail(config.status(), 1);
   if (!Given(FLAGS_geometry)) config->mutable_model()->set_geometry("imagenet");
+  if (absl::Status s = ValidateTrainConfig(*config); !s.ok()) return Fail(s, 1);
   const std::string tensors_path = UserPath(absl::GetFlag(FLAGS_tensors));
   if (tensors_path.empty()) return Fail(absl::InvalidArgumentError("import needs --tensors"), 1);
   absl::StatusOr<Checkpoint> tensors = ReadCheckpoint(tensors_path);

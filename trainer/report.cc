@@ -151,7 +151,10 @@ absl::StatusOr<std::vector<float>> CalibrationImages(const fs::path& dir) {
   if (!loader.ok()) return loader.status();
   (*loader)->StartEpoch(0);
   Batch batch;
-  if (!(*loader)->Next(&batch)) return absl::InternalError("no calibration images");
+  if (!(*loader)->Next(&batch)) {
+    if (!(*loader)->status().ok()) return (*loader)->status();
+    return absl::InternalError("no calibration images");
+  }
   return batch.images;
 }
 

@@ -23,14 +23,21 @@ constexpr char kCheckpointFile[] = "checkpoint.pb";
 constexpr char kMetricsFile[] = "metrics.jsonl";
 
 // The first `limit` images of a dataset (0: all).
+// The first `limit` images of a dataset (0: all); of an image folder, whose
+// files are sorted by class, `limit` spread evenly over all of them.
 void Truncate(Dataset& d, int64_t limit) {
   if (limit <= 0 || limit >= d.count) return;
-  d.count = limit;
   if (d.from_files()) {
+    for (int64_t i = 0; i < limit; ++i) {
+      const int64_t from = i * d.count / limit;
+      d.files[i] = d.files[from];
+      d.labels[i] = d.labels[from];
+    }
     d.files.resize(limit);
   } else {
     d.pixels.resize(limit * d.image_size());
   }
+  d.count = limit;
   d.labels.resize(limit);
 }
 
@@ -52,9 +59,9 @@ absl::StatusOr<Dataset> LoadTrainingSet(const TrainConfig& config) {
   absl::StatusOr<Dataset> train = LoadDatasetSplit(config, Split::kTrain);
   if (!train.ok()) return train.status();
   const int classes = config.model().num_classes();
-  if (classes > 0 && classes < train->num_classes()) {
+  if (classes > 0 && classes != train->num_classes()) {
     return absl::InvalidArgumentError(absl::StrCat("model.num_classes ", classes,
-                                                   " is fewer than the dataset's ",
+                                                   " differs from the dataset's ",
                                                    train->num_classes(), " classes"));
   }
   Truncate(*train, config.max_train_images());
@@ -299,9 +306,14 @@ int64_t TopKCorrect(const float* logits, const std::vector<int32_t>& labels, int
   int64_t correct = 0;
   for (int r = 0; r < rows; ++r) {
     const float* row = logits + int64_t{r} * classes;
-    int above = 0;  // classes scored at least as high as the label, but the label
-    for (int c = 0; c < classes; ++c) above += c != labels[r] && row[c] >= row[labels[r]];
-    correct += above < k;
+    const int label = labels[r];
+    // Classes ranked before the label: higher, or equal and earlier (the
+    // order std::max_element picks the top-1 class by). A NaN label misses.
+    int before = 0;
+    for (int c = 0; c < classes; ++c) {
+      before += row[c] > row[label] || (row[c] == row[label] && c < label);
+    }
+    correct += before < k && !std::isnan(row[label]);
   }
   return correct;
 }

@@ -42,7 +42,7 @@ struct EvalResult {
 };
 
 // How many rows of logits [rows, classes] rank their label among the first k
-// (ties counted against it).
+// (ties broken by class index, as the top-1 class is).
 int64_t TopKCorrect(const float* logits, const std::vector<int32_t>& labels, int rows, int classes,
                     int k);
 

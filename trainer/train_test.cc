@@ -95,19 +95,22 @@ TEST(Trainer, BadConfigsAreRejectedByName) {
   config = SmallConfig("bad");
   config.mutable_model()->set_num_classes(5);
   EXPECT_THAT(Trainer::Create(config).status().message(),
-              HasSubstr("model.num_classes 5 is fewer than the dataset's 10 classes"));
+              HasSubstr("model.num_classes 5 differs from the dataset's 10 classes"));
 }
 
-TEST(TopKCorrect, CountsLabelsAmongTheKBestWithTiesAgainst) {
-  // Three rows of 6 classes.
+TEST(TopKCorrect, CountsLabelsAmongTheKBestTiesByIndex) {
+  // Four rows of 6 classes.
   const std::vector<float> logits = {
-      0, 5, 4, 3, 2, 1,   // label 1: first
-      0, 5, 4, 3, 2, 1,   // label 0: sixth
-      1, 1, 1, 1, 1, 1};  // label 2: tied with all, so not among the 5 best
-  const std::vector<int32_t> labels = {1, 0, 2};
-  EXPECT_EQ(TopKCorrect(logits.data(), labels, 3, 6, 1), 1);
-  EXPECT_EQ(TopKCorrect(logits.data(), labels, 3, 6, 5), 1);
-  EXPECT_EQ(TopKCorrect(logits.data(), labels, 3, 6, 6), 3);
+      0, 5, 4, 3, 2, 1,      // label 1: first
+      0, 5, 4, 3, 2, 1,      // label 0: sixth
+      1, 1, 1, 1, 1, 1,      // label 0: tied with all, first by index (top-1's rule)
+      1, 1, 1, 1, 1, 1};     // label 5: tied with all, sixth by index
+  const std::vector<int32_t> labels = {1, 0, 0, 5};
+  EXPECT_EQ(TopKCorrect(logits.data(), labels, 4, 6, 1), 2);
+  EXPECT_EQ(TopKCorrect(logits.data(), labels, 4, 6, 5), 2);
+  EXPECT_EQ(TopKCorrect(logits.data(), labels, 4, 6, 6), 4);
+  const std::vector<float> nan_label = {NAN, 0, 0, 0, 0, 0};
+  EXPECT_EQ(TopKCorrect(nan_label.data(), {0}, 1, 6, 6), 0);
 }
 
 // The geometry is the dataset's image size unless the config names one; the

@@ -11,6 +11,7 @@
 
 // libjpeg's header needs stdio's FILE and size_t first.
 #include <jpeglib.h>
+#include <jerror.h>
 #include <png.h>
 
 #include "absl/strings/str_cat.h"
@@ -62,10 +63,25 @@ void OnJpegError(j_common_ptr info) {
   std::longjmp(error->jump, 1);
 }
 
-// Warnings (level -1) are errors too: libjpeg would fill a truncated file's
-// missing rows with gray, where Pillow refuses it. Trace messages are dropped.
+// A truncated file is an error, as Pillow has it, where libjpeg would warn and
+// fill the missing rows with gray; other warnings (extraneous bytes, say) and
+// trace messages are dropped, as Pillow drops them.
 void OnJpegMessage(j_common_ptr info, int level) {
-  if (level < 0) OnJpegError(info);
+  if (level < 0 && info->err->msg_code == JWRN_JPEG_EOF) OnJpegError(info);
+}
+
+// Pillow's CMYK -> RGB: each channel (255 - k) - c (255 - k) / 255, rounded
+// as its MULDIV255. Adobe's JPEGs store CMYK inverted (Pillow's "CMYK;I").
+void CmykToRgb(const uint8_t* cmyk, int64_t pixels, bool inverted, uint8_t* rgb) {
+  for (int64_t i = 0; i < pixels; ++i) {
+    uint8_t v[4];
+    for (int c = 0; c < 4; ++c) v[c] = inverted ? 255 - cmyk[i * 4 + c] : cmyk[i * 4 + c];
+    const int nk = 255 - v[3];
+    for (int c = 0; c < 3; ++c) {
+      const int tmp = v[c] * nk + 128;
+      rgb[i * 3 + c] = static_cast<uint8_t>(std::clamp(nk - (((tmp >> 8) + tmp) >> 8), 0, 255));
+    }
+  }
 }
 
 absl::StatusOr<Image> DecodeJpeg(const std::vector<uint8_t>& bytes) {
@@ -83,11 +99,8 @@ absl::StatusOr<Image> DecodeJpeg(const std::vector<uint8_t>& bytes) {
   jpeg_create_decompress(&info);
   jpeg_mem_src(&info, bytes.data(), bytes.size());
   jpeg_read_header(&info, TRUE);
-  if (info.jpeg_color_space == JCS_CMYK || info.jpeg_color_space == JCS_YCCK) {
-    jpeg_destroy_decompress(&info);
-    return Corrupt("CMYK JPEG images are not supported");
-  }
-  info.out_color_space = info.num_components == 1 ? JCS_GRAYSCALE : JCS_RGB;
+  const bool cmyk = info.jpeg_color_space == JCS_CMYK || info.jpeg_color_space == JCS_YCCK;
+  info.out_color_space = cmyk ? JCS_CMYK : info.num_components == 1 ? JCS_GRAYSCALE : JCS_RGB;
   if (absl::Status s = CheckSize(static_cast<int>(info.image_width),
                                  static_cast<int>(info.image_height));
       !s.ok()) {
@@ -97,14 +110,21 @@ absl::StatusOr<Image> DecodeJpeg(const std::vector<uint8_t>& bytes) {
   jpeg_start_decompress(&info);
   image->width = static_cast<int>(info.output_width);
   image->height = static_cast<int>(info.output_height);
-  image->channels = info.output_components;
+  image->channels = info.output_components;  // 4 for CMYK, until converted below
   image->pixels.resize(int64_t{image->width} * image->height * image->channels);
   while (info.output_scanline < info.output_height) {
     JSAMPROW row = image->at(static_cast<int>(info.output_scanline), 0);
     jpeg_read_scanlines(&info, &row, 1);
   }
+  const bool inverted = info.saw_Adobe_marker;
   jpeg_finish_decompress(&info);
   jpeg_destroy_decompress(&info);
+  if (cmyk) {
+    std::vector<uint8_t> rgb(int64_t{image->width} * image->height * 3);
+    CmykToRgb(image->pixels.data(), int64_t{image->width} * image->height, inverted, rgb.data());
+    image->pixels = std::move(rgb);
+    image->channels = 3;
+  }
   return std::move(*image);
 }
 
@@ -153,8 +173,11 @@ absl::StatusOr<Image> DecodePng(const std::vector<uint8_t>& bytes) {
     return s;
   }
   const int color = png_get_color_type(png, info);
+  // 16-bit gray opens in Pillow as 32-bit integers that convert clips to 255;
+  // every other 16-bit image keeps its high byte, as Pillow's raw modes do.
+  const bool gray16 = png_get_bit_depth(png, info) == 16 && color == PNG_COLOR_TYPE_GRAY;
   // To 8-bit gray or RGB without alpha, as Pillow's convert does.
-  png_set_strip_16(png);
+  if (!gray16) png_set_strip_16(png);
   png_set_packing(png);
   if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
   if (color == PNG_COLOR_TYPE_GRAY) png_set_expand_gray_1_2_4_to_8(png);
@@ -163,12 +186,22 @@ absl::StatusOr<Image> DecodePng(const std::vector<uint8_t>& bytes) {
   image->width = width;
   image->height = height;
   image->channels = png_get_channels(png, info);
-  image->pixels.resize(int64_t{width} * height * image->channels);
+  image->pixels.resize(int64_t{width} * height * image->channels * (gray16 ? 2 : 1));
   rows->resize(height);
-  for (int y = 0; y < height; ++y) (*rows)[y] = image->at(y, 0);
+  for (int y = 0; y < height; ++y) {
+    (*rows)[y] = image->pixels.data() + int64_t{y} * width * image->channels * (gray16 ? 2 : 1);
+  }
   png_read_image(png, rows->data());
   png_read_end(png, nullptr);
   png_destroy_read_struct(&png, &info, nullptr);
+  if (gray16) {  // big-endian samples, clipped
+    const int64_t pixels = int64_t{width} * height;
+    for (int64_t i = 0; i < pixels; ++i) {
+      const int v = image->pixels[2 * i] << 8 | image->pixels[2 * i + 1];
+      image->pixels[i] = static_cast<uint8_t>(std::min(v, 255));
+    }
+    image->pixels.resize(pixels);
+  }
   return std::move(*image);
 }
 
@@ -232,9 +265,10 @@ Taps BilinearTaps(int in_size, int out_size) {
     const double center = (out + 0.5) * scale;
     const int lo = std::max(static_cast<int>(center - support + 0.5), 0);
     const int hi = std::min(static_cast<int>(center + support + 0.5), in_size);
+    const double ss = 1.0 / filter_scale;
     double total = 0;
     for (int x = 0; x < hi - lo; ++x) {
-      const double d = std::fabs((x + lo - center + 0.5) / filter_scale);
+      const double d = std::fabs((x + lo - center + 0.5) * ss);
       w[x] = d < 1.0 ? 1.0 - d : 0.0;
       total += w[x];
     }
@@ -361,6 +395,13 @@ absl::StatusOr<Image> ResizeAndCenterCrop(const Image& image, int resize, int si
         absl::StrCat("resize ", resize, " must be at least the crop size ", size, " (>= 1)"));
   }
   if (std::min(image.width, image.height) == resize) return CenterCrop(image, size);
+  const int64_t longer = int64_t{resize} * std::max(image.width, image.height) /
+                         std::min(image.width, image.height);
+  if (longer > 65536) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "a ", image.width, "x", image.height, " image resized to ", resize,
+        " would be ", longer, " pixels long"));
+  }
   return CenterCrop(ResizeShorterSide(image, resize), size);
 }
 

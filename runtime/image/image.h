@@ -37,9 +37,10 @@ inline constexpr int kMaxSide = 16384;
 // Decodes a JPEG, PNG, PPM (P6) or PGM (P5, maxval 255) file. `channels` 3
 // gives RGB (gray replicated, as Pillow's convert("RGB")), 1 gray (Pillow's
 // convert("L") weights), 0 the file's own (gray stays gray, the rest RGB).
-// Alpha is dropped, 16-bit samples keep their high byte, palettes expand.
+// As Pillow: alpha is dropped, 16-bit gray is clipped to 255 and other 16-bit
+// samples keep their high byte, palettes expand, CMYK JPEGs become RGB.
 // NotFound for a missing file; InvalidArgument, naming the file, for anything
-// else (a truncated or corrupt file, an unknown format, CMYK JPEG).
+// else (a truncated or corrupt file, an unknown format).
 absl::StatusOr<Image> ReadImageFile(const std::string& path, int channels = 0);
 absl::StatusOr<Image> DecodeImage(const std::vector<uint8_t>& bytes, int channels = 0);
 

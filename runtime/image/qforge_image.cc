@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <new>
 #include <string>
 
 #include "runtime/image/image.h"
@@ -41,9 +42,13 @@ qforge_status qforge_image_read(const char* path, int channels, qforge_image* im
   if (path == nullptr || image == nullptr) {
     return Fail(absl::InvalidArgumentError("path and image must not be NULL"));
   }
-  absl::StatusOr<qforge::image::Image> read = qforge::image::ReadImageFile(path, channels);
-  if (!read.ok()) return Fail(read.status());
-  return Export(*read, image);
+  try {
+    absl::StatusOr<qforge::image::Image> read = qforge::image::ReadImageFile(path, channels);
+    if (!read.ok()) return Fail(read.status());
+    return Export(*read, image);
+  } catch (const std::bad_alloc&) {
+    return Fail(absl::ResourceExhaustedError("out of memory decoding the image"));
+  }
 }
 
 qforge_status qforge_image_resize_center_crop(const qforge_image* image, int resize, int size,
@@ -52,14 +57,18 @@ qforge_status qforge_image_resize_center_crop(const qforge_image* image, int res
       (image->channels != 1 && image->channels != 3) || image->width < 1 || image->height < 1) {
     return Fail(absl::InvalidArgumentError("not an image (NULL, empty, or channels not 1 or 3)"));
   }
-  qforge::image::Image in{image->height, image->width, image->channels, {}};
-  in.pixels.assign(image->pixels,
-                   image->pixels + static_cast<size_t>(image->width) * image->height *
-                                       image->channels);
-  absl::StatusOr<qforge::image::Image> transformed =
-      qforge::image::ResizeAndCenterCrop(in, resize, size);
-  if (!transformed.ok()) return Fail(transformed.status());
-  return Export(*transformed, out);
+  try {
+    qforge::image::Image in{image->height, image->width, image->channels, {}};
+    in.pixels.assign(image->pixels,
+                     image->pixels + static_cast<size_t>(image->width) * image->height *
+                                         image->channels);
+    absl::StatusOr<qforge::image::Image> transformed =
+        qforge::image::ResizeAndCenterCrop(in, resize, size);
+    if (!transformed.ok()) return Fail(transformed.status());
+    return Export(*transformed, out);
+  } catch (const std::bad_alloc&) {
+    return Fail(absl::ResourceExhaustedError("out of memory transforming the image"));
+  }
 }
 
 void qforge_image_free(qforge_image* image) {
