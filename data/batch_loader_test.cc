@@ -137,6 +137,27 @@ TEST(BatchLoader, DropLastAndRestartMidEpoch) {
   EXPECT_EQ(again[0].indices, first);
 }
 
+// tools/side_by_side.py replays the loader's order and crops in Python, so that
+// PyTorch calibrates and fine-tunes on qforge's very batches. These are the
+// values its replica gives; the two must not drift apart.
+TEST(BatchLoader, OrderAndCropsAreWhatTheSideBySideReplicaGives) {
+  const Dataset dataset = CountingDataset(60000);
+  LoaderOptions options;
+  options.batch_size = 8;
+  std::unique_ptr<BatchLoader> loader = MakeLoader(dataset, options);
+  EXPECT_EQ(Epoch(*loader, 0)[0].indices,
+            (std::vector<int64_t>{32998, 16474, 7192, 40058, 52457, 38692, 54688, 50110}));
+  const std::vector<int64_t> epoch3(Epoch(*loader, 3)[0].indices);
+  EXPECT_EQ(std::vector<int64_t>(epoch3.begin(), epoch3.begin() + 4),
+            (std::vector<int64_t>{35435, 2011, 51536, 38757}));
+  // Image 1234's crop in epoch 5 (the augmentation stream is key 2).
+  SplitMix64 rng(DeriveSeed({0, 2, 5, 1234}));
+  const CropFlip crop = DrawCropFlip(rng, 2, true);
+  EXPECT_EQ(crop.offset_y, 2);
+  EXPECT_EQ(crop.offset_x, 0);
+  EXPECT_TRUE(crop.flip);
+}
+
 TEST(BatchLoader, NextBeforeStartEpochReturnsFalse) {
   const Dataset dataset = CountingDataset(3);
   auto loader = MakeLoader(dataset, LoaderOptions());

@@ -102,6 +102,75 @@ class Normalizer:
                                 .astype(np.float32))
 
 
+# qforge's batch order and crops (common/random.h, data/batch_loader.cc,
+# data/transforms.cc), so that PyTorch calibrates and fine-tunes on exactly the
+# images, in the batches and with the crops, that qforge's ptq and qat use.
+
+MASK = (1 << 64) - 1
+
+
+GOLDEN = 0x9e3779b97f4a7c15
+
+
+def finalize(z):
+    z = ((z ^ (z >> 30)) * 0xbf58476d1ce4e5b9) & MASK
+    z = ((z ^ (z >> 27)) * 0x94d049bb133111eb) & MASK
+    return z ^ (z >> 31)
+
+
+def mix64(x):
+    return finalize((x + GOLDEN) & MASK)
+
+
+def derive_seed(*keys):
+    h = 0x6a09e667f3bcc909
+    for k in keys:
+        h = mix64(h ^ mix64(k))
+    return h
+
+
+class SplitMix64:
+    def __init__(self, seed):
+        self.state = seed & MASK
+
+    def next(self):
+        self.state = (self.state + GOLDEN) & MASK
+        return finalize(self.state)
+
+    def below(self, n):
+        """Lemire's method with rejection, as SplitMix64::Below."""
+        m = self.next() * n
+        if m & MASK < n:
+            threshold = ((1 << 64) - n) % n
+            while m & MASK < threshold:
+                m = self.next() * n
+        return m >> 64
+
+
+def qforge_order(count, seed, epoch):
+    """The image order of a qforge loader's epoch (Fisher-Yates)."""
+    order = list(range(count))
+    rng = SplitMix64(derive_seed(seed, 1, epoch))
+    for i in range(count - 1, 0, -1):
+        j = rng.below(i + 1)
+        order[i], order[j] = order[j], order[i]
+    return np.array(order)
+
+
+def qforge_augment(images, indices, seed, epoch, pad=2):
+    """qforge's padded crop and flip of each image, drawn from (seed, epoch, index)."""
+    n, c, h, w = images.shape
+    padded = np.zeros((n, c, h + 2 * pad, w + 2 * pad), images.dtype)
+    padded[:, :, pad:pad + h, pad:pad + w] = images
+    out = np.empty_like(images)
+    for i, index in enumerate(indices):
+        rng = SplitMix64(derive_seed(seed, 2, epoch, int(index)))
+        y, x = rng.below(2 * pad + 1), rng.below(2 * pad + 1)
+        crop = padded[i, :, y:y + h, x:x + w]
+        out[i] = crop[:, :, ::-1] if rng.next() >> 63 else crop
+    return out
+
+
 def augment(images, rng, pad=2):
     """qforge's training augmentation: a random crop with 2 pixels of zero
     padding and a random horizontal flip."""
@@ -139,8 +208,10 @@ def accuracy(model, images, labels, normalize, batch=500):
     return correct / len(images)
 
 
-def calibrate(model, train, normalize, rng, batches=32, batch_size=30):
-    order = rng.permutation(len(train))
+def calibrate(model, train, normalize, seed, batches=32, batch_size=30):
+    """qforge ptq's calibration images: the first 32 batches of 30 of its loader's
+    first epoch, unaugmented."""
+    order = qforge_order(len(train), seed, 0)
     with torch.no_grad():
         for b in range(batches):
             model(normalize(train[order[b * batch_size:(b + 1) * batch_size]]))
@@ -163,18 +234,18 @@ def script_stats(model, work_dir, name, runs):
     return os.path.getsize(path), float(np.median(times))
 
 
-def pytorch_ptq(float_model, qconfig, engine, data, normalize, rng):
+def pytorch_ptq(float_model, qconfig, engine, data, normalize, seed):
     torch.backends.quantized.engine = engine
     model = copy.deepcopy(float_model).eval()
     model.fuse_model()
     model.qconfig = qconfig
     tq.prepare(model, inplace=True)
-    calibrate(model, data['train'], normalize, rng)
+    calibrate(model, data['train'], normalize, seed)
     return tq.convert(model, inplace=False)
 
 
-def pytorch_qat(float_model, engine, data, normalize, rng, epochs=8, batches=20, batch_size=30):
-    """The tutorial's QAT loop."""
+def pytorch_qat(float_model, engine, data, normalize, seed, epochs=8, batches=20, batch_size=30):
+    """The tutorial's QAT loop, on qforge qat's batches and crops (its seed)."""
     torch.backends.quantized.engine = engine
     model = copy.deepcopy(float_model)
     model.fuse_model(is_qat=True)
@@ -186,10 +257,10 @@ def pytorch_qat(float_model, engine, data, normalize, rng, epochs=8, batches=20,
     train, labels = data['train'], data['train_labels']
     for epoch in range(epochs):
         model.train()
-        order = rng.permutation(len(train))
+        order = qforge_order(len(train), seed, epoch)
         for b in range(batches):
             idx = order[b * batch_size:(b + 1) * batch_size]
-            loss = criterion(model(normalize(augment(train[idx], rng))),
+            loss = criterion(model(normalize(qforge_augment(train[idx], idx, seed, epoch))),
                              torch.from_numpy(labels[idx]))
             optimizer.zero_grad()
             loss.backward()
@@ -250,7 +321,7 @@ def import_into_qforge(state_dict, width_mult, args, work_dir):
 def pytorch_rows(checkpoint, data, runs, seed):
     torch.set_num_threads(1)
     torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
+    calibration_seed = checkpoint.config.seed  # qforge ptq's: the float run's
     normalize = Normalizer(data['train'])
     model = pytorch_model(torchvision_checkpoint.state_dict(checkpoint),
                           checkpoint.config.model.width_mult, 10)
@@ -259,13 +330,14 @@ def pytorch_rows(checkpoint, data, runs, seed):
     rows = {}
     size, ms = script_stats(model, work, 'float', runs)
     rows['float'] = (accuracy(model, test, labels, normalize), size, ms)
+    cs = calibration_seed
     recipes = [('PTQ min/max per tensor', 'onednn', lambda: pytorch_ptq(
-                    model, tq.default_qconfig, 'onednn', data, normalize, rng)),
+                    model, tq.default_qconfig, 'onednn', data, normalize, cs)),
                ('PTQ per-channel histogram', 'onednn', lambda: pytorch_ptq(
-                    model, tq.get_default_qconfig('onednn'), 'onednn', data, normalize, rng)),
+                    model, tq.get_default_qconfig('onednn'), 'onednn', data, normalize, cs)),
                ('PTQ per-channel histogram', 'qnnpack', lambda: pytorch_ptq(
-                    model, tq.get_default_qconfig('qnnpack'), 'qnnpack', data, normalize, rng)),
-               ('QAT', 'onednn', lambda: pytorch_qat(model, 'onednn', data, normalize, rng))]
+                    model, tq.get_default_qconfig('qnnpack'), 'qnnpack', data, normalize, cs)),
+               ('QAT', 'onednn', lambda: pytorch_qat(model, 'onednn', data, normalize, seed))]
     for name, engine, make in recipes:
         print(f'PyTorch {name} ({engine}) ...', flush=True)
         quantized = make()
