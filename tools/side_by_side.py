@@ -157,32 +157,34 @@ def qforge_order(count, seed, epoch):
     return np.array(order)
 
 
-def qforge_augment(images, indices, seed, epoch, pad=2):
-    """qforge's padded crop and flip of each image, drawn from (seed, epoch, index)."""
+def crop_flip(images, draws, pad=2):
+    """qforge's training augmentation: each image cropped from its zero-padded
+    self at (y, x) and mirrored if `flip`, for (y, x, flip) in `draws`."""
     n, c, h, w = images.shape
     padded = np.zeros((n, c, h + 2 * pad, w + 2 * pad), images.dtype)
     padded[:, :, pad:pad + h, pad:pad + w] = images
     out = np.empty_like(images)
-    for i, index in enumerate(indices):
+    for i, (y, x, flip) in enumerate(draws):
+        crop = padded[i, :, y:y + h, x:x + w]
+        out[i] = crop[:, :, ::-1] if flip else crop
+    return out
+
+
+def qforge_augment(images, indices, seed, epoch, pad=2):
+    """qforge's crops and flips, drawn from (seed, epoch, index) as its loader does."""
+    draws = []
+    for index in indices:
         rng = SplitMix64(derive_seed(seed, 2, epoch, int(index)))
         y, x = rng.below(2 * pad + 1), rng.below(2 * pad + 1)
-        crop = padded[i, :, y:y + h, x:x + w]
-        out[i] = crop[:, :, ::-1] if rng.next() >> 63 else crop
-    return out
+        draws.append((y, x, rng.next() >> 63 != 0))
+    return crop_flip(images, draws, pad)
 
 
 def augment(images, rng, pad=2):
-    """qforge's training augmentation: a random crop with 2 pixels of zero
-    padding and a random horizontal flip."""
-    n, c, h, w = images.shape
-    padded = np.zeros((n, c, h + 2 * pad, w + 2 * pad), images.dtype)
-    padded[:, :, pad:pad + h, pad:pad + w] = images
-    out = np.empty_like(images)
-    for i in range(n):
-        y, x = rng.integers(0, 2 * pad + 1, size=2)
-        crop = padded[i, :, y:y + h, x:x + w]
-        out[i] = crop[:, :, ::-1] if rng.integers(0, 2) else crop
-    return out
+    """The same augmentation with numpy's generator (PyTorch's own training)."""
+    draws = [(*rng.integers(0, 2 * pad + 1, size=2), rng.integers(0, 2) == 1)
+             for _ in range(len(images))]
+    return crop_flip(images, draws, pad)
 
 
 # PyTorch's side.
