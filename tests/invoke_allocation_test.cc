@@ -77,16 +77,16 @@ namespace qforge {
 namespace {
 
 // Small enough to build fast, with every op kind of the full network.
-const RandomMobileNetV2& Models() {
-  static const RandomMobileNetV2* models = [] {
+const MobileNetV2Models& Models() {
+  static const MobileNetV2Models* models = [] {
     RandomMobileNetV2Options options;
     options.config.input_size = 64;
     options.config.num_classes = 10;
     options.config.width_mult = 0.5f;
     options.seed = 3;
-    absl::StatusOr<RandomMobileNetV2> built = BuildRandomMobileNetV2(options);
+    absl::StatusOr<MobileNetV2Models> built = BuildRandomMobileNetV2(options);
     EXPECT_TRUE(built.ok()) << built.status();
-    return new RandomMobileNetV2(*std::move(built));
+    return new MobileNetV2Models(*std::move(built));
   }();
   return *models;
 }

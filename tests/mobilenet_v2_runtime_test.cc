@@ -34,13 +34,13 @@ namespace {
 constexpr int kClasses = 1000;
 constexpr int kImages = 3;
 
-const RandomMobileNetV2& Models() {
-  static const RandomMobileNetV2* models = [] {
+const MobileNetV2Models& Models() {
+  static const MobileNetV2Models* models = [] {
     RandomMobileNetV2Options options;
     options.seed = 7;
-    absl::StatusOr<RandomMobileNetV2> built = BuildRandomMobileNetV2(options);
+    absl::StatusOr<MobileNetV2Models> built = BuildRandomMobileNetV2(options);
     EXPECT_TRUE(built.ok()) << built.status();
-    return new RandomMobileNetV2(*std::move(built));
+    return new MobileNetV2Models(*std::move(built));
   }();
   return *models;
 }

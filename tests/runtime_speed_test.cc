@@ -77,7 +77,7 @@ TEST(RuntimeSpeed, QforgeKernelsBeatFloatXnnpackAndTheReference) {
   }
   RandomMobileNetV2Options options;
   options.seed = 5;
-  absl::StatusOr<RandomMobileNetV2> models = BuildRandomMobileNetV2(options);
+  absl::StatusOr<MobileNetV2Models> models = BuildRandomMobileNetV2(options);
   ASSERT_TRUE(models.ok()) << models.status();
   auto qforge = Make(models->int8_model, {Backend::kFast, 1});
   auto float_xnnpack = Make(models->float_model, {Backend::kFast, 1});

@@ -14,7 +14,11 @@ Rows, each with 1 and 2 threads:
   - PyTorch int8, scripted, for the qnnpack and onednn quantized engines
     (fuse, default qconfig of the engine, calibrate on random batches, convert)
   - qforge int8 and float, from qforge's benchmark binary
-    (`bazel-bin/tools/benchmark --model=PATH --threads=N --batch=1 --json`):
+    (`bazel-bin/tools/benchmark --model=PATH --threads=N --batch=1 --json`),
+    on the same float weights: the PyTorch float model is brought into qforge
+    (tools/torchvision_checkpoint.py import) and converted by qforge, int8
+    calibrated on the PyTorch int8 rows' batches (tools/make_mobilenet_v2
+    --checkpoint, the per-channel histogram qconfig);
     its default backend (qforge's own int8 kernels where the CPU has
     AVX-512 VNNI or AMX), and int8 on XNNPACK alone for reference
 
@@ -28,6 +32,8 @@ Then, for each peer's int8 row, how many times slower it is than qforge int8.
 
 An engine this PyTorch build lacks (e.g. fbgemm in Debian's) prints
 "unavailable"; a missing qforge binary or model file prints "not run".
+The qforge binaries come from `bazel build //tools:benchmark
+//tools:make_mobilenet_v2 //trainer` (tools/compare_runtimes.sh builds them).
 
 Run from anywhere (Debian's python3-torch and python3-torchvision):
   /usr/bin/python3 tools/compare_pytorch.py [--runs 100] [--json out.json]
@@ -66,10 +72,12 @@ def parse_args():
                    help="random batches (of 8) used to calibrate observers")
     p.add_argument("--qforge_benchmark",
                    default=os.path.join(REPO_ROOT, "bazel-bin/tools/benchmark"))
-    p.add_argument("--qforge_int8_model",
-                   default="/tmp/qforge/mobilenet_v2_int8.qfm")
-    p.add_argument("--qforge_float_model",
-                   default="/tmp/qforge/mobilenet_v2_float.qfm")
+    p.add_argument("--qforge_model_dir", default="/tmp/qforge",
+                   help="where qforge's models of the PyTorch weights go")
+    p.add_argument("--qforge_make_model",
+                   default=os.path.join(REPO_ROOT, "bazel-bin/tools/make_mobilenet_v2"))
+    p.add_argument("--qforge_trainer",
+                   default=os.path.join(REPO_ROOT, "bazel-bin/trainer/trainer"))
     p.add_argument("--json", metavar="PATH", help="also write raw numbers here")
     p.add_argument("--peers", action="store_true",
                    help="also time ONNX Runtime, OpenVINO and LiteRT (needs "
@@ -132,6 +140,14 @@ def settle_batchnorm(model, batches=4):
 def float_model():
     torch.manual_seed(0)
     return settle_batchnorm(torchvision.models.mobilenet_v2(weights=None))
+
+
+def float_model_and_calibration(calib_batches):
+    """The float model and the batches every int8 row calibrates on:
+    float_model() leaves torch's generator where quantized_model() starts
+    calibrating."""
+    model = float_model()
+    return model, [torch.randn(8, 3, 224, 224) for _ in range(calib_batches)]
 
 
 def quantized_model(engine, calib_batches):
@@ -202,21 +218,42 @@ def qforge_result(binary, model, threads, *extra):
         return None
 
 
-def qforge_rows(args):
+def make_qforge_models(args):
+    """qforge's float and int8 models of the PyTorch float model: imported,
+    then fused, calibrated on the PyTorch int8 rows' batches and converted
+    by qforge. Returns their paths, or None (with a note) if a step fails."""
+    model, calib = float_model_and_calibration(args.calib_batches)
+    out = args.qforge_model_dir
+    os.makedirs(out, exist_ok=True)
+    pth, images = os.path.join(out, "mobilenet_v2.pth"), os.path.join(out, "calibration.f32")
+    torch.save(model.state_dict(), pth)
+    torch.cat(calib).permute(0, 2, 3, 1).contiguous().numpy().astype("<f4").tofile(images)
+    steps = [[sys.executable, os.path.join(REPO_ROOT, "tools/torchvision_checkpoint.py"),
+              "import", pth, f"--output_dir={out}", f"--trainer={args.qforge_trainer}"],
+             [args.qforge_make_model, f"--checkpoint={out}/checkpoint.pb",
+              f"--calibration_images={images}", f"--out_dir={out}", "--name=mobilenet_v2"]]
+    for cmd in steps:
+        result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            print(f"note: {' '.join(cmd)} failed: {result.stderr.strip()}")
+            return None
+    return {kind: os.path.join(out, f"mobilenet_v2_{kind}.qfm") for kind in ("int8", "float")}
+
+
+def qforge_rows(args, models):
     torch.set_num_threads(1)  # keep PyTorch's idle workers off the cores
-    rows = {"qforge int8": (args.qforge_int8_model,),
-            "qforge int8, XNNPACK only": (args.qforge_int8_model,
-                                          "--backend=xnnpack"),
-            "qforge float": (args.qforge_float_model,)}
+    rows = {"qforge int8": (models["int8"],),
+            "qforge int8, XNNPACK only": (models["int8"], "--backend=xnnpack"),
+            "qforge float": (models["float"],)}
     return {name: {n: qforge_result(args.qforge_benchmark, model, n, *extra)
                    for n in THREADS}
             for name, (model, *extra) in rows.items()}
 
 
-def qforge_profile(args):
+def qforge_profile(args, int8_model):
     """Table lines of qforge's int8 time by op kind at 1 thread (the sum of
     each op's median over the runs), or [] if the benchmark cannot run."""
-    result = qforge_result(args.qforge_benchmark, args.qforge_int8_model, 1,
+    result = qforge_result(args.qforge_benchmark, int8_model, 1,
                            "--profile", f"--runs={args.runs}")
     if result is None or "ms_by_kind" not in result:
         return []
@@ -268,17 +305,15 @@ def peers_python(venv):
     return python
 
 
-def peer_rows(args):
+def peer_rows(args, qforge_models):
     """The peers' {row name: {threads: result or None}} and, for the printout,
     {"versions": ..., "isa": ..., "profile": lines or None}.
 
     The peers get the float model and calibration batches of the PyTorch
-    rows: float_model() leaves torch's generator where quantized_model()
-    starts calibrating."""
+    rows."""
     import peer_runtimes  # needs the venv's packages
     torch.set_num_threads(1)  # keep PyTorch's idle workers off the cores
-    model = float_model()
-    calib = [torch.randn(8, 3, 224, 224) for _ in range(args.calib_batches)]
+    model, calib = float_model_and_calibration(args.calib_batches)
     image = torch.randn(1, 3, 224, 224).numpy()
     info = {"versions": peer_runtimes.versions(),
             "isa": peer_runtimes.cpu_isa(), "profile": None}
@@ -290,7 +325,7 @@ def peer_rows(args):
         if args.peer_profile:
             info["profile"] = peer_runtimes.openvino_profile(
                 int8_path, image, args.runs, args.warmup)
-            info["qforge_profile"] = qforge_profile(args)
+            info["qforge_profile"] = qforge_profile(args, qforge_models["int8"])
     return rows, info
 
 
@@ -337,11 +372,12 @@ def main():
             sys.stdout.flush()
             os.execv(python, [python, os.path.abspath(__file__)]
                      + sys.argv[1:])
+    qforge_models = make_qforge_models(args) or {"int8": "", "float": ""}
     results = pytorch_rows(args)
-    results.update(qforge_rows(args))
+    results.update(qforge_rows(args, qforge_models))
     peers = None
     if args.peers:
-        peer_results, peers = peer_rows(args)
+        peer_results, peers = peer_rows(args, qforge_models)
         results.update(peer_results)
     print_table(results, args.runs, peers)
     if args.json:

@@ -26,6 +26,7 @@ import openvino as ov
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import export_onnx  # pylint: disable=wrong-import-position
+import qforge_protos  # pylint: disable=wrong-import-position
 
 MODEL_OUTPUTS, INT8_MODEL, FLOAT_MODEL, MAKE_MODEL = sys.argv[1:5]
 FASHION_MNIST = '/usr/share/datasets/fashion-mnist'
@@ -47,6 +48,25 @@ def normalized(images, onnx_model):
     std = np.array([float(v) for v in props['std'].split(',')], np.float32)
     scaled = images.astype(np.float32) * np.float32(float(props['pixel_scale']))
     return ((scaled - mean) / std).astype(np.float32)
+
+
+def without_classifier_bias(qfm):
+    """A copy of the model file `qfm` whose FULLY_CONNECTED op has no bias input."""
+    pb = qforge_protos.model_pb2()
+    model = qforge_protos.read(pb.Model(), qfm)
+    classifier = next(op for op in model.ops if op.kind == pb.FULLY_CONNECTED)
+    del classifier.inputs[2:]
+    path = qfm.replace('.qfm', '_no_bias.qfm')
+    with open(path, 'wb') as f:
+        f.write(model.SerializeToString())
+    return path
+
+
+def input_dependent_correlation(a, b):
+    """The correlation of two runtimes' logits [inputs, classes] after removing
+    each class's mean over the inputs."""
+    a, b = a - a.mean(0), b - b.mean(0)
+    return float((a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum()))
 
 
 def qforge_outputs(model_path, x, work):
@@ -121,9 +141,9 @@ class ExportOnnxTest(unittest.TestCase):
         self.assertEqual(fused['Conv'] + fused['Add'] + fused['Gemm'] +
                          fused['GlobalAveragePool'], 0)
 
-    def test_random_model_without_classifier_bias(self):
-        # tools/make_mobilenet_v2's models: a classifier without bias, as the
-        # format allows; random inputs.
+    def test_random_model_with_and_without_classifier_bias(self):
+        # tools/make_mobilenet_v2's models, and the same without the
+        # classifier's bias, as the format allows; random inputs.
         subprocess.run([MAKE_MODEL, f'--out_dir={self.work}', '--name=random', '--input_size=32',
                         '--small_input', '--width_mult=0.35', '--num_classes=10', '--seed=4'],
                        check=True, capture_output=True)
@@ -131,20 +151,32 @@ class ExportOnnxTest(unittest.TestCase):
         x_nchw = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
         for kind in ('float', 'int8'):
             qfm = os.path.join(self.work, f'random_{kind}.qfm')
-            path = os.path.join(self.work, f'random_{kind}.onnx')
-            exported = export_onnx.export(qfm)
-            onnx.checker.check_model(exported, full_check=True)
-            onnx.save(exported, path)
-            ours = qforge_outputs(qfm, x, self.work)
-            theirs = onnx_runtime_outputs(path, x_nchw)
-            agreement = np.mean(theirs.argmax(1) == ours.argmax(1))
-            print(f'random {kind} model in ONNX Runtime: the same class as qforge on '
-                  f'{agreement:.0%} of 64 random inputs, largest logit difference '
-                  f'{np.abs(theirs - ours).max():.3g} (largest logit {np.abs(ours).max():.3g})')
-            if kind == 'float':
-                np.testing.assert_allclose(theirs, ours, atol=1e-4 * np.abs(ours).max())
-            else:
-                self.assertGreaterEqual(agreement, 0.9)
+            for name, path in (('with bias', qfm), ('without bias', without_classifier_bias(qfm))):
+                with self.subTest(kind=kind, classifier=name):
+                    self.check_random_model(path, kind, name, x, x_nchw)
+
+    def check_random_model(self, qfm, kind, name, x, x_nchw):
+        path = qfm + '.onnx'
+        exported = export_onnx.export(qfm)
+        onnx.checker.check_model(exported, full_check=True)
+        onnx.save(exported, path)
+        ours = qforge_outputs(qfm, x, self.work)
+        theirs = onnx_runtime_outputs(path, x_nchw)
+        agreement = np.mean(theirs.argmax(1) == ours.argmax(1))
+        correlation = input_dependent_correlation(theirs, ours)
+        print(f'random {kind} model ({name}) in ONNX Runtime: the same class as qforge on '
+              f'{agreement:.0%} of 64 random inputs, largest logit difference '
+              f'{np.abs(theirs - ours).max():.3g} (largest logit {np.abs(ours).max():.3g}), '
+              f'correlation of what varies by input {correlation:.2f}')
+        if kind == 'float':
+            np.testing.assert_allclose(theirs, ours, atol=1e-4 * np.abs(ours).max())
+        else:
+            # A random network's logits are nearly the same for every noise
+            # input, so near ties flip with the runtimes' rounding and top-1
+            # agreement says little (34% to 95% over seeds 4-6). What varies
+            # from input to input must agree: 0.74-0.77 over seeds 4-6, where
+            # feeding ONNX Runtime the channels reversed gives 0.12 or less.
+            self.assertGreater(correlation, 0.5)
 
     def test_int8_activations_as_in_the_file_agree_too(self):
         self.check(INT8_MODEL, 0.99, activations='int8')
