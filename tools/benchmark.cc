@@ -61,23 +61,37 @@ double Ms(std::chrono::steady_clock::duration d) {
 }
 
 // Deterministic pseudo-random inputs: timings must not depend on the data path.
-void FillInputs(Interpreter& interpreter) {
-  SplitMix64 rng(1);
-  for (int i = 0; i < interpreter.num_inputs(); ++i) {
-    const Tensor& t = interpreter.input_tensor(i);
-    int64_t n = 1;
-    for (int64_t d : t.shape()) n *= d;
-    if (t.type() == FLOAT32) {
-      float* data = static_cast<float*>(interpreter.input_data(i));
-      for (int64_t j = 0; j < n; ++j) data[j] = 4.0f * rng.UniformFloat() - 2.0f;
-    } else {
-      uint8_t* data = static_cast<uint8_t*>(interpreter.input_data(i));
-      for (int64_t j = 0; j < n * static_cast<int64_t>(ElementSize(t.type())); ++j) {
-        data[j] = static_cast<uint8_t>(rng.Next());
+// The arena reuses an input's bytes once the ops have consumed it, so they are
+// written again before every inference (untimed), as an application writes
+// each new image; otherwise later runs would quantize stale activations.
+class Inputs {
+ public:
+  explicit Inputs(Interpreter& interpreter) {
+    SplitMix64 rng(1);
+    for (int i = 0; i < interpreter.num_inputs(); ++i) {
+      const Tensor& t = interpreter.input_tensor(i);
+      int64_t n = 1;
+      for (int64_t d : t.shape()) n *= d;
+      std::vector<uint8_t>& bytes = inputs_.emplace_back(n * ElementSize(t.type()));
+      if (t.type() == FLOAT32) {
+        for (int64_t j = 0; j < n; ++j) {
+          const float v = 4.0f * rng.UniformFloat() - 2.0f;
+          std::memcpy(bytes.data() + j * sizeof(float), &v, sizeof(float));
+        }
+      } else {
+        for (uint8_t& b : bytes) b = static_cast<uint8_t>(rng.Next());
       }
     }
   }
-}
+  void WriteTo(Interpreter& interpreter) const {
+    for (size_t i = 0; i < inputs_.size(); ++i) {
+      std::memcpy(interpreter.input_data(static_cast<int>(i)), inputs_[i].data(), inputs_[i].size());
+    }
+  }
+
+ private:
+  std::vector<std::vector<uint8_t>> inputs_;
+};
 
 double Median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
@@ -110,11 +124,12 @@ std::string KindLabel(const PreparedOp& op) {
 
 // Per-op medians and the share of each inference spent between ops: the
 // whole Invoke timed from outside against the sum of its ops timed inside.
-absl::Status Profile(Interpreter& interpreter, const std::vector<PreparedOp>& ops, int runs,
-                     Result& r) {
+absl::Status Profile(Interpreter& interpreter, const Inputs& inputs,
+                     const std::vector<PreparedOp>& ops, int runs, Result& r) {
   std::vector<std::vector<double>> per_op(ops.size());
   std::vector<double> overhead(runs), op_ms;
   for (int run = 0; run < runs; ++run) {
+    inputs.WriteTo(interpreter);
     const auto start = std::chrono::steady_clock::now();
     if (absl::Status s = interpreter.InvokeProfiled(op_ms); !s.ok()) return s;
     const double total = Ms(std::chrono::steady_clock::now() - start);
@@ -196,20 +211,22 @@ absl::StatusOr<Result> Measure() {
   if (!interpreter.ok()) return interpreter.status();
   r.engines = Engines(**interpreter, (*compiled)->ops().size());
   r.load_ms = Ms(std::chrono::steady_clock::now() - load_start);
-  FillInputs(**interpreter);
+  const Inputs inputs(**interpreter);
   for (int i = 0; i < absl::GetFlag(FLAGS_warmup); ++i) {
+    inputs.WriteTo(**interpreter);
     if (absl::Status s = (*interpreter)->Invoke(); !s.ok()) return s;
   }
   const int runs = std::max(1, absl::GetFlag(FLAGS_runs));
   r.runs = runs;
   std::vector<double> times(runs);
   for (double& t : times) {
+    inputs.WriteTo(**interpreter);
     const auto start = std::chrono::steady_clock::now();
     if (absl::Status s = (*interpreter)->Invoke(); !s.ok()) return s;
     t = Ms(std::chrono::steady_clock::now() - start);
   }
   if (absl::GetFlag(FLAGS_profile)) {
-    if (absl::Status s = Profile(**interpreter, (*compiled)->ops(), runs, r); !s.ok()) return s;
+    if (absl::Status s = Profile(**interpreter, inputs, (*compiled)->ops(), runs, r); !s.ok()) return s;
   }
   std::sort(times.begin(), times.end());
   r.min_ms = times.front();
