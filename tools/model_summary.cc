@@ -161,8 +161,12 @@ std::string SummaryText(const Model& model, int64_t file_bytes) {
       absl::StrAppendFormat(&text, ", top-1 %.2f%% on %d images", 100.0 * m.accuracy_top1(),
                             m.accuracy_images());
     }
+    // ImageNet's 1000 names would bury the ops; --json has them all.
+    constexpr int kShownClasses = 10;
+    const int shown = std::min(m.class_names_size(), kShownClasses);
     absl::StrAppend(&text, ", ", m.class_names_size(), " classes (",
-                    absl::StrJoin(m.class_names(), ", "), ")\n");
+                    absl::StrJoin(m.class_names().begin(), m.class_names().begin() + shown, ", "),
+                    shown < m.class_names_size() ? ", ..." : "", ")\n");
   }
   absl::StrAppend(&text, "\n| # | op | kind | inputs | outputs | constant bytes |\n",
                   "|---|---|---|---|---|---|\n");

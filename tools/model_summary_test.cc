@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "common/model_builder.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
@@ -51,6 +52,16 @@ TEST(ModelSummary, TableShowsOpsTensorsAndBytes) {
   EXPECT_NE(text.find("quant [1, 4, 4, 2] int8 s=0.02 z=-3"), std::string::npos) << text;
   EXPECT_NE(text.find("top-1 90.00% on 100 images"), std::string::npos) << text;
   EXPECT_NE(text.find("| 66 |"), std::string::npos) << text;  // the conv's weights and bias
+}
+
+TEST(ModelSummary, TableNamesTheFirstTenClassesOnly) {
+  Model m = SmallModel();
+  for (int k = 1; k < 1000; ++k) m.mutable_metadata()->add_class_names(absl::StrCat("c", k));
+  const std::string text = SummaryText(m, 1234);
+  EXPECT_NE(text.find("1000 classes (T-shirt/\"top\", c1, c2, c3, c4, c5, c6, c7, c8, c9, ...)"),
+            std::string::npos)
+      << text;
+  EXPECT_EQ(text.find("c10"), std::string::npos);
 }
 
 // The JSON parses (protobuf's own parser, into a Struct) and carries the same
