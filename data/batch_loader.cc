@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <numeric>
+#include <thread>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -43,9 +44,9 @@ absl::StatusOr<std::unique_ptr<BatchLoader>> BatchLoader::Create(const Dataset& 
     return absl::InvalidArgumentError(absl::StrCat(
         dataset.name, ": ", dataset.count, " images make no batch of ", options.batch_size));
   }
-  if (options.decode_threads < 1) {
+  if (options.decode_threads < 0) {
     return absl::InvalidArgumentError(
-        absl::StrCat("decode_threads ", options.decode_threads, " must be at least 1"));
+        absl::StrCat("decode_threads ", options.decode_threads, " must be at least 0"));
   }
   if (absl::Status s = ValidateNormalization(options.normalization, dataset.channels);
       !s.ok()) {
@@ -177,7 +178,9 @@ absl::Status BatchLoader::Fill(const std::vector<int64_t>& order, int64_t epoch,
 // index), so the threads change nothing in the result.
 absl::Status BatchLoader::FillFromFiles(const std::vector<int64_t>& order, int64_t epoch,
                                         int64_t begin, Batch& batch) const {
-  const int threads = std::min(options_.decode_threads, batch.size);
+  const int cores = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  const int threads = std::min(options_.decode_threads > 0 ? options_.decode_threads : cores,
+                               batch.size);
   std::vector<absl::Status> status(threads);
   auto work = [&](int t) {
     for (int i = t; i < batch.size; i += threads) {

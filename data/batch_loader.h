@@ -32,9 +32,10 @@ struct LoaderOptions {
   Normalization normalization;
   // Image folders (Dataset::from_files): torchvision's RandomResizedCrop
   // (training) in place of the padded crop, else the eval transform; and the
-  // threads that decode a batch's files while the caller trains.
+  // threads that decode a batch's files while the caller trains (0: as
+  // many as the machine has cores).
   bool random_resized_crop = false;
-  int decode_threads = 2;
+  int decode_threads = 0;
 };
 
 struct Batch {

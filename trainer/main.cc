@@ -47,6 +47,8 @@ ABSL_FLAG(std::string, geometry, "",
           "import: imagenet unless given.");
 ABSL_FLAG(int, num_classes, 0, "Classifier outputs (0: the dataset's).");
 ABSL_FLAG(int, image_size, 0, "imagefolder: the models' input size (0: 224).");
+ABSL_FLAG(int, decode_threads, 0,
+          "imagefolder: threads decoding the next batch (0: as many as the machine has cores).");
 ABSL_FLAG(std::string, tensors, "",
           "import: the tensors file tools/torchvision_checkpoint.py writes.");
 ABSL_FLAG(int, epochs, 0, "Training epochs.");
@@ -132,6 +134,7 @@ absl::StatusOr<TrainConfig> ConfigFromFlags() {
   if (Given(FLAGS_relu6)) config.mutable_model()->set_relu6(absl::GetFlag(FLAGS_relu6));
   if (Given(FLAGS_geometry)) config.mutable_model()->set_geometry(absl::GetFlag(FLAGS_geometry));
   if (Given(FLAGS_image_size)) config.set_image_size(absl::GetFlag(FLAGS_image_size));
+  if (Given(FLAGS_decode_threads)) config.set_decode_threads(absl::GetFlag(FLAGS_decode_threads));
   if (Given(FLAGS_num_classes)) {
     config.mutable_model()->set_num_classes(absl::GetFlag(FLAGS_num_classes));
   }

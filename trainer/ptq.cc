@@ -59,6 +59,7 @@ absl::Status Calibrate(const RestoredModel& r, int batches, int batch_size,
   LoaderOptions loader_options;
   loader_options.batch_size = batch_size;
   loader_options.seed = r.config.seed();
+  loader_options.decode_threads = r.config.decode_threads();
   loader_options.normalization = DatasetNormalization(r.train);
   absl::StatusOr<std::unique_ptr<BatchLoader>> loader = BatchLoader::Create(r.train, loader_options);
   if (!loader.ok()) return loader.status();

@@ -70,6 +70,7 @@ class QatRun {
     options.pad = r_->train.from_files() ? 0 : r_->config.pad();
     options.horizontal_flip = r_->config.flip();
     options.random_resized_crop = r_->train.from_files();
+    options.decode_threads = r_->config.decode_threads();
     normalization_ = DatasetNormalization(r_->train);
     options.normalization = normalization_;
     absl::StatusOr<std::unique_ptr<BatchLoader>> loader = BatchLoader::Create(r_->train, options);

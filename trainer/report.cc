@@ -146,6 +146,7 @@ absl::StatusOr<std::vector<float>> CalibrationImages(const fs::path& dir) {
   LoaderOptions options;
   options.batch_size = kImages;
   options.seed = checkpoint->config().seed();
+  options.decode_threads = checkpoint->config().decode_threads();
   options.normalization = DatasetNormalization(*train);
   absl::StatusOr<std::unique_ptr<BatchLoader>> loader = BatchLoader::Create(*train, options);
   if (!loader.ok()) return loader.status();

@@ -163,6 +163,9 @@ absl::Status ValidateTrainConfig(const TrainConfig& c) {
   if (c.threads() < 1 || c.threads() > 256) {
     return bad(absl::StrCat("threads ", c.threads(), " is outside [1, 256]"));
   }
+  if (c.decode_threads() < 0 || c.decode_threads() > 256) {
+    return bad(absl::StrCat("decode_threads ", c.decode_threads(), " is outside [0, 256]"));
+  }
   if (c.pad() < 0) return bad("pad must be >= 0");
   if (c.output_dir().empty()) return bad("output_dir is empty");
   return absl::OkStatus();
@@ -212,6 +215,7 @@ absl::Status Trainer::Init() {
   train_options.pad = train_.from_files() ? 0 : config_.pad();
   train_options.horizontal_flip = config_.flip();
   train_options.random_resized_crop = train_.from_files();
+  train_options.decode_threads = config_.decode_threads();
   train_options.normalization = DatasetNormalization(train_);
   LoaderOptions test_options = train_options;
   test_options.shuffle = false;
