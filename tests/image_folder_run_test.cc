@@ -7,13 +7,16 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "runtime/model_loader.h"
 #include "trainer/ptq.h"
+#include "trainer/report.h"
 #include "trainer/train.h"
 
 namespace qforge {
@@ -109,6 +112,15 @@ TEST(ImageFolderRun, TrainsEvaluatesTopFiveAndQuantizes) {
   EXPECT_EQ(model->metadata().class_names_size(), kClasses);
   EXPECT_FLOAT_EQ(model->metadata().accuracy_top5(), static_cast<float>(ptq->int8_top5));
   EXPECT_EQ(model->metadata().class_names(11), "class_11");
+
+  // The run report shows top-5 too: in the results table and the float curve.
+  ASSERT_TRUE(WriteRunReport(config.output_dir()).ok());
+  std::ifstream report(fs::path(config.output_dir()) / "report.html");
+  const std::string html((std::istreambuf_iterator<char>(report)), std::istreambuf_iterator<char>());
+  EXPECT_THAT(html, HasSubstr("<th>top-5 (runtime)</th>"));
+  EXPECT_THAT(html, HasSubstr(absl::StrFormat("<td>%.2f%%</td>",
+                                              100 * static_cast<double>(model->metadata().accuracy_top5()))));
+  EXPECT_THAT(html, HasSubstr("test top-5 (float)"));
 }
 
 TEST(ImageFolderRun, AFileThatCannotBeReadStopsTheRunNamingIt) {

@@ -186,18 +186,32 @@ absl::StatusOr<std::vector<Variant>> LoadVariants(const fs::path& dir) {
   return variants;
 }
 
+std::string Percent(bool measured, double fraction) {
+  return measured ? absl::StrFormat("%.2f%%", 100 * fraction) : "not measured";
+}
+
+// Top-5 has a column when some model recorded it (more than 10 classes).
 std::string ResultsTable(const std::vector<Variant>& variants) {
-  std::string html =
+  const bool top5 = std::any_of(variants.begin(), variants.end(), [](const Variant& v) {
+    return v.model.metadata().accuracy_top5() > 0;
+  });
+  std::string html = absl::StrCat(
       "<table><tr><th>model</th><th>file</th><th>size</th><th>vs float</th><th>top-1 "
-      "(runtime)</th><th>test images</th><th>latency<br>batch 1, 1 thread</th></tr>";
+      "(runtime)</th>", top5 ? "<th>top-5 (runtime)</th>" : "",
+      "<th>test images</th><th>latency<br>batch 1, 1 thread</th></tr>");
   for (const Variant& v : variants) {
     const Metadata& m = v.model.metadata();
-    absl::StrAppendFormat(
-        &html, "<tr><td>%s</td><td>%s</td><td>%.1f KB</td><td>%.3fx</td><td>%s</td><td>%d</td><td>%.3f ms</td></tr>",
-        svg::Escape(v.label), svg::Escape(v.file), v.bytes / 1e3,
-        static_cast<double>(v.bytes) / variants[0].bytes,
-        m.accuracy_images() > 0 ? absl::StrFormat("%.2f%%", 100 * m.accuracy_top1()) : "not measured",
-        m.accuracy_images(), v.latency_ms);
+    const bool measured = m.accuracy_images() > 0;
+    absl::StrAppendFormat(&html, "<tr><td>%s</td><td>%s</td><td>%.1f KB</td><td>%.3fx</td><td>%s</td>",
+                          svg::Escape(v.label), svg::Escape(v.file), v.bytes / 1e3,
+                          static_cast<double>(v.bytes) / variants[0].bytes,
+                          Percent(measured, m.accuracy_top1()));
+    if (top5) {
+      absl::StrAppend(&html, "<td>", Percent(measured && m.accuracy_top5() > 0, m.accuracy_top5()),
+                      "</td>");
+    }
+    absl::StrAppendFormat(&html, "<td>%d</td><td>%.3f ms</td></tr>", m.accuracy_images(),
+                          v.latency_ms);
   }
   return html + "</table>";
 }
@@ -214,12 +228,17 @@ std::string Curves(const fs::path& dir) {
   std::string html;
   const auto train = ReadMetrics(dir / "metrics.jsonl");
   if (!train.empty()) {
-    svg::Series train_acc{"train (float)", {}}, test_acc{"test (float)", {}};
+    svg::Series train_acc{"train (float)", {}}, test_acc{"test (float)", {}},
+        test_top5{"test top-5 (float)", {}};
     for (const auto& row : train) {
       AddPoint(row, "train_accuracy", train_acc);
       AddPoint(row, "test_accuracy", test_acc);
+      AddPoint(row, "test_top5", test_top5);
     }
-    html += svg::LineChart("Float training", "epoch", "top-1 %", {train_acc, test_acc});
+    std::vector<svg::Series> series = {train_acc, test_acc};
+    if (!test_top5.points.empty()) series.push_back(test_top5);
+    html += svg::LineChart("Float training", "epoch",
+                           test_top5.points.empty() ? "top-1 %" : "top-1 and top-5 %", series);
   }
   const auto qat = ReadMetrics(dir / "qat_metrics.jsonl");
   if (!qat.empty()) {
