@@ -5,6 +5,7 @@ weights and the same data: one table of accuracy, model size and int8 latency.
   bazel build //trainer //tools:benchmark
   python3 tools/side_by_side.py --checkpoint=runs/w05/checkpoint.pb [--work_dir=DIR]
   python3 tools/side_by_side.py --train_in_pytorch=EPOCHS [--width_mult=0.5]
+  python3 tools/side_by_side.py --checkpoint=... --seeds=0,1,2,3,4
 
 The checkpoint is a qforge float MobileNetV2 trained on Fashion-MNIST with
 ReLU (--relu6=false, as the tutorial's code and torchvision's
@@ -29,9 +30,14 @@ qforge's int8 model run by qforge's runtime. Size: PyTorch's scripted model
 file, qforge's .qfm. Latency: batch 1, one thread, median of 200 runs, in this
 process for PyTorch and tools/benchmark for qforge.
 
-PyTorch 1.13 is Debian's python3-torch (tools/install_deps.sh --python). The
-calibration and QAT images are the same set (the training split) but not the
-same draw: each side shuffles with its own generator.
+The calibration and QAT batches are the same on both sides: PyTorch replays
+qforge's loader (its order, and the crop and flip of each image). By default
+PTQ calibrates on the float run's seed and QAT draws with --seed. With
+--seeds, each seed is one calibration draw and one QAT draw on both sides, and
+a last table gives each row's mean over the seeds and qforge's lead per seed:
+single runs differ by a few test images with the draw alone.
+
+PyTorch 1.13 is Debian's python3-torch (tools/install_deps.sh --python).
 """
 
 import argparse
@@ -71,6 +77,9 @@ def parse_args():
     p.add_argument('--benchmark', default=os.path.join(ROOT, 'bazel-bin/tools/benchmark'))
     p.add_argument('--latency_runs', type=int, default=200)
     p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--seeds', default='',
+                   help='comma-separated: repeat PTQ and QAT with each seed as the calibration '
+                   'and QAT draw, and summarize (latency on the first seed only)')
     return p.parse_args()
 
 
@@ -220,10 +229,13 @@ def calibrate(model, train, normalize, seed, batches=32, batch_size=30):
 
 
 def script_stats(model, work_dir, name, runs):
-    """(file bytes, median ms per image at batch 1, one thread) of a scripted model."""
+    """(file bytes, median ms per image at batch 1, one thread) of a scripted model;
+    no latency (NaN) when runs is 0."""
     scripted = torch.jit.script(model)
     path = os.path.join(work_dir, f'{name}.pt')
     torch.jit.save(scripted, path)
+    if runs == 0:
+        return os.path.getsize(path), float('nan')
     x = torch.randn(1, 1, 28, 28)
     times = []
     with torch.no_grad():
@@ -320,10 +332,10 @@ def import_into_qforge(state_dict, width_mult, args, work_dir):
     return os.path.join(out, 'checkpoint.pb')
 
 
-def pytorch_rows(checkpoint, data, runs, seed):
+def pytorch_rows(checkpoint, data, runs, seed, calibration_seed):
+    """{row: (top-1, bytes, ms)}; ms is NaN when runs is 0."""
     torch.set_num_threads(1)
     torch.manual_seed(seed)
-    calibration_seed = checkpoint.config.seed  # qforge ptq's: the float run's
     normalize = Normalizer(data['train'])
     model = pytorch_model(torchvision_checkpoint.state_dict(checkpoint),
                           checkpoint.config.model.width_mult, 10)
@@ -358,31 +370,38 @@ def run(command):
 
 
 def qforge_model_stats(path, benchmark, runs):
-    """(top-1 the runtime measured, file bytes, median ms at batch 1, one thread)."""
+    """(top-1 the runtime measured, file bytes, median ms at batch 1, one thread);
+    no latency (NaN) when runs is 0."""
     model = qforge_protos.read(qforge_protos.model_pb2().Model(), path)
+    if runs == 0:
+        return model.metadata.accuracy_top1, os.path.getsize(path), float('nan')
     result = subprocess.run([benchmark, f'--model={path}', '--threads=1', f'--runs={runs}',
                              '--json'], check=True, capture_output=True, text=True)
     latency = json.loads(result.stdout.strip().splitlines()[-1])['median_ms']
     return model.metadata.accuracy_top1, os.path.getsize(path), latency
 
 
-def qforge_rows(checkpoint_path, args, work_dir):
-    out = os.path.join(work_dir, 'qforge')
+def qforge_rows(checkpoint_path, args, work_dir, seed, calibration_seed, runs):
+    """{row: (top-1, bytes, ms)}; ms is NaN when runs is 0."""
+    out = os.path.join(work_dir, f'qforge_seed{seed}')
     os.makedirs(out, exist_ok=True)
     checkpoint = os.path.join(out, 'checkpoint.pb')
     shutil.copyfile(checkpoint_path, checkpoint)
     rows = {}
     for name, qconfig in (('PTQ min/max per tensor', 'minmax_per_tensor'),
                           ('PTQ per-channel histogram', 'per_channel_histogram')):
-        run([args.trainer, 'ptq', f'--checkpoint={checkpoint}', f'--qconfig={qconfig}'])
+        run([args.trainer, 'ptq', f'--checkpoint={checkpoint}', f'--qconfig={qconfig}',
+             f'--seed={calibration_seed}'])
         rows[name] = qforge_model_stats(os.path.join(out, f'model_int8_{qconfig}.qfm'),
-                                        args.benchmark, args.latency_runs)
-    rows['float'] = qforge_model_stats(os.path.join(out, 'model_float.qfm'), args.benchmark,
-                                       args.latency_runs)
-    run([args.trainer, 'qat', f'--checkpoint={checkpoint}', f'--seed={args.seed}'])
-    rows['QAT'] = qforge_model_stats(os.path.join(out, 'model_int8_qat.qfm'), args.benchmark,
-                                     args.latency_runs)
+                                        args.benchmark, runs)
+    rows['float'] = qforge_model_stats(os.path.join(out, 'model_float.qfm'), args.benchmark, runs)
+    run([args.trainer, 'qat', f'--checkpoint={checkpoint}', f'--seed={seed}'])
+    rows['QAT'] = qforge_model_stats(os.path.join(out, 'model_int8_qat.qfm'), args.benchmark, runs)
     return rows
+
+
+def ms(value):
+    return '-' if np.isnan(value) else f'{value:.3f}'
 
 
 def table(checkpoint, ours, theirs):
@@ -398,7 +417,27 @@ def table(checkpoint, ours, theirs):
         mine = ours[name]
         label = name if engine is None else f'{name} (PyTorch: {engine})'
         lines.append(f'| {label} | {mine[0]:.2%} | {row[0]:.2%} | {mine[1] / 1e6:.2f} MB | '
-                     f'{row[1] / 1e6:.2f} MB | {mine[2]:.3f} | {row[2]:.3f} |')
+                     f'{row[1] / 1e6:.2f} MB | {ms(mine[2])} | {ms(row[2])} |')
+    return '\n'.join(lines)
+
+
+def summary(runs):
+    """Each row's mean top-1 over the seeds and qforge's lead per seed, in points.
+    `runs` is [(seed, ours, theirs)]."""
+    seeds = [seed for seed, _, _ in runs]
+    lines = [f'Over seeds {", ".join(map(str, seeds))}: mean top-1, and qforge minus PyTorch '
+             'per seed (points)',
+             '',
+             '| model | qforge mean | PyTorch mean | qforge - PyTorch per seed | mean difference |',
+             '|---|---|---|---|---|']
+    for key in runs[0][2]:
+        name, engine = (key, None) if isinstance(key, str) else key
+        label = name if engine is None else f'{name} (PyTorch: {engine})'
+        ours = [mine[name][0] for _, mine, _ in runs]
+        theirs = [other[key][0] for _, _, other in runs]
+        leads = [100 * (a - b) for a, b in zip(ours, theirs)]
+        lines.append(f'| {label} | {np.mean(ours):.2%} | {np.mean(theirs):.2%} | '
+                     + ' '.join(f'{d:+.2f}' for d in leads) + f' | {np.mean(leads):+.2f} |')
     return '\n'.join(lines)
 
 
@@ -419,10 +458,24 @@ def main():
         sys.exit(f'{checkpoint_path}: needs a Fashion-MNIST model trained with --relu6=false')
     origin = 'PyTorch' if args.train_in_pytorch else 'qforge'
     print(f'float weights trained in {origin}: {checkpoint_path}', flush=True)
-    ours = qforge_rows(checkpoint_path, args, work_dir)
-    theirs = pytorch_rows(checkpoint, data, args.latency_runs, args.seed)
-    print()
-    print(table(checkpoint, ours, theirs))
+    if args.seeds:
+        seeds = [(int(s), int(s)) for s in args.seeds.split(',')]
+    else:  # QAT's draw from --seed; calibration from the float run's seed, as qforge ptq's
+        seeds = [(args.seed, checkpoint.config.seed)]
+    runs, tables = [], []
+    for i, (seed, calibration_seed) in enumerate(seeds):
+        latency_runs = args.latency_runs if i == 0 else 0
+        ours = qforge_rows(checkpoint_path, args, work_dir, seed, calibration_seed, latency_runs)
+        theirs = pytorch_rows(checkpoint, data, latency_runs, seed, calibration_seed)
+        runs.append((seed, ours, theirs))
+        tables.append(f'seed {seed}:\n\n' + table(checkpoint, ours, theirs))
+        print()
+        print(tables[-1], flush=True)
+    if len(runs) > 1:
+        print()
+        print('\n\n'.join(tables))
+        print()
+        print(summary(runs))
 
 
 if __name__ == '__main__':

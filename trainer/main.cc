@@ -17,6 +17,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -56,7 +57,9 @@ ABSL_FLAG(int, batch_size, 0, "Images per training batch.");
 ABSL_FLAG(float, lr, 0, "Learning rate (the peak, for onecycle).");
 ABSL_FLAG(std::string, schedule, "", "constant, step, cosine or onecycle.");
 ABSL_FLAG(float, weight_decay, -1, "SGD weight decay.");
-ABSL_FLAG(uint64_t, seed, 0, "Seed of initialisation, data order, augmentation, dropout.");
+ABSL_FLAG(uint64_t, seed, 0,
+          "Seed of initialisation, data order, augmentation, dropout; ptq: of which training "
+          "images calibrate (default: the float run's).");
 ABSL_FLAG(int, threads, 0, "Threads (the trainer's loops and GEMMs).");
 ABSL_FLAG(std::string, output_dir, "",
           "train: checkpoint and metrics.jsonl go here; qat: its checkpoint, metrics and model.");
@@ -195,7 +198,8 @@ std::string Train() {
   return (std::filesystem::path(config->output_dir()) / "checkpoint.pb").string();
 }
 
-absl::StatusOr<PtqResult> Ptq(const std::string& checkpoint, const std::string& qconfig) {
+absl::StatusOr<PtqResult> Ptq(const std::string& checkpoint, const std::string& qconfig,
+                              std::optional<uint64_t> calibration_seed = std::nullopt) {
   PtqOptions options;
   options.checkpoint = checkpoint;
   options.qconfig = qconfig;
@@ -205,6 +209,7 @@ absl::StatusOr<PtqResult> Ptq(const std::string& checkpoint, const std::string& 
   options.calib_batch_size = absl::GetFlag(FLAGS_calib_batch_size);
   options.output_dir = std::filesystem::path(checkpoint).parent_path().string();
   options.threads = Given(FLAGS_threads) ? absl::GetFlag(FLAGS_threads) : 0;
+  options.calibration_seed = calibration_seed;
   std::printf("post-training quantization, qconfig %s: %d calibration batches of %d images\n",
               qconfig.c_str(), options.calib_batches, options.calib_batch_size);
   std::fflush(stdout);
@@ -309,7 +314,9 @@ void PrintRow(const std::string& what, double accuracy, int64_t bytes, int64_t f
 int PtqCommand() {
   const std::string checkpoint = UserPath(absl::GetFlag(FLAGS_checkpoint));
   if (checkpoint.empty()) return Fail(absl::InvalidArgumentError("ptq needs --checkpoint"), 1);
-  absl::StatusOr<PtqResult> r = Ptq(checkpoint, absl::GetFlag(FLAGS_qconfig));
+  std::optional<uint64_t> seed;
+  if (Given(FLAGS_seed)) seed = absl::GetFlag(FLAGS_seed);
+  absl::StatusOr<PtqResult> r = Ptq(checkpoint, absl::GetFlag(FLAGS_qconfig), seed);
   if (!r.ok()) return Fail(r.status(), 1);
   std::printf("| model (runtime, %lld test images) | top-1 | size | vs float |\n|---|---|---|---|\n",
               static_cast<long long>(r->test_images));

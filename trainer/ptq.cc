@@ -54,11 +54,11 @@ absl::StatusOr<Predictions> Predict(
 
 }  // namespace
 
-absl::Status Calibrate(const RestoredModel& r, int batches, int batch_size,
+absl::Status Calibrate(const RestoredModel& r, int batches, int batch_size, uint64_t seed,
                        Calibrator& calibrator) {
   LoaderOptions loader_options;
   loader_options.batch_size = batch_size;
-  loader_options.seed = r.config.seed();
+  loader_options.seed = seed;
   loader_options.decode_threads = r.config.decode_threads();
   loader_options.normalization = DatasetNormalization(r.train);
   absl::StatusOr<std::unique_ptr<BatchLoader>> loader = BatchLoader::Create(r.train, loader_options);
@@ -180,12 +180,14 @@ absl::StatusOr<PtqResult> RunPtq(const PtqOptions& options) {
   {
     Calibrator calibrator(*qconfigs, fused);
     absl::Status calibrated =
-        Calibrate(r, options.calib_batches, options.calib_batch_size, calibrator);
+        Calibrate(r, options.calib_batches, options.calib_batch_size,
+                  options.calibration_seed.value_or(r.config.seed()), calibrator);
     if (!calibrated.ok()) return calibrated;
     ModelDescription description = DescribeModel(r);
     description.producer = absl::StrCat("qforge trainer ptq --qconfig=", options.qconfig);
     if (!options.overrides.empty()) absl::StrAppend(&description.producer, " --overrides=", options.overrides);
     if (!options.float_layers.empty()) absl::StrAppend(&description.producer, " --float_layers=", options.float_layers);
+    if (options.calibration_seed) absl::StrAppend(&description.producer, " --seed=", *options.calibration_seed);
     int8_model = ConvertToInt8(fused, calibrator, *qconfigs, description);
     if (!int8_model.ok()) return int8_model.status();
     description.producer = "qforge trainer ptq (float reference)";

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,8 @@ struct PtqOptions {
   int calib_batch_size = 30;  // of 30 training images
   std::string output_dir;     // model files go here
   int threads = 0;  // 0: the checkpoint's config
+  // Which training images calibrate (their shuffle); default: the float run's seed.
+  std::optional<uint64_t> calibration_seed;
 };
 
 struct PtqResult {
@@ -61,8 +64,8 @@ absl::StatusOr<std::unique_ptr<RestoredModel>> RestoreModel(const Checkpoint& ch
                                                             const std::string& path);
 
 // The tutorial's calibration: `batches` batches of `batch_size` training
-// images of `r` (shuffled with the run's seed, no augmentation), in eval mode.
-absl::Status Calibrate(const RestoredModel& r, int batches, int batch_size,
+// images of `r` (shuffled with `seed`, no augmentation), in eval mode.
+absl::Status Calibrate(const RestoredModel& r, int batches, int batch_size, uint64_t seed,
                        Calibrator& calibrator);
 
 // What a converted model of `r` records about itself (no producer yet).

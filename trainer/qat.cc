@@ -227,7 +227,8 @@ class QatRun {
       const QConfig qconfig{"qat calibration", config_.calibrate_activations(), true};
       Calibrator calibrator(LayerQConfigs{qconfig, {}, {}}, fused);
       const PtqOptions ptq;
-      if (absl::Status s = Calibrate(*r_, ptq.calib_batches, ptq.calib_batch_size, calibrator);
+      if (absl::Status s = Calibrate(*r_, ptq.calib_batches, ptq.calib_batch_size,
+                                     r_->config.seed(), calibrator);
           !s.ok()) {
         return s;
       }

@@ -109,7 +109,8 @@ TEST_F(QatTest, CalibratedActivationRangesStayAsCalibrated) {
   FusedMobileNetV2 fused(*(*r)->model, (*r)->params);
   const PtqOptions ptq;
   Calibrator calibrator(LayerQConfigs{QConfig{"", "histogram", true}, {}, {}}, fused);
-  ASSERT_TRUE(Calibrate(**r, ptq.calib_batches, ptq.calib_batch_size, calibrator).ok());
+  ASSERT_TRUE(Calibrate(**r, ptq.calib_batches, ptq.calib_batch_size, (*r)->config.seed(),
+                        calibrator).ok());
 
   QatConfig config = Config("calibrated");
   config.set_epochs(2);
