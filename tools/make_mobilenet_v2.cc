@@ -11,6 +11,9 @@
 //   make_mobilenet_v2 --checkpoint=checkpoint.pb --calibration_images=x.f32
 //
 // where x.f32 holds float32 NHWC images of --input_size, already normalized.
+// The models record placeholder metadata either way: ImageNet's mean and std
+// for RGB (0.5 and 0.5 for one channel) and classes named "class k"; a model
+// for an application comes from `trainer ptq`, which records the dataset's.
 #include <cstdio>
 #include <filesystem>
 #include <string>

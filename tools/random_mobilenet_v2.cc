@@ -25,11 +25,13 @@ FloatTensor Slice(const FloatTensor& images, int64_t first, int64_t count) {
 }
 
 // Batch-norm weights in [0.5, 1.5] and biases in [-0.1, 0.1], as a trained
-// network's vary by channel, then running statistics from one training-mode
-// pass over `images` (momentum 1: exactly that batch's), so that eval mode
-// standardises each pre-activation as training mode did.
-void SetBatchNorms(MobileNetV2Model& model, ParameterStore& params, const FloatTensor& images,
-                   uint64_t seed) {
+// network's vary by channel, and classifier biases in [-0.05, 0.05] (the
+// tutorial's init leaves them 0, which would hide a bias lost on the way);
+// then running statistics from one training-mode pass over `images`
+// (momentum 1: exactly that batch's), so that eval mode standardises each
+// pre-activation as training mode did.
+void SetBatchNormsAndBias(MobileNetV2Model& model, ParameterStore& params,
+                          const FloatTensor& images, uint64_t seed) {
   SplitMix64 rng(DeriveSeed({seed, 0x626e}));
   for (FeatureBlockLayers& block : model.features()) {
     for (auto& layer : block.layers) {
@@ -42,6 +44,9 @@ void SetBatchNorms(MobileNetV2Model& model, ParameterStore& params, const FloatT
       }
     }
   }
+  const int bias_id = model.classifier().bias_id();
+  float* bias = params.value(bias_id);
+  for (int64_t k = 0; k < params.info(bias_id).size; ++k) bias[k] = 0.1f * (rng.UniformFloat() - 0.5f);
   PassContext training;
   training.training = true;
   training.seed = seed;
@@ -98,7 +103,7 @@ absl::StatusOr<MobileNetV2Models> BuildRandomMobileNetV2(const RandomMobileNetV2
   ParameterStore params;
   MobileNetV2Model model(config, options.relu6, params);
   model.Initialize(options.seed);
-  SetBatchNorms(model, params, images, options.seed);
+  SetBatchNormsAndBias(model, params, images, options.seed);
   return ConvertMobileNetV2(model, params, images, options.qconfig,
                             PlaceholderDescription(config, "qforge make_mobilenet_v2 (random weights)"));
 }

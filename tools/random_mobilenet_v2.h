@@ -8,7 +8,8 @@
 // runtime can be measured and tested before a trained model exists. "Sane"
 // means shaped like a trained network: conv weights are kaiming-normal
 // (fan_out) as the tutorial initialises them, batch-norm weights and biases
-// are drawn around 1 and 0, and the running statistics are those of a
+// are drawn around 1 and 0 (and the classifier's biases around 0, where the
+// tutorial leaves them 0), and the running statistics are those of a
 // training-mode pass over the calibration images, so every layer's
 // pre-activation is roughly standardised instead of exploding or vanishing
 // over 52 layers.
@@ -51,7 +52,9 @@ struct RandomMobileNetV2Options {
   MobileNetV2Config config;
   bool relu6 = true;  // the tutorial's text uses ReLU6, its code ReLU
   uint64_t seed = 0;
-  int calibration_images = 8;  // uniform in [-2, 2.5], a normalized image's range
+  // Uniform in [-2, 2.5], a normalized image's range; the batch-norm pass
+  // takes them in one batch.
+  int calibration_images = 8;
   std::string qconfig = "per_channel_histogram";
 };
 
