@@ -12,7 +12,9 @@ run); the table reports the median and, in parentheses, the 90th percentile.
 Rows, each with 1 and 2 threads:
   - PyTorch float, eager (torchvision mobilenet_v2, eval mode, no_grad)
   - PyTorch int8, scripted, for the qnnpack and onednn quantized engines
-    (fuse, default qconfig of the engine, calibrate on random batches, convert)
+    (the float model's weights in torchvision's QuantizableMobileNetV2, whose
+    ReLU replaces ReLU6; fuse, default qconfig of the engine, calibrate on
+    random batches, convert)
   - qforge int8 and float, from qforge's benchmark binary
     (`bazel-bin/tools/benchmark --model=PATH --threads=N --batch=1 --json`),
     on the same float weights: the PyTorch float model is brought into qforge
@@ -72,7 +74,7 @@ def parse_args():
                    help="random batches (of 8) used to calibrate observers")
     p.add_argument("--qforge_benchmark",
                    default=os.path.join(REPO_ROOT, "bazel-bin/tools/benchmark"))
-    p.add_argument("--qforge_model_dir", default="/tmp/qforge",
+    p.add_argument("--qforge_model_dir", default="/tmp/qforge/compare",
                    help="where qforge's models of the PyTorch weights go")
     p.add_argument("--qforge_make_model",
                    default=os.path.join(REPO_ROOT, "bazel-bin/tools/make_mobilenet_v2"))
@@ -156,9 +158,13 @@ def quantized_model(engine, calib_batches):
     if engine not in torch.backends.quantized.supported_engines:
         raise RuntimeError(f"engine {engine} not in this PyTorch build")
     torch.backends.quantized.engine = engine
-    torch.manual_seed(0)
-    model = settle_batchnorm(torchvision.models.quantization.mobilenet_v2(
-        weights=None, quantize=False))
+    # The float model's weights and batch-norm statistics; its ReLU6 becomes
+    # ReLU, as in torchvision's QuantizableMobileNetV2 (PyTorch cannot fuse
+    # ReLU6). float_model() leaves the generator where the other int8 rows'
+    # calibration batches start.
+    model = torchvision.models.quantization.mobilenet_v2(weights=None, quantize=False)
+    model.load_state_dict(float_model().state_dict())
+    model.eval()
     model.fuse_model()
     model.qconfig = torch.ao.quantization.get_default_qconfig(engine)
     torch.ao.quantization.prepare(model, inplace=True)
@@ -233,7 +239,11 @@ def make_qforge_models(args):
              [args.qforge_make_model, f"--checkpoint={out}/checkpoint.pb",
               f"--calibration_images={images}", f"--out_dir={out}", "--name=mobilenet_v2"]]
     for cmd in steps:
-        result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        try:
+            result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        except OSError as err:  # e.g. the binary is not built
+            print(f"note: {' '.join(cmd)} could not run: {err}")
+            return None
         if result.returncode != 0:
             print(f"note: {' '.join(cmd)} failed: {result.stderr.strip()}")
             return None

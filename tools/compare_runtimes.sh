@@ -9,7 +9,7 @@
 #   tools/compare_runtimes.sh [--runs 100] [--json out.json]
 #
 # Extra arguments go to tools/compare_pytorch.py. qforge's models go to
-# $QFORGE_COMPARE_DIR (default /tmp/qforge).
+# $QFORGE_COMPARE_DIR (default /tmp/qforge/compare).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,4 +17,4 @@ tools/install_deps.sh --python
 tools/install_peers.sh
 bazel build //tools:benchmark //tools:make_mobilenet_v2 //trainer
 exec /usr/bin/python3 tools/compare_pytorch.py --peers --peer_profile \
-  --qforge_model_dir="${QFORGE_COMPARE_DIR:-/tmp/qforge}" "$@"
+  --qforge_model_dir="${QFORGE_COMPARE_DIR:-/tmp/qforge/compare}" "$@"
