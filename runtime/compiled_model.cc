@@ -36,6 +36,7 @@ absl::StatusOr<std::shared_ptr<const CompiledModel>> CompiledModel::FromModel(Mo
 
 absl::StatusOr<std::shared_ptr<const CompiledModel>> CompiledModel::FromValidModel(Model model) {
   std::shared_ptr<CompiledModel> compiled(new CompiledModel());
+  compiled->ops_.reserve(model.ops_size());
   for (int i = 0; i < model.ops_size(); ++i) {
     absl::StatusOr<PreparedOp> op = PrepareOp(model, i);
     if (!op.ok()) return op.status();

@@ -2,7 +2,10 @@
 // lifetime: two tensors share bytes only if no op needs both alive at once.
 // Greedy by size (as TFLite's arena planner): place the largest tensors first,
 // each at the lowest offset that does not collide with a placed tensor whose
-// lifetime overlaps its own.
+// lifetime overlaps its own. That costs time in the number of overlapping
+// pairs, so a model with more than kConflictsPerTensor of them per tensor (a
+// file made to be slow to load, or thousands of model outputs) is planned in
+// op order instead, best fit from a free list: O(n log n) either way.
 #ifndef QFORGE_RUNTIME_MEMORY_PLAN_H_
 #define QFORGE_RUNTIME_MEMORY_PLAN_H_
 
@@ -16,6 +19,9 @@ namespace qforge {
 // Every buffer starts on this boundary (a cache line, and enough for SIMD loads).
 inline constexpr int64_t kTensorAlignment = 64;
 
+// MobileNetV2 has about 2 overlapping pairs per tensor.
+inline constexpr int64_t kConflictsPerTensor = 32;
+
 struct MemoryPlan {
   int64_t arena_bytes = 0;
   std::vector<int64_t> offsets;  // per tensor id; -1 for constants and unused tensors
@@ -25,6 +31,9 @@ struct MemoryPlan {
 // For a model that passed ValidateModel. Model inputs live from before the first
 // op, model outputs until after the last, and the two never share bytes.
 MemoryPlan PlanMemory(const Model& model);
+
+// PlanMemory's plan in op order, whatever the model (for tests).
+MemoryPlan PlanMemoryInOrder(const Model& model);
 
 }  // namespace qforge
 
