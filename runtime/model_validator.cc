@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -57,6 +58,22 @@ absl::Status ValidateQuantization(const Tensor& t) {
   return absl::OkStatus();
 }
 
+// A float constant's values must all be finite: the backends treat NaN and
+// infinity differently (XNNPACK's clamps and padding are not the reference's),
+// so a model holding them has no one defined result.
+absl::Status ValidateFiniteFloats(const std::string& data) {
+  const int64_t count = static_cast<int64_t>(data.size() / sizeof(float));
+  for (int64_t i = 0; i < count; ++i) {
+    float value;
+    std::memcpy(&value, data.data() + i * sizeof(float), sizeof(float));
+    if (!std::isfinite(value)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("constant value ", i, " is ", value, "; float constants must be finite"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidateTensor(const Tensor& t) {
   if (t.type() != FLOAT32 && t.type() != INT8 && t.type() != INT32) {
     return absl::InvalidArgumentError(absl::StrCat("element type ", t.type(), " is not valid"));
@@ -64,10 +81,40 @@ absl::Status ValidateTensor(const Tensor& t) {
   absl::StatusOr<int64_t> count = ElementCount(t);
   if (!count.ok()) return count.status();
   if (absl::Status s = ValidateQuantization(t); !s.ok()) return s;
+  if (t.data().empty()) {
+    // Activations (and inputs): per tensor, as the kernels and the C API read them.
+    if (t.quantization().scale_size() > 1) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("has ", t.quantization().scale_size(),
+                       " scales; only constants may be quantized per channel"));
+    }
+    return absl::OkStatus();
+  }
   const int64_t bytes = *count * static_cast<int64_t>(ElementSize(t.type()));
-  if (!t.data().empty() && static_cast<int64_t>(t.data().size()) != bytes) {
+  if (static_cast<int64_t>(t.data().size()) != bytes) {
     return absl::InvalidArgumentError(absl::StrCat(
         "constant data is ", t.data().size(), " bytes but the shape needs ", bytes));
+  }
+  return t.type() == FLOAT32 ? ValidateFiniteFloats(t.data()) : absl::OkStatus();
+}
+
+// What the C API can set and read: float or int8 inputs and outputs, each
+// listed once.
+absl::Status ValidateInterface(const Model& model, bool inputs) {
+  const auto& ids = inputs ? model.inputs() : model.outputs();
+  const char* what = inputs ? "model input" : "model output";
+  std::vector<bool> listed(model.tensors_size(), false);
+  for (int id : ids) {
+    const Tensor& t = model.tensors(id);
+    if (t.type() != FLOAT32 && t.type() != INT8) {
+      return Invalid(
+          TensorLabel(model, id),
+          absl::StrCat("a ", what, " must be FLOAT32 or INT8, not ", ElementType_Name(t.type())));
+    }
+    if (listed[id]) {
+      return Invalid(TensorLabel(model, id), absl::StrCat("is listed twice as a ", what));
+    }
+    listed[id] = true;
   }
   return absl::OkStatus();
 }
@@ -110,7 +157,9 @@ enum class Source { kNone, kConstant, kInput, kOp };
 }  // namespace
 
 std::string OpLabel(const Op& op, int index) {
-  return absl::StrCat("op ", index, " '", op.name(), "' (", OpKind_Name(op.kind()), ")");
+  const std::string kind =
+      OpKind_IsValid(op.kind()) ? OpKind_Name(op.kind()) : absl::StrCat("kind ", op.kind());
+  return absl::StrCat("op ", index, " '", op.name(), "' (", kind, ")");
 }
 
 int64_t NumElements(const Tensor& tensor) {
@@ -216,6 +265,9 @@ absl::Status ValidateModel(const Model& model) {
     if (source[id] != Source::kOp) {
       return Invalid(TensorLabel(model, id), "a model output must be produced by an op");
     }
+  }
+  for (bool inputs : {true, false}) {
+    if (absl::Status s = ValidateInterface(model, inputs); !s.ok()) return s;
   }
   return ValidatePreprocessing(model);
 }

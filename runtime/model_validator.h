@@ -1,8 +1,9 @@
 // Structural validation of a flat model (common/model.proto) before the runtime
 // allocates or runs anything: format version, every tensor's shape, type,
-// quantization and constant data size, every tensor id, the inputs and outputs,
-// and the order of the ops (nothing is read before it exists, nothing is
-// written twice). The per-op checks of shapes, types and requantization ranges
+// quantization and constant data (its size, and finite values for floats),
+// per-tensor quantization of everything but constants, every tensor id, the
+// inputs and outputs (float or int8, each listed once), and the order of the
+// ops (nothing is read before it exists, nothing is written twice). The per-op checks of shapes, types and requantization ranges
 // follow in each op's Prepare.
 //
 // Every error is InvalidArgument and names the tensor or op and the bad value.

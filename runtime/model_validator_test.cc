@@ -109,8 +109,26 @@ std::vector<Break> Breaks() {
       {"constant input", [](Model& m) { m.set_inputs(0, 2); }, "must not be a constant"},
       {"output id", [](Model& m) { m.set_outputs(0, 99); }, "tensor id 99"},
       {"output not produced", [](Model& m) { m.set_outputs(0, 0); }, "must be produced by an op"},
+      {"output twice", [](Model& m) { m.add_outputs(5); },
+       "tensor 5 'output': is listed twice as a model output"},
+      {"int32 output",
+       [](Model& m) {
+         m.mutable_tensors(5)->set_type(INT32);
+         m.mutable_tensors(5)->mutable_quantization()->add_scale(0.1f);
+       },
+       "a model output must be FLOAT32 or INT8, not INT32"},
+      {"int32 input", [](Model& m) { m.mutable_tensors(0)->set_type(INT32); },
+       "a model input must be FLOAT32 or INT8, not INT32"},
+      {"per-channel activation",
+       [](Model& m) {
+         Quantization* q = m.mutable_tensors(4)->mutable_quantization();
+         q->clear_zero_point();
+         for (float s : {0.05f, 0.06f}) q->add_scale(s);
+         q->set_axis(3);
+       },
+       "'conv.out': has 3 scales; only constants may be quantized per channel"},
       {"op kind", [](Model& m) { m.mutable_ops(1)->set_kind(static_cast<OpKind>(42)); },
-       "op 1 'conv' (): op kind 42"},
+       "op 1 'conv' (kind 42): op kind 42"},
       {"unspecified op", [](Model& m) { m.mutable_ops(0)->set_kind(OP_KIND_UNSPECIFIED); },
        "op kind 0"},
       {"op input id", [](Model& m) { m.mutable_ops(1)->set_inputs(1, 17); }, "tensor id 17"},
@@ -166,6 +184,30 @@ TEST(ValidateModel, EveryBrokenFieldGivesANamedError) {
     EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << b.what << ": " << status;
     EXPECT_THAT(std::string(status.message()), HasSubstr(b.expected)) << b.what;
   }
+}
+
+// float [1,2] -> FULLY_CONNECTED (float weights [3,2], bias [3]).
+Model FloatModel(float weight, float bias) {
+  ModelBuilder b;
+  const int input = b.AddFloatTensor("input", {1, 2});
+  const int weights = b.AddFloatConstant("fc.weight", {3, 2}, {0.5f, -1, 2, 1, 0, weight});
+  const int biases = b.AddFloatConstant("fc.bias", {3}, {0.1f, bias, 0.3f});
+  const int output = b.AddFloatTensor("output", {1, 3});
+  b.AddOp(FULLY_CONNECTED, "fc", {input, weights, biases}, output);
+  b.AddInput(input);
+  b.AddOutput(output);
+  return b.model();
+}
+
+TEST(ValidateModel, RefusesNonFiniteFloatConstantsNamingThem) {
+  EXPECT_TRUE(ValidateModel(FloatModel(1, 1)).ok());
+  EXPECT_TRUE(ValidateModel(FloatModel(3e38f, -3e38f)).ok());  // finite, if unwise
+  const absl::Status nan = ValidateModel(FloatModel(NAN, 1));
+  EXPECT_THAT(std::string(nan.message()),
+              HasSubstr("tensor 1 'fc.weight': constant value 5 is nan; float constants must be "
+                        "finite"));
+  const absl::Status inf = ValidateModel(FloatModel(1, -INFINITY));
+  EXPECT_THAT(std::string(inf.message()), HasSubstr("tensor 2 'fc.bias': constant value 1 is -inf"));
 }
 
 TEST(ElementCount, CountsAndRejects) {

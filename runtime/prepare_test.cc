@@ -141,6 +141,7 @@ TEST(PrepareOp, EveryBrokenOpGivesANamedError) {
       {"conv weights not constant",
        [](Model& m) {
          m.mutable_tensors(1)->clear_data();
+         m.mutable_tensors(1)->mutable_quantization()->mutable_scale()->Truncate(1);
          m.add_inputs(1);
        },
        "must be a constant"},
@@ -166,7 +167,7 @@ TEST(PrepareOp, EveryBrokenOpGivesANamedError) {
          auto* q = m.mutable_tensors(0)->mutable_quantization();
          q->add_scale(0.1f); q->add_zero_point(0); q->set_axis(3);
        },
-       "int8 layers take per-tensor int8 input"},
+       "'x': has 2 scales; only constants may be quantized per channel"},
       {"add shape", [](Model& m) { m.mutable_tensors(4)->set_shape(3, 6); },
        "'conv' has shape [1, 4, 4, 3] but the op needs [1, 4, 4, 6]"},
       {"add scale ratio",

@@ -40,7 +40,7 @@ typedef enum {
 typedef enum {
   QFORGE_FLOAT32 = 1,
   QFORGE_INT8 = 2,
-  QFORGE_INT32 = 3,
+  QFORGE_INT32 = 3, /* biases only: a model whose inputs or outputs are INT32 is refused */
 } qforge_type;
 
 typedef enum {
