@@ -49,6 +49,9 @@ qforge_status FromStatus(const absl::Status& status) {
     case absl::StatusCode::kResourceExhausted:
       code = QFORGE_OUT_OF_MEMORY;
       break;
+    case absl::StatusCode::kOutOfRange:  // LoadLimits
+      code = QFORGE_OVER_LIMIT;
+      break;
     default:
       break;
   }
@@ -71,6 +74,10 @@ qforge_status Store(absl::StatusOr<std::shared_ptr<const qforge::CompiledModel>>
   if (!compiled.ok()) return FromStatus(compiled.status());
   *model = new (std::nothrow) qforge_model{*std::move(compiled)};
   return *model != nullptr ? QFORGE_OK : Fail(QFORGE_OUT_OF_MEMORY, "out of memory");
+}
+
+qforge::LoadLimits Limits(const qforge_load_limits& limits) {
+  return {limits.max_arena_bytes, limits.max_constant_bytes, limits.max_multiply_adds};
 }
 
 void Describe(const qforge::Tensor& t, qforge_tensor_info* info) {
@@ -112,14 +119,38 @@ extern "C" {
 
 const char* qforge_last_error(void) { return last_error.c_str(); }
 
+qforge_load_limits qforge_default_load_limits(void) {
+  const qforge::LoadLimits limits;
+  return {limits.max_arena_bytes, limits.max_constant_bytes, limits.max_multiply_adds};
+}
+
 qforge_status qforge_model_load_file(const char* path, qforge_model** model) {
-  if (path == nullptr || model == nullptr) return Fail(QFORGE_INVALID_ARGUMENT, "null argument");
-  return Guard([&] { return Store(qforge::CompiledModel::FromFile(path), model); });
+  const qforge_load_limits limits = qforge_default_load_limits();
+  return qforge_model_load_file_with_limits(path, &limits, model);
 }
 
 qforge_status qforge_model_load_buffer(const void* data, size_t size, qforge_model** model) {
-  if (data == nullptr || model == nullptr) return Fail(QFORGE_INVALID_ARGUMENT, "null argument");
-  return Guard([&] { return Store(qforge::CompiledModel::FromBuffer(data, size), model); });
+  const qforge_load_limits limits = qforge_default_load_limits();
+  return qforge_model_load_buffer_with_limits(data, size, &limits, model);
+}
+
+qforge_status qforge_model_load_file_with_limits(const char* path, const qforge_load_limits* limits,
+                                                 qforge_model** model) {
+  if (path == nullptr || limits == nullptr || model == nullptr) {
+    return Fail(QFORGE_INVALID_ARGUMENT, "null argument");
+  }
+  return Guard(
+      [&] { return Store(qforge::CompiledModel::FromFile(path, Limits(*limits)), model); });
+}
+
+qforge_status qforge_model_load_buffer_with_limits(const void* data, size_t size,
+                                                   const qforge_load_limits* limits,
+                                                   qforge_model** model) {
+  if (data == nullptr || limits == nullptr || model == nullptr) {
+    return Fail(QFORGE_INVALID_ARGUMENT, "null argument");
+  }
+  return Guard(
+      [&] { return Store(qforge::CompiledModel::FromBuffer(data, size, Limits(*limits)), model); });
 }
 
 void qforge_model_destroy(qforge_model* model) { delete model; }

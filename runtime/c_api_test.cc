@@ -134,5 +134,30 @@ TEST(CApi, PixelsNeedDeclaredPreprocessing) {
   EXPECT_THAT(qforge_last_error(), HasSubstr("declares no preprocessing"));
 }
 
+TEST(CApi, LoadLimitsRefuseWithTheirOwnStatus) {
+  const qforge_load_limits defaults = qforge_default_load_limits();
+  EXPECT_EQ(defaults.max_arena_bytes, int64_t{1} << 30);
+  EXPECT_EQ(defaults.max_constant_bytes, int64_t{1} << 30);
+  EXPECT_EQ(defaults.max_multiply_adds, int64_t{100} << 30);
+  const std::string bytes = ModelBytes(false);  // 2 int8 adds, a 128-byte arena
+  qforge_model* model = nullptr;
+  EXPECT_EQ(qforge_model_load_buffer_with_limits(bytes.data(), bytes.size(), nullptr, &model),
+            QFORGE_INVALID_ARGUMENT);
+  qforge_load_limits limits = defaults;
+  limits.max_multiply_adds = 1;
+  EXPECT_EQ(qforge_model_load_buffer_with_limits(bytes.data(), bytes.size(), &limits, &model),
+            QFORGE_OVER_LIMIT);
+  EXPECT_THAT(qforge_last_error(), HasSubstr("max_multiply_adds"));
+  limits = defaults;
+  limits.max_arena_bytes = 64;
+  EXPECT_EQ(qforge_model_load_buffer_with_limits(bytes.data(), bytes.size(), &limits, &model),
+            QFORGE_OVER_LIMIT);
+  EXPECT_THAT(qforge_last_error(), HasSubstr("needs 128 bytes of arena"));
+  limits.max_arena_bytes = 128;
+  ASSERT_EQ(qforge_model_load_buffer_with_limits(bytes.data(), bytes.size(), &limits, &model),
+            QFORGE_OK);
+  qforge_model_destroy(model);
+}
+
 }  // namespace
 }  // namespace qforge

@@ -5,6 +5,7 @@
 #define QFORGE_RUNTIME_COMPILED_MODEL_H_
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -17,34 +18,52 @@
 
 namespace qforge {
 
-// The largest arena an interpreter may ask for: single tensors are capped at
-// 1 GiB by validation, but many of them could still add up to more than any
-// edge device has.
-inline constexpr int64_t kMaxArenaBytes = int64_t{2} << 30;
+// What an application accepts from a model file it did not make: a small file
+// can still describe a huge arena or hours of arithmetic. A model over any
+// limit is refused at load, before its constants or arena are allocated.
+// The defaults are far above MobileNetV2 at 224x224 (a 3 MB arena, 3.5 MB of
+// weights, 0.3 G multiply-adds) and far below what would hang an edge device.
+struct LoadLimits {
+  int64_t max_arena_bytes = int64_t{1} << 30;      // one interpreter's activations
+  int64_t max_constant_bytes = int64_t{1} << 30;   // weights and biases together
+  int64_t max_multiply_adds = int64_t{100} << 30;  // per invoke, as estimated at prepare
+
+  // No limits: for the trainer and tools, which load models they made.
+  static LoadLimits None();
+};
 
 class CompiledModel {
  public:
-  // Each runs the whole chain: limits, parsing, ValidateModel, PrepareOp for
-  // every op, constant copies and the memory plan.
-  static absl::StatusOr<std::shared_ptr<const CompiledModel>> FromFile(const std::string& path);
-  static absl::StatusOr<std::shared_ptr<const CompiledModel>> FromBuffer(const void* data,
-                                                                         size_t size);
-  static absl::StatusOr<std::shared_ptr<const CompiledModel>> FromModel(Model model);
+  // Each runs the whole chain: size limits, parsing, ValidateModel, PrepareOp
+  // for every op, constant copies and the memory plan. OutOfRange (naming the
+  // limit) for a model over one of `limits`.
+  static absl::StatusOr<std::shared_ptr<const CompiledModel>> FromFile(
+      const std::string& path, const LoadLimits& limits = {});
+  static absl::StatusOr<std::shared_ptr<const CompiledModel>> FromBuffer(
+      const void* data, size_t size, const LoadLimits& limits = {});
+  static absl::StatusOr<std::shared_ptr<const CompiledModel>> FromModel(
+      Model model, const LoadLimits& limits = {});
 
   const Model& model() const { return model_; }
   const std::vector<PreparedOp>& ops() const { return ops_; }
   const MemoryPlan& plan() const { return plan_; }
+  // What LoadLimits measures.
+  int64_t constant_bytes() const { return constant_bytes_; }
+  int64_t multiply_adds() const { return multiply_adds_; }
   // Aligned constant data of tensor `id`, or nullptr if it is not a constant.
   const void* constant(int id) const;
 
  private:
   CompiledModel() = default;
   // Everything after validation: Prepare, constants, memory plan.
-  static absl::StatusOr<std::shared_ptr<const CompiledModel>> FromValidModel(Model model);
+  static absl::StatusOr<std::shared_ptr<const CompiledModel>> FromValidModel(
+      Model model, const LoadLimits& limits);
   Model model_;
   std::vector<PreparedOp> ops_;
   std::vector<AlignedBuffer> constants_;  // per tensor id; empty for non-constants
   MemoryPlan plan_;
+  int64_t constant_bytes_ = 0;
+  int64_t multiply_adds_ = 0;
 };
 
 }  // namespace qforge

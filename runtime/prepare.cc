@@ -470,6 +470,23 @@ Int8Output Int8ActivationRange(Activation activation, float scale, int32_t zero_
   return out;
 }
 
+// Below 2^60: tensors hold at most 2^30 elements, and a conv's products per
+// output are its weights' elements per output channel.
+int64_t MultiplyAdds(const Model& model, const Op& op) {
+  const int64_t outputs = NumElements(model.tensors(op.outputs(0)));
+  switch (op.kind()) {
+    case CONV2D:
+    case FULLY_CONNECTED: {
+      const Tensor& w = model.tensors(op.inputs(1));
+      return outputs * (NumElements(w) / w.shape(0));
+    }
+    case MEAN_HW:
+      return NumElements(model.tensors(op.inputs(0)));
+    default:
+      return outputs;
+  }
+}
+
 absl::StatusOr<PreparedOp> PrepareOp(const Model& model, int index) {
   const Op& op = model.ops(index);
   const Context c{model, op, OpLabel(op, index)};
@@ -504,6 +521,7 @@ absl::StatusOr<PreparedOp> PrepareOp(const Model& model, int index) {
       status = c.Fail("unknown op kind");
   }
   if (!status.ok()) return status;
+  p.multiply_adds = MultiplyAdds(model, op);
   return p;
 }
 

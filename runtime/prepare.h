@@ -40,6 +40,9 @@ struct PreparedOp {
   std::string name;
   std::vector<int> inputs;  // tensor ids, as in the model
   int output = -1;
+  // One run's multiply-adds (a conv's or fully connected layer's; one per
+  // element for the other ops), for LoadLimits.
+  int64_t multiply_adds = 0;
   std::variant<QuantizeParams,  // QUANTIZE and DEQUANTIZE
                reference::Conv2DInt8Params, reference::Conv2DFloatParams,
                reference::FullyConnectedInt8Params, reference::FullyConnectedFloatParams,

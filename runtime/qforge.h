@@ -35,6 +35,7 @@ typedef enum {
   QFORGE_UNSUPPORTED = 3,      /* valid, but this build or CPU cannot run it */
   QFORGE_OUT_OF_MEMORY = 4,
   QFORGE_INTERNAL = 5,
+  QFORGE_OVER_LIMIT = 6,       /* valid, but over a qforge_load_limits the caller set */
 } qforge_status;
 
 typedef enum {
@@ -71,9 +72,30 @@ typedef struct qforge_interpreter qforge_interpreter;
 
 const char* qforge_last_error(void);
 
-/* Loading validates everything before any memory is allocated for it. */
+/* What an application accepts from a model file it did not make: a small file
+ * can still describe a huge arena or hours of arithmetic. A model over any
+ * limit is refused with QFORGE_OVER_LIMIT before its weights or arena are
+ * allocated. qforge_default_load_limits() gives 1 GiB of arena per
+ * interpreter, 1 GiB of weights and biases, and 100 Gi (1.07e11) multiply-adds
+ * per invoke; MobileNetV2 at 224x224 needs 3 MB, 3.5 MB and 0.3 G. */
+typedef struct {
+  int64_t max_arena_bytes;
+  int64_t max_constant_bytes;
+  int64_t max_multiply_adds;
+} qforge_load_limits;
+
+qforge_load_limits qforge_default_load_limits(void);
+
+/* Loading validates everything before any memory is allocated for it, within
+ * the default limits, or `limits` (not null) for the _with_limits forms. */
 qforge_status qforge_model_load_file(const char* path, qforge_model** model);
 qforge_status qforge_model_load_buffer(const void* data, size_t size, qforge_model** model);
+qforge_status qforge_model_load_file_with_limits(const char* path,
+                                                 const qforge_load_limits* limits,
+                                                 qforge_model** model);
+qforge_status qforge_model_load_buffer_with_limits(const void* data, size_t size,
+                                                   const qforge_load_limits* limits,
+                                                   qforge_model** model);
 void qforge_model_destroy(qforge_model* model);
 
 /* Class names from the model's metadata (0 if it has none). */

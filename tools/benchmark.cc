@@ -202,7 +202,7 @@ absl::StatusOr<Result> Measure() {
   model = WithBatch(*std::move(model), absl::GetFlag(FLAGS_batch));
   if (!model.ok()) return model.status();
   absl::StatusOr<std::shared_ptr<const CompiledModel>> compiled =
-      CompiledModel::FromModel(*std::move(model));
+      CompiledModel::FromModel(*std::move(model), LoadLimits::None());
   if (!compiled.ok()) return compiled.status();
   absl::StatusOr<InterpreterOptions> options = Options();
   if (!options.ok()) return options.status();

@@ -33,7 +33,7 @@ int64_t Elements(const Tensor& t) {
 }
 
 absl::Status Run() {
-  auto compiled = CompiledModel::FromFile(absl::GetFlag(FLAGS_model));
+  auto compiled = CompiledModel::FromFile(absl::GetFlag(FLAGS_model), LoadLimits::None());
   if (!compiled.ok()) return compiled.status();
   auto interpreter = Interpreter::Create(*compiled, InterpreterOptions{});
   if (!interpreter.ok()) return interpreter.status();

@@ -113,7 +113,7 @@ absl::StatusOr<Predictions> RuntimePredictions(const Model& model, const Dataset
   absl::StatusOr<Model> batched = WithBatch(model, kEvalBatch);
   if (!batched.ok()) return batched.status();
   absl::StatusOr<std::shared_ptr<const CompiledModel>> compiled =
-      CompiledModel::FromModel(*std::move(batched));
+      CompiledModel::FromModel(*std::move(batched), LoadLimits::None());
   if (!compiled.ok()) return compiled.status();
   absl::StatusOr<std::unique_ptr<Interpreter>> interpreter =
       Interpreter::Create(*compiled, {Backend::kFast, threads});
