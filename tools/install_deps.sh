@@ -7,6 +7,8 @@
 #   tools/install_deps.sh --python   # also PyTorch (and protobuf for Python), for
 #                                    # import/export with PyTorch, its tests, and
 #                                    # the tools/ comparison and golden-file scripts
+#   tools/install_deps.sh --fuzz     # also clang and its libFuzzer runtime, for
+#                                    # tools/fuzz.sh
 set -euo pipefail
 
 packages=(
@@ -21,9 +23,10 @@ packages=(
   # tests/report_test renders the run report in a headless browser
   chromium fonts-dejavu-core
 )
-if [[ "${1:-}" == "--python" ]]; then
-  packages+=(python3-torch python3-torchvision python3-numpy python3-protobuf)
-fi
+case "${1:-}" in
+  --python) packages+=(python3-torch python3-torchvision python3-numpy python3-protobuf) ;;
+  --fuzz) packages+=(clang-14 libclang-rt-14-dev) ;;
+esac
 
 missing=()
 for p in "${packages[@]}"; do
