@@ -20,7 +20,8 @@ if [[ ${#targets[@]} -eq 0 ]]; then
   targets=(model_fuzzer idx_fuzzer cifar10_fuzzer checkpoint_fuzzer config_fuzzer)
 fi
 
-base=${QFORGE_FUZZ_OUTPUT_BASE:-${HOME}/.cache/qforge/fuzz_output_base}
+# One output base per checkout, as Bazel's own.
+base=${QFORGE_FUZZ_OUTPUT_BASE:-${HOME}/.cache/qforge/fuzz_output_base/$(pwd | md5sum | cut -c1-12)}
 fuzz_bazel() { bazel --output_base="$base" "$@"; }
 labels=()
 for t in "${targets[@]}"; do labels+=("//fuzz:$t"); done
