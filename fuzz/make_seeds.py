@@ -12,6 +12,7 @@ import os
 import shutil
 import struct
 import sys
+import zlib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, 'tools'))
@@ -139,6 +140,10 @@ def checkpoint_seeds():
     c.tensors.add(name='classifier.1.bias', shape=[2], data=floats([0.1, 0.2]))
     c.momentum = floats([0.0, 1.0])
     write('checkpoint', 'small.pb', c.SerializeToString())
+    # As WriteCheckpoint writes it: field 15 (fixed32) first, the CRC-32 of the rest.
+    body = c.SerializeToString()
+    write('checkpoint', 'small_checksummed.pb',
+          bytes([15 << 3 | 5]) + struct.pack('<I', zlib.crc32(body)) + body)
 
 
 def config_seeds():

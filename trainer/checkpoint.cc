@@ -2,18 +2,57 @@
 
 #include <unistd.h>
 
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <string_view>
+#include <system_error>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "google/protobuf/text_format.h"
+#include "zlib.h"
 
 namespace qforge {
+namespace {
+
+// Checkpoint.checksum (field 15, fixed32): its tag, and the tag plus the
+// little-endian CRC that begin a checksummed file.
+constexpr unsigned char kChecksumTag = (15 << 3) | 5;
+constexpr size_t kChecksumPrefixBytes = 5;
+
+std::string ChecksumPrefix(std::string_view body) {
+  const uint32_t crc = static_cast<uint32_t>(
+      crc32(0L, reinterpret_cast<const Bytef*>(body.data()), static_cast<uInt>(body.size())));
+  std::string prefix(1, static_cast<char>(kChecksumTag));
+  for (int i = 0; i < 4; ++i) prefix += static_cast<char>((crc >> (8 * i)) & 0xff);
+  return prefix;
+}
+
+// `bytes` to `path`.tmp, fsync, rename to `path`.
+absl::Status WriteFileAtomically(const std::string& bytes, const std::string& path) {
+  const std::string tmp = path + ".tmp";
+  std::FILE* file = std::fopen(tmp.c_str(), "wb");
+  if (file == nullptr) return absl::InternalError(absl::StrCat("cannot create ", tmp));
+  // fsync before the rename: after a power loss the new name must not point
+  // at data that never reached the disk.
+  const bool written = std::fwrite(bytes.data(), 1, bytes.size(), file) == bytes.size() &&
+                       std::fflush(file) == 0 && fsync(fileno(file)) == 0;
+  if (std::fclose(file) != 0 || !written) {
+    return absl::InternalError(absl::StrCat("cannot write ", tmp));
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) return absl::InternalError(absl::StrCat("cannot rename ", tmp, ": ", ec.message()));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 
 void CaptureTensors(const ParameterStore& store, Checkpoint& checkpoint) {
   for (int id = 0; id < store.count(); ++id) {
@@ -101,31 +140,63 @@ absl::Status KeepFirstLines(const std::string& path, int count) {
 
 absl::Status WriteProtoAtomically(const google::protobuf::MessageLite& message,
                                   const std::string& path) {
-  const std::string tmp = path + ".tmp";
-  const std::string bytes = message.SerializeAsString();
-  std::FILE* file = std::fopen(tmp.c_str(), "wb");
-  if (file == nullptr) return absl::InternalError(absl::StrCat("cannot create ", tmp));
-  // fsync before the rename: after a power loss the new name must not point
-  // at data that never reached the disk.
-  const bool written = std::fwrite(bytes.data(), 1, bytes.size(), file) == bytes.size() &&
-                       std::fflush(file) == 0 && fsync(fileno(file)) == 0;
-  if (std::fclose(file) != 0 || !written) {
-    return absl::InternalError(absl::StrCat("cannot write ", tmp));
+  return WriteFileAtomically(message.SerializeAsString(), path);
+}
+
+absl::Status WriteCheckpoint(Checkpoint checkpoint, const std::string& path) {
+  checkpoint.clear_checksum();
+  const std::string body = checkpoint.SerializeAsString();
+  // Only a sound file may replace the previous one: after a fallback to
+  // .prev, the damaged latest must not overwrite it.
+  if (ReadCheckpoint(path).ok()) {
+    // Link, then rename over the old .prev: `path` itself is never missing.
+    const std::string prev = PreviousCheckpointPath(path);
+    const std::string link = prev + ".tmp";
+    std::error_code ec;
+    std::filesystem::remove(link, ec);
+    std::filesystem::create_hard_link(path, link, ec);
+    if (!ec) std::filesystem::rename(link, prev, ec);
+    if (ec) return absl::InternalError(absl::StrCat("cannot keep ", path, " as ", prev, ": ",
+                                                    ec.message()));
   }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) return absl::InternalError(absl::StrCat("cannot rename ", tmp, ": ", ec.message()));
-  return absl::OkStatus();
+  return WriteFileAtomically(ChecksumPrefix(body) + body, path);
 }
 
 absl::StatusOr<Checkpoint> ReadCheckpoint(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
+  const std::string bytes((std::istreambuf_iterator<char>(in)), {});
+  // An empty message parses, but no writer makes an empty checkpoint.
+  if (bytes.empty()) return absl::InvalidArgumentError(absl::StrCat(path, ": empty file"));
+  if (static_cast<unsigned char>(bytes[0]) == kChecksumTag) {
+    if (bytes.size() < kChecksumPrefixBytes ||
+        bytes.compare(0, kChecksumPrefixBytes,
+                      ChecksumPrefix(std::string_view(bytes).substr(kChecksumPrefixBytes))) != 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": checksum mismatch (the file is truncated or damaged)"));
+    }
+  }
   Checkpoint checkpoint;
-  if (!checkpoint.ParseFromIstream(&in)) {
+  // Fields this version does not know mean damage (a flipped first byte turns
+  // the checksum into one) or a newer qforge; either way, not this checkpoint.
+  if (!checkpoint.ParseFromString(bytes) ||
+      !checkpoint.GetReflection()->GetUnknownFields(checkpoint).empty()) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": not a qforge checkpoint"));
   }
   return checkpoint;
+}
+
+std::string PreviousCheckpointPath(const std::string& path) { return path + ".prev"; }
+
+absl::StatusOr<Checkpoint> ReadLatestCheckpoint(const std::string& path) {
+  absl::StatusOr<Checkpoint> latest = ReadCheckpoint(path);
+  if (latest.ok()) return latest;
+  const std::string prev = PreviousCheckpointPath(path);
+  absl::StatusOr<Checkpoint> previous = ReadCheckpoint(prev);
+  if (!previous.ok()) return latest.status();
+  std::fprintf(stderr, "warning: %s; continuing from the previous checkpoint, %s (epoch %d)\n",
+               std::string(latest.status().message()).c_str(), prev.c_str(), previous->epoch());
+  return previous;
 }
 
 }  // namespace qforge

@@ -1,6 +1,8 @@
 // Saving and restoring a training run: parameters, batch-norm statistics, SGD
 // momentum, the epoch and step counters and the config. Files are written to a
-// temporary name, flushed and renamed, so a crash never leaves a torn checkpoint.
+// temporary name, flushed and renamed, so a crash never leaves a torn checkpoint;
+// a checksum catches one damaged later, and the previous checkpoint is kept
+// beside the latest (`path`.prev) to fall back on.
 #ifndef QFORGE_TRAINER_CHECKPOINT_H_
 #define QFORGE_TRAINER_CHECKPOINT_H_
 
@@ -44,7 +46,22 @@ absl::Status MergeTextProtoFile(const std::string& path, google::protobuf::Messa
 // Writes any message atomically: `path`.tmp, fsync, rename to `path`.
 absl::Status WriteProtoAtomically(const google::protobuf::MessageLite& message,
                                   const std::string& path);
+
+// Writes `checkpoint` atomically with its checksum. A sound checkpoint already
+// at `path` becomes `path`.prev first (by a hard link, so `path` exists at
+// every instant).
+absl::Status WriteCheckpoint(Checkpoint checkpoint, const std::string& path);
+
+// NotFound for a missing file; InvalidArgument for one that is not a
+// checkpoint or fails its checksum, naming the file.
 absl::StatusOr<Checkpoint> ReadCheckpoint(const std::string& path);
+
+// For --resume: `path`, or if it is missing or damaged, `path`.prev, with a
+// warning on stderr naming both. The first error if neither loads.
+absl::StatusOr<Checkpoint> ReadLatestCheckpoint(const std::string& path);
+
+// Where WriteCheckpoint keeps the previous checkpoint of `path`.
+std::string PreviousCheckpointPath(const std::string& path);
 
 }  // namespace qforge
 

@@ -356,7 +356,7 @@ int ImportCommand() {
   std::error_code ec;
   std::filesystem::create_directories(config->output_dir(), ec);
   const std::string path = (std::filesystem::path(config->output_dir()) / "checkpoint.pb").string();
-  if (absl::Status s = WriteProtoAtomically(*checkpoint, path); !s.ok()) return Fail(s, 1);
+  if (absl::Status s = WriteCheckpoint(*checkpoint, path); !s.ok()) return Fail(s, 1);
   std::printf("wrote %s: MobileNetV2 width %.2f, %s geometry, %d classes, %d tensors\n",
               path.c_str(), config->model().width_mult(), config->model().geometry().c_str(),
               checkpoint->config().model().num_classes(), checkpoint->tensors_size());

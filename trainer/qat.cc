@@ -275,12 +275,12 @@ class QatRun {
     checkpoint.set_test_accuracy(static_cast<float>(e.int8_accuracy));
     CaptureState(r_->params, sgd_, checkpoint);
     CaptureTensors(qat_.state(), checkpoint);
-    return WriteProtoAtomically(checkpoint, (dir_ / kQatCheckpointFile).string());
+    return WriteCheckpoint(std::move(checkpoint), (dir_ / kQatCheckpointFile).string());
   }
 
   absl::Status Resume() {
     const std::string path = (dir_ / kQatCheckpointFile).string();
-    absl::StatusOr<Checkpoint> checkpoint = ReadCheckpoint(path);
+    absl::StatusOr<Checkpoint> checkpoint = ReadLatestCheckpoint(path);
     if (!checkpoint.ok()) return checkpoint.status();
     absl::Status s = RestoreState(*checkpoint, r_->params, sgd_);
     if (s.ok()) s = RestoreTensors(*checkpoint, qat_.state());

@@ -242,7 +242,7 @@ absl::Status Trainer::Init() {
 
 absl::Status Trainer::Resume() {
   const std::string path = (std::filesystem::path(config_.output_dir()) / kCheckpointFile).string();
-  absl::StatusOr<Checkpoint> checkpoint = ReadCheckpoint(path);
+  absl::StatusOr<Checkpoint> checkpoint = ReadLatestCheckpoint(path);
   if (!checkpoint.ok()) return checkpoint.status();
   if (absl::Status s = RestoreState(*checkpoint, params_, *sgd_); !s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": ", s.message()));
@@ -364,7 +364,7 @@ absl::Status Trainer::SaveEpoch(const EpochResult& r) {
   checkpoint.set_step(step_);
   checkpoint.set_test_accuracy(static_cast<float>(r.test_accuracy));
   CaptureState(params_, *sgd_, checkpoint);
-  return WriteProtoAtomically(checkpoint, (dir / kCheckpointFile).string());
+  return WriteCheckpoint(std::move(checkpoint), (dir / kCheckpointFile).string());
 }
 
 absl::StatusOr<std::vector<EpochResult>> Trainer::Run(int max_epochs) {
