@@ -15,8 +15,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);
 
 namespace {
 
+// 1 for a file replayed, 0 (with a message) for one that cannot be read.
 int Replay(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    std::fprintf(stderr, "cannot read %s\n", path.c_str());
+    return 0;
+  }
   const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   LLVMFuzzerTestOneInput(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
   return 1;
@@ -28,6 +33,10 @@ int main(int argc, char** argv) {
   int inputs = 0;
   for (int i = 1; i < argc; ++i) {
     const std::filesystem::path arg = argv[i];
+    if (!std::filesystem::exists(arg)) {
+      std::fprintf(stderr, "%s does not exist\n", argv[i]);
+      return 1;
+    }
     if (!std::filesystem::is_directory(arg)) {
       inputs += Replay(arg);
       continue;

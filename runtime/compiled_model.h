@@ -20,7 +20,9 @@ namespace qforge {
 
 // What an application accepts from a model file it did not make: a small file
 // can still describe a huge arena or hours of arithmetic. A model over any
-// limit is refused at load, before its constants or arena are allocated.
+// limit is refused at load, before its constants are copied into aligned
+// memory or any arena is allocated (the parsed file itself, at most
+// kMaxModelBytes, is already in memory).
 // The defaults are far above MobileNetV2 at 224x224 (a 3 MB arena, 3.5 MB of
 // weights, 0.3 G multiply-adds) and far below what would hang an edge device.
 struct LoadLimits {

@@ -19,7 +19,7 @@ namespace qforge {
 // Every buffer starts on this boundary (a cache line, and enough for SIMD loads).
 inline constexpr int64_t kTensorAlignment = 64;
 
-// MobileNetV2 has about 2 overlapping pairs per tensor.
+// MobileNetV2 has about 1.5 overlapping pairs per tensor.
 inline constexpr int64_t kConflictsPerTensor = 32;
 
 struct MemoryPlan {

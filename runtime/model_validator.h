@@ -3,8 +3,9 @@
 // quantization and constant data (its size, and finite values for floats),
 // per-tensor quantization of everything but constants, every tensor id, the
 // inputs and outputs (float or int8, each listed once), and the order of the
-// ops (nothing is read before it exists, nothing is written twice). The per-op checks of shapes, types and requantization ranges
-// follow in each op's Prepare.
+// ops (nothing is read before it exists, nothing is written twice). The
+// per-op checks of shapes, types and requantization ranges follow in each
+// op's Prepare.
 //
 // Every error is InvalidArgument and names the tensor or op and the bad value.
 #ifndef QFORGE_RUNTIME_MODEL_VALIDATOR_H_

@@ -74,10 +74,11 @@ const char* qforge_last_error(void);
 
 /* What an application accepts from a model file it did not make: a small file
  * can still describe a huge arena or hours of arithmetic. A model over any
- * limit is refused with QFORGE_OVER_LIMIT before its weights or arena are
- * allocated. qforge_default_load_limits() gives 1 GiB of arena per
- * interpreter, 1 GiB of weights and biases, and 100 Gi (1.07e11) multiply-adds
- * per invoke; MobileNetV2 at 224x224 needs 3 MB, 3.5 MB and 0.3 G. */
+ * limit is refused with QFORGE_OVER_LIMIT before its weights are copied or
+ * any arena is allocated. qforge_default_load_limits() gives 1 GiB of arena
+ * per interpreter, 1 GiB of weights and biases, and 100 Gi (1.07e11)
+ * multiply-adds per invoke; MobileNetV2 at 224x224 needs 3 MB, 3.5 MB and
+ * 0.3 G. Start from those: a zeroed struct refuses every model. */
 typedef struct {
   int64_t max_arena_bytes;
   int64_t max_constant_bytes;

@@ -35,6 +35,13 @@ kill_rounds() {
       echo "round $round: the run failed (exit $status) instead of resuming"
       exit 1
     fi
+    # The previous checkpoint is for files damaged after the fact: a kill
+    # must always leave the latest one readable.
+    if grep -q "continuing from the previous checkpoint" "$TEST_TMPDIR/round.log"; then
+      cat "$TEST_TMPDIR/round.log"
+      echo "round $round: the latest checkpoint was unreadable after a kill"
+      exit 1
+    fi
     local ending="killed after ${delay} ms"
     if [[ $status -eq 0 ]]; then ending="finished within ${delay} ms"; fi
     echo "round $round: ${resume[*]:-fresh}, ${ending}," \
@@ -52,14 +59,13 @@ finish() {
   [[ $(wc -l <"$metrics") -eq $epochs ]]
 }
 
-# An epoch of train takes about 0.3 s here, qat's about 8 s with its int8
-# evaluation on the 10,000 test images.
 # Each epoch's numbers, without its timings.
 numbers() { sed -E 's/, "(images_per_second|seconds)": [0-9.e+-]+//g' "$1"; }
 
-# train starts in about 0.8 s and takes about 1 s an epoch here; qat starts in about 3 s, takes
-# about 2 s an epoch with its int8 evaluation, and ends with a measurement of
-# 40 s on the 10,000 test images.
+# Here train starts in about 0.8 s and takes about 1 s an epoch; qat starts
+# in about 3 s, takes about 2 s an epoch with its int8 evaluation, and ends
+# with a measurement of 40 s on the 10,000 test images. Kills before a run's
+# start only test that nothing is left half-written.
 kill_rounds "$out/checkpoint.pb" 12 4000 "${train[@]}" --output_dir="$out"
 finish "$out/checkpoint.pb" "$out/metrics.jsonl" 12 "${train[@]}" --output_dir="$out"
 "$trainer" "${train[@]}" --output_dir="$TEST_TMPDIR/never_killed" >/dev/null 2>&1
@@ -71,7 +77,7 @@ finish "$out/qat/qat_checkpoint.pb" "$out/qat/qat_metrics.jsonl" 5 "${qat[@]}"
 # from the previous one (epoch 11 of 12), redoing the last epoch as it was.
 size=$(stat -c %s "$out/checkpoint.pb")
 truncate -s $((size / 2)) "$out/checkpoint.pb"
-log=$("$trainer" "${train[@]}" --output_dir="$out" --resume 2>&1)
+log=$("$trainer" "${train[@]}" --output_dir="$out" --resume 2>&1) || { echo "$log"; exit 1; }
 echo "$log"
 grep -q "warning: $out/checkpoint.pb: checksum mismatch .*continuing from the previous checkpoint, $out/checkpoint.pb.prev (epoch 11)" <<<"$log"
 grep -q "epoch 12/12: train loss" <<<"$log"

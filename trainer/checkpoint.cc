@@ -24,6 +24,10 @@ namespace {
 // little-endian CRC that begin a checksummed file.
 constexpr unsigned char kChecksumTag = (15 << 3) | 5;
 constexpr size_t kChecksumPrefixBytes = 5;
+// The first tags of files without a checksum: Checkpoint.config (1) and
+// Checkpoint.tensors (4), both length-delimited.
+constexpr unsigned char kConfigTag = (1 << 3) | 2;
+constexpr unsigned char kTensorsTag = (4 << 3) | 2;
 
 std::string ChecksumPrefix(std::string_view body) {
   const uint32_t crc = static_cast<uint32_t>(
@@ -52,7 +56,6 @@ absl::Status WriteFileAtomically(const std::string& bytes, const std::string& pa
 }
 
 }  // namespace
-
 
 void CaptureTensors(const ParameterStore& store, Checkpoint& checkpoint) {
   for (int id = 0; id < store.count(); ++id) {
@@ -155,6 +158,10 @@ absl::Status WriteCheckpoint(Checkpoint checkpoint, const std::string& path) {
     std::error_code ec;
     std::filesystem::remove(link, ec);
     std::filesystem::create_hard_link(path, link, ec);
+    if (ec) {  // a filesystem without hard links (FAT, some network mounts)
+      ec.clear();
+      std::filesystem::copy_file(path, link, std::filesystem::copy_options::overwrite_existing, ec);
+    }
     if (!ec) std::filesystem::rename(link, prev, ec);
     if (ec) return absl::InternalError(absl::StrCat("cannot keep ", path, " as ", prev, ": ",
                                                     ec.message()));
@@ -168,13 +175,18 @@ absl::StatusOr<Checkpoint> ReadCheckpoint(const std::string& path) {
   const std::string bytes((std::istreambuf_iterator<char>(in)), {});
   // An empty message parses, but no writer makes an empty checkpoint.
   if (bytes.empty()) return absl::InvalidArgumentError(absl::StrCat(path, ": empty file"));
-  if (static_cast<unsigned char>(bytes[0]) == kChecksumTag) {
+  const unsigned char first = static_cast<unsigned char>(bytes[0]);
+  if (first == kChecksumTag) {
     if (bytes.size() < kChecksumPrefixBytes ||
         bytes.compare(0, kChecksumPrefixBytes,
                       ChecksumPrefix(std::string_view(bytes).substr(kChecksumPrefixBytes))) != 0) {
       return absl::InvalidArgumentError(
           absl::StrCat(path, ": checksum mismatch (the file is truncated or damaged)"));
     }
+  } else if (first != kConfigTag && first != kTensorsTag) {
+    // Every writer without a checksum began with the config or the tensors;
+    // anything else is a damaged first byte, which would skip the check.
+    return absl::InvalidArgumentError(absl::StrCat(path, ": not a qforge checkpoint"));
   }
   Checkpoint checkpoint;
   // Fields this version does not know mean damage (a flipped first byte turns

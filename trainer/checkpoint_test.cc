@@ -56,10 +56,12 @@ TEST(Checkpoint, EveryTruncationAndByteFlipIsDetected) {
     EXPECT_FALSE(ReadCheckpoint(damaged).ok()) << "cut to " << keep << " bytes";
   }
   for (size_t i = 0; i < bytes.size(); ++i) {
-    std::string flipped = bytes;
-    flipped[i] = static_cast<char>(flipped[i] ^ 0x10);
-    WriteBytes(damaged, flipped);
-    EXPECT_FALSE(ReadCheckpoint(damaged).ok()) << "byte " << i << " flipped";
+    for (int bits : {0x01, 0x10, 0x80, 0x48}) {  // 0x48 turns the first byte into field 6's tag
+      std::string flipped = bytes;
+      flipped[i] = static_cast<char>(flipped[i] ^ bits);
+      WriteBytes(damaged, flipped);
+      EXPECT_FALSE(ReadCheckpoint(damaged).ok()) << "byte " << i << " ^ " << bits;
+    }
   }
   WriteBytes(damaged, bytes.substr(0, bytes.size() - 1));
   EXPECT_THAT(std::string(ReadCheckpoint(damaged).status().message()),

@@ -89,7 +89,8 @@ Model ExposeAll(Model model) {
 int64_t Elements(const Tensor& t) { return *ElementCount(t); }
 
 absl::StatusOr<std::unique_ptr<Interpreter>> Make(const Model& model) {
-  absl::StatusOr<std::shared_ptr<const CompiledModel>> compiled = CompiledModel::FromModel(model, LoadLimits::None());
+  absl::StatusOr<std::shared_ptr<const CompiledModel>> compiled =
+      CompiledModel::FromModel(model, LoadLimits::None());
   if (!compiled.ok()) return compiled.status();
   return Interpreter::Create(*compiled, {Backend::kFast, 1});
 }
