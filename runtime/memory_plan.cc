@@ -28,7 +28,7 @@ int64_t AlignedBytes(const Tensor& t) {
 
 // Lifetimes of the tensors the arena holds (model inputs and op outputs); the
 // ids of those in `planned`, by id.
-std::vector<Lifetime> Lifetimes(const Model &model, std::vector<int> &planned) {
+std::vector<Lifetime> Lifetimes(const Model& model, std::vector<int>& planned) {
   const int num_ops = model.ops_size();
   std::vector<Lifetime> life(model.tensors_size());
   std::vector<bool> is_planned(model.tensors_size(), false);
@@ -66,8 +66,8 @@ struct ConflictLists {
 // never shares with a model output: callers may write the next input while
 // they still read the last output. Nothing if there are more than `budget`
 // such pairs.
-std::optional<ConflictLists> Conflicts(const std::vector<Lifetime> &life,
-                                       const std::vector<int> &planned, int64_t budget) {
+std::optional<ConflictLists> Conflicts(const std::vector<Lifetime>& life,
+                                       const std::vector<int>& planned, int64_t budget) {
   std::vector<int> inputs, outputs;
   for (int id : planned) {
     if (life[id].input) inputs.push_back(id);
@@ -87,7 +87,7 @@ std::optional<ConflictLists> Conflicts(const std::vector<Lifetime> &life,
   std::stable_sort(by_first.begin(), by_first.end(),
                    [&](int a, int b) { return life[a].first < life[b].first; });
   for (size_t i = 0; i < by_first.size(); ++i) {
-    const Lifetime &a = life[by_first[i]];
+    const Lifetime& a = life[by_first[i]];
     for (size_t j = i + 1; j < by_first.size() && life[by_first[j]].first <= a.last; ++j) {
       if (a.input && life[by_first[j]].output) continue;  // already a pair
       if (static_cast<int64_t>(pairs.size()) >= budget) return std::nullopt;
@@ -96,14 +96,14 @@ std::optional<ConflictLists> Conflicts(const std::vector<Lifetime> &life,
   }
   ConflictLists lists;
   lists.start.assign(life.size() + 1, 0);
-  for (const auto &[a, b] : pairs) {
+  for (const auto& [a, b] : pairs) {
     ++lists.start[a + 1];
     ++lists.start[b + 1];
   }
   for (size_t id = 0; id < life.size(); ++id) lists.start[id + 1] += lists.start[id];
   lists.ids.resize(2 * pairs.size());
   std::vector<int64_t> next(lists.start.begin(), lists.start.end() - 1);
-  for (const auto &[a, b] : pairs) {
+  for (const auto& [a, b] : pairs) {
     lists.ids[next[a]++] = b;
     lists.ids[next[b]++] = a;
   }
@@ -113,8 +113,8 @@ std::optional<ConflictLists> Conflicts(const std::vector<Lifetime> &life,
 // Greedy by size (as TFLite's arena planner): the largest tensors first, each
 // at the lowest offset that does not collide with a placed tensor it conflicts
 // with. O(n log n + pairs log pairs).
-void PlaceBySize(const std::vector<Lifetime> &life, const std::vector<int> &planned,
-                 const ConflictLists &conflicts, MemoryPlan &plan) {
+void PlaceBySize(const std::vector<Lifetime>& life, const std::vector<int>& planned,
+                 const ConflictLists& conflicts, MemoryPlan& plan) {
   std::vector<int> order = planned;
   // Ties by id so the plan is deterministic.
   std::stable_sort(order.begin(), order.end(),
@@ -142,7 +142,7 @@ void PlaceBySize(const std::vector<Lifetime> &life, const std::vector<int> &plan
 // Free blocks of the arena, best fit with neighbours merged. O(log n) per call.
 class FreeList {
  public:
-  int64_t Allocate(int64_t size, int64_t &arena_bytes) {
+  int64_t Allocate(int64_t size, int64_t& arena_bytes) {
     auto fit = by_size_.lower_bound({size, 0});
     if (fit == by_size_.end()) {
       // Grow the arena, starting inside a free block that ends at its top.
@@ -196,14 +196,14 @@ class FreeList {
 // the order the ops write them, each in the best-fitting free block, freed
 // after its last reader. Model inputs and outputs are never freed, so they
 // share bytes with neither each other nor anything that outlives them.
-void PlaceInOrder(const Model &model, const std::vector<Lifetime> &life, MemoryPlan &plan) {
+void PlaceInOrder(const Model& model, const std::vector<Lifetime>& life, MemoryPlan& plan) {
   FreeList free;
   auto allocate = [&](int id) {
     plan.offsets[id] = free.Allocate(life[id].bytes, plan.arena_bytes);
   };
   for (int id : model.inputs()) allocate(id);
   for (int i = 0; i < model.ops_size(); ++i) {
-    const Op &op = model.ops(i);
+    const Op& op = model.ops(i);
     allocate(op.outputs(0));
     auto release = [&](int id) {
       if (life[id].input || life[id].output || life[id].last != i) return;
@@ -219,7 +219,7 @@ void PlaceInOrder(const Model &model, const std::vector<Lifetime> &life, MemoryP
   }
 }
 
-MemoryPlan Plan(const Model &model, bool by_size) {
+MemoryPlan Plan(const Model& model, bool by_size) {
   std::vector<int> planned;
   const std::vector<Lifetime> life = Lifetimes(model, planned);
   MemoryPlan plan;
@@ -238,8 +238,8 @@ MemoryPlan Plan(const Model &model, bool by_size) {
 
 }  // namespace
 
-MemoryPlan PlanMemory(const Model &model) { return Plan(model, /*by_size=*/true); }
+MemoryPlan PlanMemory(const Model& model) { return Plan(model, /*by_size=*/true); }
 
-MemoryPlan PlanMemoryInOrder(const Model &model) { return Plan(model, /*by_size=*/false); }
+MemoryPlan PlanMemoryInOrder(const Model& model) { return Plan(model, /*by_size=*/false); }
 
 }  // namespace qforge
