@@ -42,6 +42,9 @@ class SplitMix64 {
     return z ^ (z >> 31);
   }
 
+  // Moves on as n calls of Next() would.
+  void Skip(uint64_t n) { state_ += n * 0x9e3779b97f4a7c15ULL; }
+
   // Uniform in [0, n) for n >= 1, without modulo bias (Lemire's method with
   // rejection, arXiv 1805.10941).
   uint64_t Below(uint64_t n) {

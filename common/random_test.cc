@@ -42,6 +42,13 @@ TEST(SplitMix64, UniformFloatStaysInUnitInterval) {
   EXPECT_NEAR(sum / 100000, 0.5, 0.005);
 }
 
+TEST(SplitMix64, SkipLandsWhereNextWould) {
+  SplitMix64 stepped(42), skipped(42);
+  for (int i = 0; i < 1000; ++i) stepped.Next();
+  skipped.Skip(1000);
+  EXPECT_EQ(skipped.Next(), stepped.Next());
+}
+
 TEST(DeriveSeed, DependsOnEveryKeyAndItsOrder) {
   EXPECT_EQ(DeriveSeed({1, 2, 3}), DeriveSeed({1, 2, 3}));
   EXPECT_NE(DeriveSeed({1, 2, 3}), DeriveSeed({1, 2, 4}));

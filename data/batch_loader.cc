@@ -44,6 +44,18 @@ absl::StatusOr<std::unique_ptr<BatchLoader>> BatchLoader::Create(const Dataset& 
     return absl::InvalidArgumentError(absl::StrCat(
         dataset.name, ": ", dataset.count, " images make no batch of ", options.batch_size));
   }
+  if (options.shards < 1 || options.shard < 0 || options.shard >= options.shards) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("shard ", options.shard, " of ", options.shards, " does not exist"));
+  }
+  // Every rank needs at least one image of every batch, the last one too.
+  const int64_t last =
+      options.drop_last ? options.batch_size : (dataset.count - 1) % options.batch_size + 1;
+  if (std::min<int64_t>(options.batch_size, last) < options.shards) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(dataset.name, ": batches of ", options.batch_size, " images (the last of ",
+                     last, ") cannot give each of ", options.shards, " ranks an image"));
+  }
   if (options.decode_threads < 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("decode_threads ", options.decode_threads, " must be at least 0"));
@@ -144,10 +156,14 @@ absl::Status BatchLoader::status() const {
 
 absl::Status BatchLoader::Fill(const std::vector<int64_t>& order, int64_t epoch,
                                int64_t batch_index, Batch& batch) const {
-  const int64_t begin = batch_index * options_.batch_size;
-  const int size = static_cast<int>(
-      std::min<int64_t>(options_.batch_size, dataset_.count - begin));
+  const int global_size = static_cast<int>(
+      std::min<int64_t>(options_.batch_size, dataset_.count - batch_index * options_.batch_size));
+  const int offset = global_size * options_.shard / options_.shards;
+  const int size = global_size * (options_.shard + 1) / options_.shards - offset;
+  const int64_t begin = batch_index * options_.batch_size + offset;
   batch.size = size;
+  batch.global_size = global_size;
+  batch.offset = offset;
   batch.height = dataset_.height;
   batch.width = dataset_.width;
   batch.channels = dataset_.channels;

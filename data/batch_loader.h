@@ -36,10 +36,18 @@ struct LoaderOptions {
   // many as the machine has cores).
   bool random_resized_crop = false;
   int decode_threads = 0;
+  // Data-parallel training: each batch of batch_size images is cut into
+  // `shards` contiguous parts (sizes differing by at most one) and this loader
+  // yields part `shard` of each. Every part keeps the crop and flip its images
+  // get in the whole batch, so the ranks together see exactly one process's data.
+  int shard = 0;
+  int shards = 1;
 };
 
 struct Batch {
   int size = 0;  // images in this batch (the last one may be short)
+  int global_size = 0;  // images in the whole batch, of which this is a shard
+  int offset = 0;       // this shard's first image within the whole batch
   int height = 0;
   int width = 0;
   int channels = 0;

@@ -158,6 +158,56 @@ TEST(BatchLoader, OrderAndCropsAreWhatTheSideBySideReplicaGives) {
   EXPECT_TRUE(crop.flip);
 }
 
+// Data-parallel ranks: the shards of each batch, put together in rank order,
+// are the whole batch, crops and flips included.
+TEST(BatchLoader, ShardsTogetherAreTheWholeBatch) {
+  const Dataset dataset = CountingDataset(103);  // a last batch of 7
+  LoaderOptions options;
+  options.batch_size = 32;
+  options.seed = 5;
+  options.pad = 1;
+  options.horizontal_flip = true;
+  const std::vector<Batch> whole = Epoch(*MakeLoader(dataset, options), 2);
+  std::vector<std::vector<Batch>> parts;
+  for (int shard = 0; shard < 3; ++shard) {
+    options.shard = shard;
+    options.shards = 3;
+    parts.push_back(Epoch(*MakeLoader(dataset, options), 2));
+  }
+  for (size_t b = 0; b < whole.size(); ++b) {
+    std::vector<float> images;
+    std::vector<int64_t> indices;
+    int offset = 0;
+    for (const std::vector<Batch>& part : parts) {
+      ASSERT_EQ(part.size(), whole.size());
+      const Batch& shard = part[b];
+      EXPECT_EQ(shard.global_size, whole[b].size);
+      EXPECT_EQ(shard.offset, offset);
+      EXPECT_GE(shard.size, whole[b].size / 3);
+      EXPECT_LE(shard.size, whole[b].size / 3 + 1);
+      offset += shard.size;
+      images.insert(images.end(), shard.images.begin(), shard.images.end());
+      indices.insert(indices.end(), shard.indices.begin(), shard.indices.end());
+    }
+    EXPECT_EQ(images, whole[b].images) << "batch " << b;
+    EXPECT_EQ(indices, whole[b].indices) << "batch " << b;
+  }
+}
+
+TEST(BatchLoader, RefusesShardsThatLeaveARankEmpty) {
+  const Dataset dataset = CountingDataset(33);  // batches of 32, then 1
+  LoaderOptions options;
+  options.batch_size = 32;
+  options.shards = 2;
+  EXPECT_THAT(BatchLoader::Create(dataset, options).status().message(),
+              HasSubstr("(the last of 1) cannot give each of 2 ranks an image"));
+  options.drop_last = true;
+  EXPECT_TRUE(BatchLoader::Create(dataset, options).ok());
+  options.shard = 2;
+  EXPECT_THAT(BatchLoader::Create(dataset, options).status().message(),
+              HasSubstr("shard 2 of 2 does not exist"));
+}
+
 TEST(BatchLoader, NextBeforeStartEpochReturnsFalse) {
   const Dataset dataset = CountingDataset(3);
   auto loader = MakeLoader(dataset, LoaderOptions());
