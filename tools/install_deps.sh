@@ -18,6 +18,8 @@ packages=(
   libxnnpack-dev libpthreadpool-dev libcpuinfo-dev libgemmlowp-dev libabsl-dev
   libprotobuf-dev protobuf-compiler libgtest-dev libgmock-dev libbenchmark-dev
   zlib1g-dev libopenblas-dev libeigen3-dev libjpeg62-turbo-dev libpng-dev
+  # data-parallel training (trainer/dist): Open MPI and its mpirun
+  libopenmpi-dev openmpi-bin
   # the embedded default dataset
   dataset-fashion-mnist
   # tests/report_test renders the run report in a headless browser

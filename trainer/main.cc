@@ -6,6 +6,8 @@
 //                                               quantization-aware training, each
 //                                               measured by the runtime
 //   bazel run //trainer -- train [--config=FILE] [--epochs=N ...] [--resume]
+//   mpirun -np N bazel-bin/trainer/trainer train [--sync_batch_norm ...]
+//                                               data-parallel float training
 //   bazel run //trainer -- ptq --checkpoint=DIR/checkpoint.pb [--qconfig=NAME]
 //                              [--overrides=LAYER=QCONFIG,...] [--float_layers=LAYER,...]
 //   bazel run //trainer -- qat --checkpoint=DIR/checkpoint.pb [--config=FILE] [--epochs=N ...]
@@ -27,9 +29,10 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "trainer/nn/gemm.h"
 #include "trainer/checkpoint.h"
+#include "trainer/dist/mpi_collectives.h"
 #include "trainer/import.h"
+#include "trainer/nn/gemm.h"
 #include "trainer/ptq.h"
 #include "trainer/qat.h"
 #include "trainer/quant/convert.h"
@@ -65,6 +68,10 @@ ABSL_FLAG(std::string, output_dir, "",
           "train: checkpoint and metrics.jsonl go here; qat: its checkpoint, metrics and model.");
 ABSL_FLAG(int64_t, max_train_images, -1, "Train on the first N images only (0: all).");
 ABSL_FLAG(int64_t, max_test_images, -1, "Evaluate on the first N test images only (0: all).");
+ABSL_FLAG(bool, sync_batch_norm, false,
+          "train under mpirun: batch-norm statistics over all ranks' shards (SyncBatchNorm).");
+ABSL_FLAG(double, collective_timeout, 300,
+          "train under mpirun: seconds a rank waits in a collective before it stops the run.");
 ABSL_FLAG(bool, resume, false, "train, qat: continue the run saved in output_dir.");
 ABSL_FLAG(std::string, checkpoint, "",
           "ptq, qat: the float checkpoint (a train run's checkpoint.pb).");
@@ -151,6 +158,8 @@ absl::StatusOr<TrainConfig> ConfigFromFlags() {
   if (Given(FLAGS_output_dir)) config.set_output_dir(absl::GetFlag(FLAGS_output_dir));
   if (Given(FLAGS_max_train_images)) config.set_max_train_images(absl::GetFlag(FLAGS_max_train_images));
   if (Given(FLAGS_max_test_images)) config.set_max_test_images(absl::GetFlag(FLAGS_max_test_images));
+  if (Given(FLAGS_sync_batch_norm))
+    config.set_sync_batch_norm(absl::GetFlag(FLAGS_sync_batch_norm));
   config.set_data_dir(UserPath(config.data_dir()));
   config.set_output_dir(UserPath(config.output_dir()));
   return config;
@@ -177,22 +186,36 @@ void Report(const std::string& dir) {
 
 // Trains as the flags and config say; returns the checkpoint path, or "" after
 // printing the error.
-std::string Train() {
+std::string Train(Collectives& ranks) {
+  // A rank that fails stops the others, which would wait for it in the next
+  // collective.
+  auto fail = [&ranks](const absl::Status& status) {
+    if (ranks.size() > 1) ranks.Abort(std::string(status.message()));
+    return Fail(status, std::string());
+  };
   absl::StatusOr<TrainConfig> config = ConfigFromFlags();
-  if (!config.ok()) return Fail(config.status(), std::string());
-  absl::StatusOr<std::unique_ptr<Trainer>> trainer = Trainer::Create(*config);
+  if (!config.ok()) return fail(config.status());
+  absl::StatusOr<std::unique_ptr<Trainer>> trainer = Trainer::Create(*config, &ranks);
   absl::Status status = trainer.ok() ? absl::OkStatus() : trainer.status();
   if (status.ok() && absl::GetFlag(FLAGS_resume)) status = (*trainer)->Resume();
-  if (!status.ok()) return Fail(status, std::string());
-  std::printf("training MobileNetV2 (width %.2f) on %s for %d epochs (%s GEMMs), output in %s\n",
-              config->model().width_mult(), config->dataset().c_str(), config->epochs(),
-              GemmInstructionSet(), config->output_dir().c_str());
-  if ((*trainer)->epochs_done() > 0) {
+  if (!status.ok()) return fail(status);
+  const bool rank0 = ranks.rank() == 0;
+  if (rank0) {
+    std::printf("training MobileNetV2 (width %.2f) on %s for %d epochs (%s GEMMs), output in %s\n",
+                config->model().width_mult(), config->dataset().c_str(), config->epochs(),
+                GemmInstructionSet(), config->output_dir().c_str());
+  }
+  if (rank0 && ranks.size() > 1) {
+    std::printf("data-parallel on %d ranks of %d thread(s) each, batch-norm statistics %s\n",
+                ranks.size(), config->threads(),
+                config->sync_batch_norm() ? "synchronised" : "per rank");
+  }
+  if (rank0 && (*trainer)->epochs_done() > 0) {
     std::printf("resuming after epoch %d\n", (*trainer)->epochs_done());
   }
   absl::StatusOr<std::vector<EpochResult>> results = (*trainer)->Run();
-  if (!results.ok()) return Fail(results.status(), std::string());
-  if (!results->empty()) {
+  if (!results.ok()) return fail(results.status());
+  if (rank0 && !results->empty()) {
     std::printf("float test accuracy: %.2f%%\n", 100 * results->back().test_accuracy);
   }
   return (std::filesystem::path(config->output_dir()) / "checkpoint.pb").string();
@@ -364,8 +387,8 @@ int ImportCommand() {
 }
 
 // The main job: float training, the tutorial's two PTQ qconfigs, then QAT.
-int MainJob() {
-  const std::string checkpoint = Train();
+int MainJob(Collectives& ranks) {
+  const std::string checkpoint = Train(ranks);
   if (checkpoint.empty()) return 1;
   std::vector<std::pair<std::string, PtqResult>> rows;
   for (const std::string qconfig : {"minmax_per_tensor", "per_channel_histogram"}) {
@@ -419,10 +442,20 @@ int main(int argc, char** argv) {
                  command.c_str());
     return 2;
   }
-  if (command == "train") return qforge::Train().empty() ? 1 : 0;
+  if (!(absl::GetFlag(FLAGS_collective_timeout) > 0)) {
+    std::fprintf(stderr, "qforge: --collective_timeout must be a positive number of seconds\n");
+    return 2;
+  }
+  const std::unique_ptr<qforge::Collectives> ranks =
+      qforge::StartCollectives(absl::GetFlag(FLAGS_collective_timeout));
+  if (ranks->size() > 1 && command != "train") {
+    ranks->Abort(absl::StrCat("only `train` runs on several ranks; run ",
+                              command.empty() ? "the main job" : command, " without mpirun"));
+  }
+  if (command == "train") return qforge::Train(*ranks).empty() ? 1 : 0;
   if (command == "ptq") return qforge::PtqCommand();
   if (command == "qat") return qforge::QatCommand();
   if (command == "report") return qforge::ReportCommand();
   if (command == "import") return qforge::ImportCommand();
-  return qforge::MainJob();
+  return qforge::MainJob(*ranks);
 }

@@ -10,7 +10,7 @@ Progress::Progress(std::string label, int64_t total_batches, std::FILE* out)
     : label_(std::move(label)),
       total_(std::max<int64_t>(total_batches, 1)),
       out_(out),
-      terminal_(isatty(fileno(out)) != 0),
+      terminal_(out != nullptr && isatty(fileno(out)) != 0),
       start_(std::chrono::steady_clock::now()) {}
 
 double Progress::elapsed_seconds() const {
@@ -18,6 +18,7 @@ double Progress::elapsed_seconds() const {
 }
 
 void Progress::Update(int64_t batches_done, int64_t images, double loss_sum, int64_t correct) {
+  if (out_ == nullptr) return;
   const double seconds = elapsed_seconds();
   const double fraction = static_cast<double>(batches_done) / total_;
   const int decile = static_cast<int>(fraction * 10);
@@ -36,6 +37,7 @@ void Progress::Update(int64_t batches_done, int64_t images, double loss_sum, int
 }
 
 void Progress::Finish() {
+  if (out_ == nullptr) return;
   if (terminal_) std::fprintf(out_, "\n");
   std::fflush(out_);
 }

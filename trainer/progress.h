@@ -13,6 +13,7 @@ namespace qforge {
 
 class Progress {
  public:
+  // `out` null: prints nothing (the ranks of a data-parallel run but rank 0).
   Progress(std::string label, int64_t total_batches, std::FILE* out = stdout);
   // After each batch: the epoch's totals so far.
   void Update(int64_t batches_done, int64_t images, double loss_sum, int64_t correct);

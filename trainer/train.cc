@@ -22,7 +22,6 @@ namespace {
 constexpr char kCheckpointFile[] = "checkpoint.pb";
 constexpr char kMetricsFile[] = "metrics.jsonl";
 
-// The first `limit` images of a dataset (0: all).
 // The first `limit` images of a dataset (0: all); of an image folder, whose
 // files are sorted by class, `limit` spread evenly over all of them.
 void Truncate(Dataset& d, int64_t limit) {
@@ -39,6 +38,14 @@ void Truncate(Dataset& d, int64_t limit) {
   }
   d.count = limit;
   d.labels.resize(limit);
+}
+
+// FNV-1a of a block's bytes: whether ranks hold the same values.
+uint64_t Fingerprint(const std::vector<float>& block) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  const auto* bytes = reinterpret_cast<const unsigned char*>(block.data());
+  for (size_t i = 0; i < block.size() * sizeof(float); ++i) h = (h ^ bytes[i]) * 0x100000001b3ULL;
+  return h;
 }
 
 }  // namespace
@@ -186,17 +193,21 @@ MobileNetV2Config ModelConfigFor(const TrainConfig& config, const Dataset& train
   return ModelConfigForImages(config.model(), train.channels, train.height, train.num_classes());
 }
 
-Trainer::Trainer(const TrainConfig& config, Dataset train, Dataset test)
-    : config_(config), train_(std::move(train)), test_(std::move(test)) {}
+Trainer::Trainer(const TrainConfig& config, Dataset train, Dataset test, Collectives* ranks)
+    : config_(config),
+      ranks_(ranks != nullptr ? ranks : &single_process_),
+      train_(std::move(train)),
+      test_(std::move(test)) {}
 
-absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainConfig& config) {
+absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainConfig& config,
+                                                         Collectives* ranks) {
   if (absl::Status s = ValidateTrainConfig(config); !s.ok()) return s;
   absl::StatusOr<Dataset> train = LoadTrainingSet(config);
   if (!train.ok()) return train.status();
   absl::StatusOr<Dataset> test = LoadDatasetSplit(config, Split::kTest);
   if (!test.ok()) return test.status();
   Truncate(*test, config.max_test_images());
-  std::unique_ptr<Trainer> trainer(new Trainer(config, *std::move(train), *std::move(test)));
+  std::unique_ptr<Trainer> trainer(new Trainer(config, *std::move(train), *std::move(test), ranks));
   if (absl::Status s = trainer->Init(); !s.ok()) return s;
   return trainer;
 }
@@ -217,6 +228,8 @@ absl::Status Trainer::Init() {
   train_options.random_resized_crop = train_.from_files();
   train_options.decode_threads = config_.decode_threads();
   train_options.normalization = DatasetNormalization(train_);
+  train_options.shard = ranks_->rank();
+  train_options.shards = ranks_->size();
   LoaderOptions test_options = train_options;
   test_options.shuffle = false;
   test_options.pad = 0;
@@ -231,6 +244,7 @@ absl::Status Trainer::Init() {
   if (!test_loader.ok()) return test_loader.status();
   train_loader_ = *std::move(train_loader);
   test_loader_ = *std::move(test_loader);
+  if (ranks_->rank() != 0) return absl::OkStatus();  // rank 0 writes
   std::error_code ec;
   std::filesystem::create_directories(config_.output_dir(), ec);
   if (ec) {
@@ -242,13 +256,30 @@ absl::Status Trainer::Init() {
 
 absl::Status Trainer::Resume() {
   const std::string path = (std::filesystem::path(config_.output_dir()) / kCheckpointFile).string();
-  absl::StatusOr<Checkpoint> checkpoint = ReadLatestCheckpoint(path);
-  if (!checkpoint.ok()) return checkpoint.status();
-  if (absl::Status s = RestoreState(*checkpoint, params_, *sgd_); !s.ok()) {
+  // Rank 0's checkpoint, or its error, on every rank: "C" and the checkpoint's
+  // bytes, or "E", the status code as a byte, and the message.
+  std::string message;
+  if (ranks_->rank() == 0) {
+    absl::StatusOr<Checkpoint> read = ReadLatestCheckpoint(path);
+    message = read.ok() ? "C" + read->SerializeAsString()
+                        : absl::StrCat("E", std::string(1, static_cast<char>(read.status().code())),
+                                       read.status().message());
+  }
+  ranks_->Broadcast(message, "the checkpoint to resume from");
+  if (message.empty() || message[0] != 'C') {
+    const auto code = static_cast<absl::StatusCode>(message.size() > 1 ? message[1] : 2);
+    return absl::Status(code, message.size() > 2 ? message.substr(2) : "no checkpoint from rank 0");
+  }
+  Checkpoint checkpoint;
+  if (!checkpoint.ParseFromArray(message.data() + 1, static_cast<int>(message.size() - 1))) {
+    return absl::DataLossError(absl::StrCat(path, ": rank 0's checkpoint did not arrive whole"));
+  }
+  if (absl::Status s = RestoreState(checkpoint, params_, *sgd_); !s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": ", s.message()));
   }
-  epoch_ = checkpoint->epoch();
-  step_ = checkpoint->step();
+  epoch_ = checkpoint.epoch();
+  step_ = checkpoint.step();
+  if (ranks_->rank() != 0) return absl::OkStatus();
   return KeepFirstLines((std::filesystem::path(config_.output_dir()) / kMetricsFile).string(),
                         epoch_);
 }
@@ -271,8 +302,9 @@ ScheduleOptions Trainer::RateSchedule() const {
 EpochResult Trainer::TrainEpoch() {
   const ScheduleOptions schedule = RateSchedule();
   train_loader_->StartEpoch(epoch_);
+  // Rank 0 shows its own shard's progress; the epoch's line has all ranks'.
   Progress progress(absl::StrFormat("epoch %d/%d", epoch_ + 1, config_.epochs()),
-                    train_loader_->batches_per_epoch());
+                    train_loader_->batches_per_epoch(), ranks_->rank() == 0 ? stdout : nullptr);
   Batch batch;
   FloatTensor x, dlogits;
   EpochResult result;
@@ -280,11 +312,23 @@ EpochResult Trainer::TrainEpoch() {
   int64_t images = 0, correct = 0, batches = 0;
   while (train_loader_->Next(&batch)) {
     BatchToTensor(batch, x);
-    const PassContext ctx{/*training=*/true, config_.seed(), step_};
+    PassContext ctx{/*training=*/true, config_.seed(), step_};
+    ctx.row_offset = batch.offset;
+    if (config_.sync_batch_norm() && multi_rank()) ctx.sync_batch_norm = ranks_;
     params_.ZeroGrads();
     const FloatTensor& logits = model_->Forward(x, ctx);
     const LossResult loss = CrossEntropy(logits, batch.labels, &dlogits);
+    if (multi_rank()) {
+      // The loss is the whole batch's mean: each of this shard's images
+      // weighs 1/global_size, and the ranks' gradients add up to the batch's.
+      const float share = static_cast<float>(batch.size) / batch.global_size;
+      for (float& g : dlogits.data) g *= share;
+    }
     model_->Backward(dlogits);
+    if (multi_rank()) {
+      ranks_->Sum(params_.grads().data(), static_cast<int64_t>(params_.grads().size()),
+                  "the gradient sum");
+    }
     const ScheduleValue rate = ScheduleAt(schedule, step_);
     sgd_->Step(params_.values(), params_.grads(), rate.lr,
                rate.momentum >= 0 ? rate.momentum : config_.momentum());
@@ -296,6 +340,12 @@ EpochResult Trainer::TrainEpoch() {
     progress.Update(++batches, images, loss_sum, correct);
   }
   progress.Finish();
+  double totals[3] = {loss_sum, static_cast<double>(images), static_cast<double>(correct)};
+  ranks_->Sum(totals, 3, "the epoch's totals");
+  loss_sum = totals[0];
+  images = static_cast<int64_t>(totals[1]);
+  correct = static_cast<int64_t>(totals[2]);
+  KeepRanksInStep();
   ++epoch_;
   result.epoch = epoch_;
   result.seconds = progress.elapsed_seconds();
@@ -322,7 +372,35 @@ int64_t TopKCorrect(const float* logits, const std::vector<int32_t>& labels, int
   return correct;
 }
 
+// Every rank applies the same summed gradients to the same parameters, so they
+// stay identical, unless a sum rounds differently on some rank (MPI promises
+// the same result everywhere only as advice). Checked once an epoch, and mended
+// from rank 0 before the checkpoint.
+void Trainer::KeepRanksInStep() {
+  if (!multi_rank()) return;
+  std::vector<float>& values = params_.values();
+  std::vector<float>& momentum = sgd_->momentum_buffer();
+  const std::string mine = absl::StrCat(Fingerprint(values), ",", Fingerprint(momentum));
+  std::string rank0 = mine;
+  ranks_->Broadcast(rank0, "the parameter check");
+  double drifted = rank0 != mine ? 1 : 0;
+  ranks_->Sum(&drifted, 1, "the parameter check");
+  if (drifted == 0) return;
+  if (ranks_->rank() == 0) {
+    std::fprintf(stderr, "qforge: parameters drifted apart on %.0f rank(s); they take rank 0's\n",
+                 drifted);
+  }
+  ranks_->Broadcast(values.data(), static_cast<int64_t>(values.size()), "the parameters");
+  ranks_->Broadcast(momentum.data(), static_cast<int64_t>(momentum.size()), "the momentum");
+}
+
 EvalResult Trainer::Evaluate() {
+  if (multi_rank()) {
+    // With per-rank batch norm each rank has running statistics of its own:
+    // all evaluate, and rank 0 saves, rank 0's (as DDP's broadcast_buffers).
+    ranks_->Broadcast(params_.buffers().data(), static_cast<int64_t>(params_.buffers().size()),
+                      "the batch-norm running statistics");
+  }
   test_loader_->StartEpoch(0);
   Batch batch;
   FloatTensor x;
@@ -339,6 +417,13 @@ EvalResult Trainer::Evaluate() {
     correct += loss.correct;
     result.images += batch.size;
   }
+  double totals[4] = {loss_sum, static_cast<double>(correct), static_cast<double>(top5),
+                      static_cast<double>(result.images)};
+  ranks_->Sum(totals, 4, "the evaluation's totals");
+  loss_sum = totals[0];
+  correct = static_cast<int64_t>(totals[1]);
+  top5 = static_cast<int64_t>(totals[2]);
+  result.images = static_cast<int64_t>(totals[3]);
   result.loss = loss_sum / std::max<int64_t>(result.images, 1);
   result.accuracy = static_cast<double>(correct) / std::max<int64_t>(result.images, 1);
   if (classes > 10) result.top5 = static_cast<double>(top5) / std::max<int64_t>(result.images, 1);
@@ -346,6 +431,7 @@ EvalResult Trainer::Evaluate() {
 }
 
 absl::Status Trainer::SaveEpoch(const EpochResult& r) {
+  if (ranks_->rank() != 0) return absl::OkStatus();
   const std::filesystem::path dir(config_.output_dir());
   std::ofstream metrics(dir / kMetricsFile, std::ios::app);
   metrics << absl::StrFormat(
@@ -369,7 +455,7 @@ absl::Status Trainer::SaveEpoch(const EpochResult& r) {
 
 absl::StatusOr<std::vector<EpochResult>> Trainer::Run(int max_epochs) {
   std::vector<EpochResult> results;
-  if (epoch_ == 0) {  // a fresh run: no metrics from an earlier one
+  if (epoch_ == 0 && ranks_->rank() == 0) {  // a fresh run: no metrics from an earlier one
     absl::Status s = KeepFirstLines(
         (std::filesystem::path(config_.output_dir()) / kMetricsFile).string(), 0);
     if (!s.ok()) return s;
@@ -384,12 +470,15 @@ absl::StatusOr<std::vector<EpochResult>> Trainer::Run(int max_epochs) {
     r.test_top5 = eval.top5;
     const std::string top5 =
         eval.top5 >= 0 ? absl::StrFormat(" top-5 %.2f%%", 100 * eval.top5) : std::string();
-    std::printf("epoch %d/%d: train loss %.4f acc %.2f%% | test loss %.4f acc %.2f%%%s (%lld images)"
-                " | %.0f img/s, %.1f s\n",
-                r.epoch, config_.epochs(), r.train_loss, 100 * r.train_accuracy, r.test_loss,
-                100 * r.test_accuracy, top5.c_str(), static_cast<long long>(eval.images),
-                r.images_per_second, r.seconds);
-    std::fflush(stdout);
+    if (ranks_->rank() == 0) {
+      std::printf(
+          "epoch %d/%d: train loss %.4f acc %.2f%% | test loss %.4f acc %.2f%%%s (%lld images)"
+          " | %.0f img/s, %.1f s\n",
+          r.epoch, config_.epochs(), r.train_loss, 100 * r.train_accuracy, r.test_loss,
+          100 * r.test_accuracy, top5.c_str(), static_cast<long long>(eval.images),
+          r.images_per_second, r.seconds);
+      std::fflush(stdout);
+    }
     if (absl::Status s = SaveEpoch(r); !s.ok()) return s;
     results.push_back(r);
   }

@@ -5,6 +5,11 @@
 // the last checkpoint and ends with the same weights as one never interrupted
 // (same seed and thread count): data order, augmentation and dropout masks
 // derive from (seed, epoch, step), and every reduction is done in a fixed order.
+//
+// Data-parallel (started by mpirun): each rank trains on its shard of every
+// batch, gradients are summed over the ranks before the step, and rank 0 alone
+// prints and writes. With sync_batch_norm, N ranks follow one process's
+// trajectory to float-summation tolerance.
 #ifndef QFORGE_TRAINER_TRAIN_H_
 #define QFORGE_TRAINER_TRAIN_H_
 
@@ -17,6 +22,7 @@
 #include "data/dataset.h"
 #include "trainer/checkpoint.pb.h"
 #include "trainer/config.pb.h"
+#include "trainer/dist/collectives.h"
 #include "trainer/nn/mobilenet_v2_model.h"
 #include "trainer/nn/optimizer.h"
 #include "trainer/nn/parameters.h"
@@ -57,9 +63,12 @@ struct EpochResult {
 
 class Trainer {
  public:
-  static absl::StatusOr<std::unique_ptr<Trainer>> Create(const TrainConfig& config);
+  // `ranks`: the run's ranks (must outlive the trainer); null: this process only.
+  static absl::StatusOr<std::unique_ptr<Trainer>> Create(const TrainConfig& config,
+                                                         Collectives* ranks = nullptr);
 
-  // Continues the run saved in <output_dir>/checkpoint.pb.
+  // Continues the run saved in <output_dir>/checkpoint.pb (read by rank 0, and
+  // sent to the others: they need not see its filesystem).
   absl::Status Resume();
   // Trains until config.epochs are done, or for at most `max_epochs` more
   // (tests use it to stop a run mid-way), writing checkpoints and metrics.
@@ -72,13 +81,17 @@ class Trainer {
   int epochs_done() const { return epoch_; }
 
  private:
-  Trainer(const TrainConfig& config, Dataset train, Dataset test);
+  Trainer(const TrainConfig& config, Dataset train, Dataset test, Collectives* ranks);
   absl::Status Init();
   EpochResult TrainEpoch();
+  void KeepRanksInStep();
   absl::Status SaveEpoch(const EpochResult& result);
   ScheduleOptions RateSchedule() const;
+  bool multi_rank() const { return ranks_->size() > 1; }
 
   TrainConfig config_;
+  SingleProcess single_process_;
+  Collectives* ranks_;  // single_process_ unless given
   Dataset train_, test_;
   ParameterStore params_;
   std::unique_ptr<MobileNetV2Model> model_;

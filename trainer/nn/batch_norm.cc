@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "trainer/dist/collectives.h"
 #include "trainer/nn/parallel.h"
 
 namespace qforge {
@@ -155,6 +156,19 @@ void NormalizeGradientRange(const float* __restrict dy, const float* __restrict 
   }
 }
 
+// Per-channel a and b, and `count` if given, summed over the ranks in one
+// collective (synchronised batch norm).
+void SumOverRanks(Collectives& ranks, std::vector<double>& a, std::vector<double>& b, double* count,
+                  const char* what) {
+  std::vector<double> packed(a);
+  packed.insert(packed.end(), b.begin(), b.end());
+  if (count != nullptr) packed.push_back(*count);
+  ranks.Sum(packed.data(), static_cast<int64_t>(packed.size()), what);
+  std::copy(packed.begin(), packed.begin() + a.size(), a.begin());
+  std::copy(packed.begin() + a.size(), packed.begin() + a.size() + b.size(), b.begin());
+  if (count != nullptr) *count = packed.back();
+}
+
 }  // namespace
 
 BatchNorm2d::BatchNorm2d(const std::string& name, int channels, ParameterStore& params,
@@ -186,17 +200,22 @@ void BatchNorm2d::Forward(const FloatTensor& x, FloatTensor& y, const PassContex
     } else {
       ChannelSums(in, nullptr, rows, c, partial_, sum, sq);
     }
+    sync_ = ctx.sync_batch_norm;
+    rows_ = static_cast<double>(rows);
+    if (sync_ != nullptr) SumOverRanks(*sync_, sum, sq, &rows_, "batch-norm statistics");
+    const double n = rows_;
     for (int ch = 0; ch < c; ++ch) {
-      const double mean = sum[ch] / rows;
+      const double mean = sum[ch] / n;
       mean_[ch] = static_cast<float>(mean);
       // Biased variance for normalisation, E[x^2] - E[x]^2 in double.
-      const double var = std::max(0.0, sq[ch] / rows - mean * mean);
+      const double var = std::max(0.0, sq[ch] / n - mean * mean);
       inv_std_[ch] = static_cast<float>(1.0 / std::sqrt(var + kEps));
-      const double unbiased = rows > 1 ? var * rows / (rows - 1) : var;
+      const double unbiased = n > 1 ? var * n / (n - 1) : var;
       running_mean[ch] = (1 - momentum) * running_mean[ch] + momentum * mean_[ch];
       running_var[ch] = static_cast<float>((1 - momentum) * running_var[ch] + momentum * unbiased);
     }
   } else {
+    sync_ = nullptr;
     for (int ch = 0; ch < c; ++ch) {
       mean_[ch] = running_mean[ch];
       inv_std_[ch] = 1.0f / std::sqrt(running_var[ch] + kEps);
@@ -265,7 +284,6 @@ void BatchNorm2d::AddGradientSums(int chunk, int64_t begin, int64_t end, const f
 
 void BatchNorm2d::FinishGradientSums() {
   const int c = channels_;
-  const int64_t rows = input_->size() / c;
   const int chunks = static_cast<int>(partial_.size() / (2 * c));
   std::vector<double> dbeta(c, 0.0), dgamma(c, 0.0);
   for (int t = 0; t < chunks; ++t) {
@@ -276,11 +294,20 @@ void BatchNorm2d::FinishGradientSums() {
   }
   float* gamma_grad = params_.grad(gamma_);
   float* beta_grad = params_.grad(beta_);
-  mean_g_.resize(c);
-  mean_g_xhat_.resize(c);
+  // This rank's share of the parameter gradients: the trainer sums those over
+  // the ranks with the rest. dx needs the whole batch's means at once.
   for (int ch = 0; ch < c; ++ch) {
     gamma_grad[ch] += static_cast<float>(dgamma[ch]);
     beta_grad[ch] += static_cast<float>(dbeta[ch]);
+  }
+  double rows = static_cast<double>(input_->size() / c);
+  if (sync_ != nullptr) {
+    SumOverRanks(*sync_, dbeta, dgamma, nullptr, "batch-norm gradient sums");
+    rows = rows_;  // the whole batch's, from Forward
+  }
+  mean_g_.resize(c);
+  mean_g_xhat_.resize(c);
+  for (int ch = 0; ch < c; ++ch) {
     mean_g_[ch] = trained_pass_ ? static_cast<float>(dbeta[ch] / rows) : 0.0f;
     mean_g_xhat_[ch] = trained_pass_ ? static_cast<float>(dgamma[ch] / rows) : 0.0f;
   }

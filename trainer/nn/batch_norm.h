@@ -72,6 +72,8 @@ class BatchNorm2d {
   float clamp_max_;
   int gamma_, beta_, running_mean_, running_var_;
   bool trained_pass_ = false;  // whether the last Forward used batch statistics
+  Collectives* sync_ = nullptr;  // the ranks the last Forward's statistics spanned
+  double rows_ = 0;              // the rows they were taken over, on all ranks
   const FloatTensor* input_ = nullptr;
   std::vector<float> mean_, inv_std_;  // [C] of the last Forward
   std::vector<float> scale_, shift_;   // bn(x) = x * scale + shift, [C]

@@ -85,6 +85,7 @@ void Dropout::Forward(const FloatTensor& x, FloatTensor& y, const PassContext& c
   mask_.resize(x.size());
   const float keep_scale = 1.0f / (1.0f - p_);
   SplitMix64 rng(DeriveSeed({ctx.seed, key_, static_cast<uint64_t>(ctx.step)}));
+  rng.Skip(static_cast<uint64_t>(ctx.row_offset * (x.size() / std::max<int64_t>(x.shape[0], 1))));
   for (float& m : mask_) m = rng.UniformFloat() < p_ ? 0.0f : keep_scale;
   for (int64_t i = 0; i < x.size(); ++i) y.data[i] = x.data[i] * mask_[i];
 }

@@ -14,6 +14,8 @@
 
 namespace qforge {
 
+class Collectives;
+
 struct PassContext {
   bool training = false;  // batch statistics and dropout on
   uint64_t seed = 0;      // the run's seed, for dropout masks
@@ -23,6 +25,13 @@ struct PassContext {
   // (PyTorch's momentum, 0.1 by default); 1/k on the k-th of a series of
   // passes leaves them the exact average of the series.
   float bn_momentum = 0.1f;
+  // Data-parallel training, where this pass holds one rank's shard of a batch:
+  // the shard's first row in the whole batch (dropout draws the masks the
+  // whole batch would get), and, for synchronised batch norm (PyTorch's
+  // SyncBatchNorm), the ranks whose batch statistics are summed; null: this
+  // pass's rows only (DistributedDataParallel's default).
+  int64_t row_offset = 0;
+  Collectives* sync_batch_norm = nullptr;
 };
 
 // dL/dy of a layer's output seen as a matrix [rows, channels], handed over a
