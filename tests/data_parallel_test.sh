@@ -4,6 +4,7 @@
 #     takes with the same batch, to float-summation tolerance: as close to the
 #     1-thread process as the 2-thread process is (the summation order alone),
 #     and within 1e-4 of the 2-thread one, whose sums are split as theirs are.
+#     The same for a few steps of QAT, fake-quant ranges included.
 #  2. A run resumes on another number of ranks.
 #  3. A rank killed mid-run stops the others with an error naming it, and the
 #     run resumes from its last checkpoint; a rank that stalls makes the others
@@ -36,6 +37,26 @@ awk -v s="$same_split" 'BEGIN { exit !(s <= 1e-4) }' ||
   fail "2 ranks are $same_split from one process of 2 threads"
 loss() { sed -n 's/.*"train_loss": \([0-9.]*\).*/\1/p' "$work/$1/metrics.jsonl"; }
 [[ "$(loss two)" == "$(loss one2)" ]] || fail "train loss $(loss two) on 2 ranks, $(loss one2) in one process"
+
+# QAT from that checkpoint: an epoch of 3 batches of 30 (15 per rank), then
+# BN frozen with precise statistics over 2 more; the fake-quant ranges are in
+# the checkpoints compared.
+qat=(qat --checkpoint="$(ckpt one2)" --epochs=1 --batches_per_epoch=3 --sync_batch_norm
+     --freeze_bn_after_epoch=-1 --precise_bn_batches=2)
+qckpt() { echo "$work/$1/qat_checkpoint.pb"; }
+"$trainer" "${qat[@]}" --threads=1 --output_dir="$work/qat1" > "$work/qat1.log"
+"$trainer" "${qat[@]}" --threads=2 --output_dir="$work/qat2" > "$work/qat2.log"
+mpi 2 "$trainer" "${qat[@]}" --threads=1 --output_dir="$work/qat_two" > "$work/qat_two.log"
+read -r by_threads at < <("$distance" "$(qckpt qat2)" "$(qckpt qat1)")
+read -r by_ranks at_ranks < <("$distance" "$(qckpt qat_two)" "$(qckpt qat1)")
+read -r same_split at_split < <("$distance" "$(qckpt qat_two)" "$(qckpt qat2)")
+echo "after QAT: 2 ranks vs 1 process x 1 thread $by_ranks ($at_ranks);" \
+     "1 process x 2 threads vs x 1 thread $by_threads ($at); 2 ranks vs 2 threads $same_split"
+awk -v r="$by_ranks" -v t="$by_threads" 'BEGIN { exit !(r <= 2 * t + 1e-6) }' ||
+  fail "QAT on 2 ranks is $by_ranks from one process, further than 2 x the $by_threads threads alone move it"
+awk -v s="$same_split" 'BEGIN { exit !(s <= 1e-4) }' ||
+  fail "QAT on 2 ranks is $same_split ($at_split) from one process of 2 threads"
+[[ -s "$work/qat_two/model_int8_qat.qfm" ]] || fail "QAT on 2 ranks wrote no model"
 
 # 2. Two epochs on 2 ranks, the third resumed in one process, and the
 #    reverse; each epoch's line is written once, by rank 0.

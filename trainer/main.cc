@@ -6,8 +6,8 @@
 //                                               quantization-aware training, each
 //                                               measured by the runtime
 //   bazel run //trainer -- train [--config=FILE] [--epochs=N ...] [--resume]
-//   mpirun -np N bazel-bin/trainer/trainer train [--sync_batch_norm ...]
-//                                               data-parallel float training
+//   mpirun -np N bazel-bin/trainer/trainer train|qat [--sync_batch_norm ...]
+//                                               data-parallel training, QAT
 //   bazel run //trainer -- ptq --checkpoint=DIR/checkpoint.pb [--qconfig=NAME]
 //                              [--overrides=LAYER=QCONFIG,...] [--float_layers=LAYER,...]
 //   bazel run //trainer -- qat --checkpoint=DIR/checkpoint.pb [--config=FILE] [--epochs=N ...]
@@ -69,9 +69,9 @@ ABSL_FLAG(std::string, output_dir, "",
 ABSL_FLAG(int64_t, max_train_images, -1, "Train on the first N images only (0: all).");
 ABSL_FLAG(int64_t, max_test_images, -1, "Evaluate on the first N test images only (0: all).");
 ABSL_FLAG(bool, sync_batch_norm, false,
-          "train under mpirun: batch-norm statistics over all ranks' shards (SyncBatchNorm).");
+          "train, qat under mpirun: batch-norm statistics over all ranks' shards (SyncBatchNorm).");
 ABSL_FLAG(double, collective_timeout, 300,
-          "train under mpirun: seconds a rank waits in a collective before it stops the run.");
+          "train, qat under mpirun: seconds a rank waits in a collective before it stops the run.");
 ABSL_FLAG(bool, resume, false, "train, qat: continue the run saved in output_dir.");
 ABSL_FLAG(std::string, checkpoint, "",
           "ptq, qat: the float checkpoint (a train run's checkpoint.pb).");
@@ -172,6 +172,14 @@ T Fail(const absl::Status& status, T result) {
   return result;
 }
 
+// Fail, and on a data-parallel run stop every rank: the others would wait
+// for this one in their next collective.
+template <typename T>
+T FailOnEveryRank(Collectives& ranks, const absl::Status& status, T result) {
+  if (ranks.size() > 1) ranks.Abort(std::string(status.message()));
+  return Fail(status, result);
+}
+
 // Writes `dir`/report.html and says so; a report that cannot be made is a
 // warning, not a failed run.
 void Report(const std::string& dir) {
@@ -187,11 +195,8 @@ void Report(const std::string& dir) {
 // Trains as the flags and config say; returns the checkpoint path, or "" after
 // printing the error.
 std::string Train(Collectives& ranks) {
-  // A rank that fails stops the others, which would wait for it in the next
-  // collective.
   auto fail = [&ranks](const absl::Status& status) {
-    if (ranks.size() > 1) ranks.Abort(std::string(status.message()));
-    return Fail(status, std::string());
+    return FailOnEveryRank(ranks, status, std::string());
   };
   absl::StatusOr<TrainConfig> config = ConfigFromFlags();
   if (!config.ok()) return fail(config.status());
@@ -280,6 +285,8 @@ absl::StatusOr<QatConfig> QatConfigFromFlags(const std::string& checkpoint) {
   if (Given(FLAGS_calibrate_activations)) {
     config.set_calibrate_activations(absl::GetFlag(FLAGS_calibrate_activations));
   }
+  if (Given(FLAGS_sync_batch_norm))
+    config.set_sync_batch_norm(absl::GetFlag(FLAGS_sync_batch_norm));
   if (Given(FLAGS_precise_bn_batches)) {
     config.set_precise_bn_batches(absl::GetFlag(FLAGS_precise_bn_batches));
   }
@@ -290,7 +297,8 @@ absl::StatusOr<QatConfig> QatConfigFromFlags(const std::string& checkpoint) {
   return config;
 }
 
-absl::StatusOr<QatResult> Qat(const QatConfig& config, bool resume) {
+absl::StatusOr<QatResult> Qat(const QatConfig& config, bool resume, Collectives& ranks) {
+  if (ranks.rank() != 0) return RunQat(config, resume, &ranks);
   std::printf("quantization-aware training: %d epochs of %d batches of %d images, lr %g",
               config.epochs(), config.batches_per_epoch(), config.batch_size(), config.lr());
   if (!config.calibrate_activations().empty()) {
@@ -301,9 +309,13 @@ absl::StatusOr<QatResult> Qat(const QatConfig& config, bool resume) {
     std::printf("; BN statistics re-estimated over %d batches when they freeze",
                 config.precise_bn_batches());
   }
+  if (ranks.size() > 1) {
+    std::printf("; data-parallel on %d ranks, batch-norm statistics %s", ranks.size(),
+                config.sync_batch_norm() ? "synchronised" : "per rank");
+  }
   std::printf("\n");
   std::fflush(stdout);
-  absl::StatusOr<QatResult> r = RunQat(config, resume);
+  absl::StatusOr<QatResult> r = RunQat(config, resume, &ranks);
   if (r.ok() && r->int8_top5 >= 0) {
     std::printf("int8 QAT top-5 in the runtime: %.2f%%\n", 100 * r->int8_top5);
   }
@@ -317,12 +329,13 @@ absl::StatusOr<QatResult> Qat(const QatConfig& config, bool resume) {
 }
 
 // `qat`: quantization-aware training of a float checkpoint.
-int QatCommand() {
+int QatCommand(Collectives& ranks) {
   const std::string checkpoint = UserPath(absl::GetFlag(FLAGS_checkpoint));
   absl::StatusOr<QatConfig> config = QatConfigFromFlags(checkpoint);
-  if (!config.ok()) return Fail(config.status(), 1);
-  absl::StatusOr<QatResult> r = Qat(*config, absl::GetFlag(FLAGS_resume));
-  if (!r.ok()) return Fail(r.status(), 1);
+  if (!config.ok()) return FailOnEveryRank(ranks, config.status(), 1);
+  absl::StatusOr<QatResult> r = Qat(*config, absl::GetFlag(FLAGS_resume), ranks);
+  if (!r.ok()) return FailOnEveryRank(ranks, r.status(), 1);
+  if (ranks.rank() != 0) return 0;
   std::printf("wrote %s (%.2f MB)\n", r->int8_path.c_str(), r->int8_bytes / 1e6);
   Report(std::filesystem::path(r->int8_path).parent_path().string());
   return 0;
@@ -406,7 +419,7 @@ int MainJob(Collectives& ranks) {
   const bool resume_qat =
       absl::GetFlag(FLAGS_resume) &&
       std::filesystem::exists(std::filesystem::path(checkpoint).parent_path() / "qat_checkpoint.pb");
-  absl::StatusOr<QatResult> qat = Qat(qat_config, resume_qat);
+  absl::StatusOr<QatResult> qat = Qat(qat_config, resume_qat, ranks);
   if (!qat.ok()) return Fail(qat.status(), 1);
   const PtqResult& first = rows[0].second;
   std::printf("\n| model (runtime, %lld test images) | top-1 | size | vs float |\n|---|---|---|---|\n",
@@ -448,13 +461,13 @@ int main(int argc, char** argv) {
   }
   const std::unique_ptr<qforge::Collectives> ranks =
       qforge::StartCollectives(absl::GetFlag(FLAGS_collective_timeout));
-  if (ranks->size() > 1 && command != "train") {
-    ranks->Abort(absl::StrCat("only `train` runs on several ranks; run ",
+  if (ranks->size() > 1 && command != "train" && command != "qat") {
+    ranks->Abort(absl::StrCat("only train and qat run on several ranks; run ",
                               command.empty() ? "the main job" : command, " without mpirun"));
   }
   if (command == "train") return qforge::Train(*ranks).empty() ? 1 : 0;
   if (command == "ptq") return qforge::PtqCommand();
-  if (command == "qat") return qforge::QatCommand();
+  if (command == "qat") return qforge::QatCommand(*ranks);
   if (command == "report") return qforge::ReportCommand();
   if (command == "import") return qforge::ImportCommand();
   return qforge::MainJob(*ranks);

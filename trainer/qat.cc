@@ -56,8 +56,9 @@ absl::Status ValidateQatConfig(const QatConfig& c) {
 // One QAT run: the model, its fake quantizers, the optimizer and the data.
 class QatRun {
  public:
-  QatRun(const QatConfig& config, std::unique_ptr<RestoredModel> restored)
+  QatRun(const QatConfig& config, std::unique_ptr<RestoredModel> restored, Collectives& ranks)
       : config_(config),
+        ranks_(ranks),
         r_(std::move(restored)),
         qat_(*r_->model, r_->params, r_->config.model().dropout()),
         sgd_(SgdOptions{config.lr(), config.momentum(), config.weight_decay(), false}),
@@ -73,11 +74,14 @@ class QatRun {
     options.decode_threads = r_->config.decode_threads();
     normalization_ = DatasetNormalization(r_->train);
     options.normalization = normalization_;
+    options.shard = ranks_.rank();
+    options.shards = ranks_.size();
     absl::StatusOr<std::unique_ptr<BatchLoader>> loader = BatchLoader::Create(r_->train, options);
     if (!loader.ok()) return loader.status();
     loader_ = *std::move(loader);
+    if (multi_rank()) qat_.set_ranks(&ranks_);
     std::error_code ec;
-    std::filesystem::create_directories(dir_, ec);
+    if (rank0()) std::filesystem::create_directories(dir_, ec);
     if (ec) return absl::InternalError(absl::StrCat("cannot create ", dir_.string(), ": ", ec.message()));
     absl::Status s = resume ? Resume() : Start();
     PushSwitches();
@@ -95,6 +99,14 @@ class QatRun {
     if (absl::Status s = loader_->status(); !s.ok()) return s;
     e.observers_enabled = observers_enabled_;
     e.bn_frozen = bn_frozen_;
+    if (multi_rank()) {
+      // Rank 0's batch-norm statistics (per-rank BN keeps its own on each)
+      // and ranges are the run's.
+      BroadcastBuffers(r_->params, "the batch-norm running statistics");
+      BroadcastBuffers(qat_.state(), "the fake-quant ranges");
+      MendDrift(ranks_, {&r_->params.values(), &sgd_.momentum_buffer()});
+    }
+    if (!rank0()) return e;
     if (absl::Status s = ConvertAndMeasure(); !s.ok()) return s;
     e.int8_accuracy = Accuracy(last_predictions_, r_->test);
     if (absl::Status s = Save(e); !s.ok()) return s;
@@ -104,6 +116,7 @@ class QatRun {
   // The int8 model as the runtime runs it, written out; and the fake-quant
   // simulation's accuracy and agreement with it.
   absl::StatusOr<QatResult> Finish() {
+    if (!rank0()) return QatResult();
     if (!last_model_.has_value()) {  // resumed after the last epoch: measure again
       if (absl::Status s = ConvertAndMeasure(); !s.ok()) return s;
     }
@@ -135,6 +148,22 @@ class QatRun {
   }
 
  private:
+  bool rank0() const { return ranks_.rank() == 0; }
+  bool multi_rank() const { return ranks_.size() > 1; }
+
+  void BroadcastBuffers(ParameterStore& store, const char* what) {
+    ranks_.Broadcast(store.buffers().data(), static_cast<int64_t>(store.buffers().size()), what);
+  }
+
+  // The pass of a training batch: its rows' place in the whole batch, and the
+  // ranks its batch norm spans when synchronised.
+  PassContext TrainingPass(const Batch& batch) const {
+    PassContext ctx{/*training=*/true, config_.seed(), step_};
+    ctx.row_offset = batch.offset;
+    if (config_.sync_batch_norm() && multi_rank()) ctx.sync_batch_norm = &ranks_;
+    return ctx;
+  }
+
   int Threads() const {
     return config_.threads() > 0 ? config_.threads() : std::max(1, r_->config.threads());
   }
@@ -147,7 +176,8 @@ class QatRun {
                                 ? std::min<int64_t>(config_.batches_per_epoch(),
                                                     loader_->batches_per_epoch())
                                 : loader_->batches_per_epoch();
-    Progress progress(absl::StrFormat("qat epoch %d/%d", epoch_ + 1, config_.epochs()), batches);
+    Progress progress(absl::StrFormat("qat epoch %d/%d", epoch_ + 1, config_.epochs()), batches,
+                      rank0() ? stdout : nullptr);
     Batch batch;
     FloatTensor x, dlogits;
     double loss_sum = 0;
@@ -155,10 +185,18 @@ class QatRun {
     for (int64_t b = 0; b < batches && loader_->Next(&batch); ++b) {
       BatchToTensor(batch, x);
       r_->params.ZeroGrads();
-      const LossResult loss = CrossEntropy(
-          qat_.Forward(x, PassContext{/*training=*/true, config_.seed(), step_}), batch.labels,
-          &dlogits);
+      const LossResult loss =
+          CrossEntropy(qat_.Forward(x, TrainingPass(batch)), batch.labels, &dlogits);
+      if (multi_rank()) {
+        // As Trainer: the loss is the whole batch's mean.
+        const float share = static_cast<float>(batch.size) / batch.global_size;
+        for (float& g : dlogits.data) g *= share;
+      }
       qat_.Backward(dlogits);
+      if (multi_rank()) {
+        ranks_.Sum(r_->params.grads().data(), static_cast<int64_t>(r_->params.grads().size()),
+                   "the gradient sum");
+      }
       sgd_.Step(r_->params.values(), r_->params.grads(), config_.lr(), config_.momentum());
       ++step_;
       loss_sum += loss.loss * batch.size;
@@ -167,6 +205,11 @@ class QatRun {
       progress.Update(b + 1, images, loss_sum, correct);
     }
     progress.Finish();
+    double totals[3] = {loss_sum, static_cast<double>(images), static_cast<double>(correct)};
+    ranks_.Sum(totals, 3, "the epoch's totals");
+    loss_sum = totals[0];
+    images = static_cast<int64_t>(totals[1]);
+    correct = static_cast<int64_t>(totals[2]);
     QatEpoch e;
     e.epoch = ++epoch_;
     e.train_loss = loss_sum / std::max<int64_t>(images, 1);
@@ -181,7 +224,8 @@ class QatRun {
   // last few hundred images.
   void PreciseBatchNorm() {
     loader_->StartEpoch(epoch_);
-    Progress progress("precise BN statistics", config_.precise_bn_batches());
+    Progress progress("precise BN statistics", config_.precise_bn_batches(),
+                      rank0() ? stdout : nullptr);
     qat_.set_activation_observers_enabled(false);
     qat_.set_weight_observers_enabled(false);
     qat_.set_freeze_bn(false);
@@ -191,7 +235,7 @@ class QatRun {
     int64_t images = 0, correct = 0;
     for (int b = 0; b < config_.precise_bn_batches() && loader_->Next(&batch); ++b) {
       BatchToTensor(batch, x);
-      PassContext ctx{/*training=*/true, config_.seed(), step_};
+      PassContext ctx = TrainingPass(batch);
       ctx.bn_momentum = 1.0f / (b + 1);
       const LossResult loss = CrossEntropy(qat_.Forward(x, ctx), batch.labels, &dlogits);
       loss_sum += loss.loss * batch.size;
@@ -259,6 +303,7 @@ class QatRun {
   }
 
   absl::Status Save(const QatEpoch& e) {
+    if (!rank0()) return absl::OkStatus();
     std::ofstream metrics(dir_ / kQatMetricsFile, std::ios::app);
     metrics << absl::StrFormat(
         R"({"epoch": %d, "step": %d, "train_loss": %.6f, "train_accuracy": %.6f, )"
@@ -280,7 +325,7 @@ class QatRun {
 
   absl::Status Resume() {
     const std::string path = (dir_ / kQatCheckpointFile).string();
-    absl::StatusOr<Checkpoint> checkpoint = ReadLatestCheckpoint(path);
+    absl::StatusOr<Checkpoint> checkpoint = ReadCheckpointOnRank0(ranks_, path, /*latest=*/true);
     if (!checkpoint.ok()) return checkpoint.status();
     absl::Status s = RestoreState(*checkpoint, r_->params, sgd_);
     if (s.ok()) s = RestoreTensors(*checkpoint, qat_.state());
@@ -293,12 +338,14 @@ class QatRun {
   }
 
   // A resumed run must follow the recipe it started with; only the epoch
-  // count (to train longer), threads and paths may change.
+  // count (to train longer), threads, batch-norm synchronisation and paths
+  // may change.
   absl::Status SameRecipe(const QatConfig& saved, const std::string& path) const {
     QatConfig a = saved, b = config_;
     for (QatConfig* c : {&a, &b}) {
       c->clear_epochs();
       c->clear_threads();
+      c->clear_sync_batch_norm();
       c->clear_checkpoint();
       c->clear_output_dir();
     }
@@ -311,10 +358,12 @@ class QatRun {
   // A fresh run starts the metrics anew; a resumed one drops lines written
   // after its checkpoint.
   absl::Status KeepMetricLines(int epochs) {
+    if (!rank0()) return absl::OkStatus();
     return KeepFirstLines((dir_ / kQatMetricsFile).string(), epochs);
   }
 
   QatConfig config_;
+  Collectives& ranks_;
   std::unique_ptr<RestoredModel> r_;
   QatMobileNetV2 qat_;
   Sgd sgd_;
@@ -350,32 +399,36 @@ absl::StatusOr<QatConfig> LoadQatConfig(const std::string& path) {
   return config;
 }
 
-absl::StatusOr<QatResult> RunQat(const QatConfig& given, bool resume) {
+absl::StatusOr<QatResult> RunQat(const QatConfig& given, bool resume, Collectives* ranks) {
+  SingleProcess single_process;
+  Collectives& all = ranks != nullptr ? *ranks : single_process;
   QatConfig config = given;
   if (absl::Status s = ValidateQatConfig(config); !s.ok()) return s;
   if (config.output_dir().empty()) {
     config.set_output_dir(std::filesystem::path(config.checkpoint()).parent_path().string());
   }
-  absl::StatusOr<Checkpoint> source = ReadCheckpoint(config.checkpoint());
+  absl::StatusOr<Checkpoint> source =
+      ReadCheckpointOnRank0(all, config.checkpoint(), /*latest=*/false);
   if (!source.ok()) return source.status();
   absl::StatusOr<std::unique_ptr<RestoredModel>> restored =
       RestoreModel(*source, config.checkpoint());
   if (!restored.ok()) return restored.status();
   const int threads = config.threads() > 0 ? config.threads() : std::max(1, (*restored)->config.threads());
   ConfigurePool(threads);
-  QatRun run(config, *std::move(restored));
+  QatRun run(config, *std::move(restored), all);
   if (absl::Status s = run.Init(resume); !s.ok()) return s;
   std::vector<QatEpoch> epochs;
   while (run.epochs_done() < config.epochs()) {
     absl::StatusOr<QatEpoch> e = run.RunEpoch();
     if (!e.ok()) return e.status();
+    epochs.push_back(*e);
+    if (all.rank() != 0) continue;
     std::printf("qat epoch %d/%d: train loss %.4f acc %.2f%% | int8 (runtime) %.2f%% | observers "
                 "%s, BN %s | %.1f s\n",
                 e->epoch, config.epochs(), e->train_loss, 100 * e->train_accuracy,
                 100 * e->int8_accuracy, e->observers_enabled ? "on" : "off",
                 e->bn_frozen ? "frozen" : "training", e->seconds);
     std::fflush(stdout);
-    epochs.push_back(*e);
   }
   absl::StatusOr<QatResult> result = run.Finish();
   if (!result.ok()) return result.status();

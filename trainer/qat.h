@@ -14,6 +14,7 @@
 
 #include "absl/status/statusor.h"
 #include "trainer/config.pb.h"
+#include "trainer/dist/collectives.h"
 
 namespace qforge {
 
@@ -44,8 +45,12 @@ struct QatResult {
   int64_t test_images = 0;
 };
 
-// Runs `config` (resume: continue the run in its output_dir).
-absl::StatusOr<QatResult> RunQat(const QatConfig& config, bool resume);
+// Runs `config` (resume: continue the run in its output_dir). Data-parallel
+// over `ranks` if given, as Trainer: each rank fine-tunes on its shard of every
+// batch, fake-quant ranges are observed over all shards, and rank 0 alone
+// converts, measures and writes; the others' result is empty.
+absl::StatusOr<QatResult> RunQat(const QatConfig& config, bool resume,
+                                 Collectives* ranks = nullptr);
 
 }  // namespace qforge
 

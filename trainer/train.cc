@@ -40,14 +40,6 @@ void Truncate(Dataset& d, int64_t limit) {
   d.labels.resize(limit);
 }
 
-// FNV-1a of a block's bytes: whether ranks hold the same values.
-uint64_t Fingerprint(const std::vector<float>& block) {
-  uint64_t h = 0xcbf29ce484222325ULL;
-  const auto* bytes = reinterpret_cast<const unsigned char*>(block.data());
-  for (size_t i = 0; i < block.size() * sizeof(float); ++i) h = (h ^ bytes[i]) * 0x100000001b3ULL;
-  return h;
-}
-
 }  // namespace
 
 absl::StatusOr<Dataset> LoadDatasetSplit(const TrainConfig& config, Split split) {
@@ -193,6 +185,30 @@ MobileNetV2Config ModelConfigFor(const TrainConfig& config, const Dataset& train
   return ModelConfigForImages(config.model(), train.channels, train.height, train.num_classes());
 }
 
+absl::StatusOr<Checkpoint> ReadCheckpointOnRank0(Collectives& ranks, const std::string& path,
+                                                 bool latest) {
+  // Rank 0's checkpoint, or its error, on every rank: "C" and the checkpoint's
+  // bytes, or "E", the status code as a byte, and the message.
+  std::string message;
+  if (ranks.rank() == 0) {
+    absl::StatusOr<Checkpoint> read = latest ? ReadLatestCheckpoint(path) : ReadCheckpoint(path);
+    if (ranks.size() == 1) return read;
+    message = read.ok() ? "C" + read->SerializeAsString()
+                        : absl::StrCat("E", std::string(1, static_cast<char>(read.status().code())),
+                                       read.status().message());
+  }
+  ranks.Broadcast(message, "the checkpoint to resume from");
+  if (message.empty() || message[0] != 'C') {
+    const auto code = static_cast<absl::StatusCode>(message.size() > 1 ? message[1] : 2);
+    return absl::Status(code, message.size() > 2 ? message.substr(2) : "no checkpoint from rank 0");
+  }
+  Checkpoint checkpoint;
+  if (!checkpoint.ParseFromArray(message.data() + 1, static_cast<int>(message.size() - 1))) {
+    return absl::DataLossError(absl::StrCat(path, ": rank 0's checkpoint did not arrive whole"));
+  }
+  return checkpoint;
+}
+
 Trainer::Trainer(const TrainConfig& config, Dataset train, Dataset test, Collectives* ranks)
     : config_(config),
       ranks_(ranks != nullptr ? ranks : &single_process_),
@@ -256,29 +272,13 @@ absl::Status Trainer::Init() {
 
 absl::Status Trainer::Resume() {
   const std::string path = (std::filesystem::path(config_.output_dir()) / kCheckpointFile).string();
-  // Rank 0's checkpoint, or its error, on every rank: "C" and the checkpoint's
-  // bytes, or "E", the status code as a byte, and the message.
-  std::string message;
-  if (ranks_->rank() == 0) {
-    absl::StatusOr<Checkpoint> read = ReadLatestCheckpoint(path);
-    message = read.ok() ? "C" + read->SerializeAsString()
-                        : absl::StrCat("E", std::string(1, static_cast<char>(read.status().code())),
-                                       read.status().message());
-  }
-  ranks_->Broadcast(message, "the checkpoint to resume from");
-  if (message.empty() || message[0] != 'C') {
-    const auto code = static_cast<absl::StatusCode>(message.size() > 1 ? message[1] : 2);
-    return absl::Status(code, message.size() > 2 ? message.substr(2) : "no checkpoint from rank 0");
-  }
-  Checkpoint checkpoint;
-  if (!checkpoint.ParseFromArray(message.data() + 1, static_cast<int>(message.size() - 1))) {
-    return absl::DataLossError(absl::StrCat(path, ": rank 0's checkpoint did not arrive whole"));
-  }
-  if (absl::Status s = RestoreState(checkpoint, params_, *sgd_); !s.ok()) {
+  absl::StatusOr<Checkpoint> checkpoint = ReadCheckpointOnRank0(*ranks_, path, /*latest=*/true);
+  if (!checkpoint.ok()) return checkpoint.status();
+  if (absl::Status s = RestoreState(*checkpoint, params_, *sgd_); !s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": ", s.message()));
   }
-  epoch_ = checkpoint.epoch();
-  step_ = checkpoint.step();
+  epoch_ = checkpoint->epoch();
+  step_ = checkpoint->step();
   if (ranks_->rank() != 0) return absl::OkStatus();
   return KeepFirstLines((std::filesystem::path(config_.output_dir()) / kMetricsFile).string(),
                         epoch_);
@@ -310,6 +310,7 @@ EpochResult Trainer::TrainEpoch() {
   EpochResult result;
   double loss_sum = 0;
   int64_t images = 0, correct = 0, batches = 0;
+  const CollectiveTraffic traffic_before = ranks_->traffic();
   while (train_loader_->Next(&batch)) {
     BatchToTensor(batch, x);
     PassContext ctx{/*training=*/true, config_.seed(), step_};
@@ -340,12 +341,15 @@ EpochResult Trainer::TrainEpoch() {
     progress.Update(++batches, images, loss_sum, correct);
   }
   progress.Finish();
+  result.steps = batches;
+  result.traffic = {ranks_->traffic().seconds - traffic_before.seconds,
+                    ranks_->traffic().bytes - traffic_before.bytes};
   double totals[3] = {loss_sum, static_cast<double>(images), static_cast<double>(correct)};
   ranks_->Sum(totals, 3, "the epoch's totals");
   loss_sum = totals[0];
   images = static_cast<int64_t>(totals[1]);
   correct = static_cast<int64_t>(totals[2]);
-  KeepRanksInStep();
+  MendDrift(*ranks_, {&params_.values(), &sgd_->momentum_buffer()});
   ++epoch_;
   result.epoch = epoch_;
   result.seconds = progress.elapsed_seconds();
@@ -372,26 +376,12 @@ int64_t TopKCorrect(const float* logits, const std::vector<int32_t>& labels, int
   return correct;
 }
 
-// Every rank applies the same summed gradients to the same parameters, so they
-// stay identical, unless a sum rounds differently on some rank (MPI promises
-// the same result everywhere only as advice). Checked once an epoch, and mended
-// from rank 0 before the checkpoint.
-void Trainer::KeepRanksInStep() {
-  if (!multi_rank()) return;
-  std::vector<float>& values = params_.values();
-  std::vector<float>& momentum = sgd_->momentum_buffer();
-  const std::string mine = absl::StrCat(Fingerprint(values), ",", Fingerprint(momentum));
-  std::string rank0 = mine;
-  ranks_->Broadcast(rank0, "the parameter check");
-  double drifted = rank0 != mine ? 1 : 0;
-  ranks_->Sum(&drifted, 1, "the parameter check");
-  if (drifted == 0) return;
-  if (ranks_->rank() == 0) {
-    std::fprintf(stderr, "qforge: parameters drifted apart on %.0f rank(s); they take rank 0's\n",
-                 drifted);
-  }
-  ranks_->Broadcast(values.data(), static_cast<int64_t>(values.size()), "the parameters");
-  ranks_->Broadcast(momentum.data(), static_cast<int64_t>(momentum.size()), "the momentum");
+// What data parallelism cost rank 0 per step: the scaling figures of the README.
+void Trainer::PrintTraffic(const EpochResult& r) const {
+  const double steps = std::max<int64_t>(r.steps, 1);
+  std::printf("  collectives: %.2f ms per step (%.1f%% of the epoch's steps), %.2f MB per step\n",
+              1e3 * r.traffic.seconds / steps, 100 * r.traffic.seconds / r.seconds,
+              r.traffic.bytes / steps / 1e6);
 }
 
 EvalResult Trainer::Evaluate() {
@@ -442,6 +432,11 @@ absl::Status Trainer::SaveEpoch(const EpochResult& r) {
       r.images_per_second, r.seconds);
   // The tutorial's top-5, for datasets of more than 10 classes.
   if (r.test_top5 >= 0) metrics << absl::StrFormat(R"(, "test_top5": %.6f)", r.test_top5);
+  if (multi_rank()) {
+    metrics << absl::StrFormat(
+        R"(, "ranks": %d, "collective_seconds": %.3f, "collective_bytes": %d)", ranks_->size(),
+        r.traffic.seconds, r.traffic.bytes);
+  }
   metrics << "}\n";
   if (!metrics.flush()) return absl::InternalError("cannot append to the metrics file");
   Checkpoint checkpoint;
@@ -477,6 +472,7 @@ absl::StatusOr<std::vector<EpochResult>> Trainer::Run(int max_epochs) {
           r.epoch, config_.epochs(), r.train_loss, 100 * r.train_accuracy, r.test_loss,
           100 * r.test_accuracy, top5.c_str(), static_cast<long long>(eval.images),
           r.images_per_second, r.seconds);
+      if (multi_rank()) PrintTraffic(r);
       std::fflush(stdout);
     }
     if (absl::Status s = SaveEpoch(r); !s.ok()) return s;

@@ -59,6 +59,10 @@ struct EpochResult {
   double test_top5 = -1;  // for more than 10 classes
   double images_per_second = 0, seconds = 0;
   float last_lr = 0;
+  // Data-parallel runs: rank 0's time in collectives during the epoch's
+  // steps (waiting for other ranks included) and the bytes it sent to them.
+  CollectiveTraffic traffic;
+  int64_t steps = 0;
 };
 
 class Trainer {
@@ -84,8 +88,8 @@ class Trainer {
   Trainer(const TrainConfig& config, Dataset train, Dataset test, Collectives* ranks);
   absl::Status Init();
   EpochResult TrainEpoch();
-  void KeepRanksInStep();
   absl::Status SaveEpoch(const EpochResult& result);
+  void PrintTraffic(const EpochResult& result) const;
   ScheduleOptions RateSchedule() const;
   bool multi_rank() const { return ranks_->size() > 1; }
 
@@ -100,6 +104,12 @@ class Trainer {
   int epoch_ = 0;     // epochs completed
   int64_t step_ = 0;  // optimizer steps taken
 };
+
+// A checkpoint on every rank as rank 0 reads it -- ReadLatestCheckpoint (for
+// --resume), else ReadCheckpoint -- sent to the others (they need not see its
+// filesystem); or its error.
+absl::StatusOr<Checkpoint> ReadCheckpointOnRank0(Collectives& ranks, const std::string& path,
+                                                 bool latest);
 
 // The model a config describes (shared with the converter and tests).
 MobileNetV2Config ModelConfigFor(const TrainConfig& config, const Dataset& train);

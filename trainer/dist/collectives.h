@@ -7,9 +7,18 @@
 #define QFORGE_TRAINER_DIST_COLLECTIVES_H_
 
 #include <cstdint>
+#include <initializer_list>
 #include <string>
+#include <vector>
 
 namespace qforge {
+
+// What a rank's collectives have cost so far: the wall time inside them
+// (waiting for slower ranks included) and the bytes handed to them.
+struct CollectiveTraffic {
+  double seconds = 0;
+  int64_t bytes = 0;
+};
 
 class Collectives {
  public:
@@ -22,11 +31,15 @@ class Collectives {
   // values. `what` names the operation in a timeout's error.
   virtual void Sum(float* data, int64_t count, const char* what) = 0;
   virtual void Sum(double* data, int64_t count, const char* what) = 0;
+  // Element-wise maxima over all ranks, in place (a minimum is the negated
+  // maximum of the negated values).
+  virtual void Max(float* data, int64_t count, const char* what) = 0;
   // Rank 0's data (or bytes, resized to rank 0's length) on every rank.
   virtual void Broadcast(float* data, int64_t count, const char* what) = 0;
   virtual void Broadcast(std::string& bytes, const char* what) = 0;
   // Prints `message` naming this rank and stops every rank of the run.
   [[noreturn]] virtual void Abort(const std::string& message) = 0;
+  virtual CollectiveTraffic traffic() const = 0;
 };
 
 // The one rank of a run started without an MPI launcher.
@@ -36,10 +49,19 @@ class SingleProcess : public Collectives {
   int size() const override { return 1; }
   void Sum(float*, int64_t, const char*) override {}
   void Sum(double*, int64_t, const char*) override {}
+  void Max(float*, int64_t, const char*) override {}
   void Broadcast(float*, int64_t, const char*) override {}
   void Broadcast(std::string&, const char*) override {}
   [[noreturn]] void Abort(const std::string& message) override;
+  CollectiveTraffic traffic() const override { return {}; }
 };
+
+// Every rank applies the same summed gradients to the same parameters, so
+// they stay identical, unless a sum rounds differently on some rank (MPI
+// promises the same result everywhere only as advice). Compares fingerprints
+// of `blocks` and, where any rank's differ, gives every rank rank 0's values,
+// saying so on rank 0.
+void MendDrift(Collectives& ranks, std::initializer_list<std::vector<float>*> blocks);
 
 }  // namespace qforge
 

@@ -32,12 +32,17 @@ class MpiCollectives : public Collectives {
 
   int rank() const override { return rank_; }
   int size() const override { return size_; }
+  CollectiveTraffic traffic() const override { return traffic_; }
 
   void Sum(float* data, int64_t count, const char* what) override {
-    SumInPieces(data, count, MPI_FLOAT, sizeof(float), what);
+    ReduceInPieces(data, count, MPI_FLOAT, sizeof(float), MPI_SUM, what);
   }
   void Sum(double* data, int64_t count, const char* what) override {
-    SumInPieces(data, count, MPI_DOUBLE, sizeof(double), what);
+    ReduceInPieces(data, count, MPI_DOUBLE, sizeof(double), MPI_SUM, what);
+  }
+
+  void Max(float* data, int64_t count, const char* what) override {
+    ReduceInPieces(data, count, MPI_FLOAT, sizeof(float), MPI_MAX, what);
   }
 
   void Broadcast(float* data, int64_t count, const char* what) override {
@@ -60,13 +65,14 @@ class MpiCollectives : public Collectives {
   }
 
  private:
-  void SumInPieces(void* data, int64_t count, MPI_Datatype type, size_t bytes, const char* what) {
+  void ReduceInPieces(void* data, int64_t count, MPI_Datatype type, size_t bytes, MPI_Op op,
+                      const char* what) {
     char* at = static_cast<char*>(data);
+    traffic_.bytes += count * static_cast<int64_t>(bytes);
     for (int64_t done = 0; done < count;) {
       const int piece = static_cast<int>(std::min(kMaxPiece, count - done));
       MPI_Request request;
-      MPI_Iallreduce(MPI_IN_PLACE, at + done * bytes, piece, type, MPI_SUM, MPI_COMM_WORLD,
-                     &request);
+      MPI_Iallreduce(MPI_IN_PLACE, at + done * bytes, piece, type, op, MPI_COMM_WORLD, &request);
       Wait(request, what);
       done += piece;
     }
@@ -75,6 +81,7 @@ class MpiCollectives : public Collectives {
   void BroadcastInPieces(void* data, int64_t count, MPI_Datatype type, size_t bytes,
                          const char* what) {
     char* at = static_cast<char*>(data);
+    traffic_.bytes += count * static_cast<int64_t>(bytes);
     for (int64_t done = 0; done < count;) {
       const int piece = static_cast<int>(std::min(kMaxPiece, count - done));
       MPI_Request request;
@@ -89,7 +96,11 @@ class MpiCollectives : public Collectives {
     for (int polls = 0;; ++polls) {
       int done = 0;
       MPI_Test(&request, &done, MPI_STATUS_IGNORE);
-      if (done) return;
+      if (done) {
+        traffic_.seconds +=
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        return;
+      }
       if (polls < kSpinPolls) continue;
       std::this_thread::sleep_for(std::chrono::microseconds(50));
       const double waited =
@@ -104,6 +115,7 @@ class MpiCollectives : public Collectives {
   }
 
   double timeout_seconds_;
+  CollectiveTraffic traffic_;
   int rank_ = 0;
   int size_ = 1;
 };

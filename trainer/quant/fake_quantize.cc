@@ -51,8 +51,13 @@ FakeQuantize::FakeQuantize(const std::string& name, ParameterStore& state)
 
 void FakeQuantize::Forward(const FloatTensor& x, FloatTensor& y) {
   if (observer_enabled_) {
-    MovingAverageStep(ParallelFiniteMinMax(x.ptr(), x.size()), kFakeQuantAveragingConstant,
-                      state_.value(min_), state_.value(max_));
+    Range batch = ParallelFiniteMinMax(x.ptr(), x.size());
+    if (ranks_ != nullptr) {
+      float ends[2] = {-batch.first, batch.second};
+      ranks_->Max(ends, 2, "the fake quantizers' ranges");
+      batch = {-ends[0], ends[1]};
+    }
+    MovingAverageStep(batch, kFakeQuantAveragingConstant, state_.value(min_), state_.value(max_));
   }
   y.Resize(x.shape);
   absl::StatusOr<QuantParams> p = Params();

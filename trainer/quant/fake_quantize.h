@@ -17,6 +17,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/quantization.h"
+#include "trainer/dist/collectives.h"
 #include "trainer/nn/parameters.h"
 #include "trainer/nn/tensor.h"
 #include "trainer/quant/observers.h"
@@ -46,6 +47,10 @@ class FakeQuantize {
 
   void set_observer_enabled(bool on) { observer_enabled_ = on; }
   void set_fake_quant_enabled(bool on) { fake_quant_enabled_ = on; }
+  // Data-parallel QAT: each batch's range is the min of the ranks' minima and
+  // the max of their maxima, so every rank observes, and converts with, the
+  // range one process would. Null: this process's batch.
+  void set_ranks(Collectives* ranks) { ranks_ = ranks; }
   const std::string& name() const { return name_; }
 
  private:
@@ -53,6 +58,7 @@ class FakeQuantize {
   ParameterStore& state_;
   int min_, max_;
   bool observer_enabled_ = true, fake_quant_enabled_ = true;
+  Collectives* ranks_ = nullptr;
   bool masked_ = false;  // whether mask_ applies to the last Forward
   std::vector<uint8_t> mask_;
 };

@@ -77,6 +77,10 @@ void QatMobileNetV2::set_activation_observers_enabled(bool on) {
   for (auto& [point, fake_quant] : outputs_) fake_quant->set_observer_enabled(on);
 }
 
+void QatMobileNetV2::set_ranks(Collectives* ranks) {
+  for (auto& [point, fake_quant] : outputs_) fake_quant->set_ranks(ranks);
+}
+
 void QatMobileNetV2::set_weight_observers_enabled(bool on) {
   for (auto& [layer, fake_quant] : weights_) fake_quant->set_observer_enabled(on);
 }

@@ -39,6 +39,9 @@ class QatMobileNetV2 : public RangeSource {
   void set_activation_observers_enabled(bool on);
   void set_weight_observers_enabled(bool on);
   void set_freeze_bn(bool on);
+  // Data-parallel QAT: activation ranges observed over all ranks' shards
+  // (FakeQuantize::set_ranks). The weights are the same on every rank.
+  void set_ranks(Collectives* ranks);
 
   // Starts every activation fake quantizer from `ranges` (a calibration),
   // instead of from its first observed batch.
