@@ -22,8 +22,8 @@ std::vector<float> Floats(const std::string& bytes) {
   return values;
 }
 
-// ||a - b|| / ||a||; a block of zeros (a running mean at start) counts in
-// absolute terms.
+// ||a - b|| / ||a||, or ||a - b|| where ||a|| < 1 (a running mean near 0).
+// a and b have the same size.
 double Distance(const std::vector<float>& a, const std::vector<float>& b) {
   double diff = 0, norm = 0;
   for (size_t i = 0; i < a.size(); ++i) {
@@ -42,14 +42,14 @@ int Run(const char* path_a, const char* path_b) {
       return 2;
     }
   }
+  if (a->momentum().size() != b->momentum().size() || a->tensors_size() != b->tensors_size()) {
+    std::fprintf(stderr, "checkpoint_distance: the checkpoints hold different tensors\n");
+    return 2;
+  }
   std::map<std::string, std::vector<float>> tensors_b;
   for (const NamedTensor& t : b->tensors()) tensors_b[t.name()] = Floats(t.data());
   double worst = Distance(Floats(a->momentum()), Floats(b->momentum()));
   std::string where = "the momentum";
-  if (a->momentum().size() != b->momentum().size()) {
-    std::fprintf(stderr, "checkpoint_distance: the momentum blocks differ in size\n");
-    return 2;
-  }
   for (const NamedTensor& t : a->tensors()) {
     auto found = tensors_b.find(t.name());
     const std::vector<float> values = Floats(t.data());

@@ -187,17 +187,19 @@ class QatRun {
       r_->params.ZeroGrads();
       const LossResult loss =
           CrossEntropy(qat_.Forward(x, TrainingPass(batch)), batch.labels, &dlogits);
-      if (multi_rank()) {
-        // As Trainer: the loss is the whole batch's mean.
-        const float share = static_cast<float>(batch.size) / batch.global_size;
-        for (float& g : dlogits.data) g *= share;
-      }
+      if (multi_rank()) WeighShard(batch, dlogits);
       qat_.Backward(dlogits);
       if (multi_rank()) {
         ranks_.Sum(r_->params.grads().data(), static_cast<int64_t>(r_->params.grads().size()),
                    "the gradient sum");
       }
       sgd_.Step(r_->params.values(), r_->params.grads(), config_.lr(), config_.momentum());
+      // QatConvBn folds the running variance into the weights it quantizes:
+      // with per-rank BN the ranks would quantize different weights by the
+      // next step. They take rank 0's statistics, as DDP's broadcast_buffers.
+      if (multi_rank() && !config_.sync_batch_norm()) {
+        BroadcastBuffers(r_->params, "the batch-norm running statistics");
+      }
       ++step_;
       loss_sum += loss.loss * batch.size;
       images += batch.size;
@@ -205,6 +207,7 @@ class QatRun {
       progress.Update(b + 1, images, loss_sum, correct);
     }
     progress.Finish();
+    StopAllIfFailed(ranks_, loader_->status());
     double totals[3] = {loss_sum, static_cast<double>(images), static_cast<double>(correct)};
     ranks_.Sum(totals, 3, "the epoch's totals");
     loss_sum = totals[0];
@@ -244,6 +247,10 @@ class QatRun {
       progress.Update(b + 1, images, loss_sum, correct);
     }
     progress.Finish();
+    StopAllIfFailed(ranks_, loader_->status());
+    if (multi_rank() && !config_.sync_batch_norm()) {
+      BroadcastBuffers(r_->params, "the batch-norm running statistics");
+    }
     PushSwitches();
   }
 

@@ -67,6 +67,11 @@ absl::StatusOr<Dataset> LoadTrainingSet(const TrainConfig& config) {
   return train;
 }
 
+void WeighShard(const Batch& batch, FloatTensor& dlogits) {
+  const float share = static_cast<float>(batch.size) / batch.global_size;
+  for (float& g : dlogits.data) g *= share;
+}
+
 void BatchToTensor(const Batch& batch, FloatTensor& x) {
   x.Resize({batch.size, batch.height, batch.width, batch.channels});
   std::copy(batch.images.begin(), batch.images.end(), x.data.begin());
@@ -319,12 +324,7 @@ EpochResult Trainer::TrainEpoch() {
     params_.ZeroGrads();
     const FloatTensor& logits = model_->Forward(x, ctx);
     const LossResult loss = CrossEntropy(logits, batch.labels, &dlogits);
-    if (multi_rank()) {
-      // The loss is the whole batch's mean: each of this shard's images
-      // weighs 1/global_size, and the ranks' gradients add up to the batch's.
-      const float share = static_cast<float>(batch.size) / batch.global_size;
-      for (float& g : dlogits.data) g *= share;
-    }
+    if (multi_rank()) WeighShard(batch, dlogits);
     model_->Backward(dlogits);
     if (multi_rank()) {
       ranks_->Sum(params_.grads().data(), static_cast<int64_t>(params_.grads().size()),
@@ -341,6 +341,7 @@ EpochResult Trainer::TrainEpoch() {
     progress.Update(++batches, images, loss_sum, correct);
   }
   progress.Finish();
+  StopAllIfFailed(*ranks_, train_loader_->status());
   result.steps = batches;
   result.traffic = {ranks_->traffic().seconds - traffic_before.seconds,
                     ranks_->traffic().bytes - traffic_before.bytes};
@@ -407,6 +408,7 @@ EvalResult Trainer::Evaluate() {
     correct += loss.correct;
     result.images += batch.size;
   }
+  StopAllIfFailed(*ranks_, test_loader_->status());
   double totals[4] = {loss_sum, static_cast<double>(correct), static_cast<double>(top5),
                       static_cast<double>(result.images)};
   ranks_->Sum(totals, 4, "the evaluation's totals");

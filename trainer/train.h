@@ -86,6 +86,8 @@ class Trainer {
 
  private:
   Trainer(const TrainConfig& config, Dataset train, Dataset test, Collectives* ranks);
+  Trainer(const Trainer&) = delete;  // ranks_ may point at single_process_
+  Trainer& operator=(const Trainer&) = delete;
   absl::Status Init();
   EpochResult TrainEpoch();
   absl::Status SaveEpoch(const EpochResult& result);
@@ -129,6 +131,11 @@ absl::StatusOr<Dataset> LoadTrainingSet(const TrainConfig& config);
 // Per-channel mean and std of a dataset's pixels scaled to [0, 1]: the
 // normalization training, calibration and the converted models all apply.
 Normalization DatasetNormalization(const Dataset& dataset);
+
+// Data-parallel: the loss is the whole batch's mean, so each image of a
+// rank's shard weighs 1/global_size and the ranks' gradients add up to the
+// batch's. Scales the shard's dL/dlogits (CrossEntropy's, per shard image).
+void WeighShard(const Batch& batch, FloatTensor& dlogits);
 
 // A loaded batch's images as the [N, H, W, C] input of a model.
 void BatchToTensor(const Batch& batch, FloatTensor& x);

@@ -24,6 +24,10 @@ uint64_t Fingerprint(const std::vector<float>& block) {
 
 }  // namespace
 
+void StopAllIfFailed(Collectives& ranks, const absl::Status& status) {
+  if (ranks.size() > 1 && !status.ok()) ranks.Abort(std::string(status.message()));
+}
+
 void MendDrift(Collectives& ranks, std::initializer_list<std::vector<float>*> blocks) {
   if (ranks.size() == 1) return;
   std::string mine;

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
+
 namespace qforge {
 
 // What a rank's collectives have cost so far: the wall time inside them
@@ -55,6 +57,10 @@ class SingleProcess : public Collectives {
   [[noreturn]] void Abort(const std::string& message) override;
   CollectiveTraffic traffic() const override { return {}; }
 };
+
+// Stops every rank if `status` (this rank's data, say) is an error: the
+// others would go on to collectives this rank skips.
+void StopAllIfFailed(Collectives& ranks, const absl::Status& status);
 
 // Every rank applies the same summed gradients to the same parameters, so
 // they stay identical, unless a sum rounds differently on some rank (MPI

@@ -27,6 +27,9 @@ class MpiCollectives : public Collectives {
     MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided);
     MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
     MPI_Comm_size(MPI_COMM_WORLD, &size_);
+    if (provided < MPI_THREAD_FUNNELED) {
+      Abort("this MPI library cannot be called from a threaded program (MPI_THREAD_FUNNELED)");
+    }
   }
   ~MpiCollectives() override { MPI_Finalize(); }
 
