@@ -15,8 +15,9 @@
 
 namespace qforge {
 
-// What a rank's collectives have cost so far: the wall time inside them
-// (waiting for slower ranks included) and the bytes handed to them.
+// What a rank's collectives have cost so far: the wall time inside MPI calls
+// (waiting for slower ranks included; a started sum's travel while the rank
+// computes is not) and the bytes handed to them.
 struct CollectiveTraffic {
   double seconds = 0;
   int64_t bytes = 0;
@@ -39,9 +40,24 @@ class Collectives {
   // Rank 0's data (or bytes, resized to rank 0's length) on every rank.
   virtual void Broadcast(float* data, int64_t count, const char* what) = 0;
   virtual void Broadcast(std::string& bytes, const char* what) = 0;
+
+  // A sum as Sum(), started now and finished by FinishSums(): meanwhile the
+  // caller computes, leaves `data` alone, and calls Progress() now and then so
+  // the data moves. Every rank starts the same sums in the same order.
+  virtual void StartSum(float* data, int64_t count, const char* what) = 0;
+  virtual void Progress() = 0;
+  virtual void FinishSums() = 0;
+
   // Prints `message` naming this rank and stops every rank of the run.
   [[noreturn]] virtual void Abort(const std::string& message) = 0;
   virtual CollectiveTraffic traffic() const = 0;
+
+  // The size of the pieces gradient sums are cut into (GradientBuckets).
+  int64_t bucket_bytes() const { return bucket_bytes_; }
+  void set_bucket_bytes(int64_t bytes) { bucket_bytes_ = bytes; }
+
+ private:
+  int64_t bucket_bytes_ = 1000000;  // --bucket_mb's default
 };
 
 // The one rank of a run started without an MPI launcher.
@@ -54,6 +70,9 @@ class SingleProcess : public Collectives {
   void Max(float*, int64_t, const char*) override {}
   void Broadcast(float*, int64_t, const char*) override {}
   void Broadcast(std::string&, const char*) override {}
+  void StartSum(float*, int64_t, const char*) override {}
+  void Progress() override {}
+  void FinishSums() override {}
   [[noreturn]] void Abort(const std::string& message) override;
   CollectiveTraffic traffic() const override { return {}; }
 };

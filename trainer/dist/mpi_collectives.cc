@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/str_format.h"
 
@@ -38,25 +39,47 @@ class MpiCollectives : public Collectives {
   CollectiveTraffic traffic() const override { return traffic_; }
 
   void Sum(float* data, int64_t count, const char* what) override {
-    ReduceInPieces(data, count, MPI_FLOAT, sizeof(float), MPI_SUM, what);
+    WaitFor(StartReduce(data, count, MPI_FLOAT, MPI_SUM), what);
   }
   void Sum(double* data, int64_t count, const char* what) override {
-    ReduceInPieces(data, count, MPI_DOUBLE, sizeof(double), MPI_SUM, what);
+    WaitFor(StartReduce(data, count, MPI_DOUBLE, MPI_SUM), what);
   }
 
   void Max(float* data, int64_t count, const char* what) override {
-    ReduceInPieces(data, count, MPI_FLOAT, sizeof(float), MPI_MAX, what);
+    WaitFor(StartReduce(data, count, MPI_FLOAT, MPI_MAX), what);
   }
 
   void Broadcast(float* data, int64_t count, const char* what) override {
-    BroadcastInPieces(data, count, MPI_FLOAT, sizeof(float), what);
+    WaitFor(StartBroadcast(data, count, MPI_FLOAT), what);
   }
 
   void Broadcast(std::string& bytes, const char* what) override {
     int64_t length = static_cast<int64_t>(bytes.size());
-    BroadcastInPieces(&length, 1, MPI_INT64_T, sizeof(int64_t), what);
+    WaitFor(StartBroadcast(&length, 1, MPI_INT64_T), what);
     bytes.resize(length);
-    BroadcastInPieces(bytes.data(), length, MPI_CHAR, 1, what);
+    WaitFor(StartBroadcast(bytes.data(), length, MPI_CHAR), what);
+  }
+
+  void StartSum(float* data, int64_t count, const char* what) override {
+    for (MPI_Request request : StartReduce(data, count, MPI_FLOAT, MPI_SUM)) {
+      started_.push_back({request, what});
+    }
+  }
+
+  // MPI moves a started sum's data only inside MPI calls: each test lets it
+  // take its next step.
+  void Progress() override {
+    const auto start = std::chrono::steady_clock::now();
+    for (Started& s : started_) {
+      int done = 0;  // a finished request is MPI_REQUEST_NULL, which tests done
+      MPI_Test(&s.request, &done, MPI_STATUS_IGNORE);
+    }
+    traffic_.seconds += SecondsSince(start);
+  }
+
+  void FinishSums() override {
+    for (Started& s : started_) WaitFor({s.request}, s.what);
+    started_.clear();
   }
 
   void Abort(const std::string& message) override {
@@ -68,59 +91,70 @@ class MpiCollectives : public Collectives {
   }
 
  private:
-  void ReduceInPieces(void* data, int64_t count, MPI_Datatype type, size_t bytes, MPI_Op op,
-                      const char* what) {
-    char* at = static_cast<char*>(data);
-    traffic_.bytes += count * static_cast<int64_t>(bytes);
-    for (int64_t done = 0; done < count;) {
-      const int piece = static_cast<int>(std::min(kMaxPiece, count - done));
-      MPI_Request request;
-      MPI_Iallreduce(MPI_IN_PLACE, at + done * bytes, piece, type, op, MPI_COMM_WORLD, &request);
-      Wait(request, what);
-      done += piece;
-    }
+  struct Started {
+    MPI_Request request;
+    const char* what;
+  };
+
+  static double SecondsSince(std::chrono::steady_clock::time_point start) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   }
 
-  void BroadcastInPieces(void* data, int64_t count, MPI_Datatype type, size_t bytes,
-                         const char* what) {
-    char* at = static_cast<char*>(data);
-    traffic_.bytes += count * static_cast<int64_t>(bytes);
-    for (int64_t done = 0; done < count;) {
-      const int piece = static_cast<int>(std::min(kMaxPiece, count - done));
-      MPI_Request request;
-      MPI_Ibcast(at + done * bytes, piece, type, 0, MPI_COMM_WORLD, &request);
-      Wait(request, what);
-      done += piece;
-    }
+  std::vector<MPI_Request> StartReduce(void* data, int64_t count, MPI_Datatype type, MPI_Op op) {
+    return StartInPieces(data, count, type, [&](void* piece, int n, MPI_Request* request) {
+      MPI_Iallreduce(MPI_IN_PLACE, piece, n, type, op, MPI_COMM_WORLD, request);
+    });
   }
 
-  void Wait(MPI_Request& request, const char* what) {
+  std::vector<MPI_Request> StartBroadcast(void* data, int64_t count, MPI_Datatype type) {
+    return StartInPieces(data, count, type, [&](void* piece, int n, MPI_Request* request) {
+      MPI_Ibcast(piece, n, type, 0, MPI_COMM_WORLD, request);
+    });
+  }
+
+  // Starts `start(piece, n, &request)` on each piece of at most kMaxPiece
+  // elements (MPI counts are ints) and returns the requests.
+  template <typename StartPiece>
+  std::vector<MPI_Request> StartInPieces(void* data, int64_t count, MPI_Datatype type,
+                                         StartPiece start) {
+    int bytes = 0;
+    MPI_Type_size(type, &bytes);
+    traffic_.bytes += count * bytes;
+    std::vector<MPI_Request> requests;
+    char* at = static_cast<char*>(data);
+    for (int64_t done = 0; done < count;) {
+      const int n = static_cast<int>(std::min(kMaxPiece, count - done));
+      start(at + done * bytes, n, &requests.emplace_back());
+      done += n;
+    }
+    return requests;
+  }
+
+  void WaitFor(std::vector<MPI_Request> requests, const char* what) {
     const auto start = std::chrono::steady_clock::now();
-    for (int polls = 0;; ++polls) {
-      int done = 0;
-      MPI_Test(&request, &done, MPI_STATUS_IGNORE);
-      if (done) {
-        traffic_.seconds +=
-            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-        return;
-      }
-      if (polls < kSpinPolls) continue;
-      std::this_thread::sleep_for(std::chrono::microseconds(50));
-      const double waited =
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      if (waited > timeout_seconds_) {
-        Abort(absl::StrFormat(
-            "%s did not complete within %g s (--collective_timeout): another rank has stopped "
-            "or stalled",
-            what, timeout_seconds_));
+    for (MPI_Request& request : requests) {
+      for (int polls = 0;; ++polls) {
+        int done = 0;
+        MPI_Test(&request, &done, MPI_STATUS_IGNORE);
+        if (done) break;
+        if (polls < kSpinPolls) continue;
+        std::this_thread::sleep_for(std::chrono::microseconds(50));
+        if (SecondsSince(start) > timeout_seconds_) {
+          Abort(absl::StrFormat(
+              "%s did not complete within %g s (--collective_timeout): another rank has stopped "
+              "or stalled",
+              what, timeout_seconds_));
+        }
       }
     }
+    traffic_.seconds += SecondsSince(start);
   }
 
   double timeout_seconds_;
   CollectiveTraffic traffic_;
   int rank_ = 0;
   int size_ = 1;
+  std::vector<Started> started_;  // by StartSum, until FinishSums
 };
 
 }  // namespace
