@@ -16,6 +16,7 @@
 //
 // Relative paths (config, output_dir, data_dir) are taken from the directory
 // `bazel run` was started in.
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -72,6 +73,9 @@ ABSL_FLAG(bool, sync_batch_norm, false,
           "train, qat under mpirun: batch-norm statistics over all ranks' shards (SyncBatchNorm).");
 ABSL_FLAG(double, collective_timeout, 300,
           "train, qat under mpirun: seconds a rank waits in a collective before it stops the run.");
+ABSL_FLAG(double, bucket_mb, 1,
+          "train, qat under mpirun: gradients are summed in pieces of about this many MB, each "
+          "started as soon as the backward pass has finished it (DDP's bucket_cap_mb).");
 ABSL_FLAG(bool, resume, false, "train, qat: continue the run saved in output_dir.");
 ABSL_FLAG(std::string, checkpoint, "",
           "ptq, qat: the float checkpoint (a train run's checkpoint.pb).");
@@ -459,8 +463,15 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "qforge: --collective_timeout must be a positive number of seconds\n");
     return 2;
   }
+  if (!(absl::GetFlag(FLAGS_bucket_mb) > 0)) {
+    std::fprintf(stderr, "qforge: --bucket_mb must be a positive number of megabytes\n");
+    return 2;
+  }
   const std::unique_ptr<qforge::Collectives> ranks =
       qforge::StartCollectives(absl::GetFlag(FLAGS_collective_timeout));
+  // Capped where one bucket holds any model, so the conversion cannot overflow.
+  ranks->set_bucket_bytes(
+      static_cast<int64_t>(std::min(absl::GetFlag(FLAGS_bucket_mb), 1e9) * 1e6));
   if (ranks->size() > 1 && command != "train" && command != "qat") {
     ranks->Abort(absl::StrCat("only train and qat run on several ranks; run ",
                               command.empty() ? "the main job" : command, " without mpirun"));

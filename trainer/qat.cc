@@ -12,6 +12,7 @@
 #include "common/random.h"
 #include "data/batch_loader.h"
 #include "trainer/checkpoint.h"
+#include "trainer/dist/gradient_buckets.h"
 #include "trainer/nn/loss.h"
 #include "trainer/nn/optimizer.h"
 #include "trainer/nn/parallel.h"
@@ -62,6 +63,7 @@ class QatRun {
         r_(std::move(restored)),
         qat_(*r_->model, r_->params, r_->config.model().dropout()),
         sgd_(SgdOptions{config.lr(), config.momentum(), config.weight_decay(), false}),
+        buckets_(r_->params, ranks),
         dir_(config.output_dir()) {}
 
   absl::Status Init(bool resume) {
@@ -180,19 +182,15 @@ class QatRun {
                       rank0() ? stdout : nullptr);
     Batch batch;
     FloatTensor x, dlogits;
-    double loss_sum = 0;
-    int64_t images = 0, correct = 0;
+    PassTotals totals;
     for (int64_t b = 0; b < batches && loader_->Next(&batch); ++b) {
       BatchToTensor(batch, x);
       r_->params.ZeroGrads();
       const LossResult loss =
           CrossEntropy(qat_.Forward(x, TrainingPass(batch)), batch.labels, &dlogits);
       if (multi_rank()) WeighShard(batch, dlogits);
-      qat_.Backward(dlogits);
-      if (multi_rank()) {
-        ranks_.Sum(r_->params.grads().data(), static_cast<int64_t>(r_->params.grads().size()),
-                   "the gradient sum");
-      }
+      qat_.Backward(dlogits, &buckets_);
+      buckets_.Finish();
       sgd_.Step(r_->params.values(), r_->params.grads(), config_.lr(), config_.momentum());
       // QatConvBn folds the running variance into the weights it quantizes:
       // with per-rank BN the ranks would quantize different weights by the
@@ -201,22 +199,16 @@ class QatRun {
         BroadcastBuffers(r_->params, "the batch-norm running statistics");
       }
       ++step_;
-      loss_sum += loss.loss * batch.size;
-      images += batch.size;
-      correct += loss.correct;
-      progress.Update(b + 1, images, loss_sum, correct);
+      totals.Add(loss, batch.size);
+      progress.Update(b + 1, totals.images, totals.loss_sum, totals.correct);
     }
     progress.Finish();
     StopAllIfFailed(ranks_, loader_->status());
-    double totals[3] = {loss_sum, static_cast<double>(images), static_cast<double>(correct)};
-    ranks_.Sum(totals, 3, "the epoch's totals");
-    loss_sum = totals[0];
-    images = static_cast<int64_t>(totals[1]);
-    correct = static_cast<int64_t>(totals[2]);
+    totals.SumOverRanks(ranks_);
     QatEpoch e;
     e.epoch = ++epoch_;
-    e.train_loss = loss_sum / std::max<int64_t>(images, 1);
-    e.train_accuracy = static_cast<double>(correct) / std::max<int64_t>(images, 1);
+    e.train_loss = totals.mean_loss();
+    e.train_accuracy = totals.accuracy();
     e.seconds = progress.elapsed_seconds();
     return e;
   }
@@ -234,17 +226,13 @@ class QatRun {
     qat_.set_freeze_bn(false);
     Batch batch;
     FloatTensor x, dlogits;
-    double loss_sum = 0;
-    int64_t images = 0, correct = 0;
+    PassTotals totals;
     for (int b = 0; b < config_.precise_bn_batches() && loader_->Next(&batch); ++b) {
       BatchToTensor(batch, x);
       PassContext ctx = TrainingPass(batch);
       ctx.bn_momentum = 1.0f / (b + 1);
-      const LossResult loss = CrossEntropy(qat_.Forward(x, ctx), batch.labels, &dlogits);
-      loss_sum += loss.loss * batch.size;
-      images += batch.size;
-      correct += loss.correct;
-      progress.Update(b + 1, images, loss_sum, correct);
+      totals.Add(CrossEntropy(qat_.Forward(x, ctx), batch.labels, &dlogits), batch.size);
+      progress.Update(b + 1, totals.images, totals.loss_sum, totals.correct);
     }
     progress.Finish();
     StopAllIfFailed(ranks_, loader_->status());
@@ -374,6 +362,7 @@ class QatRun {
   std::unique_ptr<RestoredModel> r_;
   QatMobileNetV2 qat_;
   Sgd sgd_;
+  GradientBuckets buckets_;
   std::filesystem::path dir_;
   std::unique_ptr<BatchLoader> loader_;
   Normalization normalization_;  // of the training images, for every model input

@@ -13,6 +13,8 @@
 #ifndef QFORGE_TRAINER_TRAIN_H_
 #define QFORGE_TRAINER_TRAIN_H_
 
+#include <algorithm>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -23,6 +25,8 @@
 #include "trainer/checkpoint.pb.h"
 #include "trainer/config.pb.h"
 #include "trainer/dist/collectives.h"
+#include "trainer/dist/gradient_buckets.h"
+#include "trainer/nn/loss.h"
 #include "trainer/nn/mobilenet_v2_model.h"
 #include "trainer/nn/optimizer.h"
 #include "trainer/nn/parameters.h"
@@ -102,6 +106,7 @@ class Trainer {
   ParameterStore params_;
   std::unique_ptr<MobileNetV2Model> model_;
   std::unique_ptr<Sgd> sgd_;
+  std::unique_ptr<GradientBuckets> buckets_;
   std::unique_ptr<BatchLoader> train_loader_, test_loader_;
   int epoch_ = 0;     // epochs completed
   int64_t step_ = 0;  // optimizer steps taken
@@ -136,6 +141,22 @@ Normalization DatasetNormalization(const Dataset& dataset);
 // rank's shard weighs 1/global_size and the ranks' gradients add up to the
 // batch's. Scales the shard's dL/dlogits (CrossEntropy's, per shard image).
 void WeighShard(const Batch& batch, FloatTensor& dlogits);
+
+// A pass's loss, images and correct predictions: this rank's shards, until
+// SumOverRanks makes them the whole pass's.
+struct PassTotals {
+  double loss_sum = 0;  // of the per-image losses
+  int64_t images = 0, correct = 0;
+
+  void Add(const LossResult& loss, int64_t batch_images) {
+    loss_sum += loss.loss * batch_images;
+    images += batch_images;
+    correct += loss.correct;
+  }
+  void SumOverRanks(Collectives& ranks);
+  double mean_loss() const { return loss_sum / std::max<int64_t>(images, 1); }
+  double accuracy() const { return static_cast<double>(correct) / std::max<int64_t>(images, 1); }
+};
 
 // A loaded batch's images as the [N, H, W, C] input of a model.
 void BatchToTensor(const Batch& batch, FloatTensor& x);

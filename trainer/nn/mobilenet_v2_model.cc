@@ -69,6 +69,11 @@ RowsObserver* ConvBnAct::GradientSums() {
   return &bn_sums;
 }
 
+void ConvBnAct::GradientsFinal(GradientListener* listener) const {
+  qforge::GradientsFinal(listener,
+                         {conv.weight_id(), conv.bias_id(), bn.weight_id(), bn.bias_id()});
+}
+
 MobileNetV2Model::MobileNetV2Model(const MobileNetV2Config& config, bool relu6,
                                    ParameterStore& params, float dropout)
     : layers_(BuildMobileNetV2Layers(config)),
@@ -141,10 +146,11 @@ const FloatTensor& MobileNetV2Model::Forward(const FloatTensor& x, const PassCon
   return dequant_.Forward(logits_);
 }
 
-void MobileNetV2Model::Backward(const FloatTensor& dlogits) {
+void MobileNetV2Model::Backward(const FloatTensor& dlogits, GradientListener* listener) {
   {
     ProfileScope scope("backward", "pool + classifier");
     classifier_.Backward(dequant_.Backward(dlogits), &d_dropped_);
+    GradientsFinal(listener, {classifier_.weight_id(), classifier_.bias_id()});
     dropout_.Backward(d_dropped_, d_pooled_);
     pool_.Backward(d_pooled_, d_features_);
   }
@@ -173,6 +179,7 @@ void MobileNetV2Model::Backward(const FloatTensor& dlogits) {
                                         : features_[b - 1].layers.back().get();
       RowsObserver* dx_observer = before != nullptr ? before->GradientSums() : nullptr;
       layer.Backward(*dy, dx, observed, dx_observer, add_to_skip);
+      layer.GradientsFinal(listener);
       observed = dx_observer != nullptr;
       if (network_input) break;
       std::swap(d_features_, *dx);

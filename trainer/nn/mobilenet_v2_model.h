@@ -37,6 +37,8 @@ struct ConvBnAct {
   // Starts the batch norm's backward sums and returns the observer that takes
   // them from dy as the next layer writes it.
   RowsObserver* GradientSums();
+  // Tells `listener` that the conv's and batch norm's gradients are final.
+  void GradientsFinal(GradientListener* listener) const;
 
   Conv2d conv;
   BatchNorm2d bn;
@@ -64,8 +66,9 @@ class MobileNetV2Model {
 
   // x [N, S, S, C] -> logits [N, classes] (owned by the model).
   const FloatTensor& Forward(const FloatTensor& x, const PassContext& ctx);
-  // dlogits [N, classes] -> parameter gradients (+=).
-  void Backward(const FloatTensor& dlogits);
+  // dlogits [N, classes] -> parameter gradients (+=), told to `listener` (if
+  // any) layer by layer as they become final.
+  void Backward(const FloatTensor& dlogits, GradientListener* listener = nullptr);
 
   // Its convs, batch norms, activations and classifier under PyTorch's names.
   std::vector<Module> Modules() const;

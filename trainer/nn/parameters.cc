@@ -26,6 +26,13 @@ int ParameterStore::Find(const std::string& name) const {
   return -1;
 }
 
+void GradientsFinal(GradientListener* listener, std::initializer_list<int> ids) {
+  if (listener == nullptr) return;
+  for (int id : ids) {
+    if (id >= 0) listener->Final(id);
+  }
+}
+
 void ParameterStore::ZeroGrads() { std::fill(grads_.begin(), grads_.end(), 0.0f); }
 
 }  // namespace qforge

@@ -6,6 +6,7 @@
 #define QFORGE_TRAINER_NN_PARAMETERS_H_
 
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,19 @@ struct ParamInfo {
   int64_t size = 0;
   bool trainable = true;  // false: a buffer (running_mean, running_var)
 };
+
+// Told during a backward pass as each parameter's gradient becomes final, so
+// that data-parallel training can sum it over the ranks while the rest of the
+// pass runs (trainer/dist/gradient_buckets.h).
+class GradientListener {
+ public:
+  virtual ~GradientListener() = default;
+  virtual void Final(int id) = 0;
+};
+
+// Tells `listener` (if any) that the gradients of `ids` are final; ids below 0
+// (a conv without bias) are skipped.
+void GradientsFinal(GradientListener* listener, std::initializer_list<int> ids);
 
 class ParameterStore {
  public:

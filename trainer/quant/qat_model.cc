@@ -49,8 +49,9 @@ const FloatTensor& QatMobileNetV2::Forward(const FloatTensor& x, const PassConte
 
 // MobileNetV2Model::Backward, through the fake quantizers' straight-through
 // gradients.
-void QatMobileNetV2::Backward(const FloatTensor& dlogits) {
+void QatMobileNetV2::Backward(const FloatTensor& dlogits, GradientListener* listener) {
   classifier_.Backward(dlogits, &d_dropped_);
+  classifier_.GradientsFinal(listener);
   dropout_.Backward(d_dropped_, d_pooled_q_);
   pool_fq_.Backward(d_pooled_q_, d_pooled_);
   pool_.Backward(d_pooled_, d_features_);
@@ -65,6 +66,7 @@ void QatMobileNetV2::Backward(const FloatTensor& dlogits) {
     for (size_t l = block.layers.size(); l-- > 0;) {
       const bool network_input = b == 0 && l == 0;  // nothing trainable before it
       block.layers[l]->Backward(d_features_, network_input ? nullptr : &d_block_);
+      block.layers[l]->GradientsFinal(listener);
       if (!network_input) std::swap(d_features_, d_block_);
     }
     if (block.skip_add != nullptr) {

@@ -30,8 +30,9 @@ class QatMobileNetV2 : public RangeSource {
 
   // x [N, S, S, C] -> logits [N, classes].
   const FloatTensor& Forward(const FloatTensor& x, const PassContext& ctx);
-  // dlogits -> parameter gradients (+=).
-  void Backward(const FloatTensor& dlogits);
+  // dlogits -> parameter gradients (+=), told to `listener` (if any) layer by
+  // layer as they become final.
+  void Backward(const FloatTensor& dlogits, GradientListener* listener = nullptr);
 
   // PyTorch's disable_observer / enable_observer, for the activations' and
   // the weights' fake quantizers apart, and freeze_bn_stats; each applied to
