@@ -51,7 +51,7 @@ absl::StatusOr<std::unique_ptr<BatchLoader>> BatchLoader::Create(const Dataset& 
   // Every rank needs at least one image of every batch, the last one too.
   const int64_t last =
       options.drop_last ? options.batch_size : (dataset.count - 1) % options.batch_size + 1;
-  if (std::min<int64_t>(options.batch_size, last) < options.shards) {
+  if (!options.allow_empty_shards && std::min<int64_t>(options.batch_size, last) < options.shards) {
     return absl::InvalidArgumentError(
         absl::StrCat(dataset.name, ": batches of ", options.batch_size, " images (the last of ",
                      last, ") cannot give each of ", options.shards, " ranks an image"));

@@ -42,6 +42,10 @@ struct LoaderOptions {
   // get in the whole batch, so the ranks together see exactly one process's data.
   int shard = 0;
   int shards = 1;
+  // Whether a part may be empty (a short last batch, or fewer images than
+  // shards): fine for evaluation, which sums counts; training refuses it, as
+  // batch norm cannot normalise no images.
+  bool allow_empty_shards = false;
 };
 
 struct Batch {

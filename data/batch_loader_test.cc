@@ -208,6 +208,24 @@ TEST(BatchLoader, RefusesShardsThatLeaveARankEmpty) {
               HasSubstr("shard 2 of 2 does not exist"));
 }
 
+TEST(BatchLoader, EvaluationShardsMayBeEmpty) {
+  const Dataset dataset = CountingDataset(33);  // batches of 32, then 1
+  LoaderOptions options;
+  options.batch_size = 32;
+  options.shuffle = false;
+  options.shards = 2;
+  options.allow_empty_shards = true;
+  std::vector<int> sizes;
+  for (int shard = 0; shard < 2; ++shard) {
+    options.shard = shard;
+    const std::vector<Batch> batches = Epoch(*MakeLoader(dataset, options), 0);
+    ASSERT_EQ(batches.size(), 2u);
+    sizes.push_back(batches[1].size);
+    EXPECT_EQ(batches[1].global_size, 1);
+  }
+  EXPECT_EQ(sizes, (std::vector<int>{0, 1}));  // rank 1 takes the last image
+}
+
 TEST(BatchLoader, NextBeforeStartEpochReturnsFalse) {
   const Dataset dataset = CountingDataset(3);
   auto loader = MakeLoader(dataset, LoaderOptions());

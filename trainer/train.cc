@@ -68,11 +68,13 @@ absl::StatusOr<Dataset> LoadTrainingSet(const TrainConfig& config) {
 }
 
 void PassTotals::SumOverRanks(Collectives& ranks) {
-  double sums[3] = {loss_sum, static_cast<double>(images), static_cast<double>(correct)};
-  ranks.Sum(sums, 3, "the epoch's totals");
+  double sums[4] = {loss_sum, static_cast<double>(images), static_cast<double>(correct),
+                    static_cast<double>(top5)};
+  ranks.Sum(sums, 4, "the pass's totals");
   loss_sum = sums[0];
   images = static_cast<int64_t>(sums[1]);
   correct = static_cast<int64_t>(sums[2]);
+  top5 = static_cast<int64_t>(sums[3]);
 }
 
 void WeighShard(const Batch& batch, FloatTensor& dlogits) {
@@ -266,6 +268,7 @@ absl::Status Trainer::Init() {
   test_options.horizontal_flip = false;
   test_options.random_resized_crop = false;
   test_options.batch_size = 256;
+  test_options.allow_empty_shards = true;
   absl::StatusOr<std::unique_ptr<BatchLoader>> train_loader =
       BatchLoader::Create(train_, train_options);
   if (!train_loader.ok()) return train_loader.status();
@@ -398,29 +401,23 @@ EvalResult Trainer::Evaluate() {
   Batch batch;
   FloatTensor x;
   EvalResult result;
-  double loss_sum = 0;
-  int64_t correct = 0, top5 = 0;
+  PassTotals totals;
   const int classes = test_.num_classes();
   while (test_loader_->Next(&batch)) {
+    if (batch.size == 0) continue;  // this rank's part of a short last batch
     BatchToTensor(batch, x);
     const FloatTensor& logits = model_->Forward(x, PassContext{});
-    const LossResult loss = CrossEntropy(logits, batch.labels, nullptr);
-    if (classes > 10) top5 += TopKCorrect(logits.ptr(), batch.labels, batch.size, classes, 5);
-    loss_sum += loss.loss * batch.size;
-    correct += loss.correct;
-    result.images += batch.size;
+    totals.Add(CrossEntropy(logits, batch.labels, nullptr), batch.size);
+    if (classes > 10)
+      totals.top5 += TopKCorrect(logits.ptr(), batch.labels, batch.size, classes, 5);
   }
   StopAllIfFailed(*ranks_, test_loader_->status());
-  double totals[4] = {loss_sum, static_cast<double>(correct), static_cast<double>(top5),
-                      static_cast<double>(result.images)};
-  ranks_->Sum(totals, 4, "the evaluation's totals");
-  loss_sum = totals[0];
-  correct = static_cast<int64_t>(totals[1]);
-  top5 = static_cast<int64_t>(totals[2]);
-  result.images = static_cast<int64_t>(totals[3]);
-  result.loss = loss_sum / std::max<int64_t>(result.images, 1);
-  result.accuracy = static_cast<double>(correct) / std::max<int64_t>(result.images, 1);
-  if (classes > 10) result.top5 = static_cast<double>(top5) / std::max<int64_t>(result.images, 1);
+  totals.SumOverRanks(*ranks_);
+  result.images = totals.images;
+  result.loss = totals.mean_loss();
+  result.accuracy = totals.accuracy();
+  if (classes > 10)
+    result.top5 = static_cast<double>(totals.top5) / std::max<int64_t>(totals.images, 1);
   return result;
 }
 

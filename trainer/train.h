@@ -147,6 +147,7 @@ void WeighShard(const Batch& batch, FloatTensor& dlogits);
 struct PassTotals {
   double loss_sum = 0;  // of the per-image losses
   int64_t images = 0, correct = 0;
+  int64_t top5 = 0;  // evaluation with more than 10 classes
 
   void Add(const LossResult& loss, int64_t batch_images) {
     loss_sum += loss.loss * batch_images;
