@@ -68,6 +68,10 @@ qckpt() { echo "$work/$1/qat_checkpoint.pb"; }
 mpi 2 "$trainer" "${qat[@]}" --threads=1 --output_dir="$work/qat_two" > "$work/qat_two.log"
 compare_with_one_process "after QAT" "$(qckpt qat1)" "$(qckpt qat2)" "$(qckpt qat_two)"
 [[ -s "$work/qat_two/model_int8_qat.qfm" ]] || fail "QAT on 2 ranks wrote no model"
+# The ranks measure the int8 model on their shards of the test set together.
+int8() { sed -n 's/.*"int8_accuracy": \([0-9.]*\).*/\1/p' "$work/$1/qat_metrics.jsonl"; }
+[[ -n "$(int8 qat2)" && "$(int8 qat_two)" == "$(int8 qat2)" ]] ||
+  fail "int8 accuracy $(int8 qat_two) on 2 ranks, $(int8 qat2) in one process"
 
 # 2. Two epochs on 2 ranks, the third resumed in one process, and the
 #    reverse; each epoch's line is written once, by rank 0.

@@ -23,32 +23,60 @@ namespace {
 
 constexpr int kEvalBatch = 100;
 
+// Every rank's predictions for its shards in one, on every rank: the others'
+// entries are zero until summed, and class numbers are exact as floats.
+void GatherPredictions(Collectives& ranks, Predictions& predictions) {
+  const size_t n = predictions.top1.size();
+  std::vector<float> mine(2 * n);
+  for (size_t i = 0; i < n; ++i) {
+    mine[i] = static_cast<float>(predictions.top1[i]);
+    mine[n + i] = predictions.in_top5[i];
+  }
+  ranks.Sum(mine.data(), static_cast<int64_t>(mine.size()), "the test set's predictions");
+  for (size_t i = 0; i < n; ++i) {
+    predictions.top1[i] = static_cast<int>(mine[i]);
+    predictions.in_top5[i] = mine[n + i] != 0;
+  }
+}
+
 // The top-1 class of every test image, in order: `logits` maps a batch of
-// normalized images to its [batch, classes] logits.
+// normalized images to its [batch, classes] logits. With several ranks, each
+// runs its shard of every batch.
 absl::StatusOr<Predictions> Predict(
     const Dataset& test, const Normalization& normalization,
-    const std::function<absl::StatusOr<const float*>(const Batch&)>& logits) {
+    const std::function<absl::StatusOr<const float*>(const Batch&)>& logits,
+    Collectives* ranks = nullptr) {
   LoaderOptions options;
   options.batch_size = kEvalBatch;
   options.shuffle = false;
   options.normalization = normalization;
+  if (ranks != nullptr) {
+    options.shard = ranks->rank();
+    options.shards = ranks->size();
+    options.allow_empty_shards = true;
+  }
   absl::StatusOr<std::unique_ptr<BatchLoader>> loader = BatchLoader::Create(test, options);
   if (!loader.ok()) return loader.status();
   (*loader)->StartEpoch(0);
   Batch batch;
   Predictions predictions;
+  predictions.top1.assign(test.count, 0);
+  predictions.in_top5.assign(test.count, 0);
   const int classes = test.num_classes();
   while ((*loader)->Next(&batch)) {
+    if (batch.size == 0) continue;
     absl::StatusOr<const float*> out = logits(batch);
     if (!out.ok()) return out.status();
     for (int i = 0; i < batch.size; ++i) {
       const float* row = *out + i * classes;
-      predictions.top1.push_back(static_cast<int>(std::max_element(row, row + classes) - row));
-      predictions.in_top5.push_back(
-          TopKCorrect(row, {batch.labels[i]}, /*rows=*/1, classes, /*k=*/5) == 1);
+      const int64_t image = batch.indices[i];
+      predictions.top1[image] = static_cast<int>(std::max_element(row, row + classes) - row);
+      predictions.in_top5[image] =
+          TopKCorrect(row, {batch.labels[i]}, /*rows=*/1, classes, /*k=*/5) == 1;
     }
   }
   if (absl::Status s = (*loader)->status(); !s.ok()) return s;
+  if (ranks != nullptr) GatherPredictions(*ranks, predictions);
   return predictions;
 }
 
@@ -109,7 +137,8 @@ absl::StatusOr<int64_t> SaveModel(Model& model, const std::string& path) {
 }
 
 absl::StatusOr<Predictions> RuntimePredictions(const Model& model, const Dataset& test,
-                                               const Normalization& normalization, int threads) {
+                                               const Normalization& normalization, int threads,
+                                               Collectives* ranks) {
   absl::StatusOr<Model> batched = WithBatch(model, kEvalBatch);
   if (!batched.ok()) return batched.status();
   absl::StatusOr<std::shared_ptr<const CompiledModel>> compiled =
@@ -118,14 +147,17 @@ absl::StatusOr<Predictions> RuntimePredictions(const Model& model, const Dataset
   absl::StatusOr<std::unique_ptr<Interpreter>> interpreter =
       Interpreter::Create(*compiled, {Backend::kFast, threads});
   if (!interpreter.ok()) return interpreter.status();
-  return Predict(test, normalization, [&](const Batch& batch) -> absl::StatusOr<const float*> {
-    // A short last batch runs padded with zeros; only its real images count.
-    float* input = static_cast<float*>((*interpreter)->input_data(0));
-    std::fill(input, input + kEvalBatch * test.image_size(), 0.0f);
-    std::copy(batch.images.begin(), batch.images.end(), input);
-    if (absl::Status s = (*interpreter)->Invoke(); !s.ok()) return s;
-    return static_cast<const float*>((*interpreter)->output_data(0));
-  });
+  return Predict(
+      test, normalization,
+      [&](const Batch& batch) -> absl::StatusOr<const float*> {
+        // A short last batch runs padded with zeros; only its real images count.
+        float* input = static_cast<float*>((*interpreter)->input_data(0));
+        std::fill(input, input + kEvalBatch * test.image_size(), 0.0f);
+        std::copy(batch.images.begin(), batch.images.end(), input);
+        if (absl::Status s = (*interpreter)->Invoke(); !s.ok()) return s;
+        return static_cast<const float*>((*interpreter)->output_data(0));
+      },
+      ranks);
 }
 
 absl::StatusOr<Predictions> SimulationPredictions(QuantSimulation& simulation,

@@ -17,6 +17,7 @@
 #include "data/transforms.h"
 #include "trainer/checkpoint.pb.h"
 #include "trainer/config.pb.h"
+#include "trainer/dist/collectives.h"
 #include "trainer/nn/mobilenet_v2_model.h"
 #include "trainer/nn/parameters.h"
 #include "trainer/quant/convert.h"
@@ -81,9 +82,11 @@ struct Predictions {
 };
 
 // Predictions for every `test` image under a flat model run by the runtime,
-// fed the normalized images in batches.
+// fed the normalized images in batches. With `ranks`, each rank runs its
+// shard of every batch and all receive every image's predictions.
 absl::StatusOr<Predictions> RuntimePredictions(const Model& model, const Dataset& test,
-                                               const Normalization& normalization, int threads);
+                                               const Normalization& normalization, int threads,
+                                               Collectives* ranks = nullptr);
 
 // Predictions for every `test` image under the trainer's fake-quant
 // simulation of an int8 model.

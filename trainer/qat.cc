@@ -108,8 +108,8 @@ class QatRun {
       BroadcastBuffers(qat_.state(), "the fake-quant ranges");
       MendDrift(ranks_, {&r_->params.values(), &sgd_.momentum_buffer()});
     }
-    if (!rank0()) return e;
     if (absl::Status s = ConvertAndMeasure(); !s.ok()) return s;
+    if (!rank0()) return e;
     e.int8_accuracy = Accuracy(last_predictions_, r_->test);
     if (absl::Status s = Save(e); !s.ok()) return s;
     return e;
@@ -118,10 +118,10 @@ class QatRun {
   // The int8 model as the runtime runs it, written out; and the fake-quant
   // simulation's accuracy and agreement with it.
   absl::StatusOr<QatResult> Finish() {
-    if (!rank0()) return QatResult();
     if (!last_model_.has_value()) {  // resumed after the last epoch: measure again
       if (absl::Status s = ConvertAndMeasure(); !s.ok()) return s;
     }
+    if (!rank0()) return QatResult();
     Model* model = &*last_model_;
     const Predictions* runtime = &last_predictions_;
     QatResult result;
@@ -277,12 +277,15 @@ class QatRun {
   }
 
   // The model as it stands, converted to int8 and run by the runtime on the
-  // test set: last_model_ and last_predictions_.
+  // test set: last_model_ and last_predictions_. Every rank converts the same
+  // model and runs its shard of the test set.
   absl::Status ConvertAndMeasure() {
     absl::StatusOr<Model> model = Convert();
+    StopAllIfFailed(ranks_, model.status());
     if (!model.ok()) return model.status();
     absl::StatusOr<Predictions> predictions =
-        RuntimePredictions(*model, r_->test, normalization_, Threads());
+        RuntimePredictions(*model, r_->test, normalization_, Threads(), &ranks_);
+    StopAllIfFailed(ranks_, predictions.status());
     if (!predictions.ok()) return predictions.status();
     last_model_ = *std::move(model);
     last_predictions_ = *std::move(predictions);
