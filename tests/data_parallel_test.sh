@@ -46,11 +46,16 @@ ckpt() { echo "$work/$1/checkpoint.pb"; }
 compare_with_one_process "after one step" "$(ckpt one1)" "$(ckpt one2)" "$(ckpt two)"
 # Two ranks add each gradient element once, whatever the buckets: 10 kB
 # buckets (28 at this width, most started mid-backward) give exactly the step
-# of the default 1 MB, which at this width is one sum after the backward pass.
+# of the default 1 MB (at this width one bucket, summed after the backward
+# pass); in QAT too.
+same_with_small_buckets() {
+  local by_buckets at
+  read -r by_buckets at < <("$distance" "$2" "$3")
+  [[ "$by_buckets" == 0 ]] || fail "$1 with 10 kB buckets is $by_buckets ($at) from 1 MB buckets"
+}
 mpi 2 "$trainer" "${one_step[@]}" --threads=1 --bucket_mb=0.01 --output_dir="$work/small" \
   > "$work/small.log"
-read -r by_buckets at < <("$distance" "$(ckpt small)" "$(ckpt two)")
-[[ "$by_buckets" == 0 ]] || fail "10 kB buckets are $by_buckets ($at) from one sum"
+same_with_small_buckets "one step" "$(ckpt small)" "$(ckpt two)"
 loss() { sed -n 's/.*"train_loss": \([0-9.]*\).*/\1/p' "$work/$1/metrics.jsonl"; }
 [[ "$(loss two)" == "$(loss one2)" ]] || fail "train loss $(loss two) on 2 ranks, $(loss one2) in one process"
 accuracy() { sed -n 's/.*"test_accuracy": \([0-9.]*\).*/\1/p' "$work/$1/metrics.jsonl"; }
@@ -67,6 +72,9 @@ qckpt() { echo "$work/$1/qat_checkpoint.pb"; }
 "$trainer" "${qat[@]}" --threads=2 --output_dir="$work/qat2" > "$work/qat2.log"
 mpi 2 "$trainer" "${qat[@]}" --threads=1 --output_dir="$work/qat_two" > "$work/qat_two.log"
 compare_with_one_process "after QAT" "$(qckpt qat1)" "$(qckpt qat2)" "$(qckpt qat_two)"
+mpi 2 "$trainer" "${qat[@]}" --threads=1 --bucket_mb=0.01 --output_dir="$work/qat_small" \
+  > "$work/qat_small.log"
+same_with_small_buckets "QAT" "$(qckpt qat_small)" "$(qckpt qat_two)"
 [[ -s "$work/qat_two/model_int8_qat.qfm" ]] || fail "QAT on 2 ranks wrote no model"
 # The ranks measure the int8 model on their shards of the test set together.
 int8() { sed -n 's/.*"int8_accuracy": \([0-9.]*\).*/\1/p' "$work/$1/qat_metrics.jsonl"; }

@@ -73,9 +73,10 @@ ABSL_FLAG(bool, sync_batch_norm, false,
           "train, qat under mpirun: batch-norm statistics over all ranks' shards (SyncBatchNorm).");
 ABSL_FLAG(double, collective_timeout, 300,
           "train, qat under mpirun: seconds a rank waits in a collective before it stops the run.");
-ABSL_FLAG(double, bucket_mb, 1,
-          "train, qat under mpirun: gradients are summed in pieces of about this many MB, each "
-          "started as soon as the backward pass has finished it (DDP's bucket_cap_mb).");
+ABSL_FLAG(double, bucket_mb, qforge::Collectives::kDefaultBucketMegabytes,
+          "train, qat under mpirun: gradients are summed in pieces of about this many MB (10^6 "
+          "bytes), each started as soon as the backward pass has finished it (DDP's "
+          "bucket_cap_mb).");
 ABSL_FLAG(bool, resume, false, "train, qat: continue the run saved in output_dir.");
 ABSL_FLAG(std::string, checkpoint, "",
           "ptq, qat: the float checkpoint (a train run's checkpoint.pb).");

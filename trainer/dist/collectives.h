@@ -43,7 +43,8 @@ class Collectives {
 
   // A sum as Sum(), started now and finished by FinishSums(): meanwhile the
   // caller computes, leaves `data` alone, and calls Progress() now and then so
-  // the data moves. Every rank starts the same sums in the same order.
+  // the data moves. Every rank starts the same sums in the same order, among
+  // the same other collectives (batch norm's sums in the backward pass).
   virtual void StartSum(float* data, int64_t count, const char* what) = 0;
   virtual void Progress() = 0;
   virtual void FinishSums() = 0;
@@ -53,11 +54,12 @@ class Collectives {
   virtual CollectiveTraffic traffic() const = 0;
 
   // The size of the pieces gradient sums are cut into (GradientBuckets).
+  static constexpr double kDefaultBucketMegabytes = 1;  // 10^6 bytes each
   int64_t bucket_bytes() const { return bucket_bytes_; }
   void set_bucket_bytes(int64_t bytes) { bucket_bytes_ = bytes; }
 
  private:
-  int64_t bucket_bytes_ = 1000000;  // --bucket_mb's default
+  int64_t bucket_bytes_ = static_cast<int64_t>(kDefaultBucketMegabytes * 1e6);
 };
 
 // The one rank of a run started without an MPI launcher.

@@ -1,5 +1,6 @@
 #include "trainer/dist/gradient_buckets.h"
 
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <utility>
@@ -27,7 +28,10 @@ class RecordingRanks : public Collectives {
   }
   void Progress() override {}
   void FinishSums() override { finished_after.push_back(started.size()); }
-  [[noreturn]] void Abort(const std::string&) override { std::abort(); }
+  [[noreturn]] void Abort(const std::string& message) override {
+    std::fprintf(stderr, "%s\n", message.c_str());
+    std::abort();
+  }
   CollectiveTraffic traffic() const override { return {}; }
 
   std::vector<std::pair<int64_t, int64_t>> started;
@@ -54,13 +58,13 @@ class GradientBucketsTest : public ::testing::Test {
   int a_, b_, c_, d_, e_;
 };
 
-TEST_F(GradientBucketsTest, CutsAtParametersOnceABucketHoldsBucketBytes) {
+TEST_F(GradientBucketsTest, CutsFromTheEndAtParametersOnceABucketHoldsBucketBytes) {
   RecordingRanks ranks(params_.grads().data());
   ranks.set_bucket_bytes(350 * sizeof(float));
   GradientBuckets buckets(params_, ranks);
   ASSERT_EQ(buckets.count(), 2);
   buckets.Finish();  // nothing reported: every bucket starts here, in order
-  EXPECT_EQ(ranks.started, (std::vector<Range>{{0, 400}, {400, 660}}));
+  EXPECT_EQ(ranks.started, (std::vector<Range>{{100, 660}, {0, 100}}));
   EXPECT_EQ(ranks.finished_after, std::vector<size_t>{2});
 }
 
@@ -71,22 +75,22 @@ TEST_F(GradientBucketsTest, StartsABucketWhenItsLastGradientIsFinal) {
   // A backward pass reports the last parameters first.
   buckets.Final(e_);
   buckets.Final(d_);
-  EXPECT_TRUE(ranks.started.empty());
   buckets.Final(c_);
-  EXPECT_EQ(ranks.started, (std::vector<Range>{{400, 660}}));
+  EXPECT_TRUE(ranks.started.empty());
   buckets.Final(b_);
+  EXPECT_EQ(ranks.started, (std::vector<Range>{{100, 660}}));
   buckets.Final(a_);
-  EXPECT_EQ(ranks.started, (std::vector<Range>{{400, 660}, {0, 400}}));
+  EXPECT_EQ(ranks.started, (std::vector<Range>{{100, 660}, {0, 100}}));
   buckets.Finish();
   EXPECT_EQ(ranks.started.size(), 2u);  // nothing started twice
   EXPECT_EQ(ranks.finished_after, std::vector<size_t>{2});
 
   // The next backward pass starts from scratch.
   buckets.Final(a_);
-  buckets.Final(b_);
   EXPECT_EQ(ranks.started.size(), 3u);
+  buckets.Final(b_);
   buckets.Finish();
-  EXPECT_EQ(ranks.started.back(), Range(400, 660));
+  EXPECT_EQ(ranks.started.back(), Range(100, 660));
   EXPECT_EQ(ranks.finished_after, (std::vector<size_t>{2, 4}));
 }
 
@@ -99,6 +103,14 @@ TEST_F(GradientBucketsTest, BucketsLargerThanTheBlockMakeOneSum) {
   EXPECT_TRUE(ranks.started.empty());
   buckets.Final(a_);
   EXPECT_EQ(ranks.started, (std::vector<Range>{{0, 660}}));
+}
+
+TEST_F(GradientBucketsTest, AGradientReportedTwiceStopsTheRun) {
+  RecordingRanks ranks(params_.grads().data());
+  GradientBuckets buckets(params_, ranks);
+  buckets.Final(c_);
+  EXPECT_DEATH(buckets.Final(c_), "reported c final twice");
+  EXPECT_DEATH(buckets.Final(2), "reported a tensor that has no gradient");  // b.running_mean
 }
 
 }  // namespace

@@ -39,31 +39,29 @@ class MpiCollectives : public Collectives {
   CollectiveTraffic traffic() const override { return traffic_; }
 
   void Sum(float* data, int64_t count, const char* what) override {
-    WaitFor(StartReduce(data, count, MPI_FLOAT, MPI_SUM), what);
+    WaitFor(StartReduce(data, count, MPI_FLOAT, MPI_SUM, what));
   }
   void Sum(double* data, int64_t count, const char* what) override {
-    WaitFor(StartReduce(data, count, MPI_DOUBLE, MPI_SUM), what);
+    WaitFor(StartReduce(data, count, MPI_DOUBLE, MPI_SUM, what));
   }
 
   void Max(float* data, int64_t count, const char* what) override {
-    WaitFor(StartReduce(data, count, MPI_FLOAT, MPI_MAX), what);
+    WaitFor(StartReduce(data, count, MPI_FLOAT, MPI_MAX, what));
   }
 
   void Broadcast(float* data, int64_t count, const char* what) override {
-    WaitFor(StartBroadcast(data, count, MPI_FLOAT), what);
+    WaitFor(StartBroadcast(data, count, MPI_FLOAT, what));
   }
 
   void Broadcast(std::string& bytes, const char* what) override {
     int64_t length = static_cast<int64_t>(bytes.size());
-    WaitFor(StartBroadcast(&length, 1, MPI_INT64_T), what);
+    WaitFor(StartBroadcast(&length, 1, MPI_INT64_T, what));
     bytes.resize(length);
-    WaitFor(StartBroadcast(bytes.data(), length, MPI_CHAR), what);
+    WaitFor(StartBroadcast(bytes.data(), length, MPI_CHAR, what));
   }
 
   void StartSum(float* data, int64_t count, const char* what) override {
-    for (MPI_Request request : StartReduce(data, count, MPI_FLOAT, MPI_SUM)) {
-      started_.push_back({request, what});
-    }
+    for (Started& s : StartReduce(data, count, MPI_FLOAT, MPI_SUM, what)) started_.push_back(s);
   }
 
   // MPI moves a started sum's data only inside MPI calls: each test lets it
@@ -78,7 +76,7 @@ class MpiCollectives : public Collectives {
   }
 
   void FinishSums() override {
-    for (Started& s : started_) WaitFor({s.request}, s.what);
+    WaitFor(std::move(started_));
     started_.clear();
   }
 
@@ -100,14 +98,16 @@ class MpiCollectives : public Collectives {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   }
 
-  std::vector<MPI_Request> StartReduce(void* data, int64_t count, MPI_Datatype type, MPI_Op op) {
-    return StartInPieces(data, count, type, [&](void* piece, int n, MPI_Request* request) {
+  std::vector<Started> StartReduce(void* data, int64_t count, MPI_Datatype type, MPI_Op op,
+                                   const char* what) {
+    return StartInPieces(data, count, type, what, [&](void* piece, int n, MPI_Request* request) {
       MPI_Iallreduce(MPI_IN_PLACE, piece, n, type, op, MPI_COMM_WORLD, request);
     });
   }
 
-  std::vector<MPI_Request> StartBroadcast(void* data, int64_t count, MPI_Datatype type) {
-    return StartInPieces(data, count, type, [&](void* piece, int n, MPI_Request* request) {
+  std::vector<Started> StartBroadcast(void* data, int64_t count, MPI_Datatype type,
+                                      const char* what) {
+    return StartInPieces(data, count, type, what, [&](void* piece, int n, MPI_Request* request) {
       MPI_Ibcast(piece, n, type, 0, MPI_COMM_WORLD, request);
     });
   }
@@ -115,27 +115,30 @@ class MpiCollectives : public Collectives {
   // Starts `start(piece, n, &request)` on each piece of at most kMaxPiece
   // elements (MPI counts are ints) and returns the requests.
   template <typename StartPiece>
-  std::vector<MPI_Request> StartInPieces(void* data, int64_t count, MPI_Datatype type,
-                                         StartPiece start) {
+  std::vector<Started> StartInPieces(void* data, int64_t count, MPI_Datatype type, const char* what,
+                                     StartPiece start) {
+    const auto started_at = std::chrono::steady_clock::now();
     int bytes = 0;
     MPI_Type_size(type, &bytes);
     traffic_.bytes += count * bytes;
-    std::vector<MPI_Request> requests;
+    std::vector<Started> requests;
     char* at = static_cast<char*>(data);
     for (int64_t done = 0; done < count;) {
       const int n = static_cast<int>(std::min(kMaxPiece, count - done));
-      start(at + done * bytes, n, &requests.emplace_back());
+      start(at + done * bytes, n, &requests.emplace_back(Started{MPI_REQUEST_NULL, what}).request);
       done += n;
     }
+    traffic_.seconds += SecondsSince(started_at);
     return requests;
   }
 
-  void WaitFor(std::vector<MPI_Request> requests, const char* what) {
+  // Waits for every request, at most --collective_timeout in all.
+  void WaitFor(std::vector<Started> requests) {
     const auto start = std::chrono::steady_clock::now();
-    for (MPI_Request& request : requests) {
+    for (Started& s : requests) {
       for (int polls = 0;; ++polls) {
         int done = 0;
-        MPI_Test(&request, &done, MPI_STATUS_IGNORE);
+        MPI_Test(&s.request, &done, MPI_STATUS_IGNORE);
         if (done) break;
         if (polls < kSpinPolls) continue;
         std::this_thread::sleep_for(std::chrono::microseconds(50));
@@ -143,7 +146,7 @@ class MpiCollectives : public Collectives {
           Abort(absl::StrFormat(
               "%s did not complete within %g s (--collective_timeout): another rank has stopped "
               "or stalled",
-              what, timeout_seconds_));
+              s.what, timeout_seconds_));
         }
       }
     }

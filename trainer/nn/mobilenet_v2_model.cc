@@ -70,8 +70,7 @@ RowsObserver* ConvBnAct::GradientSums() {
 }
 
 void ConvBnAct::GradientsFinal(GradientListener* listener) const {
-  qforge::GradientsFinal(listener,
-                         {conv.weight_id(), conv.bias_id(), bn.weight_id(), bn.bias_id()});
+  ReportGradientsFinal(listener, {conv.weight_id(), conv.bias_id(), bn.weight_id(), bn.bias_id()});
 }
 
 MobileNetV2Model::MobileNetV2Model(const MobileNetV2Config& config, bool relu6,
@@ -150,7 +149,7 @@ void MobileNetV2Model::Backward(const FloatTensor& dlogits, GradientListener* li
   {
     ProfileScope scope("backward", "pool + classifier");
     classifier_.Backward(dequant_.Backward(dlogits), &d_dropped_);
-    GradientsFinal(listener, {classifier_.weight_id(), classifier_.bias_id()});
+    ReportGradientsFinal(listener, {classifier_.weight_id(), classifier_.bias_id()});
     dropout_.Backward(d_dropped_, d_pooled_);
     pool_.Backward(d_pooled_, d_features_);
   }

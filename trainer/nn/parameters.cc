@@ -26,7 +26,7 @@ int ParameterStore::Find(const std::string& name) const {
   return -1;
 }
 
-void GradientsFinal(GradientListener* listener, std::initializer_list<int> ids) {
+void ReportGradientsFinal(GradientListener* listener, std::initializer_list<int> ids) {
   if (listener == nullptr) return;
   for (int id : ids) {
     if (id >= 0) listener->Final(id);

@@ -31,7 +31,7 @@ class GradientListener {
 
 // Tells `listener` (if any) that the gradients of `ids` are final; ids below 0
 // (a conv without bias) are skipped.
-void GradientsFinal(GradientListener* listener, std::initializer_list<int> ids);
+void ReportGradientsFinal(GradientListener* listener, std::initializer_list<int> ids);
 
 class ParameterStore {
  public:

@@ -49,8 +49,8 @@ class QatConvBn {
   void set_freeze_bn(bool on) { freeze_bn_ = on; }
   // Tells `listener` that the conv's and batch norm's gradients are final.
   void GradientsFinal(GradientListener* listener) const {
-    qforge::GradientsFinal(listener,
-                           {conv_.weight_id(), conv_.bias_id(), bn_.weight_id(), bn_.bias_id()});
+    ReportGradientsFinal(listener,
+                         {conv_.weight_id(), conv_.bias_id(), bn_.weight_id(), bn_.bias_id()});
   }
   WeightFakeQuantize& weight_fake_quant() { return weight_fq_; }
   FakeQuantize& output_fake_quant() { return output_fq_; }
@@ -105,7 +105,7 @@ class QatLinear {
   const FloatTensor& Forward(const FloatTensor& x);
   void Backward(const FloatTensor& dy, FloatTensor* dx);
   void GradientsFinal(GradientListener* listener) const {
-    qforge::GradientsFinal(listener, {linear_.weight_id(), linear_.bias_id()});
+    ReportGradientsFinal(listener, {linear_.weight_id(), linear_.bias_id()});
   }
   WeightFakeQuantize& weight_fake_quant() { return weight_fq_; }
   FakeQuantize& output_fake_quant() { return output_fq_; }
