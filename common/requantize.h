@@ -10,12 +10,17 @@
 // XNNPACK's requantization-scale limit (shared/DESIGN.md), so a parameter the
 // reference path accepts is one the fast path accepts too.
 //
-// Applying it follows gemmlowp's fixedpoint.h, as TFLite's reference kernels do:
-// SaturatingRoundingDoublingHighMul (round to nearest; an exact tie goes toward
-// +infinity, since its nudge for negative products is 1 - 2^30) then
-// RoundingDivideByPOT (round to nearest, ties away from zero). The two roundings
-// put the result within 1 of round(x * real_multiplier); measured against double
-// arithmetic in requantize_test.cc.
+// The multiplier is gemmlowp's fixed-point form (TFLite's too). Applying it
+// rounds once: the 64-bit product x * multiplier is divided by 2^(31 - exponent)
+// and rounded to nearest, ties away from zero, so the result is x *
+// real_multiplier correctly rounded for the decomposed multiplier. gemmlowp's
+// SaturatingRoundingDoublingHighMul followed by RoundingDivideByPOT (TFLite's
+// reference kernels before TFLITE_SINGLE_ROUNDING) rounds twice and is one off
+// on about 2^-(right shift + 1) of the values, always away from zero: 0.03-0.33%
+// of each conv's int8 outputs in a MobileNetV2 (README, "Numerics"), where
+// PyTorch's and ONNX Runtime's int8 kernels round correctly. requantize_test.cc
+// pins both: exact against long double arithmetic, and one off gemmlowp's
+// result exactly where that result is wrong.
 #ifndef QFORGE_COMMON_REQUANTIZE_H_
 #define QFORGE_COMMON_REQUANTIZE_H_
 
@@ -26,7 +31,6 @@
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
-#include "gemmlowp/fixedpoint/fixedpoint.h"
 
 namespace qforge {
 
@@ -49,18 +53,22 @@ absl::StatusOr<std::vector<QuantizedMultiplier>> QuantizeConvMultipliers(
 // The real value a QuantizedMultiplier stands for (for tests and diagnostics).
 double RealMultiplier(const QuantizedMultiplier& m);
 
-// x * real_multiplier rounded to nearest (within 1) with integer arithmetic only,
-// exact in that sense while x * 2^max(exponent, 0) fits in int32. Beyond that the
-// left shift saturates and the result only keeps its sign and a magnitude of at
-// least 2^30: far outside any int8 output range, so a clamp after it is exact.
+// x * real_multiplier rounded to nearest, ties away from zero, with integer
+// arithmetic only; exact while x * 2^max(exponent, 0) fits in int32. Beyond
+// that the left shift saturates and the result only keeps its sign and a
+// magnitude of at least 2^30: far outside any int8 output range, so a clamp
+// after it is exact.
 inline int32_t MultiplyByQuantizedMultiplier(int32_t x, const QuantizedMultiplier& m) {
   const int left_shift = m.exponent > 0 ? m.exponent : 0;
-  const int right_shift = m.exponent > 0 ? 0 : -m.exponent;
+  const int shift = 31 + (m.exponent > 0 ? 0 : -m.exponent);
   const int64_t shifted = static_cast<int64_t>(x) * (int64_t{1} << left_shift);
   const int32_t saturated = static_cast<int32_t>(std::clamp<int64_t>(
       shifted, std::numeric_limits<int32_t>::min(), std::numeric_limits<int32_t>::max()));
-  return gemmlowp::RoundingDivideByPOT(
-      gemmlowp::SaturatingRoundingDoublingHighMul(saturated, m.multiplier), right_shift);
+  // |product| < 2^62; the arithmetic shift is a floor, and subtracting 1 from
+  // a negative product turns floor(y + 1/2) into ties away from zero.
+  const int64_t product = int64_t{saturated} * m.multiplier;
+  const int64_t half = int64_t{1} << (shift - 1);
+  return static_cast<int32_t>((product + half - (product < 0 ? 1 : 0)) >> shift);
 }
 
 // The whole output stage of an int8 op: requantize the accumulator, add the

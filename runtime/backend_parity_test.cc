@@ -2,8 +2,8 @@
 // shapes, strides, paddings, groups, activations and quantization parameters
 // (fixed seeds). qforge's own kernels, at every instruction-set level this CPU
 // allows, must give the reference's int8 outputs bit for bit; XNNPACK
-// requantizes in fp32 with round-half-even where the reference uses gemmlowp
-// fixed point, so ops on XNNPACK (all of them with kXnnpackOnly; grouped convs
+// requantizes in fp32 with round-half-even where the reference uses a
+// fixed-point multiplier, so ops on XNNPACK (all of them with kXnnpackOnly; grouped convs
 // that are not depthwise with kFast) stay within 1 LSB (shared/DESIGN.md).
 // Float outputs (always XNNPACK) within 1e-4 relative.
 #include <algorithm>

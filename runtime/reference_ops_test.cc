@@ -30,8 +30,8 @@ TEST(Conv2DInt8, PointwiseHandChecked) {
   const std::vector<int32_t> bias = {4};
   int8_t out = 0;
   Conv2DInt8(params, input.data(), filter.data(), bias.data(), &out);
-  // ((10 - 5) * 1 + (21 - 5) * 2 + 4) * 0.5 = 20.5 -> 21 (the high multiply's tie
-  // goes up), then + (-3).
+  // ((10 - 5) * 1 + (21 - 5) * 2 + 4) * 0.5 = 20.5 -> 21 (ties away from zero),
+  // then + (-3).
   EXPECT_EQ(out, 18);
 }
 

@@ -3,8 +3,8 @@ ONNX Runtime and OpenVINO and picks qforge's top-1 class on the full
 Fashion-MNIST test set.
 
 The bar is at least 99% agreement for the int8 model (the runtimes round the
-requantization differently: qforge in fixed point, as gemmlowp, ONNX Runtime
-and OpenVINO in float) and 99.9% for the float one. Runs in the venv of
+requantization differently: qforge in fixed point, ONNX Runtime and OpenVINO
+in float) and 99.9% for the float one. Runs in the venv of
 tools/install_peers.sh (onnx, onnxruntime, openvino from PyPI).
 
 Arguments: tools/model_outputs, the committed int8 and float model files,

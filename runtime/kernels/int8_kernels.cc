@@ -27,9 +27,7 @@ RequantBlock MakeRequantBlock(const QuantizedMultiplier* m) {
     const int right_shift = std::max(-m[c].exponent, 0);
     block.multiplier_even[c] = m[c].multiplier;
     if (half == 1) block.multiplier_odd[c - 1] = m[c].multiplier;
-    block.rounding[half][j] =
-        (int64_t{1} << 30) + (right_shift > 0 ? int64_t{1} << (30 + right_shift) : 0);
-    block.negative_fix[half][j] = right_shift > 0 ? int64_t{1} << 31 : 0;
+    block.rounding[half][j] = int64_t{1} << (30 + right_shift);
     block.shift[half][j] = 31 + right_shift;
     block.left_shift[half][j] = std::max(m[c].exponent, 0);
     block.rounding_biased[half][j] = block.rounding[half][j] + (int64_t{1} << 62);

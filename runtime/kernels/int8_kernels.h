@@ -19,9 +19,8 @@
 // way; the final accumulator equals the reference's, which Prepare keeps in
 // range (reference::kMaxInt8Accumulation), because int32 addition is modular.
 //
-// Requantization is gemmlowp's SaturatingRoundingDoublingHighMul followed by
-// RoundingDivideByPOT (common/requantize.h), done in 64-bit lanes as one
-// rounding shift (derived in int8_kernels_avx512_inl.h).
+// Requantization is common/requantize.h's one rounding of the 64-bit product,
+// done in 64-bit lanes (int8_kernels_avx512_inl.h).
 #ifndef QFORGE_RUNTIME_KERNELS_INT8_KERNELS_H_
 #define QFORGE_RUNTIME_KERNELS_INT8_KERNELS_H_
 
@@ -50,8 +49,7 @@ struct alignas(64) Bytes64 {
 struct alignas(64) RequantBlock {
   int32_t multiplier_even[16];  // channel 2j's multiplier at index 2j
   int32_t multiplier_odd[16];   // channel 2j+1's multiplier at index 2j
-  int64_t rounding[2][8];       // 2^30, plus 2^(30+s) for a right shift s > 0
-  int64_t negative_fix[2][8];   // 2^31 if s > 0: RoundingDivideByPOT rounds ties away from 0
+  int64_t rounding[2][8];       // 2^(30+s) for a right shift s >= 0
   int64_t shift[2][8];          // 31 + s
   int64_t left_shift[2][8];     // the multiplier's exponent when positive, else 0
   // AVX2 has no 64-bit arithmetic shift: it shifts the non-negative value
@@ -65,7 +63,7 @@ struct alignas(64) RequantBlock {
 //   kExact: every exponent <= 0;
 //   kNegativesClamp: that, and the output clamp's qmin >= the zero point (a
 //     fused ReLU or ReLU6), so every negative result clamps to qmin and the
-//     tie rule of negative values (RoundingDivideByPOT's) cannot show.
+//     tie rule of negative values (away from zero) cannot show.
 enum class RequantMode { kLeftShift, kExact, kNegativesClamp };
 
 RequantMode ModeFor(const reference::Int8Output& output, bool any_left_shift);

@@ -47,13 +47,12 @@ QFORGE_INLINE __m256i MultiplyByQuantizedMultiplier(__m256i acc, const RequantBl
   }
   __m256i p[2] = {_mm256_mul_epi32(acc, Load(&q.multiplier_even[8 * h])),
                   _mm256_mul_epi32(_mm256_srli_epi64(acc, 32), Load(&q.multiplier_odd[8 * h]))};
-  const __m256i minus_half = _mm256_set1_epi64x(-(int64_t{1} << 30));
   for (int half = 0; half < 2; ++half) {
     if constexpr (kLeftShift) p[half] = _mm256_sllv_epi64(p[half], Load(&q.left_shift[half][j]));
     __m256i t = _mm256_add_epi64(p[half], Load(&q.rounding_biased[half][j]));
     if constexpr (kMode != RequantMode::kNegativesClamp) {
-      const __m256i negative = _mm256_cmpgt_epi64(minus_half, p[half]);
-      t = _mm256_sub_epi64(t, _mm256_and_si256(negative, Load(&q.negative_fix[half][j])));
+      // All ones (-1) in the lanes where p < 0: ties away from zero.
+      t = _mm256_add_epi64(t, _mm256_cmpgt_epi64(_mm256_setzero_si256(), p[half]));
     }
     // t >= 0 here (|p| < 2^62), so the logical shift is the floor.
     t = _mm256_srlv_epi64(t, Load(&q.shift[half][j]));

@@ -3,19 +3,13 @@
 // AVX-512 (F, BW, DQ, VL).
 //
 // Requantization, exactly as common/requantize.h, in 64-bit lanes. With the
-// product p = acc * multiplier (|p| < 2^62) and a right shift s >= 1:
-//   SaturatingRoundingDoublingHighMul: r1 = floor((p + 2^30) / 2^31)
-//     (gemmlowp's nudge 1 - 2^30 for p < 0 with truncating division is the same
-//     floor: both round to nearest with ties toward +infinity);
-//   RoundingDivideByPOT: r2 = floor((r1 + 2^(s-1) - [r1 < 0]) / 2^s)
-//     (ties away from zero).
-// Since floor((floor(y / a) + c) / b) = floor((y + c * a) / (a * b)) for integer
-// c and positive integers a, b:
-//   r2 = floor((p + 2^30 + 2^(30+s) - [p < -2^30] * 2^31) / 2^(31+s)),
-// one add, one conditional subtract and one arithmetic shift per lane. For s = 0
-// it is r1 itself. A positive exponent (a left shift before the multiply) is
-// applied to p, after clamping acc to +-2^23: beyond that the reference
-// saturates and every int8 output clamps anyway, with the same sign.
+// product p = acc * multiplier (|p| < 2^62) and a right shift s >= 0:
+//   r = floor((p + 2^(30+s) - [p < 0]) / 2^(31+s)),
+// p / 2^(31+s) rounded to nearest with ties away from zero: one add, one
+// conditional subtract and one arithmetic shift per lane. A positive exponent
+// (a left shift before the multiply) is applied to p, after clamping acc to
+// +-2^23: beyond that the reference saturates and every int8 output clamps
+// anyway, with the same sign.
 #ifndef QFORGE_RUNTIME_KERNELS_INT8_KERNELS_AVX512_INL_H_
 #define QFORGE_RUNTIME_KERNELS_INT8_KERNELS_AVX512_INL_H_
 
@@ -88,15 +82,14 @@ QFORGE_INLINE __m512i MultiplyByQuantizedMultiplier(__m512i acc, const RequantBl
     even = _mm512_sllv_epi64(even, Load(q.left_shift[0]));
     odd = _mm512_sllv_epi64(odd, Load(q.left_shift[1]));
   }
-  const __m512i minus_half = _mm512_set1_epi64(-(int64_t{1} << 30));
-  const __mmask8 even_negative = _mm512_cmplt_epi64_mask(even, minus_half);
-  const __mmask8 odd_negative = _mm512_cmplt_epi64_mask(odd, minus_half);
+  if constexpr (kMode != RequantMode::kNegativesClamp) {
+    // Ties away from zero: 1 less where p < 0 (movepi64_mask reads the signs).
+    const __m512i one = _mm512_set1_epi64(1);
+    even = _mm512_mask_sub_epi64(even, _mm512_movepi64_mask(even), even, one);
+    odd = _mm512_mask_sub_epi64(odd, _mm512_movepi64_mask(odd), odd, one);
+  }
   even = _mm512_add_epi64(even, Load(q.rounding[0]));
   odd = _mm512_add_epi64(odd, Load(q.rounding[1]));
-  if constexpr (kMode != RequantMode::kNegativesClamp) {
-    even = _mm512_mask_sub_epi64(even, even_negative, even, Load(q.negative_fix[0]));
-    odd = _mm512_mask_sub_epi64(odd, odd_negative, odd, Load(q.negative_fix[1]));
-  }
   even = _mm512_srav_epi64(even, Load(q.shift[0]));
   odd = _mm512_srav_epi64(odd, Load(q.shift[1]));
   // Each result fits in the low half of its 64-bit lane: interleave them back.

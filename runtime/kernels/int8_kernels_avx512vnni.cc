@@ -314,8 +314,8 @@ void DepthwiseRange(const PackedDepthwise& conv, const int8_t* input, int8_t* ou
 
 // One input of an add rescaled as reference::AddInt8 does: shifted left for
 // headroom, then multiplied (by at most 1/2, so never a left shift). The input
-// with the larger scale has the multiplier 1/2 exactly, and gemmlowp's
-// rounding halves an even number exactly, so it is a shift by one less.
+// with the larger scale has the multiplier 1/2 exactly, which halves the
+// shifted (even) value exactly, so it is a shift by one less.
 class AddInput {
  public:
   AddInput(const QuantizedMultiplier& m, int32_t zero_point)

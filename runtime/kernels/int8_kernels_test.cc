@@ -37,10 +37,12 @@ class Int8KernelsTest : public ::testing::TestWithParam<Isa> {
     for (int8_t& x : v) x = static_cast<int8_t>(Int(lo, hi));
     return v;
   }
-  // Mostly the small multipliers of real layers, sometimes > 1 (a left shift)
-  // or tiny (a right shift of up to 31).
+  // Mostly the small multipliers of real layers, sometimes > 1 (a left shift),
+  // tiny (a right shift of up to 31), or a power of two, where exact ties of
+  // both signs are common and the tie rule shows.
   QuantizedMultiplier Multiplier() {
     const int kind = Int(0, 9);
+    if (kind == 2) return *QuantizeMultiplier(std::ldexp(1.0, -Int(1, 6)));
     const double exponent = kind == 0 ? Int(0, 5) : kind == 1 ? -Int(20, 31) : -Int(4, 14);
     return *QuantizeMultiplier(std::ldexp(1.0 + rng_.UniformDouble(), static_cast<int>(exponent)) / 2);
   }

@@ -9,10 +9,11 @@
 // runtime does it: the float output is turned back into the integer
 // accumulator it stands for (value / (input_scale * weight_scale[c]), or
 // value * H * W / input_scale; exact but for float rounding in the sum) and
-// requantized with gemmlowp's two roundings (common/requantize.h), which round
-// differently from one round-to-nearest in a few percent of elements. Adds
-// rescale at 2^20 times the output's precision, so there one round-to-nearest
-// is what the runtime does but for rare ties.
+// requantized with common/requantize.h's fixed-point multiplier, rounded once
+// with ties away from zero, where a float round-half-even would differ at
+// ties and by the multiplier's own rounding. Adds rescale at 2^20 times the
+// output's precision, so there one round-to-nearest is what the runtime does
+// but for rare ties.
 #ifndef QFORGE_TRAINER_QUANT_QUANT_SIM_H_
 #define QFORGE_TRAINER_QUANT_QUANT_SIM_H_
 
