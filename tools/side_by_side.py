@@ -6,6 +6,7 @@ weights and the same data: one table of accuracy, model size and int8 latency.
   python3 tools/side_by_side.py --checkpoint=runs/w05/checkpoint.pb [--work_dir=DIR]
   python3 tools/side_by_side.py --train_in_pytorch=EPOCHS [--width_mult=0.5]
   python3 tools/side_by_side.py --checkpoint=... --seeds=0,1,2,3,4
+  python3 tools/side_by_side.py --checkpoint=... --seeds=5,6 --rows=per_channel,qat
 
 The checkpoint is a qforge float MobileNetV2 trained on Fashion-MNIST with
 ReLU (--relu6=false, as the tutorial's code and torchvision's
@@ -64,6 +65,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FASHION_MNIST = '/usr/share/datasets/fashion-mnist'
 
 
+# --rows names: PyTorch's min/max and per-channel PTQ with onednn, its
+# per-channel PTQ with qnnpack (qforge's per-channel row again), and QAT.
+ROWS = ('minmax', 'per_channel', 'qnnpack', 'qat')
+
+
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     source = p.add_mutually_exclusive_group(required=True)
@@ -80,7 +86,15 @@ def parse_args():
     p.add_argument('--seeds', default='',
                    help='comma-separated: repeat PTQ and QAT with each seed as the calibration '
                    'and QAT draw, and summarize (latency on the first seed only)')
-    return p.parse_args()
+    p.add_argument('--rows', default=','.join(ROWS),
+                   help=f'comma-separated, of {", ".join(ROWS)}: the quantized rows to run '
+                   '(the float row always runs)')
+    args = p.parse_args()
+    args.rows = args.rows.split(',')
+    unknown = [r for r in args.rows if r not in ROWS]
+    if unknown:
+        p.error(f'--rows: unknown {", ".join(unknown)} (known: {", ".join(ROWS)})')
+    return args
 
 
 # Data.
@@ -332,8 +346,8 @@ def import_into_qforge(state_dict, width_mult, args, work_dir):
     return os.path.join(out, 'checkpoint.pb')
 
 
-def pytorch_rows(checkpoint, data, runs, seed, calibration_seed):
-    """{row: (top-1, bytes, ms)}; ms is NaN when runs is 0."""
+def pytorch_rows(checkpoint, data, runs, seed, calibration_seed, rows):
+    """{row: (top-1, bytes, ms)} for the --rows `rows`; ms is NaN when runs is 0."""
     torch.set_num_threads(1)
     torch.manual_seed(seed)
     normalize = Normalizer(data['train'])
@@ -341,25 +355,28 @@ def pytorch_rows(checkpoint, data, runs, seed, calibration_seed):
                           checkpoint.config.model.width_mult, 10)
     test, labels = data['test'], data['test_labels']
     work = data['work_dir']
-    rows = {}
+    results = {}
     size, ms = script_stats(model, work, 'float', runs)
-    rows['float'] = (accuracy(model, test, labels, normalize), size, ms)
+    results['float'] = (accuracy(model, test, labels, normalize), size, ms)
     cs = calibration_seed
-    recipes = [('PTQ min/max per tensor', 'onednn', lambda: pytorch_ptq(
+    recipes = [('minmax', 'PTQ min/max per tensor', 'onednn', lambda: pytorch_ptq(
                     model, tq.default_qconfig, 'onednn', data, normalize, cs)),
-               ('PTQ per-channel histogram', 'onednn', lambda: pytorch_ptq(
+               ('per_channel', 'PTQ per-channel histogram', 'onednn', lambda: pytorch_ptq(
                     model, tq.get_default_qconfig('onednn'), 'onednn', data, normalize, cs)),
-               ('PTQ per-channel histogram', 'qnnpack', lambda: pytorch_ptq(
+               ('qnnpack', 'PTQ per-channel histogram', 'qnnpack', lambda: pytorch_ptq(
                     model, tq.get_default_qconfig('qnnpack'), 'qnnpack', data, normalize, cs)),
-               ('QAT', 'onednn', lambda: pytorch_qat(model, 'onednn', data, normalize, seed))]
-    for name, engine, make in recipes:
+               ('qat', 'QAT', 'onednn', lambda: pytorch_qat(model, 'onednn', data, normalize,
+                                                            seed))]
+    for row, name, engine, make in recipes:
+        if row not in rows:
+            continue
         print(f'PyTorch {name} ({engine}) ...', flush=True)
         quantized = make()
         torch.backends.quantized.engine = engine
         file_name = f'{name}_{engine}'.replace(' ', '_').replace('/', '')
         size, ms = script_stats(quantized, work, file_name, runs)
-        rows[(name, engine)] = (accuracy(quantized, test, labels, normalize), size, ms)
-    return rows
+        results[(name, engine)] = (accuracy(quantized, test, labels, normalize), size, ms)
+    return results
 
 
 # qforge's side.
@@ -388,15 +405,24 @@ def qforge_rows(checkpoint_path, args, work_dir, seed, calibration_seed, runs):
     checkpoint = os.path.join(out, 'checkpoint.pb')
     shutil.copyfile(checkpoint_path, checkpoint)
     rows = {}
-    for name, qconfig in (('PTQ min/max per tensor', 'minmax_per_tensor'),
-                          ('PTQ per-channel histogram', 'per_channel_histogram')):
+    for name, qconfig, wanted in (
+            ('PTQ min/max per tensor', 'minmax_per_tensor', 'minmax' in args.rows),
+            ('PTQ per-channel histogram', 'per_channel_histogram',
+             'per_channel' in args.rows or 'qnnpack' in args.rows)):
+        if not wanted:
+            continue
         run([args.trainer, 'ptq', f'--checkpoint={checkpoint}', f'--qconfig={qconfig}',
              f'--seed={calibration_seed}'])
         rows[name] = qforge_model_stats(os.path.join(out, f'model_int8_{qconfig}.qfm'),
                                         args.benchmark, runs)
+    if not rows:  # ptq writes the float model file
+        run([args.trainer, 'ptq', f'--checkpoint={checkpoint}', '--qconfig=minmax_per_tensor',
+             f'--seed={calibration_seed}'])
     rows['float'] = qforge_model_stats(os.path.join(out, 'model_float.qfm'), args.benchmark, runs)
-    run([args.trainer, 'qat', f'--checkpoint={checkpoint}', f'--seed={seed}'])
-    rows['QAT'] = qforge_model_stats(os.path.join(out, 'model_int8_qat.qfm'), args.benchmark, runs)
+    if 'qat' in args.rows:
+        run([args.trainer, 'qat', f'--checkpoint={checkpoint}', f'--seed={seed}'])
+        rows['QAT'] = qforge_model_stats(os.path.join(out, 'model_int8_qat.qfm'), args.benchmark,
+                                         runs)
     return rows
 
 
@@ -466,7 +492,7 @@ def main():
     for i, (seed, calibration_seed) in enumerate(seeds):
         latency_runs = args.latency_runs if i == 0 else 0
         ours = qforge_rows(checkpoint_path, args, work_dir, seed, calibration_seed, latency_runs)
-        theirs = pytorch_rows(checkpoint, data, latency_runs, seed, calibration_seed)
+        theirs = pytorch_rows(checkpoint, data, latency_runs, seed, calibration_seed, args.rows)
         runs.append((seed, ours, theirs))
         tables.append(f'seed {seed}:\n\n' + table(checkpoint, ours, theirs))
         print()

@@ -1,0 +1,55 @@
+#!/usr/bin/env python3
+"""The top-1 accuracy of Fashion-MNIST model files as today's runtime scores
+them, next to the accuracy recorded in each file when it was converted: how
+model files made earlier are measured again after the runtime's numerics
+change (README, "Numerics").
+
+  bazel build //tools:model_outputs
+  python3 tools/runtime_accuracy.py runs/sbs/qforge_seed*/model_int8_*.qfm
+
+Each model runs on all 10,000 test images through tools/model_outputs (one
+thread, the default backend), normalized as the trainer's loader does.
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import qforge_protos  # pylint: disable=wrong-import-position
+import side_by_side  # pylint: disable=wrong-import-position
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('models', nargs='+', help='.qfm files of Fashion-MNIST models')
+    p.add_argument('--model_outputs',
+                   default=os.path.join(side_by_side.ROOT, 'bazel-bin/tools/model_outputs'))
+    args = p.parse_args()
+    if not os.access(args.model_outputs, os.X_OK):
+        sys.exit(f'{args.model_outputs}: not found; bazel build //tools:model_outputs')
+    train, _, test, labels = side_by_side.fashion_mnist()
+    images = side_by_side.Normalizer(train)(test).numpy().transpose(0, 2, 3, 1)  # NHWC
+    pb = qforge_protos.model_pb2()
+    with tempfile.TemporaryDirectory() as work:
+        inputs, outputs = os.path.join(work, 'x.f32'), os.path.join(work, 'y.f32')
+        np.ascontiguousarray(images).tofile(inputs)
+        print('| model | recorded top-1 | top-1 now |')
+        print('|---|---|---|')
+        for path in args.models:
+            model = qforge_protos.read(pb.Model(), path)
+            if model.metadata.dataset != 'fashion-mnist':
+                sys.exit(f'{path}: a model of "{model.metadata.dataset}", not fashion-mnist')
+            subprocess.run([args.model_outputs, f'--model={path}', f'--inputs={inputs}',
+                            f'--count={len(images)}', f'--outputs={outputs}'], check=True)
+            logits = np.fromfile(outputs, dtype=np.float32).reshape(len(images), -1)
+            now = float((logits.argmax(1) == labels).mean())
+            print(f'| {path} | {model.metadata.accuracy_top1:.2%} | {now:.2%} |', flush=True)
+
+
+if __name__ == '__main__':
+    main()
