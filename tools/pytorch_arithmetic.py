@@ -1,0 +1,149 @@
+#!/usr/bin/env python3
+"""qforge's int8 models computed by PyTorch's int8 kernels: every number of a
+qforge model file (activation scales and zero points, int8 weights with their
+per-channel scales, int32 biases) put into PyTorch 1.13's converted
+QuantizableMobileNetV2 (onednn), which then runs the test set. When qforge's
+and PyTorch's rows of tools/side_by_side.py differ, this tells the numbers
+(what calibration and QAT chose) from the arithmetic (how each runtime rounds).
+
+  python3 tools/pytorch_arithmetic.py --checkpoint=runs/w10/checkpoint.pb \\
+      --work_dir=runs/sbs10 --seeds=0,1,2,3,4
+
+`work_dir` is a side_by_side.py --work_dir: its qforge_seed<N> folders hold the
+per-channel PTQ and QAT model files of each seed. Prints, per model, qforge's
+runtime's top-1 (tools/runtime_accuracy.py) and PyTorch's on the same numbers.
+PyTorch's quantized average pool keeps its input's scale where qforge's mean
+requantizes to its own; here it is a float mean quantized at qforge's scale.
+"""
+
+import argparse
+import copy
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import torch
+from torch.ao import quantization as tq
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import qforge_protos  # pylint: disable=wrong-import-position
+import side_by_side  # pylint: disable=wrong-import-position
+import torchvision_checkpoint  # pylint: disable=wrong-import-position
+
+MODELS = (('PTQ per-channel histogram', 'model_int8_per_channel_histogram.qfm'),
+          ('QAT', 'model_int8_qat.qfm'))
+
+
+class QuantizedMean(torch.nn.Module):
+    """Global average pooling whose output has its own scale, as qforge's mean."""
+
+    def __init__(self, scale, zero_point):
+        super().__init__()
+        self.scale, self.zero_point = scale, zero_point
+
+    def forward(self, x):
+        mean = torch.nn.functional.adaptive_avg_pool2d(x.dequantize(), 1)
+        return torch.quantize_per_tensor(mean, self.scale, self.zero_point, torch.quint8)
+
+
+class QforgeModel:
+    """A qforge int8 model file's numbers by op name."""
+
+    def __init__(self, path):
+        self.pb = qforge_protos.model_pb2()
+        self.model = qforge_protos.read(self.pb.Model(), path)
+        self.ops = {op.name: op for op in self.model.ops}
+
+    def activation(self, index):
+        """(scale, zero point) of an activation, as PyTorch's quint8 (+128)."""
+        q = self.model.tensors[index].quantization
+        return float(q.scale[0]), int((list(q.zero_point) or [0])[0]) + 128
+
+    def constant(self, index, dtype):
+        t = self.model.tensors[index]
+        return np.frombuffer(t.data, dtype=dtype).reshape(tuple(t.shape))
+
+    def weight_and_bias(self, op):
+        """PyTorch's per-channel qint8 weight (OIHW) and float bias of a conv or linear."""
+        x, w, b = op.inputs[:3]
+        weight = self.constant(w, 'i1')
+        if weight.ndim == 4:
+            weight = weight.transpose(0, 3, 1, 2)  # OHWI -> OIHW
+        scales = np.array(self.model.tensors[w].quantization.scale, dtype=np.float32)
+        input_scale = np.float32(self.model.tensors[x].quantization.scale[0])
+        # PyTorch quantizes the float bias back at input_scale * weight_scale: exact.
+        bias = self.constant(b, '<i4').astype(np.float64) * (input_scale * scales)
+        qweight = torch._make_per_channel_quantized_tensor(  # pylint: disable=protected-access
+            torch.from_numpy(np.array(weight)), torch.from_numpy(scales.astype(np.float64)),
+            torch.zeros(len(scales), dtype=torch.long), 0)
+        return qweight, torch.from_numpy(bias.astype(np.float32))
+
+
+def with_qforge_numbers(converted, qforge):
+    """A copy of PyTorch's converted model holding every number of `qforge`."""
+    model = copy.deepcopy(converted)
+    modules = dict(model.named_modules())
+    scale, zero_point = qforge.activation(qforge.ops['quant'].outputs[0])
+    modules['quant'].scale.fill_(scale)
+    modules['quant'].zero_point.fill_(zero_point)
+    for name, op in qforge.ops.items():
+        if name in ('quant', 'dequant', 'pool'):
+            continue
+        if name not in modules:
+            sys.exit(f'the qforge model has op {name}, which PyTorch\'s model lacks')
+        module = modules[name]
+        module.scale, module.zero_point = qforge.activation(op.outputs[0])
+        if op.kind in (qforge.pb.CONV2D, qforge.pb.FULLY_CONNECTED):
+            module.set_weight_bias(*qforge.weight_and_bias(op))
+    model.avgpool = QuantizedMean(*qforge.activation(qforge.ops['pool'].outputs[0]))
+    return model
+
+
+def runtime_top1(path, images, labels, model_outputs):
+    with tempfile.TemporaryDirectory() as work:
+        inputs, outputs = os.path.join(work, 'x.f32'), os.path.join(work, 'y.f32')
+        np.ascontiguousarray(images.numpy().transpose(0, 2, 3, 1)).tofile(inputs)
+        subprocess.run([model_outputs, f'--model={path}', f'--inputs={inputs}',
+                        f'--count={len(images)}', f'--outputs={outputs}'], check=True)
+        logits = np.fromfile(outputs, dtype=np.float32).reshape(len(images), -1)
+    return float((logits.argmax(1) == labels).mean())
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--checkpoint', required=True, help='the float checkpoint.pb both sides used')
+    p.add_argument('--work_dir', required=True, help="a side_by_side.py run's --work_dir")
+    p.add_argument('--seeds', default='0')
+    p.add_argument('--model_outputs',
+                   default=os.path.join(side_by_side.ROOT, 'bazel-bin/tools/model_outputs'))
+    args = p.parse_args()
+    if not os.access(args.model_outputs, os.X_OK):
+        sys.exit(f'{args.model_outputs}: not found; bazel build //tools:model_outputs')
+    torch.set_num_threads(1)
+    checkpoint = torchvision_checkpoint.read_checkpoint(args.checkpoint)
+    train, train_labels, test, labels = side_by_side.fashion_mnist()
+    normalize = side_by_side.Normalizer(train)
+    float_model = side_by_side.pytorch_model(torchvision_checkpoint.state_dict(checkpoint),
+                                             checkpoint.config.model.width_mult, 10)
+    # Only the structure matters: every number is replaced.
+    skeleton = side_by_side.pytorch_ptq(float_model, tq.get_default_qconfig('onednn'), 'onednn',
+                                        {'train': train, 'train_labels': train_labels},
+                                        normalize, 0)
+    images = normalize(test)
+    print('| model | seed | qforge runtime top-1 | PyTorch kernels on the same numbers |')
+    print('|---|---|---|---|')
+    for seed in [int(s) for s in args.seeds.split(',')]:
+        for name, file_name in MODELS:
+            path = os.path.join(args.work_dir, f'qforge_seed{seed}', file_name)
+            if not os.path.exists(path):
+                sys.exit(f'{path}: not found (run side_by_side.py with this --work_dir and seed)')
+            ours = runtime_top1(path, images, labels, args.model_outputs)
+            theirs = side_by_side.accuracy(with_qforge_numbers(skeleton, QforgeModel(path)), test,
+                                           labels, normalize)
+            print(f'| {name} | {seed} | {ours:.2%} | {theirs:.2%} |', flush=True)
+
+
+if __name__ == '__main__':
+    main()
