@@ -15,12 +15,13 @@
 // and rounded to nearest, ties away from zero, so the result is x *
 // real_multiplier correctly rounded for the decomposed multiplier. gemmlowp's
 // SaturatingRoundingDoublingHighMul followed by RoundingDivideByPOT (TFLite's
-// reference kernels before TFLITE_SINGLE_ROUNDING) rounds twice and is one off
-// on about 2^-(right shift + 1) of the values, always away from zero: 0.03-0.33%
-// of each conv's int8 outputs in a MobileNetV2 (README, "Numerics"), where
-// PyTorch's and ONNX Runtime's int8 kernels round correctly. requantize_test.cc
-// pins both: exact against long double arithmetic, and one off gemmlowp's
-// result exactly where that result is wrong.
+// reference kernels before TFLITE_SINGLE_ROUNDING) rounds twice when there is a
+// right shift, and is then one off, away from zero, on about 2^-(right shift + 1)
+// of the values: 0.03-0.33% of each conv's int8 outputs in a MobileNetV2
+// (README, "Numerics"), where PyTorch's and ONNX Runtime's int8 kernels round
+// correctly. (Without a right shift it rounds once but sends negative ties
+// toward +infinity.) requantize_test.cc pins both: exact against long double
+// arithmetic, and one off gemmlowp's result exactly where that result is wrong.
 #ifndef QFORGE_COMMON_REQUANTIZE_H_
 #define QFORGE_COMMON_REQUANTIZE_H_
 

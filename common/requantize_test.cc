@@ -174,8 +174,9 @@ TEST(MultiplyByQuantizedMultiplier, ExactNearTies) {
 }
 
 // Why qforge does not apply the multiplier with gemmlowp's
-// SaturatingRoundingDoublingHighMul and RoundingDivideByPOT: the two roundings
-// differ from one exactly where gemmlowp's result is wrong, one away from zero,
+// SaturatingRoundingDoublingHighMul and RoundingDivideByPOT: with a right shift
+// they round twice, and differ from one rounding exactly where gemmlowp's
+// result is wrong, one away from zero,
 // on about 2^-(right shift + 1) of the values: 1.6% over these exponents
 // (measured: 12,471 of 777,185).
 TEST(MultiplyByQuantizedMultiplier, DiffersFromGemmlowpOnlyWhereGemmlowpRoundsTwice) {
@@ -183,7 +184,9 @@ TEST(MultiplyByQuantizedMultiplier, DiffersFromGemmlowpOnlyWhereGemmlowpRoundsTw
   int differ = 0, cases = 0;
   for (int i = 0; i < 1000000; ++i) {
     auto [x, m] = RandomCase(rng);
-    if (m.exponent >= 0) continue;  // no right shift: gemmlowp rounds once too
+    // No right shift: gemmlowp rounds once too (only its negative ties differ,
+    // toward +infinity, which HandCheckedRounding pins for qforge).
+    if (m.exponent >= 0) continue;
     ++cases;
     const int32_t ours = MultiplyByQuantizedMultiplier(x, m);
     const int32_t theirs = gemmlowp::RoundingDivideByPOT(

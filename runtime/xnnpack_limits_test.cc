@@ -51,7 +51,7 @@ TEST_F(XnnpackLimits, Qc8ConvolutionComputesTheScheme) {
 
 // Every requantization scale qforge accepts, XNNPACK accepts too, and both
 // refuse 256 and up. Below, qforge is the stricter: its floor of 2^-32 comes from
-// gemmlowp's shift limit (31), while this XNNPACK's qc8 convolution requantizes
+// its multiplier's shift limit (31, gemmlowp's), while this XNNPACK's qc8 convolution requantizes
 // in fp32 and takes scales down to 2^-126 (measured).
 TEST_F(XnnpackLimits, ConvolutionAcceptsEveryScaleQforgeAccepts) {
   for (double scale : {0x1.0p-33, 0x1.0p-32, 0x1.0p-20, 0.5, 1.0, 255.0, 255.99, 256.0, 300.0}) {

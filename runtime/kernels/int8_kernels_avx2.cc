@@ -54,7 +54,8 @@ QFORGE_INLINE __m256i MultiplyByQuantizedMultiplier(__m256i acc, const RequantBl
       // All ones (-1) in the lanes where p < 0: ties away from zero.
       t = _mm256_add_epi64(t, _mm256_cmpgt_epi64(_mm256_setzero_si256(), p[half]));
     }
-    // t >= 0 here (|p| < 2^62), so the logical shift is the floor.
+    // t >= 0 here as an unsigned number below 2^64 (|p| < 2^62), so the
+    // logical shift is the floor.
     t = _mm256_srlv_epi64(t, Load(&q.shift[half][j]));
     p[half] = _mm256_sub_epi64(t, Load(&q.bias_shifted[half][j]));
   }

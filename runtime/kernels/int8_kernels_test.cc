@@ -211,6 +211,56 @@ TEST_P(Int8KernelsTest, FullyConnected) {
   }
 }
 
+// Requantization's tie rule (ties away from zero), which random multipliers
+// almost never reach: multipliers 2^-k on small accumulators make exact ties
+// of both signs common, with unclamped outputs, and with one channel of
+// multiplier 2 besides, which puts the op in the left-shift mode.
+TEST_P(Int8KernelsTest, RequantizationTiesOfBothSigns) {
+  for (bool left_shift : {false, true}) {
+    reference::FullyConnectedInt8Params params;
+    params.batch = 7;
+    params.input_features = 24;
+    params.output_features = 40;
+    params.input_zero_point = 0;
+    for (int o = 0; o < params.output_features; ++o) {
+      const bool doubled = left_shift && o == 5;
+      params.multipliers.push_back(
+          *QuantizeMultiplier(doubled ? 2.0 : std::ldexp(1.0, -1 - o % 4)));
+    }
+    params.output.zero_point = 0;  // qmin -128, qmax 127: no clamp near zero
+    const std::vector<int8_t> input = [&] {
+      std::vector<int8_t> v = Bytes(int64_t{params.batch} * params.input_features, -4, 4);
+      v.resize(v.size() + 64);
+      return v;
+    }();
+    const std::vector<int8_t> weights =
+        Bytes(int64_t{params.output_features} * params.input_features, -4, 4);
+    const std::vector<int32_t> bias(params.output_features, 1);
+    int negative_ties = 0;
+    for (int b = 0; b < params.batch; ++b) {
+      for (int o = 0; o < params.output_features; ++o) {
+        int32_t acc = bias[o];
+        for (int k = 0; k < params.input_features; ++k) {
+          acc += input[b * params.input_features + k] * weights[o * params.input_features + k];
+        }
+        const int32_t half = 1 << (o % 4);  // 2^(k - 1) for the multiplier 2^-k
+        negative_ties += acc < 0 && (-acc) % (2 * half) == half && !(left_shift && o == 5);
+      }
+    }
+    ASSERT_GE(negative_ties, 20) << "the inputs no longer make ties";
+    std::vector<int8_t> expected(int64_t{params.batch} * params.output_features);
+    std::vector<int8_t> actual(expected.size(), 0x55);
+    reference::FullyConnectedInt8(params, input.data(), weights.data(), bias.data(),
+                                  expected.data());
+    const PackedGemmConv fc = PackFullyConnected(params, weights.data(), bias.data(), GetParam());
+    std::vector<uint8_t> scratch(fc.scratch_bytes);
+    RunInPieces(GemmConvUnits(fc), [&](int64_t begin, int64_t end) {
+      RunGemmConv(fc, input.data(), actual.data(), scratch.data(), begin, end);
+    });
+    ASSERT_EQ(actual, expected) << "left shift " << left_shift;
+  }
+}
+
 TEST_P(Int8KernelsTest, Add) {
   for (int64_t size : {1, 15, 16, 17, 1000, 1024, 3001}) {
     for (int trial = 0; trial < 4; ++trial) {
