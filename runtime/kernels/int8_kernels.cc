@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 
 #include "runtime/kernels/int8_kernels_isa.h"
 
@@ -30,6 +31,7 @@ RequantBlock MakeRequantBlock(const QuantizedMultiplier* m) {
     block.rounding[half][j] = int64_t{1} << (30 + right_shift);
     block.shift[half][j] = 31 + right_shift;
     block.left_shift[half][j] = std::max(m[c].exponent, 0);
+    block.acc_limit[c] = m[c].exponent > 0 ? 1 << 23 : std::numeric_limits<int32_t>::max();
     block.rounding_biased[half][j] = block.rounding[half][j] + (int64_t{1} << 62);
     block.bias_shifted[half][j] = (int64_t{1} << 62) >> block.shift[half][j];
   }

@@ -52,6 +52,11 @@ struct alignas(64) RequantBlock {
   int64_t rounding[2][8];       // 2^(30+s) for a right shift s >= 0
   int64_t shift[2][8];          // 31 + s
   int64_t left_shift[2][8];     // the multiplier's exponent when positive, else 0
+  // kLeftShift's clamp of the accumulator to [-limit - 1, limit], channel c at
+  // index c: 2^23 where the exponent is positive, else none (INT32_MAX), so a
+  // channel that shifts right keeps its exact accumulator in an op where
+  // another shifts left.
+  int32_t acc_limit[16];
   // AVX2 has no 64-bit arithmetic shift: it shifts the non-negative value
   // plus 2^62 logically, then takes back 2^62 shifted.
   int64_t rounding_biased[2][8];  // rounding + 2^62

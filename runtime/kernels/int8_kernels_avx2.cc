@@ -42,8 +42,9 @@ QFORGE_INLINE __m256i MultiplyByQuantizedMultiplier(__m256i acc, const RequantBl
   constexpr bool kLeftShift = kMode == RequantMode::kLeftShift;
   const int j = 4 * h;  // index of the 64-bit constants
   if constexpr (kLeftShift) {
-    acc = _mm256_min_epi32(_mm256_max_epi32(acc, _mm256_set1_epi32(-(1 << 23))),
-                           _mm256_set1_epi32(1 << 23));
+    const __m256i limit = Load(&q.acc_limit[8 * h]);  // and ~limit = -limit - 1 below
+    acc = _mm256_min_epi32(_mm256_max_epi32(acc, _mm256_xor_si256(limit, _mm256_set1_epi32(-1))),
+                           limit);
   }
   __m256i p[2] = {_mm256_mul_epi32(acc, Load(&q.multiplier_even[8 * h])),
                   _mm256_mul_epi32(_mm256_srli_epi64(acc, 32), Load(&q.multiplier_odd[8 * h]))};

@@ -7,9 +7,10 @@
 //   r = floor((p + 2^(30+s) - [p < 0]) / 2^(31+s)),
 // p / 2^(31+s) rounded to nearest with ties away from zero: one add, one
 // conditional subtract and one arithmetic shift per lane. A positive exponent
-// (a left shift before the multiply) is applied to p, after clamping acc to
-// +-2^23: beyond that the reference saturates and every int8 output clamps
-// anyway, with the same sign.
+// (a left shift before the multiply) is applied to p, after clamping that
+// channel's acc to +-2^23: beyond that the reference saturates and every int8
+// output clamps anyway, with the same sign. Channels without a left shift keep
+// their acc as it is (RequantBlock::acc_limit).
 #ifndef QFORGE_RUNTIME_KERNELS_INT8_KERNELS_AVX512_INL_H_
 #define QFORGE_RUNTIME_KERNELS_INT8_KERNELS_AVX512_INL_H_
 
@@ -73,8 +74,9 @@ template <RequantMode kMode>
 QFORGE_INLINE __m512i MultiplyByQuantizedMultiplier(__m512i acc, const RequantBlock& q) {
   constexpr bool kLeftShift = kMode == RequantMode::kLeftShift;
   if constexpr (kLeftShift) {
-    acc = _mm512_min_epi32(_mm512_max_epi32(acc, _mm512_set1_epi32(-(1 << 23))),
-                           _mm512_set1_epi32(1 << 23));
+    const __m512i limit = Load(q.acc_limit);  // and ~limit = -limit - 1 below
+    acc = _mm512_min_epi32(_mm512_max_epi32(acc, _mm512_xor_si512(limit, _mm512_set1_epi32(-1))),
+                           limit);
   }
   __m512i even = _mm512_mul_epi32(acc, Load(q.multiplier_even));
   __m512i odd = _mm512_mul_epi32(_mm512_srli_epi64(acc, 32), Load(q.multiplier_odd));

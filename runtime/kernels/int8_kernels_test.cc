@@ -261,6 +261,37 @@ TEST_P(Int8KernelsTest, RequantizationTiesOfBothSigns) {
   }
 }
 
+// An op where one channel's multiplier is above 1 runs in the left-shift
+// mode; the other channels, with tiny multipliers, must keep accumulators far
+// beyond the 2^23 that the left-shifting channel may be clamped to.
+TEST_P(Int8KernelsTest, LeftShiftModeKeepsOtherChannelsLargeAccumulators) {
+  reference::FullyConnectedInt8Params params;
+  params.batch = 5;
+  params.input_features = 24;
+  params.output_features = 48;
+  params.input_zero_point = Int(-128, 127);
+  std::vector<int32_t> bias(params.output_features);
+  for (int o = 0; o < params.output_features; ++o) {
+    const bool doubled = o % 16 == 3;
+    params.multipliers.push_back(
+        *QuantizeMultiplier(doubled ? 2.0 : std::ldexp(1.0 + rng_.UniformDouble(), -21)));
+    bias[o] = doubled ? Int(-1000, 1000) : Int(-(1 << 27), 1 << 27);  // outputs within int8
+  }
+  params.output = Output();
+  const std::vector<int8_t> input = GemmInput(int64_t{params.batch} * params.input_features);
+  const std::vector<int8_t> weights =
+      Bytes(int64_t{params.output_features} * params.input_features, -127, 127);
+  std::vector<int8_t> expected(int64_t{params.batch} * params.output_features);
+  std::vector<int8_t> actual(expected.size(), 0x55);
+  reference::FullyConnectedInt8(params, input.data(), weights.data(), bias.data(), expected.data());
+  const PackedGemmConv fc = PackFullyConnected(params, weights.data(), bias.data(), GetParam());
+  std::vector<uint8_t> scratch(fc.scratch_bytes);
+  RunInPieces(GemmConvUnits(fc), [&](int64_t begin, int64_t end) {
+    RunGemmConv(fc, input.data(), actual.data(), scratch.data(), begin, end);
+  });
+  ASSERT_EQ(actual, expected);
+}
+
 TEST_P(Int8KernelsTest, Add) {
   for (int64_t size : {1, 15, 16, 17, 1000, 1024, 3001}) {
     for (int trial = 0; trial < 4; ++trial) {
