@@ -10,10 +10,12 @@ and PyTorch's rows of tools/side_by_side.py differ, this tells the numbers
       --work_dir=runs/sbs10 --seeds=0,1,2,3,4
 
 `work_dir` is a side_by_side.py --work_dir: its qforge_seed<N> folders hold the
-per-channel PTQ and QAT model files of each seed. Prints, per model, qforge's
-runtime's top-1 (tools/runtime_accuracy.py) and PyTorch's on the same numbers.
-PyTorch's quantized average pool keeps its input's scale where qforge's mean
-requantizes to its own; here it is a float mean quantized at qforge's scale.
+per-channel PTQ and QAT model files of each seed. Prints, per model, the top-1
+of qforge's runtime (as tools/runtime_accuracy.py scores it) and PyTorch's on
+the same numbers. PyTorch's quantized average pool keeps its input's scale
+where qforge's mean requantizes to its own; here the pool is a float mean
+quantized at qforge's scale, run at the end of `features` (torchvision's
+forward pools with a function, so the module it calls is the only place for it).
 """
 
 import argparse
@@ -73,7 +75,8 @@ class QforgeModel:
             weight = weight.transpose(0, 3, 1, 2)  # OHWI -> OIHW
         scales = np.array(self.model.tensors[w].quantization.scale, dtype=np.float32)
         input_scale = np.float32(self.model.tensors[x].quantization.scale[0])
-        # PyTorch quantizes the float bias back at input_scale * weight_scale: exact.
+        # PyTorch quantizes the float bias back at input_scale * weight_scale: exact
+        # while the int32 bias fits float32's 24-bit mantissa.
         bias = self.constant(b, '<i4').astype(np.float64) * (input_scale * scales)
         qweight = torch._make_per_channel_quantized_tensor(  # pylint: disable=protected-access
             torch.from_numpy(np.array(weight)), torch.from_numpy(scales.astype(np.float64)),
@@ -88,6 +91,7 @@ def with_qforge_numbers(converted, qforge):
     scale, zero_point = qforge.activation(qforge.ops['quant'].outputs[0])
     modules['quant'].scale.fill_(scale)
     modules['quant'].zero_point.fill_(zero_point)
+    assigned = {'quant'}
     for name, op in qforge.ops.items():
         if name in ('quant', 'dequant', 'pool'):
             continue
@@ -97,7 +101,17 @@ def with_qforge_numbers(converted, qforge):
         module.scale, module.zero_point = qforge.activation(op.outputs[0])
         if op.kind in (qforge.pb.CONV2D, qforge.pb.FULLY_CONNECTED):
             module.set_weight_bias(*qforge.weight_and_bias(op))
-    model.avgpool = QuantizedMean(*qforge.activation(qforge.ops['pool'].outputs[0]))
+        assigned.add(name)
+    # A block without a residual keeps an unused skip_add.
+    unused = {f'{name}.skip_add' for name, m in modules.items()
+              if getattr(m, 'use_res_connect', True) is False}
+    missed = [name for name, m in modules.items() if hasattr(m, 'scale')
+              and hasattr(m, 'zero_point') and name not in assigned | unused]
+    if missed:
+        sys.exit(f'PyTorch\'s model has quantized modules no qforge op matched: {missed}')
+    # After features the functional pool meets a 1x1 map: it changes nothing.
+    model.features = torch.nn.Sequential(
+        model.features, QuantizedMean(*qforge.activation(qforge.ops['pool'].outputs[0])))
     return model
 
 

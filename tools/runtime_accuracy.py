@@ -24,6 +24,15 @@ import qforge_protos  # pylint: disable=wrong-import-position
 import side_by_side  # pylint: disable=wrong-import-position
 
 
+def recorded(model):
+    """The accuracy the file records, and over how many images if not all."""
+    images = model.metadata.accuracy_images
+    if images == 0:
+        return '-'
+    top1 = f'{model.metadata.accuracy_top1:.2%}'
+    return top1 if images == 10000 else f'{top1} of {images:,} images'
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('models', nargs='+', help='.qfm files of Fashion-MNIST models')
@@ -32,23 +41,29 @@ def main():
     args = p.parse_args()
     if not os.access(args.model_outputs, os.X_OK):
         sys.exit(f'{args.model_outputs}: not found; bazel build //tools:model_outputs')
+    pb = qforge_protos.model_pb2()
+    models = {}
+    for path in args.models:  # all checked before any runs
+        if not os.path.isfile(path):
+            sys.exit(f'{path}: no such file')
+        models[path] = qforge_protos.read(pb.Model(), path)
+        if models[path].metadata.dataset != 'fashion-mnist':
+            sys.exit(f'{path}: a model of "{models[path].metadata.dataset}", not fashion-mnist')
     train, _, test, labels = side_by_side.fashion_mnist()
     images = side_by_side.Normalizer(train)(test).numpy().transpose(0, 2, 3, 1)  # NHWC
-    pb = qforge_protos.model_pb2()
     with tempfile.TemporaryDirectory() as work:
         inputs, outputs = os.path.join(work, 'x.f32'), os.path.join(work, 'y.f32')
         np.ascontiguousarray(images).tofile(inputs)
         print('| model | recorded top-1 | top-1 now |')
         print('|---|---|---|')
-        for path in args.models:
-            model = qforge_protos.read(pb.Model(), path)
-            if model.metadata.dataset != 'fashion-mnist':
-                sys.exit(f'{path}: a model of "{model.metadata.dataset}", not fashion-mnist')
-            subprocess.run([args.model_outputs, f'--model={path}', f'--inputs={inputs}',
-                            f'--count={len(images)}', f'--outputs={outputs}'], check=True)
+        for path, model in models.items():
+            run = subprocess.run([args.model_outputs, f'--model={path}', f'--inputs={inputs}',
+                                  f'--count={len(images)}', f'--outputs={outputs}'], check=False)
+            if run.returncode != 0:
+                sys.exit(f'{path}: model_outputs failed (exit {run.returncode})')
             logits = np.fromfile(outputs, dtype=np.float32).reshape(len(images), -1)
             now = float((logits.argmax(1) == labels).mean())
-            print(f'| {path} | {model.metadata.accuracy_top1:.2%} | {now:.2%} |', flush=True)
+            print(f'| {path} | {recorded(model)} | {now:.2%} |', flush=True)
 
 
 if __name__ == '__main__':
