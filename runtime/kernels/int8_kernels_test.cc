@@ -63,8 +63,8 @@ class Int8KernelsTest : public ::testing::TestWithParam<Isa> {
   }
   // Inputs of GEMMs get the 64 readable bytes past their end that the
   // runtime's arena gives every tensor (int8_kernels.h).
-  std::vector<int8_t> GemmInput(int64_t n) {
-    std::vector<int8_t> v = Bytes(n);
+  std::vector<int8_t> GemmInput(int64_t n, int lo = -128, int hi = 127) {
+    std::vector<int8_t> v = Bytes(n, lo, hi);
     v.resize(n + 64);
     return v;
   }
@@ -111,6 +111,22 @@ class Int8KernelsTest : public ::testing::TestWithParam<Isa> {
       });
     }
     ASSERT_EQ(actual, expected) << Describe(g);
+  }
+
+  // The packed fully connected layer, run in pieces, against the reference.
+  void CheckFullyConnected(const reference::FullyConnectedInt8Params& params,
+                           const std::vector<int8_t>& input, const std::vector<int8_t>& weights,
+                           const std::vector<int32_t>& bias, const std::string& what) {
+    std::vector<int8_t> expected(int64_t{params.batch} * params.output_features);
+    std::vector<int8_t> actual(expected.size(), 0x55);
+    reference::FullyConnectedInt8(params, input.data(), weights.data(), bias.data(),
+                                  expected.data());
+    const PackedGemmConv fc = PackFullyConnected(params, weights.data(), bias.data(), GetParam());
+    std::vector<uint8_t> scratch(fc.scratch_bytes);
+    RunInPieces(GemmConvUnits(fc), [&](int64_t begin, int64_t end) {
+      RunGemmConv(fc, input.data(), actual.data(), scratch.data(), begin, end);
+    });
+    ASSERT_EQ(actual, expected) << what;
   }
 
   static std::string Describe(const ConvGeometry& g) {
@@ -197,16 +213,10 @@ TEST_P(Int8KernelsTest, FullyConnected) {
       params.output = Output();
       const std::vector<int8_t> input = GemmInput(int64_t{batch} * k);
       const std::vector<int8_t> weights = Bytes(int64_t{o} * k, -127, 127);
-      const std::vector<int32_t> bias = Bias(o);
-      std::vector<int8_t> expected(int64_t{batch} * o), actual(expected.size());
-      reference::FullyConnectedInt8(params, input.data(), weights.data(), bias.data(),
-                                    expected.data());
-      const PackedGemmConv fc = PackFullyConnected(params, weights.data(), bias.data(), GetParam());
-      std::vector<uint8_t> scratch(fc.scratch_bytes);
-      RunInPieces(GemmConvUnits(fc), [&](int64_t begin, int64_t end) {
-        RunGemmConv(fc, input.data(), actual.data(), scratch.data(), begin, end);
-      });
-      ASSERT_EQ(actual, expected) << "batch " << batch << " K " << k << " O " << o;
+      CheckFullyConnected(
+          params, input, weights, Bias(o),
+          "batch " + std::to_string(batch) + " K " + std::to_string(k) + " O " + std::to_string(o));
+      if (HasFatalFailure()) return;
     }
   }
 }
@@ -228,11 +238,8 @@ TEST_P(Int8KernelsTest, RequantizationTiesOfBothSigns) {
           *QuantizeMultiplier(doubled ? 2.0 : std::ldexp(1.0, -1 - o % 4)));
     }
     params.output.zero_point = 0;  // qmin -128, qmax 127: no clamp near zero
-    const std::vector<int8_t> input = [&] {
-      std::vector<int8_t> v = Bytes(int64_t{params.batch} * params.input_features, -4, 4);
-      v.resize(v.size() + 64);
-      return v;
-    }();
+    const std::vector<int8_t> input =
+        GemmInput(int64_t{params.batch} * params.input_features, -4, 4);
     const std::vector<int8_t> weights =
         Bytes(int64_t{params.output_features} * params.input_features, -4, 4);
     const std::vector<int32_t> bias(params.output_features, 1);
@@ -248,16 +255,8 @@ TEST_P(Int8KernelsTest, RequantizationTiesOfBothSigns) {
       }
     }
     ASSERT_GE(negative_ties, 20) << "the inputs no longer make ties";
-    std::vector<int8_t> expected(int64_t{params.batch} * params.output_features);
-    std::vector<int8_t> actual(expected.size(), 0x55);
-    reference::FullyConnectedInt8(params, input.data(), weights.data(), bias.data(),
-                                  expected.data());
-    const PackedGemmConv fc = PackFullyConnected(params, weights.data(), bias.data(), GetParam());
-    std::vector<uint8_t> scratch(fc.scratch_bytes);
-    RunInPieces(GemmConvUnits(fc), [&](int64_t begin, int64_t end) {
-      RunGemmConv(fc, input.data(), actual.data(), scratch.data(), begin, end);
-    });
-    ASSERT_EQ(actual, expected) << "left shift " << left_shift;
+    CheckFullyConnected(params, input, weights, bias, left_shift ? "left shift" : "exact");
+    if (HasFatalFailure()) return;
   }
 }
 
@@ -281,15 +280,7 @@ TEST_P(Int8KernelsTest, LeftShiftModeKeepsOtherChannelsLargeAccumulators) {
   const std::vector<int8_t> input = GemmInput(int64_t{params.batch} * params.input_features);
   const std::vector<int8_t> weights =
       Bytes(int64_t{params.output_features} * params.input_features, -127, 127);
-  std::vector<int8_t> expected(int64_t{params.batch} * params.output_features);
-  std::vector<int8_t> actual(expected.size(), 0x55);
-  reference::FullyConnectedInt8(params, input.data(), weights.data(), bias.data(), expected.data());
-  const PackedGemmConv fc = PackFullyConnected(params, weights.data(), bias.data(), GetParam());
-  std::vector<uint8_t> scratch(fc.scratch_bytes);
-  RunInPieces(GemmConvUnits(fc), [&](int64_t begin, int64_t end) {
-    RunGemmConv(fc, input.data(), actual.data(), scratch.data(), begin, end);
-  });
-  ASSERT_EQ(actual, expected);
+  CheckFullyConnected(params, input, weights, bias, "");
 }
 
 TEST_P(Int8KernelsTest, Add) {
