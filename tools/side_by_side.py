@@ -24,7 +24,10 @@ second stage at stride 1), and both run the tutorial's workflow from it:
   - quantization-aware training with the tutorial's schedule: 8 epochs of 20
     batches of 30, SGD at 1e-4, observers off after epoch 3, batch-norm
     statistics frozen after epoch 2 (PyTorch's get_default_qat_qconfig for
-    onednn; qforge's qat with its defaults, the same recipe).
+    onednn; qforge's qat with its defaults, the same recipe);
+  - with --rows=qat_precise_bn, qforge's QAT as its main job runs it: the same
+    recipe, and BN statistics re-estimated over 200 batches when they freeze
+    (qat --precise_bn_batches=200), next to PyTorch's tutorial QAT again.
 
 Accuracy is top-1 on the full test set: PyTorch's converted model, and
 qforge's int8 model run by qforge's runtime. Size: PyTorch's scripted model
@@ -32,7 +35,8 @@ file, qforge's .qfm. Latency: batch 1, one thread, median of 200 runs, in this
 process for PyTorch and tools/benchmark for qforge.
 
 The calibration and QAT batches are the same on both sides: PyTorch replays
-qforge's loader (its order, and the crop and flip of each image). By default
+qforge's loader (its order, and the crop and flip of each image) and, in QAT,
+the dropout masks qforge's classifier draws at each step. By default
 PTQ calibrates on the float run's seed and QAT draws with --seed. With
 --seeds, each seed is one calibration draw and one QAT draw on both sides, and
 a last table gives each row's mean over the seeds and qforge's lead per seed:
@@ -66,8 +70,12 @@ FASHION_MNIST = '/usr/share/datasets/fashion-mnist'
 
 
 # --rows names: PyTorch's min/max and per-channel PTQ with onednn, its
-# per-channel PTQ with qnnpack (qforge's per-channel row again), and QAT.
-ROWS = ('minmax', 'per_channel', 'qnnpack', 'qat')
+# per-channel PTQ with qnnpack (qforge's per-channel row again), QAT, and
+# qforge's QAT as its main job runs it (the tutorial's recipe and precise BN
+# statistics) next to PyTorch's QAT again.
+ROWS = ('minmax', 'per_channel', 'qnnpack', 'qat', 'qat_precise_bn')
+PRECISE_BN = 'QAT, qforge + precise BN'
+PRECISE_BN_BATCHES = 200  # the main job's (README, "Quantization-aware training")
 
 
 def parse_args():
@@ -180,6 +188,46 @@ def qforge_order(count, seed, epoch):
     return np.array(order)
 
 
+def fnv1a(name):
+    """qforge's fixed hash of a layer name (trainer/nn/elementwise.cc's NameKey)."""
+    h = 0xcbf29ce484222325
+    for byte in name.encode():
+        h = ((h ^ byte) * 0x100000001b3) & MASK
+    return h
+
+
+def qforge_dropout_mask(shape, p, seed, step, name='classifier.0'):
+    """The mask qforge's Dropout draws for a whole batch at a training step: one
+    SplitMix64 stream from (seed, the layer name's hash, step) over the
+    elements in order, each dropped where its 24-bit uniform is below p and
+    otherwise scaled by 1 / (1 - p), in float32 as qforge computes them."""
+    count = int(np.prod(shape))
+    base = np.uint64(derive_seed(seed, fnv1a(name), step))
+    with np.errstate(over='ignore'):
+        z = base + np.uint64(GOLDEN) * np.arange(1, count + 1, dtype=np.uint64)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xbf58476d1ce4e5b9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94d049bb133111eb)
+        z = z ^ (z >> np.uint64(31))
+    uniform = (z >> np.uint64(40)).astype(np.float32) * np.float32(2.0 ** -24)
+    p = np.float32(p)
+    keep = np.float32(1) / (np.float32(1) - p)
+    return np.where(uniform < p, np.float32(0), keep).reshape(shape)
+
+
+class ReplayedDropout(torch.nn.Module):
+    """Dropout with the masks qforge's qat draws at each step (set `step`)."""
+
+    def __init__(self, p, seed):
+        super().__init__()
+        self.p, self.seed, self.step = p, seed, 0
+
+    def forward(self, x):
+        if not self.training or self.p <= 0:
+            return x
+        return x * torch.from_numpy(qforge_dropout_mask(tuple(x.shape), self.p, self.seed,
+                                                        self.step))
+
+
 def crop_flip(images, draws, pad=2):
     """qforge's training augmentation: each image cropped from its zero-padded
     self at (y, x) and mirrored if `flip`, for (y, x, flip) in `draws`."""
@@ -272,10 +320,12 @@ def pytorch_ptq(float_model, qconfig, engine, data, normalize, seed):
     return tq.convert(model, inplace=False)
 
 
-def pytorch_qat(float_model, engine, data, normalize, seed, epochs=8, batches=20, batch_size=30):
-    """The tutorial's QAT loop, on qforge qat's batches and crops (its seed)."""
+def pytorch_qat(float_model, engine, data, normalize, seed, dropout, epochs=8, batches=20,
+                batch_size=30):
+    """The tutorial's QAT loop, on qforge qat's batches, crops and dropout masks (its seed)."""
     torch.backends.quantized.engine = engine
     model = copy.deepcopy(float_model)
+    model.classifier[0] = ReplayedDropout(dropout, seed)
     model.fuse_model(is_qat=True)
     model.qconfig = tq.get_default_qat_qconfig(engine)
     model.train()
@@ -288,6 +338,7 @@ def pytorch_qat(float_model, engine, data, normalize, seed, epochs=8, batches=20
         order = qforge_order(len(train), seed, epoch)
         for b in range(batches):
             idx = order[b * batch_size:(b + 1) * batch_size]
+            model.classifier[0].step = epoch * batches + b
             loss = criterion(model(normalize(qforge_augment(train[idx], idx, seed, epoch))),
                              torch.from_numpy(labels[idx]))
             optimizer.zero_grad()
@@ -297,6 +348,7 @@ def pytorch_qat(float_model, engine, data, normalize, seed, epochs=8, batches=20
             model.apply(tq.disable_observer)
         if epoch > 2:
             model.apply(torch.nn.intrinsic.qat.freeze_bn_stats)
+    model.classifier[0] = torch.nn.Dropout(dropout)  # as before: TorchScript takes it
     return tq.convert(model.eval(), inplace=False)
 
 
@@ -365,17 +417,21 @@ def pytorch_rows(checkpoint, data, runs, seed, calibration_seed, rows):
                     model, tq.get_default_qconfig('onednn'), 'onednn', data, normalize, cs)),
                ('qnnpack', 'PTQ per-channel histogram', 'qnnpack', lambda: pytorch_ptq(
                     model, tq.get_default_qconfig('qnnpack'), 'qnnpack', data, normalize, cs)),
-               ('qat', 'QAT', 'onednn', lambda: pytorch_qat(model, 'onednn', data, normalize,
-                                                            seed))]
+               ('qat', 'QAT', 'onednn', lambda: pytorch_qat(
+                    model, 'onednn', data, normalize, seed, checkpoint.config.model.dropout))]
     for row, name, engine, make in recipes:
-        if row not in rows:
+        if row not in rows and not (row == 'qat' and 'qat_precise_bn' in rows):
             continue
         print(f'PyTorch {name} ({engine}) ...', flush=True)
         quantized = make()
         torch.backends.quantized.engine = engine
-        file_name = f'{name}_{engine}'.replace(' ', '_').replace('/', '')
+        file_name = f'{name}_{engine}_seed{seed}'.replace(' ', '_').replace('/', '')
         size, ms = script_stats(quantized, work, file_name, runs)
         results[(name, engine)] = (accuracy(quantized, test, labels, normalize), size, ms)
+    if 'qat_precise_bn' in rows:  # PyTorch's tutorial QAT again, next to qforge's other recipe
+        results[(PRECISE_BN, "onednn, the tutorial's QAT")] = results[('QAT', 'onednn')]
+        if 'qat' not in rows:
+            del results[('QAT', 'onednn')]
     return results
 
 
@@ -423,6 +479,12 @@ def qforge_rows(checkpoint_path, args, work_dir, seed, calibration_seed, runs):
         run([args.trainer, 'qat', f'--checkpoint={checkpoint}', f'--seed={seed}'])
         rows['QAT'] = qforge_model_stats(os.path.join(out, 'model_int8_qat.qfm'), args.benchmark,
                                          runs)
+    if 'qat_precise_bn' in args.rows:
+        precise = os.path.join(out, 'precise_bn')
+        run([args.trainer, 'qat', f'--checkpoint={checkpoint}', f'--seed={seed}',
+             f'--precise_bn_batches={PRECISE_BN_BATCHES}', f'--output_dir={precise}'])
+        rows[PRECISE_BN] = qforge_model_stats(os.path.join(precise, 'model_int8_qat.qfm'),
+                                              args.benchmark, runs)
     return rows
 
 
@@ -461,7 +523,7 @@ def summary(runs):
         label = name if engine is None else f'{name} (PyTorch: {engine})'
         ours = [mine[name][0] for _, mine, _ in runs]
         theirs = [other[key][0] for _, _, other in runs]
-        leads = [100 * (a - b) for a, b in zip(ours, theirs)]
+        leads = [round(100 * (a - b), 2) + 0.0 for a, b in zip(ours, theirs)]  # no "-0.00"
         lines.append(f'| {label} | {np.mean(ours):.2%} | {np.mean(theirs):.2%} | '
                      + ' '.join(f'{d:+.2f}' for d in leads) + f' | {np.mean(leads):+.2f} |')
     return '\n'.join(lines)
