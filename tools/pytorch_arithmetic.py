@@ -12,7 +12,14 @@ and PyTorch's rows of tools/side_by_side.py differ, this tells the numbers
 `work_dir` is a side_by_side.py --work_dir: its qforge_seed<N> folders hold the
 per-channel PTQ and QAT model files of each seed. Prints, per model, the top-1
 of qforge's runtime (as tools/runtime_accuracy.py scores it) and PyTorch's on
-the same numbers. PyTorch's quantized average pool keeps its input's scale
+the same numbers.
+
+With --qat_mix (a work_dir of side_by_side.py --rows=qat, which also keeps
+PyTorch's converted QAT model of each seed), both sides' QAT numbers mixed on
+PyTorch's kernels instead: each side's numbers with each side's pool, and
+qforge's numbers with PyTorch's activation scales or with its weights and
+biases. Where the two sides' QAT rows differ, this tells which part of the
+numbers carries the difference. PyTorch's quantized average pool keeps its input's scale
 where qforge's mean requantizes to its own; here the pool is a float mean
 quantized at qforge's scale, run at the end of `features` (torchvision's
 forward pools with a function, so the module it calls is the only place for it).
@@ -115,6 +122,55 @@ def with_qforge_numbers(converted, qforge):
     return model
 
 
+class PytorchPool(torch.nn.Module):
+    """A converted QuantizableMobileNetV2 (scripted) with its pool swapped: None
+    keeps PyTorch's (the last conv's scale), else a QuantizedMean."""
+
+    def __init__(self, model, pool):
+        super().__init__()
+        self.model, self.pool = model, pool
+
+    def forward(self, x):
+        m = self.model
+        x = m.features(m.quant(x))
+        x = torch.nn.functional.adaptive_avg_pool2d(x, 1) if self.pool is None else self.pool(x)
+        return m.dequant(m.classifier(torch.flatten(x, 1)))
+
+
+def weight_and_bias(module):
+    """A converted conv's or linear's quantized weight and float bias."""
+    if hasattr(module, '_weight_bias'):
+        return module._weight_bias()  # pylint: disable=protected-access
+    return module._packed_params._weight_bias()  # pylint: disable=protected-access
+
+
+def qat_mix(skeleton, qforge, theirs, score):
+    """{variant: top-1} of qforge's and PyTorch's (`theirs`, scripted) QAT numbers mixed."""
+    pool = QuantizedMean(*qforge.activation(qforge.ops['pool'].outputs[0]))
+    their_modules = dict(theirs.named_modules())
+    ours = with_qforge_numbers(skeleton, qforge)
+    results = {'qforge numbers, own pool': score(ours)}
+    ours.features = ours.features[0]  # PyTorch's pool from here on
+    results['qforge numbers, PyTorch pool'] = score(ours)
+    results['PyTorch numbers, own pool'] = score(PytorchPool(theirs, None))
+    results["PyTorch numbers, qforge's pool scale"] = score(PytorchPool(theirs, pool))
+    scales = copy.deepcopy(ours)
+    for name, module in scales.named_modules():
+        if name in qforge.ops and name not in ('quant', 'dequant', 'pool'):
+            module.scale = float(their_modules[name].scale)
+            module.zero_point = int(their_modules[name].zero_point)
+    scales.quant.scale.copy_(their_modules['quant'].scale)
+    scales.quant.zero_point.copy_(their_modules['quant'].zero_point)
+    results["qforge numbers, PyTorch's activation scales"] = score(scales)
+    weights = copy.deepcopy(ours)
+    for name, module in weights.named_modules():
+        op = qforge.ops.get(name)
+        if op is not None and op.kind in (qforge.pb.CONV2D, qforge.pb.FULLY_CONNECTED):
+            module.set_weight_bias(*weight_and_bias(their_modules[name]))
+    results["qforge numbers, PyTorch's weights and biases"] = score(weights)
+    return results
+
+
 def runtime_top1(path, images, labels, model_outputs):
     with tempfile.TemporaryDirectory() as work:
         inputs, outputs = os.path.join(work, 'x.f32'), os.path.join(work, 'y.f32')
@@ -130,10 +186,12 @@ def main():
     p.add_argument('--checkpoint', required=True, help='the float checkpoint.pb both sides used')
     p.add_argument('--work_dir', required=True, help="a side_by_side.py run's --work_dir")
     p.add_argument('--seeds', default='0')
+    p.add_argument('--qat_mix', action='store_true',
+                   help="mix qforge's and PyTorch's QAT numbers instead (see above)")
     p.add_argument('--model_outputs',
                    default=os.path.join(side_by_side.ROOT, 'bazel-bin/tools/model_outputs'))
     args = p.parse_args()
-    if not os.access(args.model_outputs, os.X_OK):
+    if not args.qat_mix and not os.access(args.model_outputs, os.X_OK):
         sys.exit(f'{args.model_outputs}: not found; bazel build //tools:model_outputs')
     torch.set_num_threads(1)
     checkpoint = torchvision_checkpoint.read_checkpoint(args.checkpoint)
@@ -145,6 +203,9 @@ def main():
     skeleton = side_by_side.pytorch_ptq(float_model, tq.get_default_qconfig('onednn'), 'onednn',
                                         {'train': train, 'train_labels': train_labels},
                                         normalize, 0)
+    if args.qat_mix:
+        print_qat_mix(args, skeleton, test, labels, normalize)
+        return
     images = normalize(test)
     print('| model | seed | qforge runtime top-1 | PyTorch kernels on the same numbers |')
     print('|---|---|---|---|')
@@ -157,6 +218,28 @@ def main():
             theirs = side_by_side.accuracy(with_qforge_numbers(skeleton, QforgeModel(path)), test,
                                            labels, normalize)
             print(f'| {name} | {seed} | {ours:.2%} | {theirs:.2%} |', flush=True)
+
+
+def print_qat_mix(args, skeleton, test, labels, normalize):
+    seeds = [int(s) for s in args.seeds.split(',')]
+    table = {}
+    for seed in seeds:
+        paths = (os.path.join(args.work_dir, f'qforge_seed{seed}', 'model_int8_qat.qfm'),
+                 os.path.join(args.work_dir, f'QAT_onednn_seed{seed}.pt'))
+        for path in paths:
+            if not os.path.exists(path):
+                sys.exit(f'{path}: not found (run side_by_side.py --rows=qat with this '
+                         '--work_dir and seed)')
+        mix = qat_mix(skeleton, QforgeModel(paths[0]), torch.jit.load(paths[1]),
+                      lambda model: side_by_side.accuracy(model, test, labels, normalize))
+        for variant, top1 in mix.items():
+            table.setdefault(variant, []).append(top1)
+        print(f'seed {seed} done', flush=True)
+    print(f'| QAT numbers on PyTorch\'s kernels | seeds {", ".join(map(str, seeds))} | mean |')
+    print('|---|---|---|')
+    for variant, values in table.items():
+        print(f'| {variant} | ' + ' '.join(f'{v:.2%}' for v in values)
+              + f' | {np.mean(values):.3%} |')
 
 
 if __name__ == '__main__':
