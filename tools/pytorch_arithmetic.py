@@ -12,17 +12,17 @@ and PyTorch's rows of tools/side_by_side.py differ, this tells the numbers
 `work_dir` is a side_by_side.py --work_dir: its qforge_seed<N> folders hold the
 per-channel PTQ and QAT model files of each seed. Prints, per model, the top-1
 of qforge's runtime (as tools/runtime_accuracy.py scores it) and PyTorch's on
-the same numbers.
+the same numbers. PyTorch's quantized average pool keeps its input's scale
+where qforge's mean requantizes to its own; here the pool is a float mean
+quantized at qforge's scale, run at the end of `features` (torchvision's
+forward pools with a function, so the module it calls is the only place for it).
 
 With --qat_mix (a work_dir of side_by_side.py --rows=qat, which also keeps
 PyTorch's converted QAT model of each seed), both sides' QAT numbers mixed on
 PyTorch's kernels instead: each side's numbers with each side's pool, and
-qforge's numbers with PyTorch's activation scales or with its weights and
-biases. Where the two sides' QAT rows differ, this tells which part of the
-numbers carries the difference. PyTorch's quantized average pool keeps its input's scale
-where qforge's mean requantizes to its own; here the pool is a float mean
-quantized at qforge's scale, run at the end of `features` (torchvision's
-forward pools with a function, so the module it calls is the only place for it).
+qforge's numbers with PyTorch's activation scales or with PyTorch's weights
+and biases (these two with PyTorch's pool). Where the two sides' QAT rows
+differ, this tells which part of the numbers carries the difference.
 """
 
 import argparse
@@ -137,7 +137,7 @@ class PytorchPool(torch.nn.Module):
         return m.dequant(m.classifier(torch.flatten(x, 1)))
 
 
-def weight_and_bias(module):
+def pytorch_weight_and_bias(module):
     """A converted conv's or linear's quantized weight and float bias."""
     if hasattr(module, '_weight_bias'):
         return module._weight_bias()  # pylint: disable=protected-access
@@ -146,11 +146,10 @@ def weight_and_bias(module):
 
 def qat_mix(skeleton, qforge, theirs, score):
     """{variant: top-1} of qforge's and PyTorch's (`theirs`, scripted) QAT numbers mixed."""
-    pool = QuantizedMean(*qforge.activation(qforge.ops['pool'].outputs[0]))
     their_modules = dict(theirs.named_modules())
     ours = with_qforge_numbers(skeleton, qforge)
     results = {'qforge numbers, own pool': score(ours)}
-    ours.features = ours.features[0]  # PyTorch's pool from here on
+    ours.features, pool = ours.features  # PyTorch's pool from here on; qforge's mean
     results['qforge numbers, PyTorch pool'] = score(ours)
     results['PyTorch numbers, own pool'] = score(PytorchPool(theirs, None))
     results["PyTorch numbers, qforge's pool scale"] = score(PytorchPool(theirs, pool))
@@ -166,7 +165,7 @@ def qat_mix(skeleton, qforge, theirs, score):
     for name, module in weights.named_modules():
         op = qforge.ops.get(name)
         if op is not None and op.kind in (qforge.pb.CONV2D, qforge.pb.FULLY_CONNECTED):
-            module.set_weight_bias(*weight_and_bias(their_modules[name]))
+            module.set_weight_bias(*pytorch_weight_and_bias(their_modules[name]))
     results["qforge numbers, PyTorch's weights and biases"] = score(weights)
     return results
 

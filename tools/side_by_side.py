@@ -25,9 +25,10 @@ second stage at stride 1), and both run the tutorial's workflow from it:
     batches of 30, SGD at 1e-4, observers off after epoch 3, batch-norm
     statistics frozen after epoch 2 (PyTorch's get_default_qat_qconfig for
     onednn; qforge's qat with its defaults, the same recipe);
-  - with --rows=qat_precise_bn, qforge's QAT as its main job runs it: the same
-    recipe, and BN statistics re-estimated over 200 batches when they freeze
-    (qat --precise_bn_batches=200), next to PyTorch's tutorial QAT again.
+  - the row qat_precise_bn (in the default rows): qforge's QAT as its main
+    job runs it, the same recipe with BN statistics re-estimated over 200
+    batches when they freeze (qat --precise_bn_batches=200), next to
+    PyTorch's tutorial QAT again.
 
 Accuracy is top-1 on the full test set: PyTorch's converted model, and
 qforge's int8 model run by qforge's runtime. Size: PyTorch's scripted model
@@ -348,7 +349,7 @@ def pytorch_qat(float_model, engine, data, normalize, seed, dropout, epochs=8, b
             model.apply(tq.disable_observer)
         if epoch > 2:
             model.apply(torch.nn.intrinsic.qat.freeze_bn_stats)
-    model.classifier[0] = torch.nn.Dropout(dropout)  # as before: TorchScript takes it
+    model.classifier[0] = torch.nn.Dropout(dropout)  # the identity in eval, and scriptable
     return tq.convert(model.eval(), inplace=False)
 
 
@@ -523,9 +524,9 @@ def summary(runs):
         label = name if engine is None else f'{name} (PyTorch: {engine})'
         ours = [mine[name][0] for _, mine, _ in runs]
         theirs = [other[key][0] for _, _, other in runs]
-        leads = [round(100 * (a - b), 2) + 0.0 for a, b in zip(ours, theirs)]  # no "-0.00"
+        leads = [round(100 * (a - b), 2) + 0.0 for a, b in zip(ours, theirs)]  # never -0.00
         lines.append(f'| {label} | {np.mean(ours):.2%} | {np.mean(theirs):.2%} | '
-                     + ' '.join(f'{d:+.2f}' for d in leads) + f' | {np.mean(leads):+.2f} |')
+                     + ' '.join(f'{d:+.2f}' for d in leads) + f' | {round(np.mean(leads), 2) + 0.0:+.2f} |')
     return '\n'.join(lines)
 
 

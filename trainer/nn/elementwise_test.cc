@@ -27,6 +27,14 @@ TEST(Dropout, MasksAreWhatTheSideBySideReplicaGives) {
   ctx.row_offset = 1;
   dropout.Forward(row, y, ctx);
   EXPECT_EQ(Values(y), (std::vector<float>{1.25f, 1.25f, 0, 0, 1.25f}));
+  // A keep scale that float32 does not hold exactly: 1 / (1 - 0.7f) in float.
+  Dropout most("classifier.0", 0.7f);
+  FloatTensor eight;
+  eight.Resize({1, 8});
+  for (float& v : eight.data) v = 1.0f;
+  most.Forward(eight, y, PassContext{/*training=*/true, /*seed=*/12, /*step=*/4});
+  const float k = 0x1.aaaaaap+1f;  // 3.3333333, the replica's float32 1 / (1 - p)
+  EXPECT_EQ(Values(y), (std::vector<float>{0, k, 0, k, 0, k, k, k}));
 }
 
 TEST(Dropout, IsTheIdentityOutsideTraining) {
