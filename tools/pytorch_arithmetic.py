@@ -21,8 +21,10 @@ With --qat_mix (a work_dir of side_by_side.py --rows=qat, which also keeps
 PyTorch's converted QAT model of each seed), both sides' QAT numbers mixed on
 PyTorch's kernels instead: each side's numbers with each side's pool, and
 qforge's numbers with PyTorch's activation scales or with PyTorch's weights
-and biases (these two with PyTorch's pool). Where the two sides' QAT rows
-differ, this tells which part of the numbers carries the difference.
+and biases (these two with PyTorch's pool); and each side's numbers with
+exact logits, the classifier's accumulators in float instead of rounded to
+int8. Where the two sides' QAT rows differ, this tells which part of the
+numbers carries the difference.
 """
 
 import argparse
@@ -137,6 +139,25 @@ class PytorchPool(torch.nn.Module):
         return m.dequant(m.classifier(torch.flatten(x, 1)))
 
 
+class ExactLogits(torch.nn.Module):
+    """A converted model whose classifier keeps its int32 accumulators: the
+    dequantized pooled features times the dequantized weights plus the bias, in
+    float, where the int8 model rounds the logits to its output scale (and the
+    top-1 of a tie goes to the lower class)."""
+
+    def __init__(self, model, pool, classifier):
+        super().__init__()
+        self.model, self.pool = model, pool
+        weight, self.bias = pytorch_weight_and_bias(classifier)
+        self.weight = weight.dequantize()
+
+    def forward(self, x):
+        m = self.model
+        x = m.features(m.quant(x))
+        x = torch.nn.functional.adaptive_avg_pool2d(x, 1) if self.pool is None else self.pool(x)
+        return torch.flatten(x, 1).dequantize() @ self.weight.t() + self.bias
+
+
 def pytorch_weight_and_bias(module):
     """A converted conv's or linear's quantized weight and float bias."""
     if hasattr(module, '_weight_bias'):
@@ -167,6 +188,10 @@ def qat_mix(skeleton, qforge, theirs, score):
         if op is not None and op.kind in (qforge.pb.CONV2D, qforge.pb.FULLY_CONNECTED):
             module.set_weight_bias(*pytorch_weight_and_bias(their_modules[name]))
     results["qforge numbers, PyTorch's weights and biases"] = score(weights)
+    results['qforge numbers, own pool, exact logits'] = score(
+        ExactLogits(ours, pool, ours.classifier[1]))
+    results['PyTorch numbers, own pool, exact logits'] = score(
+        ExactLogits(theirs, None, their_modules['classifier.1']))
     return results
 
 
