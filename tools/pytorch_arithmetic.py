@@ -244,6 +244,16 @@ def main():
             print(f'| {name} | {seed} | {ours:.2%} | {theirs:.2%} |', flush=True)
 
 
+def tied_share(model, images, normalize, batch=500):
+    """The share of images whose top logit is tied: on the int8 logits' grid a
+    tie goes to the lower class."""
+    with torch.no_grad():
+        logits = torch.cat([model(normalize(images[i:i + batch]))
+                            for i in range(0, len(images), batch)])
+    top = logits.max(1, keepdim=True).values
+    return float(((logits == top).sum(1) > 1).float().mean())
+
+
 def print_qat_mix(args, skeleton, test, labels, normalize):
     seeds = [int(s) for s in args.seeds.split(',')]
     table = {}
@@ -254,8 +264,13 @@ def print_qat_mix(args, skeleton, test, labels, normalize):
             if not os.path.exists(path):
                 sys.exit(f'{path}: not found (run side_by_side.py --rows=qat with this '
                          '--work_dir and seed)')
-        mix = qat_mix(skeleton, QforgeModel(paths[0]), torch.jit.load(paths[1]),
+        qforge, theirs = QforgeModel(paths[0]), torch.jit.load(paths[1])
+        mix = qat_mix(skeleton, qforge, theirs,
                       lambda model: side_by_side.accuracy(model, test, labels, normalize))
+        mix['qforge numbers, own pool: images whose top-1 logits tie'] = tied_share(
+            with_qforge_numbers(skeleton, qforge), test, normalize)
+        mix['PyTorch numbers, own pool: images whose top-1 logits tie'] = tied_share(
+            theirs, test, normalize)
         for variant, top1 in mix.items():
             table.setdefault(variant, []).append(top1)
         print(f'seed {seed} done', flush=True)
