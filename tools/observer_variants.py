@@ -17,6 +17,11 @@ The variants, each calibrated on qforge ptq's images for every seed
   - weights in [-127, 127] (scale max / 127), as qforge's.
 The last two together are qforge's observer, so that variant's ranges are
 qforge's up to float rounding.
+
+With --qat, PyTorch's QAT (side_by_side's, on qforge qat's batches, crops and
+dropout masks for each seed) with onednn's default QAT qconfig, and with its
+weights fake-quantized in [-127, 127] (scale max / 127) from the start, as
+qforge's QAT has them.
 """
 
 import argparse
@@ -26,6 +31,8 @@ import sys
 import numpy as np
 import torch
 import torch.ao.quantization as tq
+from torch.ao.quantization.fake_quantize import FusedMovingAvgObsFakeQuantize
+from torch.ao.quantization.observer import MovingAveragePerChannelMinMaxObserver
 from torch.ao.quantization.observer import PerChannelMinMaxObserver
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -63,10 +70,22 @@ def variants():
     }
 
 
+def qat_variants():
+    base = tq.get_default_qat_qconfig('onednn')
+    weights_127 = FusedMovingAvgObsFakeQuantize.with_args(
+        observer=MovingAveragePerChannelMinMaxObserver, quant_min=-127, quant_max=127,
+        dtype=torch.qint8, qscheme=torch.per_channel_symmetric)
+    return {
+        "onednn's default": base,
+        'weights in [-127, 127]': tq.QConfig(activation=base.activation, weight=weights_127),
+    }
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--checkpoint', required=True, help='a qforge float checkpoint.pb (ReLU)')
-    p.add_argument('--seeds', default='0', help='comma-separated calibration draws')
+    p.add_argument('--seeds', default='0', help='comma-separated calibration (or QAT) draws')
+    p.add_argument('--qat', action='store_true', help='the QAT variants instead (see above)')
     args = p.parse_args()
     checkpoint = torchvision_checkpoint.read_checkpoint(args.checkpoint)
     train, train_labels, test, test_labels = side_by_side.fashion_mnist()
@@ -75,12 +94,19 @@ def main():
     model = side_by_side.pytorch_model(torchvision_checkpoint.state_dict(checkpoint),
                                        checkpoint.config.model.width_mult, 10)
     seeds = [int(s) for s in args.seeds.split(',')]
-    print(f'| PyTorch per-channel PTQ (onednn) | seeds {", ".join(map(str, seeds))} | mean |')
+    what = 'QAT' if args.qat else 'per-channel PTQ'
+    print(f'| PyTorch {what} (onednn) | seeds {", ".join(map(str, seeds))} | mean |')
     print('|---|---|---|')
-    for name, qconfig in variants().items():
+    for name, qconfig in (qat_variants() if args.qat else variants()).items():
         accuracies = []
         for seed in seeds:
-            quantized = side_by_side.pytorch_ptq(model, qconfig, 'onednn', data, normalize, seed)
+            if args.qat:
+                quantized = side_by_side.pytorch_qat(model, 'onednn', data, normalize, seed,
+                                                     checkpoint.config.model.dropout,
+                                                     qconfig=qconfig)
+            else:
+                quantized = side_by_side.pytorch_ptq(model, qconfig, 'onednn', data, normalize,
+                                                     seed)
             accuracies.append(side_by_side.accuracy(quantized, test, test_labels, normalize))
         print(f'| {name} | ' + ' '.join(f'{a:.2%}' for a in accuracies) +
               f' | {np.mean(accuracies):.3%} |', flush=True)

@@ -322,13 +322,14 @@ def pytorch_ptq(float_model, qconfig, engine, data, normalize, seed):
 
 
 def pytorch_qat(float_model, engine, data, normalize, seed, dropout, epochs=8, batches=20,
-                batch_size=30):
-    """The tutorial's QAT loop, on qforge qat's batches, crops and dropout masks (its seed)."""
+                batch_size=30, qconfig=None):
+    """The tutorial's QAT loop, on qforge qat's batches, crops and dropout masks (its seed);
+    `qconfig` None is the engine's default QAT qconfig."""
     torch.backends.quantized.engine = engine
     model = copy.deepcopy(float_model)
     model.classifier[0] = ReplayedDropout(dropout, seed)
     model.fuse_model(is_qat=True)
-    model.qconfig = tq.get_default_qat_qconfig(engine)
+    model.qconfig = qconfig or tq.get_default_qat_qconfig(engine)
     model.train()
     tq.prepare_qat(model, inplace=True)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-4)
