@@ -132,30 +132,29 @@ class PytorchPool(torch.nn.Module):
         super().__init__()
         self.model, self.pool = model, pool
 
-    def forward(self, x):
+    def pooled(self, x):
         m = self.model
         x = m.features(m.quant(x))
         x = torch.nn.functional.adaptive_avg_pool2d(x, 1) if self.pool is None else self.pool(x)
-        return m.dequant(m.classifier(torch.flatten(x, 1)))
+        return torch.flatten(x, 1)
+
+    def forward(self, x):
+        return self.model.dequant(self.model.classifier(self.pooled(x)))
 
 
-class ExactLogits(torch.nn.Module):
+class ExactLogits(PytorchPool):
     """A converted model whose classifier keeps its int32 accumulators: the
     dequantized pooled features times the dequantized weights plus the bias, in
     float, where the int8 model rounds the logits to its output scale (and the
     top-1 of a tie goes to the lower class)."""
 
     def __init__(self, model, pool, classifier):
-        super().__init__()
-        self.model, self.pool = model, pool
+        super().__init__(model, pool)
         weight, self.bias = pytorch_weight_and_bias(classifier)
         self.weight = weight.dequantize()
 
     def forward(self, x):
-        m = self.model
-        x = m.features(m.quant(x))
-        x = torch.nn.functional.adaptive_avg_pool2d(x, 1) if self.pool is None else self.pool(x)
-        return torch.flatten(x, 1).dequantize() @ self.weight.t() + self.bias
+        return self.pooled(x).dequantize() @ self.weight.t() + self.bias
 
 
 def pytorch_weight_and_bias(module):
