@@ -12,7 +12,6 @@ tools/make_mobilenet_v2.
 """
 
 import collections
-import gzip
 import os
 import subprocess
 import sys
@@ -27,18 +26,15 @@ import openvino as ov
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import export_onnx  # pylint: disable=wrong-import-position
 import qforge_protos  # pylint: disable=wrong-import-position
+import runtime_logits  # pylint: disable=wrong-import-position
 
 MODEL_OUTPUTS, INT8_MODEL, FLOAT_MODEL, MAKE_MODEL = sys.argv[1:5]
-FASHION_MNIST = '/usr/share/datasets/fashion-mnist'
 
 
 def test_set():
     """Fashion-MNIST's 10,000 test images [N, 28, 28, 1] uint8 and labels."""
-    with gzip.open(os.path.join(FASHION_MNIST, 't10k-images-idx3-ubyte.gz')) as f:
-        images = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 28, 28, 1)
-    with gzip.open(os.path.join(FASHION_MNIST, 't10k-labels-idx1-ubyte.gz')) as f:
-        labels = np.frombuffer(f.read(), np.uint8, offset=8)
-    return images, labels
+    images = runtime_logits.read_idx('t10k-images-idx3-ubyte.gz').reshape(-1, 28, 28, 1)
+    return images, runtime_logits.read_idx('t10k-labels-idx1-ubyte.gz')
 
 
 def normalized(images, onnx_model):
@@ -67,14 +63,6 @@ def input_dependent_correlation(a, b):
     each class's mean over the inputs."""
     a, b = a - a.mean(0), b - b.mean(0)
     return float((a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum()))
-
-
-def qforge_outputs(model_path, x, work):
-    inputs, outputs = os.path.join(work, 'x.f32'), os.path.join(work, 'y.f32')
-    x.tofile(inputs)
-    subprocess.run([MODEL_OUTPUTS, f'--model={model_path}', f'--inputs={inputs}',
-                    f'--count={len(x)}', f'--outputs={outputs}'], check=True)
-    return np.fromfile(outputs, np.float32).reshape(len(x), -1)
 
 
 def onnx_runtime_outputs(path, x_nchw):
@@ -116,7 +104,7 @@ class ExportOnnxTest(unittest.TestCase):
         path = os.path.join(self.work, f'{os.path.basename(qfm)}.{activations}.onnx')
         onnx.save(exported, path)
         x = normalized(self.images, exported)
-        ours = qforge_outputs(qfm, x, self.work)
+        ours = runtime_logits.runtime_logits(qfm, x, MODEL_OUTPUTS)
         x_nchw = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
         for runtime, outputs in (('ONNX Runtime', onnx_runtime_outputs(path, x_nchw)),
                                  ('OpenVINO', openvino_outputs(path, x_nchw))):
@@ -160,7 +148,7 @@ class ExportOnnxTest(unittest.TestCase):
         exported = export_onnx.export(qfm)
         onnx.checker.check_model(exported, full_check=True)
         onnx.save(exported, path)
-        ours = qforge_outputs(qfm, x, self.work)
+        ours = runtime_logits.runtime_logits(qfm, x, MODEL_OUTPUTS)
         theirs = onnx_runtime_outputs(path, x_nchw)
         agreement = np.mean(theirs.argmax(1) == ours.argmax(1))
         correlation = input_dependent_correlation(theirs, ours)

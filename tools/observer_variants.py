@@ -37,6 +37,7 @@ from torch.ao.quantization.observer import PerChannelMinMaxObserver
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import make_observer_goldens  # pylint: disable=wrong-import-position
+import runtime_logits  # pylint: disable=wrong-import-position
 import side_by_side  # pylint: disable=wrong-import-position
 import torchvision_checkpoint  # pylint: disable=wrong-import-position
 
@@ -88,7 +89,7 @@ def main():
     p.add_argument('--qat', action='store_true', help='the QAT variants instead (see above)')
     args = p.parse_args()
     checkpoint = torchvision_checkpoint.read_checkpoint(args.checkpoint)
-    train, train_labels, test, test_labels = side_by_side.fashion_mnist()
+    train, train_labels, test, test_labels = runtime_logits.fashion_mnist()
     data = {'train': train, 'train_labels': train_labels}
     normalize = side_by_side.Normalizer(train)
     model = side_by_side.pytorch_model(torchvision_checkpoint.state_dict(checkpoint),

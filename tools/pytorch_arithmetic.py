@@ -30,9 +30,7 @@ numbers carries the difference.
 import argparse
 import copy
 import os
-import subprocess
 import sys
-import tempfile
 
 import numpy as np
 import torch
@@ -40,6 +38,7 @@ from torch.ao import quantization as tq
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import qforge_protos  # pylint: disable=wrong-import-position
+import runtime_logits  # pylint: disable=wrong-import-position
 import side_by_side  # pylint: disable=wrong-import-position
 import torchvision_checkpoint  # pylint: disable=wrong-import-position
 
@@ -194,16 +193,6 @@ def qat_mix(skeleton, qforge, theirs, score):
     return results
 
 
-def runtime_top1(path, images, labels, model_outputs):
-    with tempfile.TemporaryDirectory() as work:
-        inputs, outputs = os.path.join(work, 'x.f32'), os.path.join(work, 'y.f32')
-        np.ascontiguousarray(images.numpy().transpose(0, 2, 3, 1)).tofile(inputs)
-        subprocess.run([model_outputs, f'--model={path}', f'--inputs={inputs}',
-                        f'--count={len(images)}', f'--outputs={outputs}'], check=True)
-        logits = np.fromfile(outputs, dtype=np.float32).reshape(len(images), -1)
-    return float((logits.argmax(1) == labels).mean())
-
-
 def main():
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--checkpoint', required=True, help='the float checkpoint.pb both sides used')
@@ -211,14 +200,13 @@ def main():
     p.add_argument('--seeds', default='0')
     p.add_argument('--qat_mix', action='store_true',
                    help="mix qforge's and PyTorch's QAT numbers instead (see above)")
-    p.add_argument('--model_outputs',
-                   default=os.path.join(side_by_side.ROOT, 'bazel-bin/tools/model_outputs'))
+    p.add_argument('--model_outputs', default=runtime_logits.MODEL_OUTPUTS)
     args = p.parse_args()
-    if not args.qat_mix and not os.access(args.model_outputs, os.X_OK):
-        sys.exit(f'{args.model_outputs}: not found; bazel build //tools:model_outputs')
+    if not args.qat_mix:
+        runtime_logits.require(args.model_outputs)
     torch.set_num_threads(1)
     checkpoint = torchvision_checkpoint.read_checkpoint(args.checkpoint)
-    train, train_labels, test, labels = side_by_side.fashion_mnist()
+    train, train_labels, test, labels = runtime_logits.fashion_mnist()
     normalize = side_by_side.Normalizer(train)
     float_model = side_by_side.pytorch_model(torchvision_checkpoint.state_dict(checkpoint),
                                              checkpoint.config.model.width_mult, 10)
@@ -229,7 +217,7 @@ def main():
     if args.qat_mix:
         print_qat_mix(args, skeleton, test, labels, normalize)
         return
-    images = normalize(test)
+    images = normalize(test).numpy().transpose(0, 2, 3, 1)  # NHWC
     print('| model | seed | qforge runtime top-1 | PyTorch kernels on the same numbers |')
     print('|---|---|---|---|')
     for seed in [int(s) for s in args.seeds.split(',')]:
@@ -237,7 +225,7 @@ def main():
             path = os.path.join(args.work_dir, f'qforge_seed{seed}', file_name)
             if not os.path.exists(path):
                 sys.exit(f'{path}: not found (run side_by_side.py with this --work_dir and seed)')
-            ours = runtime_top1(path, images, labels, args.model_outputs)
+            ours = runtime_logits.runtime_top1(path, images, labels, args.model_outputs)
             theirs = side_by_side.accuracy(with_qforge_numbers(skeleton, QforgeModel(path)), test,
                                            labels, normalize)
             print(f'| {name} | {seed} | {ours:.2%} | {theirs:.2%} |', flush=True)

@@ -13,14 +13,11 @@ thread, the default backend), normalized as the trainer's loader does.
 
 import argparse
 import os
-import subprocess
 import sys
-import tempfile
-
-import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import qforge_protos  # pylint: disable=wrong-import-position
+import runtime_logits  # pylint: disable=wrong-import-position
 import side_by_side  # pylint: disable=wrong-import-position
 
 
@@ -36,11 +33,9 @@ def recorded(model):
 def main():
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('models', nargs='+', help='.qfm files of Fashion-MNIST models')
-    p.add_argument('--model_outputs',
-                   default=os.path.join(side_by_side.ROOT, 'bazel-bin/tools/model_outputs'))
+    p.add_argument('--model_outputs', default=runtime_logits.MODEL_OUTPUTS)
     args = p.parse_args()
-    if not os.access(args.model_outputs, os.X_OK):
-        sys.exit(f'{args.model_outputs}: not found; bazel build //tools:model_outputs')
+    runtime_logits.require(args.model_outputs)
     pb = qforge_protos.model_pb2()
     models = {}
     for path in args.models:  # all checked before any runs
@@ -49,21 +44,13 @@ def main():
         models[path] = qforge_protos.read(pb.Model(), path)
         if models[path].metadata.dataset != 'fashion-mnist':
             sys.exit(f'{path}: a model of "{models[path].metadata.dataset}", not fashion-mnist')
-    train, _, test, labels = side_by_side.fashion_mnist()
+    train, _, test, labels = runtime_logits.fashion_mnist()
     images = side_by_side.Normalizer(train)(test).numpy().transpose(0, 2, 3, 1)  # NHWC
-    with tempfile.TemporaryDirectory() as work:
-        inputs, outputs = os.path.join(work, 'x.f32'), os.path.join(work, 'y.f32')
-        np.ascontiguousarray(images).tofile(inputs)
-        print('| model | recorded top-1 | top-1 now |')
-        print('|---|---|---|')
-        for path, model in models.items():
-            run = subprocess.run([args.model_outputs, f'--model={path}', f'--inputs={inputs}',
-                                  f'--count={len(images)}', f'--outputs={outputs}'], check=False)
-            if run.returncode != 0:
-                sys.exit(f'{path}: model_outputs failed (exit {run.returncode})')
-            logits = np.fromfile(outputs, dtype=np.float32).reshape(len(images), -1)
-            now = float((logits.argmax(1) == labels).mean())
-            print(f'| {path} | {recorded(model)} | {now:.2%} |', flush=True)
+    print('| model | recorded top-1 | top-1 now |')
+    print('|---|---|---|')
+    for path, model in models.items():
+        now = runtime_logits.runtime_top1(path, images, labels, args.model_outputs)
+        print(f'| {path} | {recorded(model)} | {now:.2%} |', flush=True)
 
 
 if __name__ == '__main__':

@@ -48,7 +48,6 @@ PyTorch 1.13 is Debian's python3-torch (tools/install_deps.sh --python).
 
 import argparse
 import copy
-import gzip
 import json
 import os
 import shutil
@@ -64,10 +63,10 @@ from torch.ao import quantization as tq
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import qforge_protos  # pylint: disable=wrong-import-position
+import runtime_logits  # pylint: disable=wrong-import-position
 import torchvision_checkpoint  # pylint: disable=wrong-import-position
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FASHION_MNIST = '/usr/share/datasets/fashion-mnist'
+ROOT = runtime_logits.ROOT
 
 
 # --rows names: PyTorch's min/max and per-channel PTQ with onednn, its
@@ -107,20 +106,6 @@ def parse_args():
 
 
 # Data.
-
-def read_idx(name):
-    with gzip.open(os.path.join(FASHION_MNIST, name)) as f:
-        data = f.read()
-    return np.frombuffer(data, np.uint8, offset=16 if 'images' in name else 8)
-
-
-def fashion_mnist():
-    """(train images, train labels, test images, test labels); images [N, 1, 28, 28] uint8."""
-    train = read_idx('train-images-idx3-ubyte.gz').reshape(-1, 1, 28, 28)
-    test = read_idx('t10k-images-idx3-ubyte.gz').reshape(-1, 1, 28, 28)
-    return (train, read_idx('train-labels-idx1-ubyte.gz').astype(np.int64),
-            test, read_idx('t10k-labels-idx1-ubyte.gz').astype(np.int64))
-
 
 class Normalizer:
     """qforge's normalization: the training pixels' mean and std (in [0, 1])."""
@@ -535,7 +520,7 @@ def main():
     args = parse_args()
     work_dir = args.work_dir or tempfile.mkdtemp(prefix='side_by_side_')
     os.makedirs(work_dir, exist_ok=True)
-    train, train_labels, test, test_labels = fashion_mnist()
+    train, train_labels, test, test_labels = runtime_logits.fashion_mnist()
     data = {'train': train, 'train_labels': train_labels, 'test': test,
             'test_labels': test_labels, 'work_dir': work_dir}
     checkpoint_path = args.checkpoint
