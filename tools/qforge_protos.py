@@ -5,14 +5,17 @@ is committed, and the classes always match the sources.
 Needs protoc (protobuf-compiler) and Python's protobuf (python3-protobuf).
 """
 
+import atexit
 import importlib
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _OUT = tempfile.mkdtemp(prefix='qforge_protos_')
+atexit.register(shutil.rmtree, _OUT, ignore_errors=True)
 
 
 def _module(proto, module):
