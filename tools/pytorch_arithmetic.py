@@ -24,7 +24,10 @@ qforge's numbers with PyTorch's activation scales or with PyTorch's weights
 and biases (these two with PyTorch's pool); and each side's numbers with
 exact logits, the classifier's accumulators in float instead of rounded to
 int8. Where the two sides' QAT rows differ, this tells which part of the
-numbers carries the difference.
+numbers carries the difference. A second table compares each side's own
+numbers by something less coarse than top-1: the test cross-entropy of the
+exact and of the int8 logits, and how the images whose int8 top logits tie
+are decided, by class order (the int8 top-1) and by the exact logits.
 """
 
 import argparse
@@ -164,7 +167,7 @@ def pytorch_weight_and_bias(module):
 
 
 def qat_mix(skeleton, qforge, theirs, score):
-    """{variant: top-1} of qforge's and PyTorch's (`theirs`, scripted) QAT numbers mixed."""
+    """{variant: score(model)} of qforge's and PyTorch's (`theirs`, scripted) QAT numbers mixed."""
     their_modules = dict(theirs.named_modules())
     ours = with_qforge_numbers(skeleton, qforge)
     results = {'qforge numbers, own pool': score(ours)}
@@ -231,19 +234,42 @@ def main():
             print(f'| {name} | {seed} | {ours:.2%} | {theirs:.2%} |', flush=True)
 
 
-def tied_share(model, images, normalize, batch=500):
-    """The share of images whose top logit is tied: on the int8 logits' grid a
-    tie goes to the lower class."""
+def test_logits(model, images, normalize, batch=500):
+    """The model's logits [N, classes] for `images`, in float64."""
     with torch.no_grad():
-        logits = torch.cat([model(normalize(images[i:i + batch]))
-                            for i in range(0, len(images), batch)])
-    top = logits.max(1, keepdim=True).values
-    return float(((logits == top).sum(1) > 1).float().mean())
+        return torch.cat([model(normalize(images[i:i + batch])).double()
+                          for i in range(0, len(images), batch)])
+
+
+def top1(logits, labels):
+    """argmax is the first of tied maxima: on the int8 logits' grid a tie goes to
+    the lower class, as in side_by_side.accuracy and qforge's runtime."""
+    return float((logits.argmax(1) == labels).double().mean())
+
+
+def tie_decisions(int8, exact, labels):
+    """Counts of test images whose int8 top logits tie: all of them; those with the
+    label among the tied classes; of those, the ones the int8 top-1 (the lower
+    class) gets right and the ones the exact logits get right."""
+    top = int8.max(1, keepdim=True).values
+    tied = (int8 == top).sum(1) > 1
+    label_tied = tied & (int8.gather(1, labels[:, None])[:, 0] == top[:, 0])
+    return [int(tied.sum()), int(label_tied.sum()),
+            int((label_tied & (int8.argmax(1) == labels)).sum()),
+            int((label_tied & (exact.argmax(1) == labels)).sum())]
+
+
+SIDES = {'qforge numbers': ('qforge numbers, own pool', 'qforge numbers, own pool, exact logits'),
+         'PyTorch numbers': ('PyTorch numbers, own pool', 'PyTorch numbers, own pool, exact logits')}
+TIE_ROWS = ('images whose int8 top-1 logits tie', '... with the label among the tied classes',
+            '... of those, right by the int8 top-1, the lower class',
+            '... of those, right by the exact logits')
 
 
 def print_qat_mix(args, skeleton, test, labels, normalize):
     seeds = [int(s) for s in args.seeds.split(',')]
-    table = {}
+    table, sides = {}, {side: {} for side in SIDES}
+    target = torch.from_numpy(labels)
     for seed in seeds:
         paths = (os.path.join(args.work_dir, f'qforge_seed{seed}', 'model_int8_qat.qfm'),
                  os.path.join(args.work_dir, f'QAT_onednn_seed{seed}.pt'))
@@ -253,19 +279,31 @@ def print_qat_mix(args, skeleton, test, labels, normalize):
                          '--work_dir and seed)')
         qforge, theirs = QforgeModel(paths[0]), torch.jit.load(paths[1])
         mix = qat_mix(skeleton, qforge, theirs,
-                      lambda model: side_by_side.accuracy(model, test, labels, normalize))
-        mix['qforge numbers, own pool: images whose top-1 logits tie'] = tied_share(
-            with_qforge_numbers(skeleton, qforge), test, normalize)
-        mix['PyTorch numbers, own pool: images whose top-1 logits tie'] = tied_share(
-            theirs, test, normalize)
-        for variant, top1 in mix.items():
-            table.setdefault(variant, []).append(top1)
+                      lambda model: test_logits(model, test, normalize))
+        for variant, logits in mix.items():
+            table.setdefault(variant, []).append(top1(logits, target))
+        for side, (int8, exact) in SIDES.items():
+            stats = sides[side]
+            for name, key in (('exact', exact), ('int8', int8)):
+                loss = torch.nn.functional.cross_entropy(mix[key], target)
+                stats.setdefault(f'test cross-entropy, {name} logits', []).append(float(loss))
+            for row, count in zip(TIE_ROWS, tie_decisions(mix[int8], mix[exact], target)):
+                stats[row] = stats.get(row, 0) + count
         print(f'seed {seed} done', flush=True)
     print(f'| QAT numbers on PyTorch\'s kernels | seeds {", ".join(map(str, seeds))} | mean |')
     print('|---|---|---|')
     for variant, values in table.items():
         print(f'| {variant} | ' + ' '.join(f'{v:.2%}' for v in values)
               + f' | {np.mean(values):.3%} |')
+    print(f'\n| each side\'s own numbers, seeds {", ".join(map(str, seeds))} | '
+          + ' | '.join(SIDES) + ' |')
+    print('|---|---|---|')
+    for row, value in sides['qforge numbers'].items():
+        values = [sides[side][row] for side in SIDES]
+        if isinstance(value, list):
+            print(f'| {row} (mean) | ' + ' | '.join(f'{np.mean(v):.5f}' for v in values) + ' |')
+        else:
+            print(f'| {row} (all seeds) | ' + ' | '.join(str(v) for v in values) + ' |')
 
 
 if __name__ == '__main__':
