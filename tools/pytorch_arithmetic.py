@@ -17,13 +17,14 @@ where qforge's mean requantizes to its own; here the pool is a float mean
 quantized at qforge's scale, run at the end of `features` (torchvision's
 forward pools with a function, so the module it calls is the only place for it).
 
-With --qat_mix (a work_dir of side_by_side.py --rows=qat, which also keeps
+With --mix=qat (a work_dir of side_by_side.py --rows=qat, which also keeps
 PyTorch's converted QAT model of each seed), both sides' QAT numbers mixed on
-PyTorch's kernels instead: each side's numbers with each side's pool, and
+PyTorch's kernels instead (--mix=per_channel: the per-channel PTQ numbers,
+of side_by_side.py --rows=per_channel): each side's numbers with each side's pool, and
 qforge's numbers with PyTorch's activation scales or with PyTorch's weights
 and biases (these two with PyTorch's pool); and each side's numbers with
 exact logits, the classifier's accumulators in float instead of rounded to
-int8. Where the two sides' QAT rows differ, this tells which part of the
+int8. Where the two sides' rows differ, this tells which part of the
 numbers carries the difference. A second table compares each side's own
 numbers by something less coarse than top-1: the test cross-entropy of the
 exact and of the int8 logits, and how the images whose int8 top logits tie
@@ -45,8 +46,11 @@ import runtime_logits  # pylint: disable=wrong-import-position
 import side_by_side  # pylint: disable=wrong-import-position
 import torchvision_checkpoint  # pylint: disable=wrong-import-position
 
-MODELS = (('PTQ per-channel histogram', 'model_int8_per_channel_histogram.qfm'),
-          ('QAT', 'model_int8_qat.qfm'))
+# The rows compared (--mix names): (name, qforge's model file, the stem of
+# PyTorch's converted model file), as side_by_side.py writes them.
+ROWS = {'per_channel': ('PTQ per-channel histogram', 'model_int8_per_channel_histogram.qfm',
+                        'PTQ_per-channel_histogram_onednn'),
+        'qat': ('QAT', 'model_int8_qat.qfm', 'QAT_onednn')}
 
 
 class QuantizedMean(torch.nn.Module):
@@ -166,8 +170,8 @@ def pytorch_weight_and_bias(module):
     return module._packed_params._weight_bias()  # pylint: disable=protected-access
 
 
-def qat_mix(skeleton, qforge, theirs, score):
-    """{variant: score(model)} of qforge's and PyTorch's (`theirs`, scripted) QAT numbers mixed."""
+def mix(skeleton, qforge, theirs, score):
+    """{variant: score(model)} of qforge's and PyTorch's (`theirs`, scripted) numbers mixed."""
     their_modules = dict(theirs.named_modules())
     ours = with_qforge_numbers(skeleton, qforge)
     results = {'qforge numbers, own pool': score(ours)}
@@ -201,11 +205,11 @@ def main():
     p.add_argument('--checkpoint', required=True, help='the float checkpoint.pb both sides used')
     p.add_argument('--work_dir', required=True, help="a side_by_side.py run's --work_dir")
     p.add_argument('--seeds', default='0')
-    p.add_argument('--qat_mix', action='store_true',
-                   help="mix qforge's and PyTorch's QAT numbers instead (see above)")
+    p.add_argument('--mix', choices=sorted(ROWS),
+                   help="mix qforge's and PyTorch's numbers of this row instead (see above)")
     p.add_argument('--model_outputs', default=runtime_logits.MODEL_OUTPUTS)
     args = p.parse_args()
-    if not args.qat_mix:
+    if not args.mix:
         runtime_logits.require(args.model_outputs)
     torch.set_num_threads(1)
     checkpoint = torchvision_checkpoint.read_checkpoint(args.checkpoint)
@@ -217,14 +221,14 @@ def main():
     skeleton = side_by_side.pytorch_ptq(float_model, tq.get_default_qconfig('onednn'), 'onednn',
                                         {'train': train, 'train_labels': train_labels},
                                         normalize, 0)
-    if args.qat_mix:
-        print_qat_mix(args, skeleton, test, labels, normalize)
+    if args.mix:
+        print_mix(args, skeleton, test, labels, normalize)
         return
     images = normalize(test).numpy().transpose(0, 2, 3, 1)  # NHWC
     print('| model | seed | qforge runtime top-1 | PyTorch kernels on the same numbers |')
     print('|---|---|---|---|')
     for seed in [int(s) for s in args.seeds.split(',')]:
-        for name, file_name in MODELS:
+        for name, file_name, _ in ROWS.values():
             path = os.path.join(args.work_dir, f'qforge_seed{seed}', file_name)
             if not os.path.exists(path):
                 sys.exit(f'{path}: not found (run side_by_side.py with this --work_dir and seed)')
@@ -259,44 +263,50 @@ def tie_decisions(int8, exact, labels):
             int((label_tied & (exact.argmax(1) == labels)).sum())]
 
 
-SIDES = {'qforge numbers': ('qforge numbers, own pool', 'qforge numbers, own pool, exact logits'),
-         'PyTorch numbers': ('PyTorch numbers, own pool', 'PyTorch numbers, own pool, exact logits')}
+# Each side's own numbers: {side: (its int8 variant, its exact-logits variant)} of mix().
+SIDES = {side: (f'{side}, own pool', f'{side}, own pool, exact logits')
+         for side in ('qforge numbers', 'PyTorch numbers')}
 TIE_ROWS = ('images whose int8 top-1 logits tie', '... with the label among the tied classes',
             '... of those, right by the int8 top-1, the lower class',
             '... of those, right by the exact logits')
 
 
-def print_qat_mix(args, skeleton, test, labels, normalize):
-    seeds = [int(s) for s in args.seeds.split(',')]
+def mix_tables(args, skeleton, test, labels, normalize):
+    """({variant: [top-1 per seed]}, {side: {row: per-seed losses or summed counts}})."""
     table, sides = {}, {side: {} for side in SIDES}
     target = torch.from_numpy(labels)
-    for seed in seeds:
-        paths = (os.path.join(args.work_dir, f'qforge_seed{seed}', 'model_int8_qat.qfm'),
-                 os.path.join(args.work_dir, f'QAT_onednn_seed{seed}.pt'))
+    _, ours, stem = ROWS[args.mix]
+    for seed in [int(s) for s in args.seeds.split(',')]:
+        paths = (os.path.join(args.work_dir, f'qforge_seed{seed}', ours),
+                 os.path.join(args.work_dir, f'{stem}_seed{seed}.pt'))
         for path in paths:
             if not os.path.exists(path):
-                sys.exit(f'{path}: not found (run side_by_side.py --rows=qat with this '
+                sys.exit(f'{path}: not found (run side_by_side.py --rows={args.mix} with this '
                          '--work_dir and seed)')
         qforge, theirs = QforgeModel(paths[0]), torch.jit.load(paths[1])
-        mix = qat_mix(skeleton, qforge, theirs,
-                      lambda model: test_logits(model, test, normalize))
-        for variant, logits in mix.items():
+        mixed = mix(skeleton, qforge, theirs, lambda model: test_logits(model, test, normalize))
+        for variant, logits in mixed.items():
             table.setdefault(variant, []).append(top1(logits, target))
         for side, (int8, exact) in SIDES.items():
             stats = sides[side]
             for name, key in (('exact', exact), ('int8', int8)):
-                loss = torch.nn.functional.cross_entropy(mix[key], target)
+                loss = torch.nn.functional.cross_entropy(mixed[key], target)
                 stats.setdefault(f'test cross-entropy, {name} logits', []).append(float(loss))
-            for row, count in zip(TIE_ROWS, tie_decisions(mix[int8], mix[exact], target)):
+            for row, count in zip(TIE_ROWS, tie_decisions(mixed[int8], mixed[exact], target)):
                 stats[row] = stats.get(row, 0) + count
         print(f'seed {seed} done', flush=True)
-    print(f'| QAT numbers on PyTorch\'s kernels | seeds {", ".join(map(str, seeds))} | mean |')
+    return table, sides
+
+
+def print_mix(args, skeleton, test, labels, normalize):
+    table, sides = mix_tables(args, skeleton, test, labels, normalize)
+    seeds = args.seeds.replace(',', ', ')
+    print(f'| {ROWS[args.mix][0]} numbers on PyTorch\'s kernels | seeds {seeds} | mean |')
     print('|---|---|---|')
     for variant, values in table.items():
         print(f'| {variant} | ' + ' '.join(f'{v:.2%}' for v in values)
               + f' | {np.mean(values):.3%} |')
-    print(f'\n| each side\'s own numbers, seeds {", ".join(map(str, seeds))} | '
-          + ' | '.join(SIDES) + ' |')
+    print(f'\n| each side\'s own numbers, seeds {seeds} | ' + ' | '.join(SIDES) + ' |')
     print('|---|---|---|')
     for row, value in sides['qforge numbers'].items():
         values = [sides[side][row] for side in SIDES]
