@@ -19,16 +19,17 @@ forward pools with a function, so the module it calls is the only place for it).
 
 With --mix=qat (a work_dir of side_by_side.py --rows=qat, which also keeps
 PyTorch's converted QAT model of each seed), both sides' QAT numbers mixed on
-PyTorch's kernels instead (--mix=per_channel: the per-channel PTQ numbers,
-of side_by_side.py --rows=per_channel): each side's numbers with each side's pool, and
-qforge's numbers with PyTorch's activation scales or with PyTorch's weights
-and biases (these two with PyTorch's pool); and each side's numbers with
-exact logits, the classifier's accumulators in float instead of rounded to
-int8. Where the two sides' rows differ, this tells which part of the
-numbers carries the difference. A second table compares each side's own
-numbers by something less coarse than top-1: the test cross-entropy of the
-exact and of the int8 logits, and how the images whose int8 top logits tie
-are decided, by class order (the int8 top-1) and by the exact logits.
+PyTorch's kernels instead (--mix=per_channel: the per-channel PTQ numbers, of
+side_by_side.py --rows=per_channel): each side's numbers with each side's
+pool; qforge's numbers with PyTorch's activation scales, or with its weights
+and biases, its weights alone or its biases alone (these with PyTorch's
+pool); and each side's numbers with exact logits, the classifier's
+accumulators in float instead of rounded to int8. Where the two sides' rows
+differ, this tells which part of the numbers carries the difference. A second
+table compares each side's own numbers by something less coarse than top-1:
+the test cross-entropy of the exact and of the int8 logits, and how the images
+whose int8 top logits tie are decided, by class order (the int8 top-1) and by
+the exact logits.
 """
 
 import argparse
@@ -170,6 +171,19 @@ def pytorch_weight_and_bias(module):
     return module._packed_params._weight_bias()  # pylint: disable=protected-access
 
 
+def with_their_weights(ours, qforge, their_modules, take):
+    """A copy of `ours` with PyTorch's int8 weights (with their scales) where
+    take[0], and PyTorch's float biases where take[1], in every conv and linear."""
+    model = copy.deepcopy(ours)
+    for name, module in model.named_modules():
+        op = qforge.ops.get(name)
+        if op is not None and op.kind in (qforge.pb.CONV2D, qforge.pb.FULLY_CONNECTED):
+            pairs = zip(pytorch_weight_and_bias(module),
+                        pytorch_weight_and_bias(their_modules[name]), take)
+            module.set_weight_bias(*[theirs if swap else mine for mine, theirs, swap in pairs])
+    return model
+
+
 def mix(skeleton, qforge, theirs, score):
     """{variant: score(model)} of qforge's and PyTorch's (`theirs`, scripted) numbers mixed."""
     their_modules = dict(theirs.named_modules())
@@ -187,12 +201,10 @@ def mix(skeleton, qforge, theirs, score):
     scales.quant.scale.copy_(their_modules['quant'].scale)
     scales.quant.zero_point.copy_(their_modules['quant'].zero_point)
     results["qforge numbers, PyTorch's activation scales"] = score(scales)
-    weights = copy.deepcopy(ours)
-    for name, module in weights.named_modules():
-        op = qforge.ops.get(name)
-        if op is not None and op.kind in (qforge.pb.CONV2D, qforge.pb.FULLY_CONNECTED):
-            module.set_weight_bias(*pytorch_weight_and_bias(their_modules[name]))
-    results["qforge numbers, PyTorch's weights and biases"] = score(weights)
+    for label, take in (("PyTorch's weights and biases", (True, True)),
+                        ("PyTorch's weights", (True, False)), ("PyTorch's biases", (False, True))):
+        results[f'qforge numbers, {label}'] = score(
+            with_their_weights(ours, qforge, their_modules, take))
     results['qforge numbers, own pool, exact logits'] = score(
         ExactLogits(ours, pool, ours.classifier[1]))
     results['PyTorch numbers, own pool, exact logits'] = score(
