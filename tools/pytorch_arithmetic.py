@@ -21,8 +21,8 @@ With --mix=qat (a work_dir of side_by_side.py --rows=qat, which also keeps
 PyTorch's converted QAT model of each seed), both sides' QAT numbers mixed on
 PyTorch's kernels instead (--mix=per_channel: the per-channel PTQ numbers, of
 side_by_side.py --rows=per_channel): each side's numbers with each side's
-pool; qforge's numbers with PyTorch's activation scales, or with its weights
-and biases, its weights alone or its biases alone (these with PyTorch's
+pool; qforge's numbers with PyTorch's activation scales, or with PyTorch's
+weights and biases, its weights alone or its biases alone (these with PyTorch's
 pool); and each side's numbers with exact logits, the classifier's
 accumulators in float instead of rounded to int8. Where the two sides' rows
 differ, this tells which part of the numbers carries the difference. A second
@@ -52,6 +52,12 @@ import torchvision_checkpoint  # pylint: disable=wrong-import-position
 ROWS = {'per_channel': ('PTQ per-channel histogram', 'model_int8_per_channel_histogram.qfm',
                         'PTQ_per-channel_histogram_onednn'),
         'qat': ('QAT', 'model_int8_qat.qfm', 'QAT_onednn')}
+# Each side's own numbers: {side: (its int8 variant, its exact-logits variant)} of mix().
+SIDES = {side: (f'{side}, own pool', f'{side}, own pool, exact logits')
+         for side in ('qforge numbers', 'PyTorch numbers')}
+TIE_ROWS = ('images whose int8 top-1 logits tie', '... with the label among the tied classes',
+            '... of those, right by the int8 top-1, the lower class',
+            '... of those, right by the exact logits')
 
 
 class QuantizedMean(torch.nn.Module):
@@ -180,7 +186,7 @@ def with_their_weights(ours, qforge, their_modules, take):
         if op is not None and op.kind in (qforge.pb.CONV2D, qforge.pb.FULLY_CONNECTED):
             pairs = zip(pytorch_weight_and_bias(module),
                         pytorch_weight_and_bias(their_modules[name]), take)
-            module.set_weight_bias(*[theirs if swap else mine for mine, theirs, swap in pairs])
+            module.set_weight_bias(*[b if swap else a for a, b, swap in pairs])
     return model
 
 
@@ -275,12 +281,14 @@ def tie_decisions(int8, exact, labels):
             int((label_tied & (exact.argmax(1) == labels)).sum())]
 
 
-# Each side's own numbers: {side: (its int8 variant, its exact-logits variant)} of mix().
-SIDES = {side: (f'{side}, own pool', f'{side}, own pool, exact logits')
-         for side in ('qforge numbers', 'PyTorch numbers')}
-TIE_ROWS = ('images whose int8 top-1 logits tie', '... with the label among the tied classes',
-            '... of those, right by the int8 top-1, the lower class',
-            '... of those, right by the exact logits')
+def add_side_stats(stats, int8, exact, labels):
+    """Adds one draw of a side's logits to `stats` {row: [cross-entropy per draw]
+    or count summed over draws}."""
+    for name, logits in (('exact', exact), ('int8', int8)):
+        loss = torch.nn.functional.cross_entropy(logits, labels)
+        stats.setdefault(f'test cross-entropy, {name} logits', []).append(float(loss))
+    for row, count in zip(TIE_ROWS, tie_decisions(int8, exact, labels)):
+        stats[row] = stats.get(row, 0) + count
 
 
 def mix_tables(args, skeleton, test, labels, normalize):
@@ -300,12 +308,7 @@ def mix_tables(args, skeleton, test, labels, normalize):
         for variant, logits in mixed.items():
             table.setdefault(variant, []).append(top1(logits, target))
         for side, (int8, exact) in SIDES.items():
-            stats = sides[side]
-            for name, key in (('exact', exact), ('int8', int8)):
-                loss = torch.nn.functional.cross_entropy(mixed[key], target)
-                stats.setdefault(f'test cross-entropy, {name} logits', []).append(float(loss))
-            for row, count in zip(TIE_ROWS, tie_decisions(mixed[int8], mixed[exact], target)):
-                stats[row] = stats.get(row, 0) + count
+            add_side_stats(sides[side], mixed[int8], mixed[exact], target)
         print(f'seed {seed} done', flush=True)
     return table, sides
 

@@ -16,23 +16,37 @@ import pytorch_arithmetic  # pylint: disable=wrong-import-position
 
 class TieTest(unittest.TestCase):
 
+    # Rows: two ties the lower class decides right and the exact logits wrong;
+    # one the other way round; one both decide right; a tie without the label;
+    # no tie.
+    INT8 = torch.tensor([[2.0, 2.0, 0.0], [0.0, 2.0, 2.0], [2.0, 2.0, 0.0], [2.0, 2.0, 0.0],
+                         [2.0, 2.0, 0.0], [0.0, 1.0, 2.0]])
+    EXACT = torch.tensor([[2.0, 2.1, 0.0], [0.0, 2.0, 2.1], [2.0, 2.1, 0.0], [2.1, 2.0, 0.0],
+                          [2.0, 2.1, 0.0], [0.0, 1.0, 2.0]])
+    LABELS = torch.tensor([0, 1, 1, 0, 2, 2])
+
     def test_argmax_gives_a_tie_to_the_lower_class(self):
         logits = [[0.0, 2.0, 1.0, 2.0], [3.0, 3.0, 3.0, 0.0]]
         self.assertEqual(torch.tensor(logits).argmax(1).tolist(), [1, 0])
         self.assertEqual(np.array(logits).argmax(1).tolist(), [1, 0])
 
     def test_tie_decisions(self):
-        int8 = torch.tensor([[2.0, 2.0, 0.0],    # tie, label 0: the lower class is right
-                             [2.0, 2.0, 0.0],    # tie, label 1: wrong by class order
-                             [2.0, 2.0, 0.0],    # tie, label 2 not among the tied
-                             [0.0, 1.0, 2.0]])   # no tie
-        exact = torch.tensor([[2.0, 2.1, 0.0],   # exact logits: wrong
-                              [2.0, 2.1, 0.0],   # right
-                              [2.0, 2.1, 0.0],
-                              [0.0, 1.0, 2.0]])
-        labels = torch.tensor([0, 1, 2, 2])
-        self.assertEqual(pytorch_arithmetic.tie_decisions(int8, exact, labels), [3, 2, 1, 1])
-        self.assertEqual(pytorch_arithmetic.top1(int8, labels), 0.5)
+        # ties; with the label among them; right by class order; right by exact logits
+        self.assertEqual(pytorch_arithmetic.tie_decisions(self.INT8, self.EXACT, self.LABELS),
+                         [5, 4, 3, 2])
+        self.assertEqual(pytorch_arithmetic.top1(self.INT8, self.LABELS), 4 / 6)
+
+    def test_side_stats_sum_counts_and_keep_each_draws_loss(self):
+        stats = {}
+        pytorch_arithmetic.add_side_stats(stats, self.INT8, self.EXACT, self.LABELS)
+        pytorch_arithmetic.add_side_stats(stats, self.INT8, self.INT8, self.LABELS)
+        losses = [torch.nn.functional.cross_entropy(x, self.LABELS).item()
+                  for x in (self.EXACT, self.INT8)]
+        self.assertEqual(stats['test cross-entropy, exact logits'], losses)
+        self.assertEqual(stats['test cross-entropy, int8 logits'], [losses[1], losses[1]])
+        # The second draw's exact logits are its int8 ones: ties go by class order.
+        self.assertEqual([stats[row] for row in pytorch_arithmetic.TIE_ROWS],
+                         [5 + 5, 4 + 4, 3 + 3, 2 + 3])
 
 
 if __name__ == '__main__':
