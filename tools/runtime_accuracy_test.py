@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """tools/runtime_accuracy.py scores the committed small model files on the full
-Fashion-MNIST test set exactly as the runtime did when they were made (the C++
-tests/committed_model_test pins that accuracy), which checks the Python tools'
-one path to the runtime (tools/runtime_logits.py: the images' layout and
-normalization, the argmax); and it refuses what it cannot score, saying why.
+Fashion-MNIST test set as the runtime did when they were made, which checks
+the Python tools' one path to the runtime (tools/runtime_logits.py: the
+images' normalization and order, the argmax); and it refuses what it cannot
+score, saying why. The int8 model's count is exact on every CPU
+(tests/committed_model_test pins it); the float model runs on XNNPACK, whose
+float kernels differ by CPU, so it may be one image off.
 
 Arguments: tools/model_outputs, the committed int8 and float model files.
 """
@@ -15,6 +17,10 @@ import unittest
 
 MODEL_OUTPUTS, INT8_MODEL, FLOAT_MODEL = sys.argv[1:4]
 TOOL = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'runtime_accuracy.py')
+
+
+def percent(text):
+    return float(text.rstrip('%'))
 
 
 def run(*args):
@@ -30,9 +36,10 @@ class RuntimeAccuracyTest(unittest.TestCase):
         rows = [line.strip('| ').split(' | ') for line in result.stdout.splitlines()
                 if line.startswith('| ') and '.qfm' in line]
         self.assertEqual([row[0] for row in rows], [INT8_MODEL, FLOAT_MODEL])
-        for path, recorded, now in rows:
-            # Both to 0.01% of 10,000 images: the same count of right answers.
-            self.assertEqual(now, recorded, path)
+        (_, int8_recorded, int8_now), (_, float_recorded, float_now) = rows
+        # To 0.01% of 10,000 images: the same count of right answers.
+        self.assertEqual(int8_now, int8_recorded)
+        self.assertLessEqual(abs(percent(float_now) - percent(float_recorded)), 0.01 + 1e-9)
 
     def test_refuses_a_missing_model_file(self):
         result = run(INT8_MODEL, 'no_such_model.qfm')
