@@ -59,7 +59,7 @@ struct alignas(64) RequantBlock {
   int32_t acc_limit[16];
   // AVX2 has no 64-bit arithmetic shift: it shifts the non-negative value
   // plus 2^62 logically, then takes back 2^62 shifted. Both constants are
-  // stored, not derived in the epilogue, to keep its adds to one per vector.
+  // stored: derived in the epilogue they would cost an add and a shift per vector.
   int64_t rounding_biased[2][8];  // rounding + 2^62
   int64_t bias_shifted[2][8];     // 2^62 >> (31 + s)
 };
