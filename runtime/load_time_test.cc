@@ -19,6 +19,19 @@
 namespace qforge {
 namespace {
 
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__) || !defined(NDEBUG)
+constexpr bool kOptimizedBuild = false;
+#else
+constexpr bool kOptimizedBuild = true;
+#endif
+
+// Loading's share of one invoke on the chain below, on an AMD EPYC's 2 cores:
+// 0.13-0.20 optimized, run beside another test as bazel runs them, and
+// 0.17-0.20 in CI's debug ASan build, whose allocator weighs on loading's many
+// small allocations more than on the kernels. Planning in O(n^2) would take
+// many times one invoke.
+constexpr double kMaxLoadShare = kOptimizedBuild ? 0.3 : 0.4;
+
 // A chain of `n` int8 ADDs, t[i+1] = t[i] + t[i] (MobileNetV2's residual
 // adds, without the branch), over tensors of `elements`, after a QUANTIZE of
 // the float input. With `all_outputs`, every tensor the ops write is also a
@@ -90,7 +103,7 @@ TEST(LoadTime, HundredThousandOpsLoadInAFractionOfOneInvoke) {
   const Times t = LoadAndInvoke(ChainOfAdds(100000, 1024, false));
   std::printf("100,000 int8 ADDs of 1024 elements: load %.3f s, one invoke %.3f s (%.2fx)\n",
               t.load, t.invoke, t.load / t.invoke);
-  EXPECT_LT(t.load, 0.2 * t.invoke);
+  EXPECT_LT(t.load, kMaxLoadShare * t.invoke);
 }
 
 TEST(LoadTime, GrowsNoFasterThanNLogN) {
