@@ -22,10 +22,12 @@ PyTorch's converted QAT model of each seed), both sides' QAT numbers mixed on
 PyTorch's kernels instead (--mix=per_channel: the per-channel PTQ numbers, of
 side_by_side.py --rows=per_channel): each side's numbers with each side's
 pool; qforge's numbers with PyTorch's activation scales, or with PyTorch's
-weights and biases, its weights alone or its biases alone (these with PyTorch's
+weights and biases, its weights alone (also with their -128s raised to -127,
+as qforge's format would hold them) or its biases alone (these with PyTorch's
 pool); and each side's numbers with exact logits, the classifier's
 accumulators in float instead of rounded to int8. Where the two sides' rows
-differ, this tells which part of the numbers carries the difference. A second
+differ, this tells which part of the numbers carries the difference, by
+top-1 and by the test cross-entropy, which is less coarse. A second
 table compares each side's own numbers by something less coarse than top-1:
 the test cross-entropy of the exact and of the int8 logits, and how the images
 whose int8 top logits tie are decided, by class order (the int8 top-1) and by
@@ -177,15 +179,26 @@ def pytorch_weight_and_bias(module):
     return module._packed_params._weight_bias()  # pylint: disable=protected-access
 
 
-def with_their_weights(ours, qforge, their_modules, take):
+def clamped_to_qforge_range(weight):
+    """A per-channel qint8 weight with its -128s raised to -127, the least int8
+    weight qforge's format holds."""
+    return torch._make_per_channel_quantized_tensor(  # pylint: disable=protected-access
+        weight.int_repr().clamp(min=-127), weight.q_per_channel_scales(),
+        weight.q_per_channel_zero_points(), weight.q_per_channel_axis())
+
+
+def with_their_weights(ours, qforge, their_modules, take, clamp=False):
     """A copy of `ours` with PyTorch's int8 weights (with their scales) where
-    take[0], and PyTorch's float biases where take[1], in every conv and linear."""
+    take[0], and PyTorch's float biases where take[1], in every conv and linear;
+    with `clamp`, PyTorch's weights clamped to qforge's [-127, 127]."""
     model = copy.deepcopy(ours)
     for name, module in model.named_modules():
         op = qforge.ops.get(name)
         if op is not None and op.kind in (qforge.pb.CONV2D, qforge.pb.FULLY_CONNECTED):
-            pairs = zip(pytorch_weight_and_bias(module),
-                        pytorch_weight_and_bias(their_modules[name]), take)
+            weight, bias = pytorch_weight_and_bias(their_modules[name])
+            if clamp:
+                weight = clamped_to_qforge_range(weight)
+            pairs = zip(pytorch_weight_and_bias(module), (weight, bias), take)
             module.set_weight_bias(*[b if swap else a for a, b, swap in pairs])
     return model
 
@@ -211,6 +224,8 @@ def mix(skeleton, qforge, theirs, score):
                         ("PyTorch's weights", (True, False)), ("PyTorch's biases", (False, True))):
         results[f'qforge numbers, {label}'] = score(
             with_their_weights(ours, qforge, their_modules, take))
+    results["qforge numbers, PyTorch's weights in [-127, 127]"] = score(
+        with_their_weights(ours, qforge, their_modules, (True, False), clamp=True))
     results['qforge numbers, own pool, exact logits'] = score(
         ExactLogits(ours, pool, ours.classifier[1]))
     results['PyTorch numbers, own pool, exact logits'] = score(
@@ -292,7 +307,8 @@ def add_side_stats(stats, int8, exact, labels):
 
 
 def mix_tables(args, skeleton, test, labels, normalize):
-    """({variant: [top-1 per seed]}, {side: {row: per-seed losses or summed counts}})."""
+    """({variant: [(top-1, test cross-entropy) per seed]},
+    {side: {row: per-seed losses or summed counts}})."""
     table, sides = {}, {side: {} for side in SIDES}
     target = torch.from_numpy(labels)
     _, ours, stem = ROWS[args.mix]
@@ -306,7 +322,8 @@ def mix_tables(args, skeleton, test, labels, normalize):
         qforge, theirs = QforgeModel(paths[0]), torch.jit.load(paths[1])
         mixed = mix(skeleton, qforge, theirs, lambda model: test_logits(model, test, normalize))
         for variant, logits in mixed.items():
-            table.setdefault(variant, []).append(top1(logits, target))
+            loss = float(torch.nn.functional.cross_entropy(logits, target))
+            table.setdefault(variant, []).append((top1(logits, target), loss))
         for side, (int8, exact) in SIDES.items():
             add_side_stats(sides[side], mixed[int8], mixed[exact], target)
         print(f'seed {seed} done', flush=True)
@@ -316,11 +333,13 @@ def mix_tables(args, skeleton, test, labels, normalize):
 def print_mix(args, skeleton, test, labels, normalize):
     table, sides = mix_tables(args, skeleton, test, labels, normalize)
     seeds = args.seeds.replace(',', ', ')
-    print(f'| {ROWS[args.mix][0]} numbers on PyTorch\'s kernels | seeds {seeds} | mean |')
-    print('|---|---|---|')
+    print(f'| {ROWS[args.mix][0]} numbers on PyTorch\'s kernels | seeds {seeds} | mean '
+          '| test cross-entropy (mean) |')
+    print('|---|---|---|---|')
     for variant, values in table.items():
-        print(f'| {variant} | ' + ' '.join(f'{v:.2%}' for v in values)
-              + f' | {np.mean(values):.3%} |')
+        accuracies, losses = zip(*values)
+        print(f'| {variant} | ' + ' '.join(f'{v:.2%}' for v in accuracies)
+              + f' | {np.mean(accuracies):.3%} | {np.mean(losses):.5f} |')
     print(f'\n| each side\'s own numbers, seeds {seeds} | ' + ' | '.join(SIDES) + ' |')
     print('|---|---|---|')
     for row, value in sides['qforge numbers'].items():

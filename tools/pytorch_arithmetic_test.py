@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""pytorch_arithmetic.py's tie counting, and the tie rule every top-1 of the
-tools rests on: PyTorch's argmax, like NumPy's and qforge's runtime, gives a
-tie to the lower class."""
+"""pytorch_arithmetic.py's tie counting and weight clamp, and the tie rule
+every top-1 of the tools rests on: PyTorch's argmax, like NumPy's and qforge's
+runtime, gives a tie to the lower class."""
 
 import os
 import sys
@@ -47,6 +47,18 @@ class TieTest(unittest.TestCase):
         # The second draw's exact logits are its int8 ones: ties go by class order.
         self.assertEqual([stats[row] for row in pytorch_arithmetic.TIE_ROWS],
                          [5 + 5, 4 + 4, 3 + 3, 2 + 3])
+
+
+class ClampTest(unittest.TestCase):
+
+    def test_only_minus_128_moves_and_the_scales_stay(self):
+        weight = torch._make_per_channel_quantized_tensor(  # pylint: disable=protected-access
+            torch.tensor([[-128, -127, 127], [5, -128, 0]], dtype=torch.int8),
+            torch.tensor([0.5, 0.25], dtype=torch.float64), torch.zeros(2, dtype=torch.long), 0)
+        clamped = pytorch_arithmetic.clamped_to_qforge_range(weight)
+        self.assertEqual(clamped.int_repr().tolist(), [[-127, -127, 127], [5, -127, 0]])
+        self.assertEqual(clamped.q_per_channel_scales().tolist(), [0.5, 0.25])
+        self.assertEqual(clamped.q_per_channel_axis(), 0)
 
 
 if __name__ == '__main__':
