@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "common/build_kind.h"
 #include "common/model_builder.h"
 #include "gtest/gtest.h"
 #include "runtime/compiled_model.h"
@@ -18,12 +19,6 @@
 
 namespace qforge {
 namespace {
-
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__) || !defined(NDEBUG)
-constexpr bool kOptimizedBuild = false;
-#else
-constexpr bool kOptimizedBuild = true;
-#endif
 
 // Loading's share of one invoke on the chain below, on an AMD EPYC's 2 cores:
 // 0.13-0.20 optimized, run beside another test as bazel runs them, and

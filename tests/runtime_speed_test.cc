@@ -20,18 +20,13 @@
 #include <string>
 #include <vector>
 
+#include "common/build_kind.h"
 #include "gtest/gtest.h"
 #include "runtime/interpreter.h"
 #include "tools/random_mobilenet_v2.h"
 
 namespace qforge {
 namespace {
-
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__) || !defined(NDEBUG)
-constexpr bool kOptimizedBuild = false;
-#else
-constexpr bool kOptimizedBuild = true;
-#endif
 
 std::unique_ptr<Interpreter> Make(const Model& model, const InterpreterOptions& options) {
   auto compiled = CompiledModel::FromModel(model);

@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <vector>
 
+#include "common/build_kind.h"
 #include "gtest/gtest.h"
 #include "trainer/nn/gemm.h"
 #include "trainer/nn/parallel.h"
@@ -21,12 +22,6 @@
 
 namespace qforge {
 namespace {
-
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr bool kSanitized = true;
-#else
-constexpr bool kSanitized = false;
-#endif
 
 // The trainer's GEMM must reach this share of the FMA peak. Measured on an
 // Intel Xeon with AVX-512 (2 cores): 0.62-0.72 on these shapes, and 0.14-0.16
