@@ -32,6 +32,15 @@ table compares each side's own numbers by something less coarse than top-1:
 the test cross-entropy of the exact and of the int8 logits, and how the images
 whose int8 top logits tie are decided, by class order (the int8 top-1) and by
 the exact logits.
+
+With --regrid=126.5,127,127.5 (a work_dir of side_by_side.py
+--rows=per_channel), qforge's per-channel PTQ numbers with the weights rounded
+anew from the float ones on other grids, max|w| / q per output channel
+(qforge's is q = 127, PyTorch onednn's 127.5), clamped to [-127, 127], and the
+biases rounded to match. Scales a fraction of a percent apart round many
+borderline weights the other way: how far that alone moves top-1 and the
+test cross-entropy is the size of the weight-rounding draw in either side's
+numbers.
 """
 
 import argparse
@@ -203,6 +212,48 @@ def with_their_weights(ours, qforge, their_modules, take, clamp=False):
     return model
 
 
+def unwrapped_modules(model):
+    """A with_qforge_numbers model's modules by the names of PyTorch's model
+    (its features sit wrapped in a Sequential with the pool)."""
+    modules = {f'features.{k}': m for k, m in model.features[0].named_modules() if k}
+    modules.update({f'classifier.{k}': m for k, m in model.classifier.named_modules() if k})
+    return modules
+
+
+def on_grid(weight, grid):
+    """(int8 levels as float, scale per output channel) of a float weight
+    [O, ...] rounded on the scale max|w| / grid, clamped to [-127, 127]."""
+    scale = weight.reshape(len(weight), -1).abs().max(1).values / grid
+    per_channel = scale.reshape((-1,) + (1,) * (weight.dim() - 1))
+    return torch.clamp(torch.round(weight / per_channel), -127, 127), scale
+
+
+def regridded(ours, qforge, fused_float, grid):
+    """A copy of `ours` with every conv's and linear's float (folded) weights
+    rounded anew per output channel on the scale max|w| / grid, clamped to
+    qforge's [-127, 127], and the float bias rounded as qforge's int32 bias is,
+    to steps of input scale x weight scale; and the share of int8 weights that
+    differ from qforge's."""
+    model = copy.deepcopy(ours)
+    modules, float_modules = unwrapped_modules(model), dict(fused_float.named_modules())
+    changed = total = 0
+    for name, op in qforge.ops.items():
+        if op.kind not in (qforge.pb.CONV2D, qforge.pb.FULLY_CONNECTED):
+            continue
+        layer = float_modules[name]
+        layer = layer if hasattr(layer, 'weight') else layer[0]  # a fused conv + ReLU
+        weight, bias = layer.weight.detach().double(), layer.bias.detach().double()
+        levels, scale = on_grid(weight, grid)
+        step = qforge.activation(op.inputs[0])[0] * scale
+        qweight = torch._make_per_channel_quantized_tensor(  # pylint: disable=protected-access
+            levels.to(torch.int8), scale, torch.zeros(len(scale), dtype=torch.long), 0)
+        old, _ = pytorch_weight_and_bias(modules[name])
+        changed += int((old.int_repr().double() != levels).sum())
+        total += levels.numel()
+        modules[name].set_weight_bias(qweight, (torch.round(bias / step) * step).float())
+    return model, changed / total
+
+
 def mix(skeleton, qforge, theirs, score):
     """{variant: score(model)} of qforge's and PyTorch's (`theirs`, scripted) numbers mixed."""
     their_modules = dict(theirs.named_modules())
@@ -241,8 +292,12 @@ def main():
     p.add_argument('--mix', choices=sorted(ROWS),
                    help="mix qforge's and PyTorch's numbers of this row instead (see above)")
     p.add_argument('--model_outputs', default=runtime_logits.MODEL_OUTPUTS)
+    p.add_argument('--regrid', help='grids q, comma-separated: qforge\'s per-channel PTQ '
+                   'numbers with the weights rounded on max|w| / q instead (see above)')
     args = p.parse_args()
-    if not args.mix:
+    if args.mix and args.regrid:
+        sys.exit('--mix and --regrid are two different runs; give one')
+    if not args.mix and not args.regrid:
         runtime_logits.require(args.model_outputs)
     torch.set_num_threads(1)
     checkpoint = torchvision_checkpoint.read_checkpoint(args.checkpoint)
@@ -256,6 +311,11 @@ def main():
                                         normalize, 0)
     if args.mix:
         print_mix(args, skeleton, test, labels, normalize)
+        return
+    if args.regrid:
+        fused_float = copy.deepcopy(float_model)
+        fused_float.fuse_model()
+        print_regrid(args, skeleton, fused_float, test, labels, normalize)
         return
     images = normalize(test).numpy().transpose(0, 2, 3, 1)  # NHWC
     print('| model | seed | qforge runtime top-1 | PyTorch kernels on the same numbers |')
@@ -348,6 +408,36 @@ def print_mix(args, skeleton, test, labels, normalize):
             print(f'| {row} (mean) | ' + ' | '.join(f'{np.mean(v):.5f}' for v in values) + ' |')
         else:
             print(f'| {row} (all seeds) | ' + ' | '.join(str(v) for v in values) + ' |')
+
+
+def print_regrid(args, skeleton, fused_float, test, labels, normalize):
+    grids = [float(g) for g in args.regrid.split(',')]
+    seeds = [int(s) for s in args.seeds.split(',')]
+    target = torch.from_numpy(labels)
+    table = {}
+    for seed in seeds:
+        path = os.path.join(args.work_dir, f'qforge_seed{seed}', ROWS['per_channel'][1])
+        if not os.path.exists(path):
+            sys.exit(f'{path}: not found (run side_by_side.py --rows=per_channel with this '
+                     '--work_dir and seed)')
+        qforge = QforgeModel(path)
+        ours = with_qforge_numbers(skeleton, qforge)
+        for grid in [None] + grids:
+            model, changed = (ours, 0.0) if grid is None else regridded(
+                ours, qforge, fused_float, grid)
+            logits = test_logits(model, test, normalize)
+            loss = float(torch.nn.functional.cross_entropy(logits, target))
+            table.setdefault(grid, []).append((top1(logits, target), loss, changed))
+        print(f'seed {seed} done', flush=True)
+    print(f'| weights of qforge\'s per-channel PTQ on max\\|w\\| / q | seeds '
+          f'{args.seeds.replace(",", ", ")} | mean | test cross-entropy (mean) '
+          '| int8 weights not qforge\'s |')
+    print('|---|---|---|---|---|')
+    for grid, values in table.items():
+        accuracies, losses, changed = zip(*values)
+        label = 'as in the model file' if grid is None else f'q = {grid:g}'
+        print(f'| {label} | ' + ' '.join(f'{v:.2%}' for v in accuracies)
+              + f' | {np.mean(accuracies):.3%} | {np.mean(losses):.5f} | {changed[0]:.2%} |')
 
 
 if __name__ == '__main__':

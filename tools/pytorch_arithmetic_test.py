@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""pytorch_arithmetic.py's tie counting and weight clamp, and the tie rule
+"""pytorch_arithmetic.py's tie counting, weight clamp and grids, and the tie rule
 every top-1 of the tools rests on: PyTorch's argmax, like NumPy's and qforge's
 runtime, gives a tie to the lower class."""
 
@@ -59,6 +59,22 @@ class ClampTest(unittest.TestCase):
         self.assertEqual(clamped.int_repr().tolist(), [[-127, -127, 127], [5, -127, 0]])
         self.assertEqual(clamped.q_per_channel_scales().tolist(), [0.5, 0.25])
         self.assertEqual(clamped.q_per_channel_axis(), 0)
+
+
+class GridTest(unittest.TestCase):
+
+    WEIGHT = torch.tensor([[[-2.0, 1.0, 0.5]], [[0.25, -0.1, 0.2]]], dtype=torch.float64)
+
+    def test_qforge_grid_puts_each_channels_largest_weight_on_127(self):
+        levels, scale = pytorch_arithmetic.on_grid(self.WEIGHT, 127)
+        self.assertEqual(scale.tolist(), [2 / 127, 0.25 / 127])
+        self.assertEqual(levels.tolist(), [[[-127, 64, 32]], [[127, -51, 102]]])
+
+    def test_a_finer_grid_clamps_the_largest_weight_to_127(self):
+        levels, _ = pytorch_arithmetic.on_grid(self.WEIGHT, 127.5)
+        self.assertEqual(levels.tolist(), [[[-127, 64, 32]], [[127, -51, 102]]])
+        levels, _ = pytorch_arithmetic.on_grid(self.WEIGHT, 130)
+        self.assertEqual(levels.tolist(), [[[-127, 65, 32]], [[127, -52, 104]]])
 
 
 if __name__ == '__main__':
