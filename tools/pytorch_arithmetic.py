@@ -34,13 +34,14 @@ whose int8 top logits tie are decided, by class order (the int8 top-1) and by
 the exact logits.
 
 With --regrid=126.5,127,127.5 (a work_dir of side_by_side.py
---rows=per_channel), qforge's per-channel PTQ numbers with the weights rounded
-anew from the float ones on other grids, max|w| / q per output channel
+--rows=per_channel), qforge's per-channel PTQ numbers as in the model files,
+and with the weights rounded anew on other grids: the checkpoint's float
+weights, folded by PyTorch's fuse_model, on max|w| / q per output channel
 (qforge's is q = 127, PyTorch onednn's 127.5), clamped to [-127, 127], and the
-biases rounded to match. Scales a fraction of a percent apart round many
-borderline weights the other way: how far that alone moves top-1 and the
-test cross-entropy is the size of the weight-rounding draw in either side's
-numbers.
+float biases rounded to match; with the mean share of int8 weights that differ
+from the files'. Scales a fraction of a percent apart round many borderline
+weights the other way: how far that alone moves top-1 and the test
+cross-entropy is the size of the weight-rounding draw in either side's numbers.
 """
 
 import argparse
@@ -222,8 +223,10 @@ def unwrapped_modules(model):
 
 def on_grid(weight, grid):
     """(int8 levels as float, scale per output channel) of a float weight
-    [O, ...] rounded on the scale max|w| / grid, clamped to [-127, 127]."""
-    scale = weight.reshape(len(weight), -1).abs().max(1).values / grid
+    [O, ...] rounded on the scale max|w| / grid, clamped to [-127, 127]; an
+    all-zero channel gets qforge's least scale, float32's epsilon."""
+    scale = (weight.reshape(len(weight), -1).abs().max(1).values / grid).clamp(
+        min=float(np.finfo(np.float32).eps))
     per_channel = scale.reshape((-1,) + (1,) * (weight.dim() - 1))
     return torch.clamp(torch.round(weight / per_channel), -127, 127), scale
 
@@ -292,12 +295,13 @@ def main():
     p.add_argument('--mix', choices=sorted(ROWS),
                    help="mix qforge's and PyTorch's numbers of this row instead (see above)")
     p.add_argument('--model_outputs', default=runtime_logits.MODEL_OUTPUTS)
-    p.add_argument('--regrid', help='grids q, comma-separated: qforge\'s per-channel PTQ '
-                   'numbers with the weights rounded on max|w| / q instead (see above)')
+    p.add_argument('--regrid', type=grids,
+                   help="grids q, comma-separated: qforge's per-channel PTQ numbers with the "
+                   'weights rounded on max|w| / q instead (see this file\'s docstring)')
     args = p.parse_args()
-    if args.mix and args.regrid:
+    if args.mix and args.regrid is not None:
         sys.exit('--mix and --regrid are two different runs; give one')
-    if not args.mix and not args.regrid:
+    if not args.mix and args.regrid is None:
         runtime_logits.require(args.model_outputs)
     torch.set_num_threads(1)
     checkpoint = torchvision_checkpoint.read_checkpoint(args.checkpoint)
@@ -312,7 +316,7 @@ def main():
     if args.mix:
         print_mix(args, skeleton, test, labels, normalize)
         return
-    if args.regrid:
+    if args.regrid is not None:
         fused_float = copy.deepcopy(float_model)
         fused_float.fuse_model()
         print_regrid(args, skeleton, fused_float, test, labels, normalize)
@@ -410,8 +414,18 @@ def print_mix(args, skeleton, test, labels, normalize):
             print(f'| {row} (all seeds) | ' + ' | '.join(str(v) for v in values) + ' |')
 
 
+def grids(text):
+    """--regrid's value: distinct finite grids q > 0."""
+    try:
+        values = [float(g) for g in text.split(',')]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'{text!r}: not comma-separated numbers') from None
+    if not all(np.isfinite(v) and v > 0 for v in values) or len(set(values)) < len(values):
+        raise argparse.ArgumentTypeError(f'{text!r}: each grid must be a distinct number above 0')
+    return values
+
+
 def print_regrid(args, skeleton, fused_float, test, labels, normalize):
-    grids = [float(g) for g in args.regrid.split(',')]
     seeds = [int(s) for s in args.seeds.split(',')]
     target = torch.from_numpy(labels)
     table = {}
@@ -422,7 +436,7 @@ def print_regrid(args, skeleton, fused_float, test, labels, normalize):
                      '--work_dir and seed)')
         qforge = QforgeModel(path)
         ours = with_qforge_numbers(skeleton, qforge)
-        for grid in [None] + grids:
+        for grid in [None] + args.regrid:
             model, changed = (ours, 0.0) if grid is None else regridded(
                 ours, qforge, fused_float, grid)
             logits = test_logits(model, test, normalize)
@@ -431,13 +445,13 @@ def print_regrid(args, skeleton, fused_float, test, labels, normalize):
         print(f'seed {seed} done', flush=True)
     print(f'| weights of qforge\'s per-channel PTQ on max\\|w\\| / q | seeds '
           f'{args.seeds.replace(",", ", ")} | mean | test cross-entropy (mean) '
-          '| int8 weights not qforge\'s |')
+          '| int8 weights not qforge\'s (mean) |')
     print('|---|---|---|---|---|')
     for grid, values in table.items():
         accuracies, losses, changed = zip(*values)
         label = 'as in the model file' if grid is None else f'q = {grid:g}'
         print(f'| {label} | ' + ' '.join(f'{v:.2%}' for v in accuracies)
-              + f' | {np.mean(accuracies):.3%} | {np.mean(losses):.5f} | {changed[0]:.2%} |')
+              + f' | {np.mean(accuracies):.3%} | {np.mean(losses):.5f} | {np.mean(changed):.2%} |')
 
 
 if __name__ == '__main__':
