@@ -37,11 +37,12 @@ With --regrid=126.5,127,127.5 (a work_dir of side_by_side.py
 --rows=per_channel), qforge's per-channel PTQ numbers as in the model files,
 and with the weights rounded anew on other grids: the checkpoint's float
 weights, folded by PyTorch's fuse_model, on max|w| / q per output channel
-(qforge's is q = 127, PyTorch onednn's 127.5), clamped to [-127, 127], and the
-float biases rounded to match; with the mean share of int8 weights that differ
-from the files'. Scales a fraction of a percent apart round many borderline
-weights the other way: how far that alone moves top-1 and the test
-cross-entropy is the size of the weight-rounding draw in either side's numbers.
+(qforge's and PyTorch onednn's q is 127.5; qforge's was 127 until 2026-11-30),
+clamped to [-127, 127], and the float biases rounded to match; with the mean
+share of int8 weights that differ from the files'. Scales a fraction of a
+percent apart round many borderline weights the other way: how far that alone
+moves top-1 and the test cross-entropy is the size of the weight-rounding draw
+in either side's numbers.
 """
 
 import argparse
@@ -112,10 +113,16 @@ class QforgeModel:
         # PyTorch quantizes the float bias back at input_scale * weight_scale: exact
         # while the int32 bias fits float32's 24-bit mantissa.
         bias = self.constant(b, '<i4').astype(np.float64) * (input_scale * scales)
-        qweight = torch._make_per_channel_quantized_tensor(  # pylint: disable=protected-access
-            torch.from_numpy(np.array(weight)), torch.from_numpy(scales.astype(np.float64)),
-            torch.zeros(len(scales), dtype=torch.long), 0)
+        qweight = per_channel_qint8(torch.from_numpy(np.array(weight)), torch.from_numpy(scales))
         return qweight, torch.from_numpy(bias.astype(np.float32))
+
+
+def per_channel_qint8(levels, scales):
+    """A qint8 tensor quantized per channel along axis 0 with zero points 0, as
+    PyTorch's converted convs and linears hold their weights, from its int8
+    levels and its scales."""
+    return torch._make_per_channel_quantized_tensor(  # pylint: disable=protected-access
+        levels.to(torch.int8), scales.double(), torch.zeros(len(scales), dtype=torch.long), 0)
 
 
 def with_qforge_numbers(converted, qforge):
@@ -192,9 +199,7 @@ def pytorch_weight_and_bias(module):
 def clamped_to_qforge_range(weight):
     """A per-channel qint8 weight with its -128s raised to -127, the least int8
     weight qforge's format holds."""
-    return torch._make_per_channel_quantized_tensor(  # pylint: disable=protected-access
-        weight.int_repr().clamp(min=-127), weight.q_per_channel_scales(),
-        weight.q_per_channel_zero_points(), weight.q_per_channel_axis())
+    return per_channel_qint8(weight.int_repr().clamp(min=-127), weight.q_per_channel_scales())
 
 
 def with_their_weights(ours, qforge, their_modules, take, clamp=False):
@@ -248,8 +253,7 @@ def regridded(ours, qforge, fused_float, grid):
         weight, bias = layer.weight.detach().double(), layer.bias.detach().double()
         levels, scale = on_grid(weight, grid)
         step = qforge.activation(op.inputs[0])[0] * scale
-        qweight = torch._make_per_channel_quantized_tensor(  # pylint: disable=protected-access
-            levels.to(torch.int8), scale, torch.zeros(len(scale), dtype=torch.long), 0)
+        qweight = per_channel_qint8(levels, scale)
         old, _ = pytorch_weight_and_bias(modules[name])
         changed += int((old.int_repr().double() != levels).sum())
         total += levels.numel()
@@ -348,6 +352,11 @@ def top1(logits, labels):
     return float((logits.argmax(1) == labels).double().mean())
 
 
+def top1_and_loss(logits, labels):
+    """(top-1, mean cross-entropy) of logits [N, classes] against labels [N]."""
+    return top1(logits, labels), float(torch.nn.functional.cross_entropy(logits, labels))
+
+
 def tie_decisions(int8, exact, labels):
     """Counts of test images whose int8 top logits tie: all of them; those with the
     label among the tied classes; of those, the ones the int8 top-1 (the lower
@@ -386,8 +395,7 @@ def mix_tables(args, skeleton, test, labels, normalize):
         qforge, theirs = QforgeModel(paths[0]), torch.jit.load(paths[1])
         mixed = mix(skeleton, qforge, theirs, lambda model: test_logits(model, test, normalize))
         for variant, logits in mixed.items():
-            loss = float(torch.nn.functional.cross_entropy(logits, target))
-            table.setdefault(variant, []).append((top1(logits, target), loss))
+            table.setdefault(variant, []).append(top1_and_loss(logits, target))
         for side, (int8, exact) in SIDES.items():
             add_side_stats(sides[side], mixed[int8], mixed[exact], target)
         print(f'seed {seed} done', flush=True)
@@ -440,8 +448,7 @@ def print_regrid(args, skeleton, fused_float, test, labels, normalize):
             model, changed = (ours, 0.0) if grid is None else regridded(
                 ours, qforge, fused_float, grid)
             logits = test_logits(model, test, normalize)
-            loss = float(torch.nn.functional.cross_entropy(logits, target))
-            table.setdefault(grid, []).append((top1(logits, target), loss, changed))
+            table.setdefault(grid, []).append((*top1_and_loss(logits, target), changed))
         print(f'seed {seed} done', flush=True)
     print(f'| weights of qforge\'s per-channel PTQ on max\\|w\\| / q | seeds '
           f'{args.seeds.replace(",", ", ")} | mean | test cross-entropy (mean) '
