@@ -61,7 +61,7 @@ absl::StatusOr<QuantParams> ChooseWeightParams(float min, float max,
   if (absl::Status s = CheckMinScale(min_scale); !s.ok()) return s;
   const float abs_max = std::max(-std::min(min, 0.0f), std::max(max, 0.0f));
   QuantParams params;
-  params.scale = std::max(abs_max / static_cast<float>(kWeightQMax), min_scale);
+  params.scale = std::max(abs_max / kWeightScaleDivisor, min_scale);
   params.zero_point = 0;
   return params;
 }

@@ -30,6 +30,11 @@ inline constexpr int32_t kActivationQMax = 127;
 // Symmetric weights leave -128 unused so that q and -q are both representable.
 inline constexpr int32_t kWeightQMin = -127;
 inline constexpr int32_t kWeightQMax = 127;
+// Symmetric weight scales are max|w| / 127.5: half the width of int8's
+// [-128, 127], as PyTorch's symmetric observers divide (max / ((quant_max -
+// quant_min) / 2)), so qforge's weights get PyTorch's scales. The weights at
+// +-max|w| land half a step outside [-127, 127] and clamp to its ends.
+inline constexpr float kWeightScaleDivisor = 127.5f;
 
 // PyTorch's default floor for a scale: float32 machine epsilon. Kernels with a
 // narrower accepted range (XNNPACK) need a larger floor; callers pass it.
@@ -54,7 +59,8 @@ absl::StatusOr<QuantParams> ChooseActivationParams(
     float min, float max, float min_scale = kDefaultMinScale);
 
 // Parameters for a symmetric int8 weight tensor observed in [min, max]:
-// scale = max(|min|, |max|) / 127, zero point 0. Same errors as above.
+// scale = max(|min|, |max|) / kWeightScaleDivisor, zero point 0. Same errors
+// as above.
 absl::StatusOr<QuantParams> ChooseWeightParams(
     float min, float max, float min_scale = kDefaultMinScale);
 

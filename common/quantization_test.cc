@@ -120,8 +120,10 @@ TEST(ChooseActivationParams, RandomRangesAlwaysContainZeroAndCoverTheRange) {
 TEST(ChooseWeightParams, SymmetricHandChecked) {
   absl::StatusOr<QuantParams> p = ChooseWeightParams(-0.5f, 0.25f);
   ASSERT_TRUE(p.ok());
-  EXPECT_FLOAT_EQ(p->scale, 0.5f / 127.0f);
+  EXPECT_EQ(p->scale, 0.5f / 127.5f);  // PyTorch's scale, not 0.5 / 127
   EXPECT_EQ(p->zero_point, 0);
+  EXPECT_EQ(Quantize(0.25f, *p, kWeightQMin, kWeightQMax), 64);  // 63.75
+  // The ends of the range, 127.5 steps out, clamp to [-127, 127].
   EXPECT_EQ(Quantize(-0.5f, *p, kWeightQMin, kWeightQMax), -127);
   EXPECT_EQ(Quantize(0.5f, *p, kWeightQMin, kWeightQMax), 127);
   // Values beyond the range clamp to -127, never -128.
@@ -142,7 +144,7 @@ TEST(ChooseWeightScalesPerChannel, OneScalePerChannel) {
   absl::StatusOr<std::vector<float>> scales = ChooseWeightScalesPerChannel(mins, maxs);
   ASSERT_TRUE(scales.ok());
   EXPECT_THAT(*scales, ::testing::Pointwise(::testing::FloatEq(),
-                                            {1.0f / 127, 2.0f / 127, 0.1f / 127}));
+                                            {1.0f / 127.5f, 2.0f / 127.5f, 0.1f / 127.5f}));
 }
 
 TEST(ChooseWeightScalesPerChannel, ErrorsNameTheChannel) {

@@ -5,9 +5,10 @@ Four batches of differently distributed data (normal, ReLU-like, a heavy tail
 with outliers, and a batch that widens the range) go through PyTorch 1.13's
 MinMaxObserver, MovingAverageMinMaxObserver, PerChannelMinMaxObserver and
 HistogramObserver, configured for qforge's int8 scheme (qint8 activations in
-[-128, 127]; symmetric per-channel weights in [-127, 127]). The file records
-the data, each observer's range and quantization parameters, and the
-histogram observer's histogram.
+[-128, 127]; symmetric per-channel weights with qint8's scale, max / 127.5,
+which qforge then clamps to [-127, 127]). The file records the data, each
+observer's range and quantization parameters, and the histogram observer's
+histogram.
 
 HistogramObserver runs with one line of 1.13 fixed: its forward passes int(min)
 and int(max) to torch.histc, truncating the histogram's range to integers and
@@ -107,7 +108,7 @@ def main():
     weights = torch.randn(6, 3, 3, 4) * torch.tensor([0.1, 0.5, 1.0, 2.0, 0.01, 3.0]).reshape(6, 1, 1, 1)
     per_channel = PerChannelMinMaxObserver(ch_axis=0, dtype=torch.qint8,
                                            qscheme=torch.per_channel_symmetric,
-                                           quant_min=-127, quant_max=127)
+                                           quant_min=-128, quant_max=127)
     per_channel(weights)
     scales, _ = per_channel.calculate_qparams()
     arrays.update({"per_channel/weights": weights, "per_channel/scales": scales.float(),

@@ -6,7 +6,8 @@
   over four batches: observing, observing, observer disabled, fake
   quantization disabled. Inputs, outputs, gradients and parameters of each.
 - weight_fake_quantize.bin: the per-channel symmetric weight FakeQuantize
-  (moving-average per-channel min/max, [-127, 127]) over two batches.
+  (moving-average per-channel min/max, scale max / 127.5 as PyTorch's qint8
+  weights have it, clamped to qforge's [-127, 127]) over two batches.
 - qat_conv_bn*.bin: torch.nn.intrinsic.qat ConvBn2d / ConvBnReLU2d (and ConvBn2d
   followed by ReLU6, the tutorial's ConvBNReLU) with the output fake-quantized
   as prepare_qat does: one training step on batch statistics, then one with
@@ -35,8 +36,23 @@ from make_trainer_goldens import input_nchw, nhwc, write
 ACTIVATION_FQ = FakeQuantize.with_args(
     observer=MovingAverageMinMaxObserver, quant_min=-128, quant_max=127, dtype=torch.qint8,
     qscheme=torch.per_tensor_affine, eps=2 ** -12)
+
+
+class WeightObserver(MovingAveragePerChannelMinMaxObserver):
+    """PyTorch's per-channel weight observer with qforge's weight range: the
+    scale as qint8's [-128, 127] gives it (max / 127.5), the fake quantization
+    it drives clamped to [-127, 127]. In 1.13 one attribute holds both."""
+
+    def _calculate_qparams(self, min_val, max_val):
+        self.quant_min = -128
+        try:
+            return super()._calculate_qparams(min_val, max_val)
+        finally:
+            self.quant_min = -127
+
+
 WEIGHT_FQ = FakeQuantize.with_args(
-    observer=MovingAveragePerChannelMinMaxObserver, quant_min=-127, quant_max=127,
+    observer=WeightObserver, quant_min=-127, quant_max=127,
     dtype=torch.qint8, qscheme=torch.per_channel_symmetric, ch_axis=0)
 QCONFIG = QConfig(activation=ACTIVATION_FQ, weight=WEIGHT_FQ)
 

@@ -14,14 +14,15 @@ The variants, each calibrated on qforge ptq's images for every seed
   - and combined in double precision: 1.13's _combine_histograms keeps the
     shifted cumulative sum in float32, which leaves a fraction of a count in
     every empty bin once the range has grown;
-  - weights in [-127, 127] (scale max / 127), as qforge's.
-The last two together are qforge's observer, so that variant's ranges are
-qforge's up to float rounding.
+  - weights in [-127, 127] (scale max / 127), as qforge's were until it took
+    PyTorch's scale (max / 127.5, clamped to [-127, 127]) on 2026-11-30.
+The last two together were qforge's observer then, so that variant's ranges
+are qforge's up to float rounding.
 
 With --qat, PyTorch's QAT (side_by_side's, on qforge qat's batches, crops and
 dropout masks for each seed) with onednn's default QAT qconfig, and with its
 weights fake-quantized in [-127, 127] (scale max / 127) from the start, as
-qforge's QAT has them.
+qforge's QAT had them until that date.
 """
 
 import argparse
