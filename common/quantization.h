@@ -30,10 +30,12 @@ inline constexpr int32_t kActivationQMax = 127;
 // Symmetric weights leave -128 unused so that q and -q are both representable.
 inline constexpr int32_t kWeightQMin = -127;
 inline constexpr int32_t kWeightQMax = 127;
-// Symmetric weight scales are max|w| / 127.5: half the width of int8's
-// [-128, 127], as PyTorch's symmetric observers divide (max / ((quant_max -
-// quant_min) / 2)), so qforge's weights get PyTorch's scales. The weights at
-// +-max|w| land half a step outside [-127, 127] and clamp to its ends.
+// Symmetric weight scales are max|w| / 127.5: PyTorch's symmetric observers
+// divide by (quant_max - quant_min) / 2, and its fbgemm, x86 and onednn
+// qconfigs quantize weights on int8's whole [-128, 127], so qforge's weights
+// get the tutorial's scales. The weights at +-max|w| land half a step outside
+// [-127, 127] and clamp to its ends; in QAT, as for PyTorch's +max weight,
+// fake quantization then passes them no gradient.
 inline constexpr float kWeightScaleDivisor = 127.5f;
 
 // PyTorch's default floor for a scale: float32 machine epsilon. Kernels with a

@@ -44,11 +44,11 @@ class WeightObserver(MovingAveragePerChannelMinMaxObserver):
     it drives clamped to [-127, 127]. In 1.13 one attribute holds both."""
 
     def _calculate_qparams(self, min_val, max_val):
-        self.quant_min = -128
+        clamp_min, self.quant_min = self.quant_min, -128
         try:
             return super()._calculate_qparams(min_val, max_val)
         finally:
-            self.quant_min = -127
+            self.quant_min = clamp_min
 
 
 WEIGHT_FQ = FakeQuantize.with_args(

@@ -67,7 +67,7 @@ class GridTest(unittest.TestCase):
 
     WEIGHT = torch.tensor([[[-2.0, 1.0, 0.5]], [[0.25, -0.1, 0.2]]], dtype=torch.float64)
 
-    def test_qforge_grid_puts_each_channels_largest_weight_on_127(self):
+    def test_grid_127_puts_each_channels_largest_weight_on_127(self):
         levels, scale = pytorch_arithmetic.on_grid(self.WEIGHT, 127)
         self.assertEqual(scale.tolist(), [2 / 127, 0.25 / 127])
         self.assertEqual(levels.tolist(), [[[-127, 64, 32]], [[127, -51, 102]]])
