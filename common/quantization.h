@@ -34,8 +34,8 @@ inline constexpr int32_t kWeightQMax = 127;
 // divide by (quant_max - quant_min) / 2, and its fbgemm, x86 and onednn
 // qconfigs quantize weights on int8's whole [-128, 127], so qforge's weights
 // get the tutorial's scales. The weights at +-max|w| land half a step outside
-// [-127, 127] and clamp to its ends; in QAT, as for PyTorch's +max weight,
-// fake quantization then passes them no gradient.
+// [-127, 127] and clamp to its ends; in QAT they keep their gradient
+// (trainer/quant/fake_quantize.cc).
 inline constexpr float kWeightScaleDivisor = 127.5f;
 
 // PyTorch's default floor for a scale: float32 machine epsilon. Kernels with a

@@ -6,8 +6,9 @@
   over four batches: observing, observing, observer disabled, fake
   quantization disabled. Inputs, outputs, gradients and parameters of each.
 - weight_fake_quantize.bin: the per-channel symmetric weight FakeQuantize
-  (moving-average per-channel min/max, scale max / 127.5 as PyTorch's qint8
-  weights have it, clamped to qforge's [-127, 127]) over two batches.
+  (moving-average per-channel min/max on qint8: scale max / 127.5) with
+  qforge's gradient mask on [-128, 128] and values clamped to [-127, 127],
+  over two batches.
 - qat_conv_bn*.bin: torch.nn.intrinsic.qat ConvBn2d / ConvBnReLU2d (and ConvBn2d
   followed by ReLU6, the tutorial's ConvBNReLU) with the output fake-quantized
   as prepare_qat does: one training step on batch statistics, then one with
@@ -38,21 +39,27 @@ ACTIVATION_FQ = FakeQuantize.with_args(
     qscheme=torch.per_tensor_affine, eps=2 ** -12)
 
 
-class WeightObserver(MovingAveragePerChannelMinMaxObserver):
-    """PyTorch's per-channel weight observer with qforge's weight range: the
-    scale as qint8's [-128, 127] gives it (max / 127.5), the fake quantization
-    it drives clamped to [-127, 127]. In 1.13 one attribute holds both."""
+class WeightFakeQuantize(FakeQuantize):
+    """PyTorch's per-channel weight FakeQuantize on qint8 (scale max / 127.5, the one convert
+    takes), with qforge's straight-through mask on [-128, 128]: a channel's extremes, which that
+    scale puts half a step outside [-127, 127], keep their gradient. Values clamp to [-127, 127]."""
 
-    def _calculate_qparams(self, min_val, max_val):
-        clamp_min, self.quant_min = self.quant_min, -128
-        try:
-            return super()._calculate_qparams(min_val, max_val)
-        finally:
-            self.quant_min = clamp_min
+    def forward(self, x):
+        if self.observer_enabled[0]:
+            self.activation_post_process(x.detach())
+            scale, zero_point = self.calculate_qparams()
+            self.scale.resize_(scale.shape).copy_(scale)
+            self.zero_point.resize_(zero_point.shape).copy_(zero_point)
+        if not self.fake_quant_enabled[0]:
+            return x
+        y = torch.fake_quantize_per_channel_affine(x, self.scale, self.zero_point, self.ch_axis,
+                                                   -128, 128)
+        limit = 127 * self.scale.view(-1, *[1] * (x.dim() - 1))  # ch_axis 0
+        return y + (torch.minimum(torch.maximum(y, -limit), limit) - y).detach()
 
 
-WEIGHT_FQ = FakeQuantize.with_args(
-    observer=WeightObserver, quant_min=-127, quant_max=127,
+WEIGHT_FQ = WeightFakeQuantize.with_args(
+    observer=MovingAveragePerChannelMinMaxObserver, quant_min=-128, quant_max=127,
     dtype=torch.qint8, qscheme=torch.per_channel_symmetric, ch_axis=0)
 QCONFIG = QConfig(activation=ACTIVATION_FQ, weight=WEIGHT_FQ)
 

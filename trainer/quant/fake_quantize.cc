@@ -17,6 +17,23 @@ absl::Status NothingObserved(const std::string& name) {
   return absl::FailedPreconditionError(absl::StrCat(name, ": nothing observed yet"));
 }
 
+// The weights' scale, max|w| / 127.5, puts a channel's extremes half a step
+// outside [-127, 127] (q = +-128). They keep their gradient: the mask spans
+// [-128, 128], as in PyTorch's default QAT, whose fused fake quantizer trains
+// on a scale (max / 127 or |min| / 128) that puts both extremes on its grid.
+constexpr int32_t kWeightMaskQMin = -128, kWeightMaskQMax = 128;
+
+// Clamps the values to the int8 weights' [-127, 127], leaving the mask.
+void ClampToWeightRange(const std::vector<float>& scales, int64_t inner, float* y) {
+  Pool().ParallelFor(static_cast<int64_t>(scales.size()), [&](int, int64_t begin, int64_t end) {
+    for (int64_t c = begin; c < end; ++c) {
+      const float lo = static_cast<float>(kWeightQMin) * scales[c];
+      const float hi = static_cast<float>(kWeightQMax) * scales[c];
+      for (float* v = y + c * inner; v < y + (c + 1) * inner; ++v) *v = std::clamp(*v, lo, hi);
+    }
+  });
+}
+
 // The straight-through gradient: dx = dy * mask, or dy where there is no mask.
 void MaskGradient(const float* dy, int64_t count, bool masked, const std::vector<uint8_t>& mask,
                   float* dx) {
@@ -120,9 +137,10 @@ void WeightFakeQuantize::Forward(const float* w, int64_t count, float* y) {
     return;
   }
   mask_.resize(count);
-  FakeQuantizePerChannel(w, inner,
-                         {*scales, std::vector<int32_t>(channels_, 0), kWeightQMin, kWeightQMax},
-                         y, mask_.data());
+  FakeQuantizePerChannel(
+      w, inner, {*scales, std::vector<int32_t>(channels_, 0), kWeightMaskQMin, kWeightMaskQMax}, y,
+      mask_.data());
+  ClampToWeightRange(*scales, inner, y);
 }
 
 void WeightFakeQuantize::Backward(const float* dy, int64_t count, float* dw) const {

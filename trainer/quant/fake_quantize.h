@@ -64,7 +64,8 @@ class FakeQuantize {
 };
 
 // Per-output-channel symmetric int8 weights in [-127, 127], for weights laid
-// out [O, ...] (OHWI convs, [O, I] linears).
+// out [O, ...] (OHWI convs, [O, I] linears). The gradient passes on [-128, 128]
+// (fake_quantize.cc).
 class WeightFakeQuantize {
  public:
   // Registers the buffers "<name>.min_val" and "<name>.max_val" ([channels]).
