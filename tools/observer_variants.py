@@ -20,9 +20,13 @@ The last two together were qforge's observer then, so that variant's ranges
 are qforge's up to float rounding.
 
 With --qat, PyTorch's QAT (side_by_side's, on qforge qat's batches, crops and
-dropout masks for each seed) with onednn's default QAT qconfig, and with its
-weights fake-quantized in [-127, 127] (scale max / 127) from the start, as
-qforge's QAT had them until that date.
+dropout masks for each seed) with onednn's default QAT qconfig, whose fused
+weight fake quantizers train on max / 127 or |min| / 128 and convert on
+max|w| / 127.5; with its weights fake-quantized in [-127, 127] (scale max / 127)
+from the start, as qforge's QAT had them until that date; and with qforge's
+weight fake quantizer of today (max|w| / 127.5, values clamped to [-127, 127],
+the extremes' gradient kept: tools/make_qat_goldens.py). PyTorch's convert
+then rounds the weights on max|w| / 127.5 in [-128, 127] in all three.
 """
 
 import argparse
@@ -38,6 +42,7 @@ from torch.ao.quantization.observer import PerChannelMinMaxObserver
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import make_observer_goldens  # pylint: disable=wrong-import-position
+import make_qat_goldens  # pylint: disable=wrong-import-position
 import runtime_logits  # pylint: disable=wrong-import-position
 import side_by_side  # pylint: disable=wrong-import-position
 import torchvision_checkpoint  # pylint: disable=wrong-import-position
@@ -80,6 +85,8 @@ def qat_variants():
     return {
         "onednn's default": base,
         'weights in [-127, 127]': tq.QConfig(activation=base.activation, weight=weights_127),
+        "qforge's weight grid": tq.QConfig(activation=base.activation,
+                                           weight=make_qat_goldens.WEIGHT_FQ),
     }
 
 
