@@ -26,7 +26,8 @@ max|w| / 127.5; with its weights fake-quantized in [-127, 127] (scale max / 127)
 from the start, as qforge's QAT had them until that date; and with qforge's
 weight fake quantizer of today (max|w| / 127.5, values clamped to [-127, 127],
 the extremes' gradient kept: tools/make_qat_goldens.py). PyTorch's convert
-then rounds the weights on max|w| / 127.5 in [-128, 127] in all three.
+rounds the weights of the first and the last on max|w| / 127.5 in [-128, 127],
+those of the second on max / 127 in [-127, 127].
 """
 
 import argparse
