@@ -34,9 +34,12 @@ struct OpCase {
 const std::vector<OpCase>& Cases() {
   static const std::vector<OpCase> cases = {
       {"conv3x3_s2_224x224x3_to_32", CONV2D, 224, 224, 3, 32, 3, 2},
+      {"conv1x1_112x112x16_to_96", CONV2D, 112, 112, 16, 96},
+      {"conv1x1_112x112x32_to_16", CONV2D, 112, 112, 32, 16},
       {"conv1x1_56x56x24_to_144", CONV2D, 56, 56, 24, 144},
       {"conv1x1_56x56x144_to_24", CONV2D, 56, 56, 144, 24},
       {"conv1x1_7x7x320_to_1280", CONV2D, 7, 7, 320, 1280},
+      {"depthwise3x3_s1_112x112x32", CONV2D, 112, 112, 32, 32, 3, 1, true},
       {"depthwise3x3_s1_56x56x144", CONV2D, 56, 56, 144, 144, 3, 1, true},
       {"depthwise3x3_s2_112x112x96", CONV2D, 112, 112, 96, 96, 3, 2, true},
       {"fully_connected_1280_to_1000", FULLY_CONNECTED, 1, 1, 1280, 1000},
