@@ -51,6 +51,7 @@ struct Result {
   double load_ms = 0;
   double overhead_percent = -1;  // median share of an inference outside the ops; -1: not profiled
   std::vector<std::pair<double, std::string>> slowest_ops;  // median ms, op name
+  std::vector<std::pair<std::string, double>> ms_by_op;     // op name, median ms, in run order
   std::vector<std::pair<std::string, double>> ms_by_kind;   // op kind, summed median ms
   std::string engines;  // what runs the ops, e.g. "65 qforge-avx512vnni, 1 copy"
   int64_t model_bytes = 0, arena_bytes = 0, unshared_bytes = 0, peak_rss_kb = 0;
@@ -141,7 +142,8 @@ absl::Status Profile(Interpreter& interpreter, const Inputs& inputs,
     overhead[run] = 100.0 * (total - inside) / total;
   }
   r.overhead_percent = Median(overhead);
-  for (size_t i = 0; i < ops.size(); ++i) r.slowest_ops.emplace_back(Median(per_op[i]), ops[i].name);
+  for (size_t i = 0; i < ops.size(); ++i) r.ms_by_op.emplace_back(ops[i].name, Median(per_op[i]));
+  for (const auto& [name, ms] : r.ms_by_op) r.slowest_ops.emplace_back(ms, name);
   for (size_t i = 0; i < ops.size(); ++i) {
     const std::string kind = KindLabel(ops[i]);
     auto it = std::find_if(r.ms_by_kind.begin(), r.ms_by_kind.end(),
@@ -259,10 +261,15 @@ void Print(const Result& r) {
   const int batch = absl::GetFlag(FLAGS_batch);
   const double images_per_s = batch * 1000.0 / r.median_ms;
   if (absl::GetFlag(FLAGS_json)) {
-    std::string by_kind;
+    std::string by_kind, by_op;
     for (const auto& [kind, ms] : r.ms_by_kind) {
       absl::StrAppend(&by_kind, by_kind.empty() ? "" : ", ", Quoted(kind), ": ",
                       absl::StrFormat("%.4f", ms));
+    }
+    // A list of [name, ms] pairs: op names are not required to be unique.
+    for (const auto& [name, ms] : r.ms_by_op) {
+      absl::StrAppend(&by_op, by_op.empty() ? "" : ", ", "[", Quoted(name), ", ",
+                      absl::StrFormat("%.4f", ms), "]");
     }
     std::printf(
         "%s\n",
@@ -270,11 +277,11 @@ void Print(const Result& r) {
             R"({"model": %s, "backend": %s, "engines": %s, "threads": %d, "batch": %d, "runs": %d, )"
             R"("median_ms": %.4f, "p90_ms": %.4f, "min_ms": %.4f, "images_per_s": %.2f, )"
             R"("load_ms": %.2f, "model_bytes": %d, "arena_bytes": %d, "unshared_bytes": %d, )"
-            R"("peak_rss_kb": %d, "overhead_percent": %.3f, "ms_by_kind": {%s}})",
-            Quoted(absl::GetFlag(FLAGS_model)), Quoted(absl::GetFlag(FLAGS_backend)), Quoted(r.engines),
-            absl::GetFlag(FLAGS_threads), batch, r.runs, r.median_ms, r.p90_ms, r.min_ms, images_per_s,
-            r.load_ms, r.model_bytes, r.arena_bytes, r.unshared_bytes, r.peak_rss_kb,
-            r.overhead_percent, by_kind)
+            R"("peak_rss_kb": %d, "overhead_percent": %.3f, "ms_by_kind": {%s}, "ms_by_op": [%s]})",
+            Quoted(absl::GetFlag(FLAGS_model)), Quoted(absl::GetFlag(FLAGS_backend)),
+            Quoted(r.engines), absl::GetFlag(FLAGS_threads), batch, r.runs, r.median_ms, r.p90_ms,
+            r.min_ms, images_per_s, r.load_ms, r.model_bytes, r.arena_bytes, r.unshared_bytes,
+            r.peak_rss_kb, r.overhead_percent, by_kind, by_op)
             .c_str());
     return;
   }

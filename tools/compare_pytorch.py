@@ -30,7 +30,8 @@ MobileNetV2 exported to ONNX (tools/peer_runtimes.py says how):
   - OpenVINO int8 (the same QDQ file) and float
   - LiteRT int8 with its XNNPACK delegate (the same int8 model as a .tflite)
 Then, for each peer's int8 row, how many times slower it is than qforge int8.
---peer_profile adds qforge's and OpenVINO's int8 time by op kind at 1 thread.
+--peer_profile adds qforge's and OpenVINO's int8 time by op kind at 1 thread,
+and the layers where the two differ most.
 
 An engine this PyTorch build lacks (e.g. fbgemm in Debian's) prints
 "unavailable"; a missing qforge binary or model file prints "not run".
@@ -261,12 +262,13 @@ def qforge_rows(args, models):
 
 
 def qforge_profile(args, int8_model):
-    """Table lines of qforge's int8 time by op kind at 1 thread (the sum of
-    each op's median over the runs), or [] if the benchmark cannot run."""
+    """(table lines of qforge's int8 time by op kind at 1 thread, the sum of
+    each op's median over the runs; [[op name, median ms]] in run order), or
+    ([], []) if the benchmark cannot run."""
     result = qforge_result(args.qforge_benchmark, int8_model, 1,
                            "--profile", f"--runs={args.runs}")
     if result is None or "ms_by_kind" not in result:
-        return []
+        return [], []
     by_kind = result["ms_by_kind"]
     total = sum(by_kind.values())
     lines = [f"qforge int8, 1 thread, time by op kind (ops run by: "
@@ -275,7 +277,7 @@ def qforge_profile(args, int8_model):
     for kind, ms in sorted(by_kind.items(), key=lambda item: -item[1]):
         lines.append(f"| {kind} | {ms:.3f} | {ms / total * 100.0:.1f}% |")
     lines.append(f"| total | {total:.3f} | 100% |")
-    return lines
+    return lines, result.get("ms_by_op", [])
 
 
 def ratio_lines(results):
@@ -333,9 +335,11 @@ def peer_rows(args, qforge_models):
         rows, int8_path = peer_runtimes.peer_rows(
             args, model, calib, image, THREADS, time_runs, workdir)
         if args.peer_profile:
-            info["profile"] = peer_runtimes.openvino_profile(
+            info["profile"], openvino_layers = peer_runtimes.openvino_profile(
                 int8_path, image, args.runs, args.warmup)
-            info["qforge_profile"] = qforge_profile(args, qforge_models["int8"])
+            info["qforge_profile"], qforge_ops = qforge_profile(
+                args, qforge_models["int8"])
+            info["layers"] = peer_runtimes.layer_lines(qforge_ops, openvino_layers)
     return rows, info
 
 
@@ -368,9 +372,10 @@ def print_table(results, runs, peers=None):
     print()
     print("\n".join(ratio_lines(results)))
     if peers is not None and peers["profile"]:
-        for table in (peers["qforge_profile"], peers["profile"]):
-            print()
-            print("\n".join(table))
+        for table in (peers["qforge_profile"], peers["profile"], peers["layers"]):
+            if table:
+                print()
+                print("\n".join(table))
 
 
 def main():

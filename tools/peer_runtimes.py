@@ -403,6 +403,10 @@ PROFILE_KINDS = ("first conv (3x3, 3 input channels)", "1x1 conv",
                  "fully connected", "other (quantize, reorder, ...)")
 
 
+# The kinds whose nodes openvino_profile times per layer.
+LAYER_KINDS = PROFILE_KINDS[:3] + ("fully connected",)
+
+
 def _rt(op, key):
     """An execution-graph node's runtime info field as a string."""
     info = op.get_rt_info()
@@ -438,10 +442,57 @@ def openvino_kind(node_type, op):
     return PROFILE_KINDS[-1]
 
 
+def layer_name(original_names):
+    """The torchvision module name (as qforge names its ops, e.g.
+    "features.2.conv.0.0") of the first Conv or Gemm in an execution-graph
+    node's originalLayersNames, or None. torch.onnx names a node by its module
+    path, "/features/features.2/conv/conv.0/conv.0.0/Conv": the path's last
+    module, prefixed with its block unless it names the block itself."""
+    match = re.search(r"/([^,]*?)/(Conv|Gemm)(/|,|$)", original_names)
+    if match is None:
+        return None
+    path = match.group(1).split("/")
+    if len(path) < 2 or path[-1].startswith(path[0] + "."):
+        return path[-1]
+    return f"{path[1]}.{path[-1]}"
+
+
+def layer_lines(qforge_ops, openvino_layers, shown=12):
+    """Table lines of the layers where qforge's and OpenVINO's times differ
+    most, from qforge_profile()'s ops and openvino_profile()'s layers. A
+    residual add, which OpenVINO fuses into the conv before it, counts with
+    that conv on qforge's side too."""
+    qforge = collections.defaultdict(float)
+    last_conv = None
+    for name, ms in qforge_ops:
+        if name in openvino_layers:
+            last_conv = name
+            qforge[name] += ms
+        elif name.endswith("skip_add") and last_conv is not None:
+            qforge[last_conv] += ms
+    rows = sorted(((qforge[n] - openvino_layers[n], n) for n in qforge),
+                  reverse=True)
+    if not rows:
+        return []
+    lines = ["Layers, 1 thread, qforge's op medians against OpenVINO's node "
+             f"medians, the {shown} largest differences (adds with the conv "
+             "before them):", "",
+             "| layer | qforge ms | OpenVINO ms | difference |",
+             "|---|---|---|---|"]
+    for diff, name in rows[:shown]:
+        lines.append(f"| {name} | {qforge[name]:.3f} | "
+                     f"{openvino_layers[name]:.3f} | {diff:+.3f} |")
+    rest = rows[shown:]
+    lines.append(f"| the other {len(rest)} | {sum(qforge[n] for _, n in rest):.3f} | "
+                 f"{sum(openvino_layers[n] for _, n in rest):.3f} | "
+                 f"{sum(d for d, _ in rest):+.3f} |")
+    return lines
+
+
 def openvino_profile(int8_path, image, runs, warmup):
-    """Table lines of OpenVINO's int8 time by op kind at 1 thread, from its
-    per-node performance counters: the median over runs of each kind's
-    total."""
+    """(table lines of OpenVINO's int8 time by op kind at 1 thread, from its
+    per-node performance counters: the median over runs of each kind's total;
+    {layer_name(): median ms} of its conv and fully connected nodes)."""
     core = ov.Core()
     compiled = openvino_compiled(core, int8_path, 1, perf_count=True)
     ops = {op.get_friendly_name(): op
@@ -450,6 +501,7 @@ def openvino_profile(int8_path, image, runs, warmup):
     for _ in range(warmup):
         request.infer({0: image})
     per_run = collections.defaultdict(list)
+    per_layer = collections.defaultdict(list)
     kernels = collections.defaultdict(collections.Counter)
     nodes = collections.Counter()
     fused_adds = 0
@@ -461,7 +513,11 @@ def openvino_profile(int8_path, image, runs, warmup):
             if op is None or info.status != info.Status.EXECUTED:
                 continue
             kind = openvino_kind(info.node_type, op)
-            totals[kind] += info.real_time.total_seconds() * 1000.0
+            ms = info.real_time.total_seconds() * 1000.0
+            totals[kind] += ms
+            layer = layer_name(_rt(op, "originalLayersNames"))
+            if layer is not None and kind in LAYER_KINDS:
+                per_layer[layer].append(ms)
             if run == 0:
                 nodes[kind] += 1
                 kernels[kind][info.exec_type] += 1
@@ -485,4 +541,4 @@ def openvino_profile(int8_path, image, runs, warmup):
     if fused_adds:
         lines.append(f"{fused_adds} residual adds run fused into the conv "
                      "before them and are counted there.")
-    return lines
+    return lines, {layer: statistics.median(ms) for layer, ms in per_layer.items()}
