@@ -379,7 +379,7 @@ PackedDepthwise PackDepthwise(const reference::Conv2DInt8Params& params, const i
   conv.isa = isa;
   conv.geometry = g;
   conv.input_zero_point = params.input_zero_point;
-  conv.padding_row.assign(channels + 64, static_cast<int8_t>(params.input_zero_point));
+  conv.padding_row.assign(channels + 128, static_cast<int8_t>(params.input_zero_point));
   std::vector<int32_t> corrected(channels);
   for (int c = 0; c < channels; ++c) {
     int32_t weight_sum = 0;

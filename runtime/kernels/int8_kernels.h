@@ -142,7 +142,7 @@ struct PackedDepthwise {
   std::vector<Bytes64> weights;
   int tail_pixels = 1;
   ChannelEpilogue epilogue;      // AVX-512: channels in the accumulators' order
-  std::vector<int8_t> padding_row;  // C + 64 bytes of the input zero point
+  std::vector<int8_t> padding_row;  // C + 128 bytes of the input zero point
 };
 
 PackedDepthwise PackDepthwise(const reference::Conv2DInt8Params& params, const int8_t* filter,

@@ -165,15 +165,23 @@ void GemmConvRange(const PackedGemmConv& conv, const int8_t* input, int8_t* outp
 
 // --- depthwise ----------------------------------------------------------------
 
-// Accumulates one block over the taps: load(t) gives tap t's 64 input bytes,
-// flipped here to x + 128 as unsigned bytes (masked-off bytes meet zero weights).
-template <int kTaps, typename LoadTap>
-void AccumulateTaps(const Bytes64* w, int tap_count, const LoadTap& load, __m512i acc[4]) {
+// Accumulates one block of P output pixels over the taps: load(p, t) gives
+// pixel p's tap t, 64 input bytes, flipped here to x + 128 as unsigned bytes
+// (masked-off bytes meet zero weights). Each tap's four weight vectors are
+// loaded once for the P pixels: with one pixel they were four of every five
+// loads, and a CPU that loads one 64-byte vector a cycle (Zen 4) waited on them.
+template <int kTaps, int P, typename LoadTap>
+QFORGE_INLINE void AccumulateTaps(const Bytes64* w, int tap_count, const LoadTap& load,
+                                  __m512i (&acc)[P][4]) {
   const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
   const int count = kTaps > 0 ? kTaps : tap_count;
   for (int t = 0; t < count; ++t, w += 4) {
-    const __m512i x = _mm512_xor_si512(load(t), flip);
-    for (int r = 0; r < 4; ++r) acc[r] = _mm512_dpbusd_epi32(acc[r], x, Load(w[r].bytes));
+    __m512i weights[4];
+    for (int r = 0; r < 4; ++r) weights[r] = Load(w[r].bytes);
+    for (int p = 0; p < P; ++p) {
+      const __m512i x = _mm512_xor_si512(load(p, t), flip);
+      for (int r = 0; r < 4; ++r) acc[p][r] = _mm512_dpbusd_epi32(acc[p][r], x, weights[r]);
+    }
   }
 }
 
@@ -191,27 +199,42 @@ QFORGE_INLINE __m512i FinishBlock(const ChannelEpilogue& e, int block, const __m
   return _mm512_shuffle_epi8(PackToInt8(q, stage), order);
 }
 
+// Block `block` of P output pixels, requantized into q[p] (see AccumulateTaps).
+template <int kTaps, int P, RequantMode kMode, typename LoadTap>
+QFORGE_INLINE void DepthwiseBlocks(const PackedDepthwise& conv, int block, int tap_count,
+                                   const OutputStage& stage, const LoadTap& load, __m512i (&q)[P]) {
+  const ChannelEpilogue& e = conv.epilogue;
+  __m512i acc[P][4];
+  for (int r = 0; r < 4; ++r) {
+    const __m512i bias = _mm512_loadu_si512(&e.bias[block * 64 + r * 16]);
+    for (int p = 0; p < P; ++p) acc[p][r] = bias;
+  }
+  AccumulateTaps<kTaps, P>(conv.weights.data() + static_cast<size_t>(block) * tap_count * 4,
+                           tap_count, load, acc);
+  for (int p = 0; p < P; ++p) q[p] = FinishBlock<kMode>(e, block, acc[p], stage);
+}
+
+// One pixel's block: load(t) gives tap t's 64 input bytes.
 template <int kTaps, RequantMode kMode, typename LoadTap>
 __m512i DepthwiseBlock(const PackedDepthwise& conv, int block, int tap_count,
                        const OutputStage& stage, const LoadTap& load) {
-  const ChannelEpilogue& e = conv.epilogue;
-  __m512i acc[4];
-  for (int r = 0; r < 4; ++r) acc[r] = _mm512_loadu_si512(&e.bias[block * 64 + r * 16]);
-  AccumulateTaps<kTaps>(conv.weights.data() + static_cast<size_t>(block) * tap_count * 4,
-                        tap_count, load, acc);
-  return FinishBlock<kMode>(e, block, acc, stage);
+  __m512i q[1];
+  DepthwiseBlocks<kTaps, 1, kMode>(
+      conv, block, tap_count, stage, [&](int, int t) { return load(t); }, q);
+  return q[0];
 }
 
-// The blocks of 64 channels of one output pixel.
-template <int kTaps, RequantMode kMode>
-void FullBlocks(const PackedDepthwise& conv, const int8_t* const* taps, int tap_count,
-                int8_t* out, const OutputStage& stage) {
+// The blocks of 64 channels of P output pixels; taps[p] are pixel p's taps.
+template <int kTaps, int P, RequantMode kMode>
+void FullBlocks(const PackedDepthwise& conv, const int8_t* const (*taps)[kMaxDepthwiseTaps],
+                int tap_count, int8_t* const* outs, const OutputStage& stage) {
   const int blocks = conv.geometry.input_channels / 64;
   for (int block = 0; block < blocks; ++block) {
-    const __m512i q = DepthwiseBlock<kTaps, kMode>(
+    __m512i q[P];
+    DepthwiseBlocks<kTaps, P, kMode>(
         conv, block, tap_count, stage,
-        [&](int t) { return _mm512_loadu_si512(taps[t] + block * 64); });
-    _mm512_storeu_si512(out + block * 64, q);
+        [&](int p, int t) { return _mm512_loadu_si512(taps[p][t] + block * 64); }, q);
+    for (int p = 0; p < P; ++p) _mm512_storeu_si512(outs[p] + block * 64, q[p]);
   }
 }
 
@@ -254,46 +277,71 @@ void TailBlock(const PackedDepthwise& conv, const int8_t* const (*taps)[kMaxDept
   }
 }
 
+// Output pixels whose blocks run together: four share each load of the weights.
+constexpr int kDepthwiseGroup = 4;
+
+// The blocks of a group of up to kDepthwiseGroup output pixels: the full
+// blocks four, two or one pixels at a time, then the tail blocks, each of
+// tail_pixels pixels (missing ones read padding).
+template <int kTaps, RequantMode kMode>
+void DepthwiseGroup(const PackedDepthwise& conv, const int8_t* (*taps)[kMaxDepthwiseTaps],
+                    int tap_count, int pixels, int8_t* const* outs, const OutputStage& stage) {
+  int p = 0;
+  for (; p + 4 <= pixels; p += 4) {
+    FullBlocks<kTaps, 4, kMode>(conv, taps + p, tap_count, outs + p, stage);
+  }
+  for (; p + 2 <= pixels; p += 2) {
+    FullBlocks<kTaps, 2, kMode>(conv, taps + p, tap_count, outs + p, stage);
+  }
+  if (p < pixels) FullBlocks<kTaps, 1, kMode>(conv, taps + p, tap_count, outs + p, stage);
+  if (conv.geometry.input_channels % 64 == 0) return;
+  for (p = 0; p < pixels; p += conv.tail_pixels) {
+    const int count = std::min(conv.tail_pixels, pixels - p);
+    for (int i = count; i < conv.tail_pixels; ++i) {
+      std::fill(taps[p + i], taps[p + i] + tap_count, conv.padding_row.data());
+    }
+    TailBlock<kTaps, kMode>(conv, taps + p, tap_count, count, outs + p, stage);
+  }
+}
+
 template <int kTaps, RequantMode kMode>
 void DepthwiseRows(const PackedDepthwise& conv, const int8_t* input, int8_t* output,
                    int64_t begin, int64_t end) {
   const reference::ConvGeometry& g = conv.geometry;
   const int tap_count = g.kernel_height * g.kernel_width;
-  const bool tail = g.input_channels % 64 != 0;
   // C of 16 or 32 at stride 1: a tail block is whole neighbouring pixels.
   const int pixels = conv.tail_pixels;
   const bool adjacent = g.input_channels * pixels == 64 && g.stride_w == 1;
   const OutputStage stage(conv.epilogue.output);
-  const int8_t* taps[4][kMaxDepthwiseTaps];
-  int8_t* outs[4];
+  const int8_t* taps[kDepthwiseGroup][kMaxDepthwiseTaps];
+  int8_t* outs[kDepthwiseGroup];
   for (int64_t unit = begin; unit < end; ++unit) {
     const int n = static_cast<int>(unit / g.output_height);
     const int oy = static_cast<int>(unit % g.output_height);
     int8_t* row_out = output + unit * g.output_width * g.input_channels;
     const RowTaps row_taps(conv, input, n, oy);
-    int group = 0;  // pixels waiting for the tail block
+    int group = 0;  // pixels waiting for their group
     for (int ox = 0; ox < g.output_width; ++ox) {
-      if (adjacent && group == 0 && ox + pixels <= g.output_width && row_taps.Inside(ox) &&
-          row_taps.Inside(ox + pixels - 1)) {
-        // The block's pixels are neighbours, and so are their taps' input
-        // pixels (a padding row repeats the zero point): one load a tap.
+      if (adjacent && group == 0 && ox + 2 * pixels <= g.output_width && row_taps.Inside(ox) &&
+          row_taps.Inside(ox + 2 * pixels - 1)) {
+        // The blocks' pixels are neighbours, and so are their taps' input
+        // pixels (a padding row repeats the zero point): one load a tap and
+        // block, two blocks on one load of the weights.
         row_taps.Find(ox, taps[0]);
-        const __m512i q = DepthwiseBlock<kTaps, kMode>(
-            conv, 0, tap_count, stage, [&](int t) { return _mm512_loadu_si512(taps[0][t]); });
-        _mm512_storeu_si512(row_out + int64_t{ox} * g.input_channels, q);
-        ox += pixels - 1;
+        __m512i q[2];
+        DepthwiseBlocks<kTaps, 2, kMode>(
+            conv, 0, tap_count, stage,
+            [&](int p, int t) { return _mm512_loadu_si512(taps[0][t] + p * 64); }, q);
+        _mm512_storeu_si512(row_out + int64_t{ox} * g.input_channels, q[0]);
+        _mm512_storeu_si512(row_out + int64_t{ox} * g.input_channels + 64, q[1]);
+        ox += 2 * pixels - 1;
         continue;
       }
       row_taps.Find(ox, taps[group]);
       outs[group] = row_out + int64_t{ox} * g.input_channels;
-      FullBlocks<kTaps, kMode>(conv, taps[group], tap_count, outs[group], stage);
-      if (!tail) continue;
       ++group;
-      if (group < conv.tail_pixels && ox + 1 < g.output_width) continue;
-      for (int p = group; p < conv.tail_pixels; ++p) {
-        std::fill(taps[p], taps[p] + tap_count, conv.padding_row.data());
-      }
-      TailBlock<kTaps, kMode>(conv, taps, tap_count, group, outs, stage);
+      if (group < kDepthwiseGroup && ox + 1 < g.output_width) continue;
+      DepthwiseGroup<kTaps, kMode>(conv, taps, tap_count, group, outs, stage);
       group = 0;
     }
   }

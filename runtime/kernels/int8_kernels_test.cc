@@ -190,6 +190,9 @@ TEST_P(Int8KernelsTest, DepthwiseConvs) {
     CheckConv(Geometry(1, 9, 7, c, c, 3, 1, 1, c));
     CheckConv(Geometry(2, 8, 9, c, c, 3, 2, 1, c));
   }
+  // Rows wide enough for several blocks of neighbouring pixels (16 and 32
+  // channels at stride 1: two blocks on one load of the weights), then leftovers.
+  for (int c : {16, 32}) CheckConv(Geometry(1, 4, 21, c, c, 3, 1, 1, c));
   CheckConv(Geometry(1, 12, 12, 40, 40, 5, 1, 2, 40));
   CheckConv(Geometry(1, 12, 12, 24, 24, 3, 1, 0, 24));
   CheckConv(Geometry(1, 12, 12, 24, 24, 3, 1, 2, 24, 2));
