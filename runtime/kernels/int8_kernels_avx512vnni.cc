@@ -309,9 +309,10 @@ void DepthwiseRows(const PackedDepthwise& conv, const int8_t* input, int8_t* out
                    int64_t begin, int64_t end) {
   const reference::ConvGeometry& g = conv.geometry;
   const int tap_count = g.kernel_height * g.kernel_width;
-  // C of 16 or 32 at stride 1: a tail block is whole neighbouring pixels.
-  const int pixels = conv.tail_pixels;
-  const bool adjacent = g.input_channels * pixels == 64 && g.stride_w == 1;
+  // C of 16 or 32 at stride 1: a 64-byte block is block_pixels whole
+  // neighbouring pixels, and the fast path below takes two such blocks.
+  const int block_pixels = conv.tail_pixels;
+  const bool adjacent = g.input_channels * block_pixels == 64 && g.stride_w == 1;
   const OutputStage stage(conv.epilogue.output);
   const int8_t* taps[kDepthwiseGroup][kMaxDepthwiseTaps];
   int8_t* outs[kDepthwiseGroup];
@@ -322,8 +323,8 @@ void DepthwiseRows(const PackedDepthwise& conv, const int8_t* input, int8_t* out
     const RowTaps row_taps(conv, input, n, oy);
     int group = 0;  // pixels waiting for their group
     for (int ox = 0; ox < g.output_width; ++ox) {
-      if (adjacent && group == 0 && ox + 2 * pixels <= g.output_width && row_taps.Inside(ox) &&
-          row_taps.Inside(ox + 2 * pixels - 1)) {
+      if (adjacent && group == 0 && ox + 2 * block_pixels <= g.output_width &&
+          row_taps.Inside(ox) && row_taps.Inside(ox + 2 * block_pixels - 1)) {
         // The blocks' pixels are neighbours, and so are their taps' input
         // pixels (a padding row repeats the zero point): one load a tap and
         // block, two blocks on one load of the weights.
@@ -334,7 +335,7 @@ void DepthwiseRows(const PackedDepthwise& conv, const int8_t* input, int8_t* out
             [&](int p, int t) { return _mm512_loadu_si512(taps[0][t] + p * 64); }, q);
         _mm512_storeu_si512(row_out + int64_t{ox} * g.input_channels, q[0]);
         _mm512_storeu_si512(row_out + int64_t{ox} * g.input_channels + 64, q[1]);
-        ox += 2 * pixels - 1;
+        ox += 2 * block_pixels - 1;
         continue;
       }
       row_taps.Find(ox, taps[group]);

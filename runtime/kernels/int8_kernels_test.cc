@@ -191,8 +191,15 @@ TEST_P(Int8KernelsTest, DepthwiseConvs) {
     CheckConv(Geometry(2, 8, 9, c, c, 3, 2, 1, c));
   }
   // Rows wide enough for several blocks of neighbouring pixels (16 and 32
-  // channels at stride 1: two blocks on one load of the weights), then leftovers.
-  for (int c : {16, 32}) CheckConv(Geometry(1, 4, 21, c, c, 3, 1, 1, c));
+  // channels at stride 1: two blocks on one load of the weights), with one to
+  // three pixels left at the row's end, and without padding (from column 0).
+  for (int c : {16, 32}) {
+    for (int w : {21, 22, 23}) CheckConv(Geometry(1, 4, w, c, c, 3, 1, 1, c));
+    CheckConv(Geometry(2, 3, 20, c, c, 3, 1, 0, c));
+  }
+  // A 5x5 kernel (the loop over any tap count) on full blocks, tails and
+  // neighbouring pixels.
+  for (int c : {16, 32, 96, 144}) CheckConv(Geometry(1, 6, 14, c, c, 5, 1, 2, c));
   CheckConv(Geometry(1, 12, 12, 40, 40, 5, 1, 2, 40));
   CheckConv(Geometry(1, 12, 12, 24, 24, 3, 1, 0, 24));
   CheckConv(Geometry(1, 12, 12, 24, 24, 3, 1, 2, 24, 2));
