@@ -3,6 +3,8 @@
 #include "runtime/kernels/int8_kernels.h"
 
 #include <algorithm>
+#include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 
@@ -34,27 +36,46 @@ RequantBlock MakeRequantBlock(const QuantizedMultiplier* m) {
     block.acc_limit[c] = m[c].exponent > 0 ? 1 << 23 : std::numeric_limits<int32_t>::max();
     block.rounding_biased[half][j] = block.rounding[half][j] + (int64_t{1} << 62);
     block.bias_shifted[half][j] = (int64_t{1} << 62) >> block.shift[half][j];
+    // Filled for every channel; used only where ExactInDouble holds.
+    const double scale = std::ldexp(m[c].multiplier, std::min(m[c].exponent, 0) - 31);
+    block.scale[c % 4 / 2][c / 4 * 2 + c % 2] = scale;
+    block.offset[c % 4 / 2][c / 4 * 2 + c % 2] = 0x1.8p52 - 0x1.8p52 * scale;
   }
   return block;
 }
 
-// `order[i]` is the channel the kernel produces at position i, or -1 for padding.
+// `order[i]` is the channel the kernel produces at position i, or -1 for
+// padding; acc_bounds[c] bounds channel c's accumulators (AccumulatorBound).
 ChannelEpilogue MakeEpilogue(const std::vector<int>& order, const std::vector<int32_t>& bias,
                              const std::vector<QuantizedMultiplier>& multipliers,
+                             const std::vector<int64_t>& acc_bounds,
                              const reference::Int8Output& output) {
   ChannelEpilogue e;
   e.output = output;
   bool any_left_shift = false;
+  e.exact_in_double = true;
   for (int channel : order) {
     e.bias.push_back(channel >= 0 ? bias[channel] : 0);
     e.multipliers.push_back(channel >= 0 ? multipliers[channel] : kPaddingMultiplier);
-    if (channel >= 0 && multipliers[channel].exponent > 0) any_left_shift = true;
+    if (channel < 0) continue;
+    if (multipliers[channel].exponent > 0) any_left_shift = true;
+    if (!ExactInDouble(multipliers[channel], acc_bounds[channel])) e.exact_in_double = false;
   }
   e.mode = ModeFor(output, any_left_shift);
   for (size_t i = 0; i < order.size(); i += kChannelsPerVector) {
     e.requant.push_back(MakeRequantBlock(&e.multipliers[i]));
   }
   return e;
+}
+
+// A bound on |acc| of an output whose weights are w[0..count): every
+// |x - zx| is at most max(127 - zx, 128 + zx).
+int64_t AccumulatorBound(const int8_t* w, int64_t count, int32_t input_zero_point,
+                         const int32_t* bias) {
+  int64_t sum = 0;
+  for (int64_t k = 0; k < count; ++k) sum += std::abs(int32_t{w[k]});
+  const int64_t input_range = std::max(127 - input_zero_point, 128 + input_zero_point);
+  return sum * input_range + (bias != nullptr ? std::abs(int64_t{*bias}) : 0);
 }
 
 std::vector<int> IdentityOrder(int channels) {
@@ -128,12 +149,17 @@ PackedGemmConv PackGemm(const ConvGeometry& g, int32_t input_zero_point,
   }
   // sum_k (x - zx) * w = sum_k x * w - zx * sum_k w: the second term is constant.
   std::vector<int32_t> corrected(g.output_channels);
+  std::vector<int64_t> bounds(g.output_channels);
   for (int o = 0; o < g.output_channels; ++o) {
+    const int8_t* w = weights + int64_t{o} * conv.depth;
     int32_t weight_sum = 0;
-    for (int k = 0; k < conv.depth; ++k) weight_sum += weights[int64_t{o} * conv.depth + k];
+    for (int k = 0; k < conv.depth; ++k) weight_sum += w[k];
     corrected[o] = (bias != nullptr ? bias[o] : 0) - input_zero_point * weight_sum;
+    bounds[o] =
+        AccumulatorBound(w, conv.depth, input_zero_point, bias != nullptr ? bias + o : nullptr);
   }
-  conv.epilogue = MakeEpilogue(IdentityOrder(g.output_channels), corrected, multipliers, output);
+  conv.epilogue =
+      MakeEpilogue(IdentityOrder(g.output_channels), corrected, multipliers, bounds, output);
   const int blocks = static_cast<int>(DivideRoundUp(g.output_channels, kChannelsPerVector));
   conv.blocks_per_unit = DivideRoundUp(conv.rows, conv.tile_rows) < 8 ? 4 : blocks;
   conv.column_parts = static_cast<int>(DivideRoundUp(blocks, conv.blocks_per_unit));
@@ -283,6 +309,14 @@ RequantMode ModeFor(const reference::Int8Output& output, bool any_left_shift) {
   return output.qmin >= output.zero_point ? RequantMode::kNegativesClamp : RequantMode::kExact;
 }
 
+bool ExactInDouble(const QuantizedMultiplier& m, int64_t acc_bound) {
+  const int t = 31 - m.exponent;
+  if (m.exponent > 0 || t > 51) return false;
+  const int v = __builtin_ctz(static_cast<uint32_t>(m.multiplier));
+  // An int32 accumulator's magnitude is at most 2^31 whatever the bound.
+  return std::min<int64_t>(acc_bound, int64_t{1} << 31) < (int64_t{1} << (t - 1 - v));
+}
+
 RequantBlock UniformRequantBlock(const QuantizedMultiplier& m) {
   QuantizedMultiplier same[kChannelsPerVector];
   std::fill(same, same + kChannelsPerVector, m);
@@ -381,9 +415,12 @@ PackedDepthwise PackDepthwise(const reference::Conv2DInt8Params& params, const i
   conv.input_zero_point = params.input_zero_point;
   conv.padding_row.assign(channels + 128, static_cast<int8_t>(params.input_zero_point));
   std::vector<int32_t> corrected(channels);
+  std::vector<int64_t> bounds(channels);
   for (int c = 0; c < channels; ++c) {
     int32_t weight_sum = 0;
     for (int t = 0; t < taps; ++t) weight_sum += filter[int64_t{c} * taps + t];
+    bounds[c] = AccumulatorBound(filter + int64_t{c} * taps, taps, params.input_zero_point,
+                                 bias != nullptr ? bias + c : nullptr);
     // The AVX-512 kernel sums (x + 128) * w, the AVX2 one x * w, the generic
     // one (x - zx) * w.
     const int32_t offset = isa == Isa::kAvx512Vnni ? params.input_zero_point + 128
@@ -394,7 +431,7 @@ PackedDepthwise PackDepthwise(const reference::Conv2DInt8Params& params, const i
   if (isa == Isa::kAvx2) {
     PackAvx2Depthwise(filter, channels, taps, conv);
     conv.epilogue = MakeEpilogue(Avx2DepthwiseOrder(channels), corrected, params.multipliers,
-                                 params.output);
+                                 bounds, params.output);
     return conv;
   }
   if (isa != Isa::kAvx512Vnni) {
@@ -403,8 +440,8 @@ PackedDepthwise PackDepthwise(const reference::Conv2DInt8Params& params, const i
     for (int c = 0; c < channels; ++c) {
       for (int t = 0; t < taps; ++t) w[int64_t{t} * channels + c] = filter[int64_t{c} * taps + t];
     }
-    conv.epilogue = MakeEpilogue(IdentityOrder(channels), corrected, params.multipliers,
-                                 params.output);
+    conv.epilogue =
+        MakeEpilogue(IdentityOrder(channels), corrected, params.multipliers, bounds, params.output);
     return conv;
   }
   const int full_blocks = channels / 64, tail = channels % 64;
@@ -429,7 +466,7 @@ PackedDepthwise PackDepthwise(const reference::Conv2DInt8Params& params, const i
       }
     }
   }
-  conv.epilogue = MakeEpilogue(order, corrected, params.multipliers, params.output);
+  conv.epilogue = MakeEpilogue(order, corrected, params.multipliers, bounds, params.output);
   return conv;
 }
 

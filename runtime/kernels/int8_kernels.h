@@ -20,7 +20,8 @@
 // range (reference::kMaxInt8Accumulation), because int32 addition is modular.
 //
 // Requantization is common/requantize.h's one rounding of the 64-bit product,
-// done in 64-bit lanes (int8_kernels_avx512_inl.h).
+// done in 64-bit lanes, or where that is provably the same result, by one
+// double-precision FMA (ExactInDouble; int8_kernels_avx512_inl.h).
 #ifndef QFORGE_RUNTIME_KERNELS_INT8_KERNELS_H_
 #define QFORGE_RUNTIME_KERNELS_INT8_KERNELS_H_
 
@@ -62,6 +63,12 @@ struct alignas(64) RequantBlock {
   // stored: derived in the epilogue they would cost an add and a shift per vector.
   int64_t rounding_biased[2][8];  // rounding + 2^62
   int64_t bias_shifted[2][8];     // 2^62 >> (31 + s)
+  // The double-precision form (ExactInDouble), in the order vpunpck{l,h}dq
+  // leave a vector's channels: [0] holds channels 4i and 4i + 1 at 2i and
+  // 2i + 1, [1] channels 4i + 2 and 4i + 3. The real multiplier m =
+  // multiplier * 2^(exponent - 31), and 1.5 * 2^52 * (1 - m); both exact.
+  double scale[2][8];
+  double offset[2][8];
 };
 
 // What the SIMD epilogue's requantization has to handle, cheapest last:
@@ -70,9 +77,25 @@ struct alignas(64) RequantBlock {
 //   kNegativesClamp: that, and the output clamp's qmin >= the zero point (a
 //     fused ReLU or ReLU6), so every negative result clamps to qmin and the
 //     tie rule of negative values (away from zero) cannot show.
-enum class RequantMode { kLeftShift, kExact, kNegativesClamp };
+// The AVX-512 levels also have kExact's and kNegativesClamp's double-precision
+// forms, cheaper still, for ops whose every channel is ExactInDouble (never
+// from ModeFor).
+enum class RequantMode { kLeftShift, kExact, kNegativesClamp, kDouble, kDoubleNegativesClamp };
 
 RequantMode ModeFor(const reference::Int8Output& output, bool any_left_shift);
+
+// Whether every accumulator in [-acc_bound, acc_bound] requantizes by `m`
+// exactly in double precision, as x = |acc| * m, m = multiplier * 2^-T with
+// T = 31 - exponent: one FMA computes (1.5 * 2^52 + |acc|) * m + 1.5 * 2^52 *
+// (1 - m) = x + 1.5 * 2^52 exactly before its one rounding, and in
+// [2^52, 2^53) that rounding is to the nearest integer, so the low 32 bits of
+// the result are round(x) while x < 2^31. It is common/requantize.h's
+// rounding wherever x is not a tie (ties go to even). Needed: exponent <= 0
+// (m < 1); T <= 51 (1.5 * 2^52 * m = 3 * multiplier * 2^(51 - T) an integer,
+// so the offset is exact); and no tie: acc * multiplier = 2^(T-1) (mod 2^T)
+// holds only for |acc| a multiple of 2^(T-1-v), v the multiplier's trailing
+// zero bits, so acc_bound < 2^(T-1-v) rules ties out.
+bool ExactInDouble(const QuantizedMultiplier& m, int64_t acc_bound);
 
 // Bias and requantization of every output channel, in the order the kernel
 // produces channels (padding channels have bias 0 and multiplier 2^30).
@@ -80,7 +103,8 @@ struct ChannelEpilogue {
   std::vector<int32_t> bias;                      // [padded channels]
   std::vector<QuantizedMultiplier> multipliers;   // [padded channels]
   std::vector<RequantBlock> requant;              // [padded channels / 16]
-  RequantMode mode = RequantMode::kExact;
+  RequantMode mode = RequantMode::kExact;         // kLeftShift, kExact or kNegativesClamp
+  bool exact_in_double = false;  // every channel ExactInDouble for its accumulators
   reference::Int8Output output;
 };
 

@@ -173,7 +173,7 @@ void GemmConvRange(const PackedGemmConv& conv, const int8_t* input, int8_t* outp
 
 void GemmConv(const PackedGemmConv& conv, const int8_t* input, int8_t* output, uint8_t* scratch,
               int64_t begin, int64_t end) {
-  WithMode(conv.epilogue.mode, [&](auto mode) {
+  WithEpilogueMode(conv.epilogue, [&](auto mode) {
     GemmConvRange<decltype(mode)::value>(conv, input, output, scratch, begin, end);
   });
 }

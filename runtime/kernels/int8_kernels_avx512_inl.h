@@ -2,7 +2,10 @@
 // packing to int8 and the masks. Include only from a file compiled for
 // AVX-512 (F, BW, DQ, VL).
 //
-// Requantization, exactly as common/requantize.h, in 64-bit lanes. With the
+// Requantization, exactly as common/requantize.h: in double precision where
+// every channel of an op is ExactInDouble (int8_kernels.h), six instructions a
+// vector (two FMAs, three shuffles); otherwise in 64-bit lanes, eight (five of
+// them 64-bit multiplies and shifts). With the
 // product p = acc * multiplier (|p| < 2^62) and a right shift s >= 0:
 //   r = floor((p + 2^(30+s) - [p < 0]) / 2^(31+s)),
 // p / 2^(31+s) rounded to nearest with ties away from zero: one add, one
@@ -65,13 +68,27 @@ QFORGE_INLINE __m512i PackToInt8InOrder(const __m512i v[4], const OutputStage& o
 
 inline __m512i Load(const void* p) { return _mm512_load_si512(p); }
 
-// MultiplyByQuantizedMultiplier of 16 lanes. In kLeftShift and
+// round(a * m) for 16 lanes of 0 <= a <= 2^31 (read as unsigned), as
+// ExactInDouble derives it: each lane becomes the double 1.5 * 2^52 + a (its
+// high half 0x43380000), and one FMA with round-to-nearest leaves the result in
+// the low half. Unpacking and shuffling back keep the lanes in order.
+QFORGE_INLINE __m512i RoundedProductsInDouble(__m512i a, const RequantBlock& q) {
+  const __m512i high = _mm512_set1_epi32(0x43380000);
+  const __m512d lo = _mm512_castsi512_pd(_mm512_unpacklo_epi32(a, high));
+  const __m512d hi = _mm512_castsi512_pd(_mm512_unpackhi_epi32(a, high));
+  const __m512d rlo = _mm512_fmadd_pd(lo, _mm512_load_pd(q.scale[0]), _mm512_load_pd(q.offset[0]));
+  const __m512d rhi = _mm512_fmadd_pd(hi, _mm512_load_pd(q.scale[1]), _mm512_load_pd(q.offset[1]));
+  return _mm512_castps_si512(
+      _mm512_shuffle_ps(_mm512_castpd_ps(rlo), _mm512_castpd_ps(rhi), _MM_SHUFFLE(2, 0, 2, 0)));
+}
+
+// MultiplyByQuantizedMultiplier of 16 lanes in 64-bit lanes. In kLeftShift and
 // kNegativesClamp modes the result is exact only as far as the int8 clamp
 // after it can tell: kLeftShift clamps acc first (see the top), and
 // kNegativesClamp leaves out the negative values' tie fix, which only moves a
 // result <= 0 by one while the clamp takes every result <= 0 to qmin.
 template <RequantMode kMode>
-QFORGE_INLINE __m512i MultiplyByQuantizedMultiplier(__m512i acc, const RequantBlock& q) {
+QFORGE_INLINE __m512i MultiplyInInt64(__m512i acc, const RequantBlock& q) {
   constexpr bool kLeftShift = kMode == RequantMode::kLeftShift;
   if constexpr (kLeftShift) {
     const __m512i limit = Load(q.acc_limit);  // and ~limit = -limit - 1 below
@@ -84,7 +101,7 @@ QFORGE_INLINE __m512i MultiplyByQuantizedMultiplier(__m512i acc, const RequantBl
     even = _mm512_sllv_epi64(even, Load(q.left_shift[0]));
     odd = _mm512_sllv_epi64(odd, Load(q.left_shift[1]));
   }
-  if constexpr (kMode != RequantMode::kNegativesClamp) {
+  if constexpr (kMode == RequantMode::kExact || kLeftShift) {
     // Ties away from zero: 1 less where p < 0 (movepi64_mask reads the signs).
     const __m512i one = _mm512_set1_epi64(1);
     even = _mm512_mask_sub_epi64(even, _mm512_movepi64_mask(even), even, one);
@@ -98,6 +115,22 @@ QFORGE_INLINE __m512i MultiplyByQuantizedMultiplier(__m512i acc, const RequantBl
   const __m512i interleave =
       _mm512_set_epi32(30, 14, 28, 12, 26, 10, 24, 8, 22, 6, 20, 4, 18, 2, 16, 0);
   return _mm512_permutex2var_epi32(even, interleave, odd);
+}
+
+// MultiplyByQuantizedMultiplier of 16 lanes, exact as far as the int8 clamp
+// after it can tell (see MultiplyInInt64).
+template <RequantMode kMode>
+QFORGE_INLINE __m512i MultiplyByQuantizedMultiplier(__m512i acc, const RequantBlock& q) {
+  if constexpr (kMode == RequantMode::kDoubleNegativesClamp) {
+    // A negative acc's result, <= 0, clamps to qmin as 0's does.
+    return RoundedProductsInDouble(_mm512_max_epi32(acc, _mm512_setzero_si512()), q);
+  } else if constexpr (kMode == RequantMode::kDouble) {
+    // Rounding ties away from zero is symmetric: round |acc| * m, then negate.
+    const __m512i r = RoundedProductsInDouble(_mm512_abs_epi32(acc), q);
+    return _mm512_mask_sub_epi32(r, _mm512_movepi32_mask(acc), _mm512_setzero_si512(), r);
+  } else {
+    return MultiplyInInt64<kMode>(acc, q);
+  }
 }
 
 template <RequantMode kMode>

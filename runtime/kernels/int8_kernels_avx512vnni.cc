@@ -436,14 +436,14 @@ void MeanRange(const reference::MeanInt8Params& p, const int8_t* input, int8_t* 
 
 void GemmConv(const PackedGemmConv& conv, const int8_t* input, int8_t* output, uint8_t* scratch,
               int64_t begin, int64_t end) {
-  WithMode(conv.epilogue.mode, [&](auto mode) {
+  WithEpilogueMode(conv.epilogue, [&](auto mode) {
     GemmConvRange<decltype(mode)::value>(conv, input, output, scratch, begin, end);
   });
 }
 
 void Depthwise(const PackedDepthwise& conv, const int8_t* input, int8_t* output, int64_t begin,
                int64_t end) {
-  WithMode(conv.epilogue.mode, [&](auto mode) {
+  WithEpilogueMode(conv.epilogue, [&](auto mode) {
     DepthwiseRange<decltype(mode)::value>(conv, input, output, begin, end);
   });
 }

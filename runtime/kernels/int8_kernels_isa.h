@@ -22,7 +22,8 @@ inline constexpr int kMaxDepthwiseTaps = 64;
 #define QFORGE_INLINE inline __attribute__((always_inline))
 
 // Calls f(std::integral_constant<RequantMode, mode>()), so a kernel can be
-// instantiated for the mode it runs in.
+// instantiated for the mode it runs in; the double-precision modes run in
+// their integer forms, exact for any accumulator.
 template <typename F>
 void WithMode(RequantMode mode, const F& f) {
   switch (mode) {
@@ -30,11 +31,26 @@ void WithMode(RequantMode mode, const F& f) {
       f(std::integral_constant<RequantMode, RequantMode::kLeftShift>());
       break;
     case RequantMode::kExact:
+    case RequantMode::kDouble:
       f(std::integral_constant<RequantMode, RequantMode::kExact>());
       break;
     case RequantMode::kNegativesClamp:
+    case RequantMode::kDoubleNegativesClamp:
       f(std::integral_constant<RequantMode, RequantMode::kNegativesClamp>());
       break;
+  }
+}
+
+// WithMode for a conv's epilogue on the AVX-512 levels, which also have the
+// double-precision forms of kExact and kNegativesClamp.
+template <typename F>
+void WithEpilogueMode(const ChannelEpilogue& e, const F& f) {
+  if (!e.exact_in_double || e.mode == RequantMode::kLeftShift) {
+    WithMode(e.mode, f);
+  } else if (e.mode == RequantMode::kNegativesClamp) {
+    f(std::integral_constant<RequantMode, RequantMode::kDoubleNegativesClamp>());
+  } else {
+    f(std::integral_constant<RequantMode, RequantMode::kDouble>());
   }
 }
 

@@ -40,11 +40,17 @@ class Int8KernelsTest : public ::testing::TestWithParam<Isa> {
   // Mostly the small multipliers of real layers, sometimes > 1 (a left shift),
   // tiny (a right shift of up to 31), or a power of two, where exact ties of
   // both signs are common and the tie rule shows.
+  // With layer_like_, only the small ones, made odd: a multiplier with many
+  // trailing zero bits can tie at accumulators a conv reaches, and then takes
+  // the 64-bit requantization (ExactInDouble); a real layer's seldom has.
   QuantizedMultiplier Multiplier() {
-    const int kind = Int(0, 9);
+    const int kind = layer_like_ ? 3 : Int(0, 9);
     if (kind == 2) return *QuantizeMultiplier(std::ldexp(1.0, -Int(1, 6)));
     const double exponent = kind == 0 ? Int(0, 5) : kind == 1 ? -Int(20, 31) : -Int(4, 14);
-    return *QuantizeMultiplier(std::ldexp(1.0 + rng_.UniformDouble(), static_cast<int>(exponent)) / 2);
+    QuantizedMultiplier m =
+        *QuantizeMultiplier(std::ldexp(1.0 + rng_.UniformDouble(), static_cast<int>(exponent)) / 2);
+    if (layer_like_) m.multiplier |= 1;
+    return m;
   }
   reference::Int8Output Output() {
     reference::Int8Output out;
@@ -79,7 +85,18 @@ class Int8KernelsTest : public ::testing::TestWithParam<Isa> {
     }
   }
 
+  // Checks the conv twice: with multipliers of every kind, and with only the
+  // layer-like ones, where the AVX-512 levels requantize in double precision.
   void CheckConv(const ConvGeometry& g) {
+    for (bool layer_like : {false, true}) {
+      layer_like_ = layer_like;
+      CheckConvOnce(g);
+      if (HasFatalFailure()) return;
+    }
+    layer_like_ = false;
+  }
+
+  void CheckConvOnce(const ConvGeometry& g) {
     reference::Conv2DInt8Params params;
     params.geometry = g;
     params.input_zero_point = Int(-128, 127);
@@ -99,6 +116,7 @@ class Int8KernelsTest : public ::testing::TestWithParam<Isa> {
     if (g.groups == 1) {
       const PackedGemmConv conv = PackGemmConv(params, filter.data(),
                                                with_bias ? bias.data() : nullptr, GetParam());
+      if (layer_like_) ASSERT_TRUE(conv.epilogue.exact_in_double) << Describe(g);
       std::vector<uint8_t> scratch(conv.scratch_bytes);
       RunInPieces(GemmConvUnits(conv), [&](int64_t begin, int64_t end) {
         RunGemmConv(conv, input.data(), actual.data(), scratch.data(), begin, end);
@@ -106,6 +124,7 @@ class Int8KernelsTest : public ::testing::TestWithParam<Isa> {
     } else {
       const PackedDepthwise conv = PackDepthwise(params, filter.data(),
                                                  with_bias ? bias.data() : nullptr, GetParam());
+      if (layer_like_) ASSERT_TRUE(conv.epilogue.exact_in_double) << Describe(g);
       RunInPieces(DepthwiseUnits(conv), [&](int64_t begin, int64_t end) {
         RunDepthwise(conv, input.data(), actual.data(), begin, end);
       });
@@ -138,6 +157,7 @@ class Int8KernelsTest : public ::testing::TestWithParam<Isa> {
   }
 
   SplitMix64 rng_{7};
+  bool layer_like_ = false;  // Multiplier() draws only real layers' multipliers
 };
 
 ConvGeometry Geometry(int batch, int h, int w, int c, int o, int k, int stride, int pad,
@@ -209,6 +229,52 @@ TEST_P(Int8KernelsTest, DepthwiseConvs) {
   narrow.pad_right = narrow.pad_bottom = 1;
   narrow.output_height = narrow.output_width = 1;
   CheckConv(narrow);
+}
+
+// The conditions of ExactInDouble (int8_kernels.h), at their edges.
+TEST(ExactInDoubleTest, HoldsUntilATieOrAnInexactOffsetIsPossible) {
+  const QuantizedMultiplier odd{(1 << 30) + 1, 0};  // T = 31, no trailing zeros
+  EXPECT_TRUE(ExactInDouble(odd, (int64_t{1} << 30) - 1));
+  EXPECT_FALSE(ExactInDouble(odd, int64_t{1} << 30));  // acc = 2^30 is a tie
+  // A power of two, 2^-6: ties at odd multiples of 2^5.
+  const QuantizedMultiplier power{1 << 30, -5};
+  EXPECT_TRUE(ExactInDouble(power, 31));
+  EXPECT_FALSE(ExactInDouble(power, 32));
+  // T = 51 is the last whose offset is exact; accumulators are int32 anyway.
+  EXPECT_TRUE(ExactInDouble({(1 << 30) + 1, -20}, int64_t{1} << 40));
+  EXPECT_FALSE(ExactInDouble({(1 << 30) + 1, -21}, 1));
+  EXPECT_FALSE(ExactInDouble({(1 << 30) + 1, 1}, 1));  // a left shift
+}
+
+// The double-precision requantization against the reference on accumulators
+// near every rounding boundary of a layer-like multiplier, through a 1x1 conv
+// whose single input channel is 1 and whose weights and bias set acc.
+TEST_P(Int8KernelsTest, DoubleRequantizationAtRoundingBoundaries) {
+  for (const double real : {0.0123456789, 0.3, 1.0 / 3.0, 0.999, 3.1e-5}) {
+    const QuantizedMultiplier m = *QuantizeMultiplier(real);
+    // acc near (k + 1/2) / real for output values k of both signs.
+    std::vector<int32_t> accs;
+    for (int k = -140; k <= 140; ++k) {
+      const int32_t center = static_cast<int32_t>(std::floor((k + 0.5) / real));
+      for (int d = -2; d <= 2; ++d) accs.push_back(center + d);
+    }
+    reference::FullyConnectedInt8Params params;
+    params.batch = 1;
+    params.input_features = 4;
+    params.output_features = static_cast<int>(accs.size());
+    params.input_zero_point = 0;
+    params.multipliers.assign(accs.size(), m);
+    const std::vector<int8_t> input = GemmInput(4, 0, 0);  // all zero: acc = bias
+    const std::vector<int8_t> weights(accs.size() * 4, 1);
+    for (bool clamps_negatives : {false, true}) {
+      // qmin -128 >= zero point -128: kNegativesClamp; zero point 3: kExact.
+      params.output.zero_point = clamps_negatives ? -128 : 3;
+      const PackedGemmConv fc = PackFullyConnected(params, weights.data(), accs.data(), GetParam());
+      ASSERT_TRUE(fc.epilogue.exact_in_double) << real;
+      CheckFullyConnected(params, input, weights, accs, "real multiplier " + std::to_string(real));
+      if (HasFatalFailure()) return;
+    }
+  }
 }
 
 TEST_P(Int8KernelsTest, FullyConnected) {
