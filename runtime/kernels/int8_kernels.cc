@@ -23,7 +23,9 @@ int64_t RoundUp(int64_t value, int64_t multiple) {
 
 int64_t DivideRoundUp(int64_t value, int64_t divisor) { return (value + divisor - 1) / divisor; }
 
-RequantBlock MakeRequantBlock(const QuantizedMultiplier* m) {
+// zero_point goes into the double-precision form's offset (the output's, for
+// a conv's epilogue).
+RequantBlock MakeRequantBlock(const QuantizedMultiplier* m, int32_t zero_point = 0) {
   RequantBlock block{};
   for (int c = 0; c < kChannelsPerVector; ++c) {
     const int half = c % 2, j = c / 2;
@@ -39,7 +41,7 @@ RequantBlock MakeRequantBlock(const QuantizedMultiplier* m) {
     // Filled for every channel; used only where ExactInDouble holds.
     const double scale = std::ldexp(m[c].multiplier, std::min(m[c].exponent, 0) - 31);
     block.scale[c % 4 / 2][c / 4 * 2 + c % 2] = scale;
-    block.offset[c % 4 / 2][c / 4 * 2 + c % 2] = 0x1.8p52 - 0x1.8p52 * scale;
+    block.offset[c % 4 / 2][c / 4 * 2 + c % 2] = 0x1.8p52 - 0x1.8p52 * scale + zero_point;
   }
   return block;
 }
@@ -63,7 +65,7 @@ ChannelEpilogue MakeEpilogue(const std::vector<int>& order, const std::vector<in
   }
   e.mode = ModeFor(output, any_left_shift);
   for (size_t i = 0; i < order.size(); i += kChannelsPerVector) {
-    e.requant.push_back(MakeRequantBlock(&e.multipliers[i]));
+    e.requant.push_back(MakeRequantBlock(&e.multipliers[i], output.zero_point));
   }
   return e;
 }

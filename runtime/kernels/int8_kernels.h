@@ -66,7 +66,8 @@ struct alignas(64) RequantBlock {
   // The double-precision form (ExactInDouble), in the order vpunpck{l,h}dq
   // leave a vector's channels: [0] holds channels 4i and 4i + 1 at 2i and
   // 2i + 1, [1] channels 4i + 2 and 4i + 3. The real multiplier m =
-  // multiplier * 2^(exponent - 31), and 1.5 * 2^52 * (1 - m); both exact.
+  // multiplier * 2^(exponent - 31), and 1.5 * 2^52 * (1 - m) + the output
+  // zero point (ChannelEpilogue's; 0 elsewhere); both exact.
   double scale[2][8];
   double offset[2][8];
 };
@@ -85,12 +86,13 @@ enum class RequantMode { kLeftShift, kExact, kNegativesClamp, kDouble, kDoubleNe
 RequantMode ModeFor(const reference::Int8Output& output, bool any_left_shift);
 
 // Whether every accumulator in [-acc_bound, acc_bound] requantizes by `m`
-// exactly in double precision, as x = |acc| * m, m = multiplier * 2^-T with
-// T = 31 - exponent: one FMA computes (1.5 * 2^52 + |acc|) * m + 1.5 * 2^52 *
-// (1 - m) = x + 1.5 * 2^52 exactly before its one rounding, and in
-// [2^52, 2^53) that rounding is to the nearest integer, so the low 32 bits of
-// the result are round(x) while x < 2^31. It is common/requantize.h's
-// rounding wherever x is not a tie (ties go to even). Needed: exponent <= 0
+// exactly in double precision, as x = acc * m, m = multiplier * 2^-T with
+// T = 31 - exponent: one FMA computes (1.5 * 2^52 + acc) * m + 1.5 * 2^52 *
+// (1 - m) + zero_point = x + 1.5 * 2^52 + zero_point exactly before its one
+// rounding, and in [2^52, 2^53) that rounding is to the nearest integer, so
+// the low 32 bits of the result are round(x) + zero_point while |x| < 2^31.
+// It is common/requantize.h's rounding wherever x is not a tie (ties go to
+// even). Needed: exponent <= 0
 // (m < 1); T <= 51 (1.5 * 2^52 * m = 3 * multiplier * 2^(51 - T) an integer,
 // so the offset is exact); and no tie: acc * multiplier = 2^(T-1) (mod 2^T)
 // holds only for |acc| a multiple of 2^(T-1-v), v the multiplier's trailing

@@ -22,6 +22,7 @@ namespace {
 
 using avx512::ByteMask;
 using avx512::GatherRow;
+using avx512::LacksZeroPoint;
 using avx512::MultiplyByQuantizedMultiplier;
 using avx512::OutputStage;
 using avx512::PackToInt8InOrder;
@@ -107,7 +108,7 @@ void Finish(const PackedGemmConv& conv, const int32_t (*acc)[kAmxTileRows][16], 
       q[b] = MultiplyByQuantizedMultiplier<kMode>(sum, e.requant[first_block + b]);
     }
     _mm512_mask_storeu_epi8(out + first_block * kChannelsPerVector, mask,
-                            PackToInt8InOrder(q, stage));
+                            PackToInt8InOrder<LacksZeroPoint(kMode)>(q, stage));
   }
 }
 

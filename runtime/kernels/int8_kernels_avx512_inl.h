@@ -51,29 +51,45 @@ struct OutputStage {
 // the result holds v[j]'s elements 4L..4L+3 at bytes 4j..4j+3: callers put
 // them in order with one permute. Saturating to int16 first is exact: a value
 // beyond +-32767 is still beyond the int8 range after the zero point is added.
+// kAddZeroPoint is false for values that hold the zero point already (those of
+// the double-precision requantization, which folds it in).
+template <bool kAddZeroPoint = true>
 QFORGE_INLINE __m512i PackToInt8(const __m512i v[4], const OutputStage& out) {
-  const __m512i v01 = _mm512_adds_epi16(_mm512_packs_epi32(v[0], v[1]), out.zero_point16);
-  const __m512i v23 = _mm512_adds_epi16(_mm512_packs_epi32(v[2], v[3]), out.zero_point16);
+  __m512i v01 = _mm512_packs_epi32(v[0], v[1]);
+  __m512i v23 = _mm512_packs_epi32(v[2], v[3]);
+  if constexpr (kAddZeroPoint) {
+    v01 = _mm512_adds_epi16(v01, out.zero_point16);
+    v23 = _mm512_adds_epi16(v23, out.zero_point16);
+  }
   const __m512i q = _mm512_packs_epi16(v01, v23);
   return _mm512_min_epi8(_mm512_max_epi8(q, out.qmin8), out.qmax8);
 }
 
 // PackToInt8 with v[0]'s 16 values first, then v[1]'s, v[2]'s and v[3]'s.
+template <bool kAddZeroPoint = true>
 QFORGE_INLINE __m512i PackToInt8InOrder(const __m512i v[4], const OutputStage& out) {
   // Dword 4L + j holds v[j]'s elements 4L..4L+3; dword d must hold element
   // group d % 4 of v[d / 4].
   const __m512i order = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
-  return _mm512_permutexvar_epi32(order, PackToInt8(v, out));
+  return _mm512_permutexvar_epi32(order, PackToInt8<kAddZeroPoint>(v, out));
+}
+
+// Whether MultiplyByQuantizedMultiplier<kMode>'s results still lack the output
+// zero point: all but the double-precision modes'.
+constexpr bool LacksZeroPoint(RequantMode mode) {
+  return mode != RequantMode::kDouble && mode != RequantMode::kDoubleNegativesClamp;
 }
 
 inline __m512i Load(const void* p) { return _mm512_load_si512(p); }
 
-// round(a * m) for 16 lanes of 0 <= a <= 2^31 (read as unsigned), as
-// ExactInDouble derives it: each lane becomes the double 1.5 * 2^52 + a (its
-// high half 0x43380000), and one FMA with round-to-nearest leaves the result in
-// the low half. Unpacking and shuffling back keep the lanes in order.
-QFORGE_INLINE __m512i RoundedProductsInDouble(__m512i a, const RequantBlock& q) {
-  const __m512i high = _mm512_set1_epi32(0x43380000);
+// The high half of the double 1.5 * 2^52.
+inline constexpr int32_t kHighHalfOf1p5x2p52 = 0x43380000;
+
+// round(a * m) + the output zero point for 16 lanes, as ExactInDouble derives
+// it: each lane becomes the double 1.5 * 2^52 + a, its low half a's bits and
+// its high half `high`'s, and one FMA with round-to-nearest leaves the result
+// in the low half. Unpacking and shuffling back keep the lanes in order.
+QFORGE_INLINE __m512i RoundedProductsInDouble(__m512i a, __m512i high, const RequantBlock& q) {
   const __m512d lo = _mm512_castsi512_pd(_mm512_unpacklo_epi32(a, high));
   const __m512d hi = _mm512_castsi512_pd(_mm512_unpackhi_epi32(a, high));
   const __m512d rlo = _mm512_fmadd_pd(lo, _mm512_load_pd(q.scale[0]), _mm512_load_pd(q.offset[0]));
@@ -123,11 +139,14 @@ template <RequantMode kMode>
 QFORGE_INLINE __m512i MultiplyByQuantizedMultiplier(__m512i acc, const RequantBlock& q) {
   if constexpr (kMode == RequantMode::kDoubleNegativesClamp) {
     // A negative acc's result, <= 0, clamps to qmin as 0's does.
-    return RoundedProductsInDouble(_mm512_max_epi32(acc, _mm512_setzero_si512()), q);
+    return RoundedProductsInDouble(_mm512_max_epi32(acc, _mm512_setzero_si512()),
+                                   _mm512_set1_epi32(kHighHalfOf1p5x2p52), q);
   } else if constexpr (kMode == RequantMode::kDouble) {
-    // Rounding ties away from zero is symmetric: round |acc| * m, then negate.
-    const __m512i r = RoundedProductsInDouble(_mm512_abs_epi32(acc), q);
-    return _mm512_mask_sub_epi32(r, _mm512_movepi32_mask(acc), _mm512_setzero_si512(), r);
+    // A negative acc's low half reads as acc + 2^32: one less in the high
+    // half (its lowest mantissa bit is 2^32) makes the double 1.5 * 2^52 + acc.
+    const __m512i high =
+        _mm512_add_epi32(_mm512_set1_epi32(kHighHalfOf1p5x2p52), _mm512_srai_epi32(acc, 31));
+    return RoundedProductsInDouble(acc, high, q);
   } else {
     return MultiplyInInt64<kMode>(acc, q);
   }
@@ -135,6 +154,7 @@ QFORGE_INLINE __m512i MultiplyByQuantizedMultiplier(__m512i acc, const RequantBl
 
 template <RequantMode kMode>
 __m128i RequantizeToInt8(__m512i acc, const RequantBlock& q, const OutputStage& out) {
+  static_assert(LacksZeroPoint(kMode), "for the 64-bit modes only");
   __m512i v = MultiplyByQuantizedMultiplier<kMode>(acc, q);
   // Clamp before adding the zero point: v may sit near the int32 limits.
   v = _mm512_min_epi32(_mm512_max_epi32(v, out.min), out.max);

@@ -16,14 +16,15 @@ namespace {
 using avx512::AddBytes;
 using avx512::ByteMask;
 using avx512::GatherRow;
+using avx512::LacksZeroPoint;
 using avx512::LaneMask;
 using avx512::Load;
 using avx512::MultiplyByQuantizedMultiplier;
 using avx512::OutputStage;
 using avx512::PackToInt8;
 using avx512::PackToInt8InOrder;
-using avx512::RowPartialSums;
 using avx512::RequantizeToInt8;
+using avx512::RowPartialSums;
 
 // --- GEMM ---------------------------------------------------------------------
 
@@ -101,7 +102,7 @@ void GemmTile(const PackedGemmConv& conv, const TileRows<MR>& rows, int first_bl
       q[b] = MultiplyByQuantizedMultiplier<kMode>(result[m][b], e.requant[first_block + b]);
     }
     _mm512_mask_storeu_epi8(rows.c[m] + first_block * kChannelsPerVector, mask,
-                            PackToInt8InOrder(q, out));
+                            PackToInt8InOrder<LacksZeroPoint(kMode)>(q, out));
   }
 }
 
@@ -196,7 +197,7 @@ QFORGE_INLINE __m512i FinishBlock(const ChannelEpilogue& e, int block, const __m
   // Lane L now holds input bytes 16L + 4i + r at byte 4r + i: put them in order.
   const __m512i order = _mm512_broadcast_i32x4(
       _mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15));
-  return _mm512_shuffle_epi8(PackToInt8(q, stage), order);
+  return _mm512_shuffle_epi8(PackToInt8<LacksZeroPoint(kMode)>(q, stage), order);
 }
 
 // Block `block` of P output pixels, requantized into q[p] (see AccumulateTaps).
@@ -401,7 +402,7 @@ void AddRange(const reference::AddInt8Params& p, const int8_t* a, const int8_t* 
     for (int j = 0; j < 4; ++j) {
       q[j] = MultiplyByQuantizedMultiplier<kMode>(sum(i + 16 * j, 0xFFFF), qo);
     }
-    _mm512_storeu_si512(output + i, PackToInt8InOrder(q, stage));
+    _mm512_storeu_si512(output + i, PackToInt8InOrder<LacksZeroPoint(kMode)>(q, stage));
   }
   for (; i < last; i += 16) {
     const __mmask16 mask = LaneMask(static_cast<int>(last - i));
