@@ -302,6 +302,31 @@ void PackAvx2Depthwise(const int8_t* filter, int channels, int taps, PackedDepth
   }
 }
 
+// PackedDepthwise's column layout of a 3x3 filter [C][3][3], for its first
+// `blocks` 64-channel blocks.
+void PackColumns(const int8_t* filter, const std::vector<int32_t>& bias,
+                 const std::vector<int64_t>& bounds, const reference::Conv2DInt8Params& params,
+                 int blocks, PackedDepthwise& conv) {
+  conv.column_blocks = blocks;
+  conv.column_weights.assign(static_cast<size_t>(blocks) * 12, Bytes64{});
+  std::vector<int> order(static_cast<size_t>(blocks) * 64);
+  for (int block = 0; block < blocks; ++block) {
+    for (int r = 0; r < 4; ++r) {
+      for (int lane = 0; lane < 16; ++lane) {
+        const int c = block * 64 + lane / 4 * 16 + r * 4 + lane % 4;
+        order[block * 64 + r * 16 + lane] = c;
+        for (int kx = 0; kx < 3; ++kx) {
+          Bytes64& v = conv.column_weights[(static_cast<size_t>(block) * 3 + kx) * 4 + r];
+          for (int ky = 0; ky < 3; ++ky) {
+            v.bytes[lane * 4 + ky] = static_cast<uint8_t>(filter[int64_t{c} * 9 + ky * 3 + kx]);
+          }
+        }
+      }
+    }
+  }
+  conv.column_epilogue = MakeEpilogue(order, bias, params.multipliers, bounds, params.output);
+}
+
 int64_t ElementEnd(int64_t size, int64_t end) { return std::min(size, end * kElementsPerUnit); }
 
 }  // namespace
@@ -469,6 +494,10 @@ PackedDepthwise PackDepthwise(const reference::Conv2DInt8Params& params, const i
     }
   }
   conv.epilogue = MakeEpilogue(order, corrected, params.multipliers, bounds, params.output);
+  if (g.kernel_height == 3 && g.kernel_width == 3 && g.dilation_h == 1 && g.dilation_w == 1 &&
+      (g.stride_w == 1 || g.stride_w == 2)) {
+    PackColumns(filter, corrected, bounds, params, full_blocks, conv);
+  }
   return conv;
 }
 

@@ -169,6 +169,16 @@ struct PackedDepthwise {
   int tail_pixels = 1;
   ChannelEpilogue epilogue;      // AVX-512: channels in the accumulators' order
   std::vector<int8_t> padding_row;  // C + 128 bytes of the input zero point
+  // AVX-512, 3x3 at stride 1 or 2 without dilation: the full 64-channel
+  // blocks run column by column instead. Each input column's three rows are
+  // interleaved once, to [row 0, row 1, row 2, 0] per channel, and serve every
+  // output pixel whose taps read that column, three vpdpbusd for a column
+  // where the layout above takes nine. Per block, kx and vector r: lane 4L + i
+  // holds channel 16L + 4r + i's weights [w(0, kx), w(1, kx), w(2, kx), 0];
+  // column_epilogue has the channels in that order.
+  int column_blocks = 0;
+  std::vector<Bytes64> column_weights;  // [column_blocks][3][4]
+  ChannelEpilogue column_epilogue;
 };
 
 PackedDepthwise PackDepthwise(const reference::Conv2DInt8Params& params, const int8_t* filter,

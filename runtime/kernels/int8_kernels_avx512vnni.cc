@@ -230,7 +230,7 @@ template <int kTaps, int P, RequantMode kMode>
 void FullBlocks(const PackedDepthwise& conv, const int8_t* const (*taps)[kMaxDepthwiseTaps],
                 int tap_count, int8_t* const* outs, const OutputStage& stage) {
   const int blocks = conv.geometry.input_channels / 64;
-  for (int block = 0; block < blocks; ++block) {
+  for (int block = conv.column_blocks; block < blocks; ++block) {
     __m512i q[P];
     DepthwiseBlocks<kTaps, P, kMode>(
         conv, block, tap_count, stage,
@@ -278,6 +278,82 @@ void TailBlock(const PackedDepthwise& conv, const int8_t* const (*taps)[kMaxDept
   }
 }
 
+// --- depthwise, column by column (PackedDepthwise::column_blocks) ---
+
+// One input column's three rows of a 64-channel block, flipped to x + 128 and
+// interleaved: v[r] lane 4L + i = channel 16L + 4r + i's [row 0, row 1, row 2,
+// 0], as vpunpck{l,h}bw and then vpunpck{l,h}wd leave them.
+QFORGE_INLINE void InterleaveColumn(const int8_t* const src[3], __m512i (&v)[4]) {
+  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+  const __m512i r0 = _mm512_xor_si512(_mm512_loadu_si512(src[0]), flip);
+  const __m512i r1 = _mm512_xor_si512(_mm512_loadu_si512(src[1]), flip);
+  const __m512i r2 = _mm512_xor_si512(_mm512_loadu_si512(src[2]), flip);
+  const __m512i zero = _mm512_setzero_si512();
+  const __m512i lo01 = _mm512_unpacklo_epi8(r0, r1), hi01 = _mm512_unpackhi_epi8(r0, r1);
+  const __m512i lo2 = _mm512_unpacklo_epi8(r2, zero), hi2 = _mm512_unpackhi_epi8(r2, zero);
+  v[0] = _mm512_unpacklo_epi16(lo01, lo2);
+  v[1] = _mm512_unpackhi_epi16(lo01, lo2);
+  v[2] = _mm512_unpacklo_epi16(hi01, hi2);
+  v[3] = _mm512_unpackhi_epi16(hi01, hi2);
+}
+
+// The full blocks of output row (n, oy), each swept along the row: output
+// column ox reads input columns ox * kStride - pad_left + kx, so each column
+// is interleaved once and kept for the next kStride == 1 ? 2 : 1 outputs.
+// PackToInt8 leaves this layout's channels in order.
+template <int kStride, RequantMode kMode>
+void ColumnRow(const PackedDepthwise& conv, const int8_t* input, int n, int oy, int8_t* row_out,
+               const OutputStage& stage) {
+  const reference::ConvGeometry& g = conv.geometry;
+  const int channels = g.input_channels;
+  const int8_t* rows[3];  // each input row's first pixel, or null for padding
+  for (int ky = 0; ky < 3; ++ky) {
+    const int64_t iy = int64_t{oy} * g.stride_h - g.pad_top + ky;
+    const bool inside = iy >= 0 && iy < g.input_height;
+    rows[ky] =
+        inside ? input + (int64_t{n} * g.input_height + iy) * g.input_width * channels : nullptr;
+  }
+  const ChannelEpilogue& e = conv.column_epilogue;
+  for (int block = 0; block < conv.column_blocks; ++block) {
+    const int c0 = block * 64;
+    const Bytes64* w = conv.column_weights.data() + static_cast<size_t>(block) * 12;
+    auto column = [&](int64_t ix, __m512i(&v)[4]) {
+      const int8_t* src[3];
+      for (int ky = 0; ky < 3; ++ky) {
+        const bool inside = rows[ky] != nullptr && ix >= 0 && ix < g.input_width;
+        src[ky] = (inside ? rows[ky] + ix * channels : conv.padding_row.data()) + c0;
+      }
+      InterleaveColumn(src, v);
+    };
+    __m512i cols[3][4];
+    column(-g.pad_left, cols[0]);
+    column(1 - g.pad_left, cols[1]);
+    column(2 - g.pad_left, cols[2]);
+    for (int ox = 0; ox < g.output_width; ++ox) {
+      if (ox > 0) {
+        const int64_t ix = int64_t{ox} * kStride - g.pad_left;
+        if constexpr (kStride == 1) {
+          for (int r = 0; r < 4; ++r) cols[0][r] = cols[1][r], cols[1][r] = cols[2][r];
+        } else {
+          for (int r = 0; r < 4; ++r) cols[0][r] = cols[2][r];
+          column(ix + 1, cols[1]);
+        }
+        column(ix + 2, cols[2]);
+      }
+      __m512i q[4];
+      for (int r = 0; r < 4; ++r) {
+        __m512i acc = _mm512_loadu_si512(&e.bias[c0 + r * 16]);
+        for (int kx = 0; kx < 3; ++kx) {
+          acc = _mm512_dpbusd_epi32(acc, cols[kx][r], Load(w[kx * 4 + r].bytes));
+        }
+        q[r] = MultiplyByQuantizedMultiplier<kMode>(acc, e.requant[block * 4 + r]);
+      }
+      _mm512_storeu_si512(row_out + int64_t{ox} * channels + c0,
+                          PackToInt8<LacksZeroPoint(kMode)>(q, stage));
+    }
+  }
+}
+
 // Output pixels whose blocks run together: four share each load of the weights.
 constexpr int kDepthwiseGroup = 4;
 
@@ -321,6 +397,16 @@ void DepthwiseRows(const PackedDepthwise& conv, const int8_t* input, int8_t* out
     const int n = static_cast<int>(unit / g.output_height);
     const int oy = static_cast<int>(unit % g.output_height);
     int8_t* row_out = output + unit * g.output_width * g.input_channels;
+    if constexpr (kTaps == 9) {
+      if (conv.column_blocks > 0) {
+        if (g.stride_w == 1) {
+          ColumnRow<1, kMode>(conv, input, n, oy, row_out, stage);
+        } else {
+          ColumnRow<2, kMode>(conv, input, n, oy, row_out, stage);
+        }
+        if (g.input_channels % 64 == 0) continue;
+      }
+    }
     const RowTaps row_taps(conv, input, n, oy);
     int group = 0;  // pixels waiting for their group
     for (int ox = 0; ox < g.output_width; ++ox) {

@@ -116,7 +116,9 @@ class Int8KernelsTest : public ::testing::TestWithParam<Isa> {
     if (g.groups == 1) {
       const PackedGemmConv conv = PackGemmConv(params, filter.data(),
                                                with_bias ? bias.data() : nullptr, GetParam());
-      if (layer_like_) ASSERT_TRUE(conv.epilogue.exact_in_double) << Describe(g);
+      if (layer_like_) {
+        ASSERT_TRUE(conv.epilogue.exact_in_double) << Describe(g);
+      }
       std::vector<uint8_t> scratch(conv.scratch_bytes);
       RunInPieces(GemmConvUnits(conv), [&](int64_t begin, int64_t end) {
         RunGemmConv(conv, input.data(), actual.data(), scratch.data(), begin, end);
@@ -124,7 +126,13 @@ class Int8KernelsTest : public ::testing::TestWithParam<Isa> {
     } else {
       const PackedDepthwise conv = PackDepthwise(params, filter.data(),
                                                  with_bias ? bias.data() : nullptr, GetParam());
-      if (layer_like_) ASSERT_TRUE(conv.epilogue.exact_in_double) << Describe(g);
+      if (layer_like_) {
+        ASSERT_TRUE(conv.epilogue.exact_in_double) << Describe(g);
+      }
+      const bool avx512 = GetParam() == Isa::kAvx512Vnni || GetParam() == Isa::kAvx512Amx;
+      const bool columns = g.kernel_height == 3 && g.kernel_width == 3 && g.dilation_h == 1 &&
+                           g.dilation_w == 1 && g.stride_w <= 2;
+      EXPECT_EQ(conv.column_blocks, avx512 && columns ? g.input_channels / 64 : 0) << Describe(g);
       RunInPieces(DepthwiseUnits(conv), [&](int64_t begin, int64_t end) {
         RunDepthwise(conv, input.data(), actual.data(), begin, end);
       });
@@ -224,6 +232,20 @@ TEST_P(Int8KernelsTest, DepthwiseConvs) {
   CheckConv(Geometry(1, 12, 12, 24, 24, 3, 1, 0, 24));
   CheckConv(Geometry(1, 12, 12, 24, 24, 3, 1, 2, 24, 2));
   CheckConv(Geometry(1, 12, 12, 8, 8, 9, 1, 4, 8));  // 81 taps: the generic path
+  // The column layout (3x3 at stride 1 or 2, full 64-channel blocks), with and
+  // without a tail: no padding, padding on one side, images one and two
+  // pixels wide, and a dilated kernel, which does not take it.
+  for (int c : {64, 136}) {
+    CheckConv(Geometry(1, 5, 6, c, c, 3, 1, 0, c));
+    CheckConv(Geometry(1, 7, 7, c, c, 3, 2, 0, c));
+    CheckConv(Geometry(2, 1, 1, c, c, 3, 1, 1, c));
+    CheckConv(Geometry(1, 2, 2, c, c, 3, 2, 1, c));
+    CheckConv(Geometry(1, 9, 9, c, c, 3, 1, 2, c, 2));
+    ConvGeometry one_sided = Geometry(1, 8, 8, c, c, 3, 2, 0, c);
+    one_sided.pad_right = one_sided.pad_bottom = 1;
+    one_sided.output_height = one_sided.output_width = 4;
+    CheckConv(one_sided);
+  }
   // A kernel wider than the image, only the right padding making room.
   ConvGeometry narrow = Geometry(1, 2, 2, 16, 16, 3, 2, 0, 16);
   narrow.pad_right = narrow.pad_bottom = 1;
