@@ -41,12 +41,15 @@ void WithMode(RequantMode mode, const F& f) {
   }
 }
 
-// WithMode for a conv's epilogue on the AVX-512 levels, which also have the
-// double-precision forms of kExact and kNegativesClamp.
+// WithMode for a conv's epilogue on the AVX-512 levels: the double-precision
+// forms of kExact and kNegativesClamp where every channel allows them (real
+// layers' do), else kLeftShift, whose 64-bit form is exact for every channel,
+// shifting left or not. The other 64-bit modes save a few instructions a
+// vector on ops that seldom occur, not worth more copies of every kernel.
 template <typename F>
 void WithEpilogueMode(const ChannelEpilogue& e, const F& f) {
-  if (!e.exact_in_double || e.mode == RequantMode::kLeftShift) {
-    WithMode(e.mode, f);
+  if (e.mode == RequantMode::kLeftShift || !e.exact_in_double) {
+    f(std::integral_constant<RequantMode, RequantMode::kLeftShift>());
   } else if (e.mode == RequantMode::kNegativesClamp) {
     f(std::integral_constant<RequantMode, RequantMode::kDoubleNegativesClamp>());
   } else {
