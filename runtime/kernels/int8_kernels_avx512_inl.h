@@ -92,8 +92,12 @@ inline constexpr int32_t kHighHalfOf1p5x2p52 = 0x43380000;
 QFORGE_INLINE __m512i RoundedProductsInDouble(__m512i a, __m512i high, const RequantBlock& q) {
   const __m512d lo = _mm512_castsi512_pd(_mm512_unpacklo_epi32(a, high));
   const __m512d hi = _mm512_castsi512_pd(_mm512_unpackhi_epi32(a, high));
-  const __m512d rlo = _mm512_fmadd_pd(lo, _mm512_load_pd(q.scale[0]), _mm512_load_pd(q.offset[0]));
-  const __m512d rhi = _mm512_fmadd_pd(hi, _mm512_load_pd(q.scale[1]), _mm512_load_pd(q.offset[1]));
+  // To nearest whatever rounding mode the application has set.
+  constexpr int kNearest = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+  const __m512d rlo =
+      _mm512_fmadd_round_pd(lo, _mm512_load_pd(q.scale[0]), _mm512_load_pd(q.offset[0]), kNearest);
+  const __m512d rhi =
+      _mm512_fmadd_round_pd(hi, _mm512_load_pd(q.scale[1]), _mm512_load_pd(q.offset[1]), kNearest);
   return _mm512_castps_si512(
       _mm512_shuffle_ps(_mm512_castpd_ps(rlo), _mm512_castpd_ps(rhi), _MM_SHUFFLE(2, 0, 2, 0)));
 }

@@ -4,6 +4,7 @@
 // tile, channels not a multiple of 16 or 64, depths not a multiple of 4.
 #include "runtime/kernels/int8_kernels.h"
 
+#include <cfenv>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -296,6 +297,18 @@ TEST_P(Int8KernelsTest, DoubleRequantizationAtRoundingBoundaries) {
       CheckFullyConnected(params, input, weights, accs, "real multiplier " + std::to_string(real));
       if (HasFatalFailure()) return;
     }
+  }
+}
+
+// An application may run with another floating-point rounding mode; the
+// double-precision requantization must round to nearest whatever it is.
+TEST_P(Int8KernelsTest, IgnoresTheRoundingModeOfTheCaller) {
+  for (int mode : {FE_UPWARD, FE_DOWNWARD, FE_TOWARDZERO}) {
+    ASSERT_EQ(std::fesetround(mode), 0);
+    CheckConv(Geometry(1, 9, 7, 96, 96, 3, 1, 1, 96));  // column layout and tail
+    CheckConv(Geometry(1, 5, 6, 40, 70, 1, 1, 0, 1));
+    std::fesetround(FE_TONEAREST);
+    if (HasFatalFailure()) return;
   }
 }
 
