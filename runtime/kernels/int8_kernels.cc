@@ -137,26 +137,29 @@ PackedGemmConv PackGemm(const ConvGeometry& g, int32_t input_zero_point,
     conv.amx_chunk = std::min(conv.depth_padded, 64);
     conv.depth_padded = static_cast<int>(RoundUp(conv.depth, conv.amx_chunk));
   }
-  conv.direct = g.kernel_height == 1 && g.kernel_width == 1 && g.stride_h == 1 &&
-                g.stride_w == 1 && g.pad_top == 0 && g.pad_left == 0 && g.pad_bottom == 0 &&
-                g.pad_right == 0 && conv.depth % 4 == 0;
+  conv.direct = g.kernel_height == 1 && g.kernel_width == 1 && g.stride_h == 1 && g.stride_w == 1 &&
+                g.pad_top == 0 && g.pad_left == 0 && g.pad_bottom == 0 && g.pad_right == 0 &&
+                conv.depth % 4 == 0 && (isa != Isa::kAvx512Vnni || conv.depth <= kMaxDirectDepth);
   conv.input_zero_point = input_zero_point;
-  // AMX multiplies signed by signed bytes, AVX2 int16 by int16; the others
-  // unsigned by signed bytes.
+  // AMX multiplies signed by signed bytes, AVX2 int16 by int16; AVX-512 VNNI
+  // the activations as unsigned x + 128 by signed weights; the generic level
+  // unsigned weights w + 128 by signed activations.
   if (isa == Isa::kAvx2) {
     conv.weights = PackAvx2GemmWeights(weights, g.output_channels, conv.depth, conv.depth_padded);
   } else {
     conv.weights = PackGemmWeights(weights, g.output_channels, conv.depth, conv.depth_padded,
-                                   isa == Isa::kAvx512Amx ? 0 : 128);
+                                   isa == Isa::kGeneric ? 128 : 0);
   }
-  // sum_k (x - zx) * w = sum_k x * w - zx * sum_k w: the second term is constant.
+  // sum_k (x - zx) * w = sum_k x * w - zx * sum_k w: the second term is
+  // constant, and so is the VNNI level's 128 * sum_k w.
+  const int32_t offset = input_zero_point + (isa == Isa::kAvx512Vnni ? 128 : 0);
   std::vector<int32_t> corrected(g.output_channels);
   std::vector<int64_t> bounds(g.output_channels);
   for (int o = 0; o < g.output_channels; ++o) {
     const int8_t* w = weights + int64_t{o} * conv.depth;
     int32_t weight_sum = 0;
     for (int k = 0; k < conv.depth; ++k) weight_sum += w[k];
-    corrected[o] = (bias != nullptr ? bias[o] : 0) - input_zero_point * weight_sum;
+    corrected[o] = (bias != nullptr ? bias[o] : 0) - offset * weight_sum;
     bounds[o] =
         AccumulatorBound(w, conv.depth, input_zero_point, bias != nullptr ? bias + o : nullptr);
   }

@@ -9,15 +9,16 @@
 // units across threads. Run does integer work only and never allocates.
 //
 // The AVX-512 VNNI kernels multiply with vpdpbusd, which takes one unsigned and
-// one signed byte operand. The GEMM stores weights as unsigned w + 128 and
-// broadcasts the signed activations:
-//   sum_k (w + 128) * x = sum_k w * x + 128 * sum_k x,
-// so each row's 128 * sum_k x is subtracted at the start, and the input zero
-// point's zx * sum_k w is folded into the bias when packing. The depthwise
-// kernel flips the activations instead (x ^ 0x80 = x + 128 as unsigned) and
-// folds (zx + 128) * sum_taps w into the bias. The int32 sums may wrap on the
-// way; the final accumulator equals the reference's, which Prepare keeps in
-// range (reference::kMaxInt8Accumulation), because int32 addition is modular.
+// one signed byte operand. They flip the activations (x ^ 0x80 = x + 128 as
+// unsigned; the GEMM a tile's rows at a time, before it broadcasts them) and
+// keep the weights signed:
+//   sum_k (x + 128) * w = sum_k x * w + 128 * sum_k w,
+// so with the input zero point's zx * sum_k w, (zx + 128) * sum_k w is a
+// constant of each output channel, folded into the bias when packing. (The
+// generic level stores w + 128 and subtracts each row's 128 * sum_k x.) The
+// int32 sums may wrap on the way; the final accumulator equals the
+// reference's, which Prepare keeps in range (reference::kMaxInt8Accumulation),
+// because int32 addition is modular.
 //
 // Requantization is common/requantize.h's one rounding of the 64-bit product,
 // done in 64-bit lanes, or where that is provably the same result, by one
@@ -110,6 +111,10 @@ struct ChannelEpilogue {
   reference::Int8Output output;
 };
 
+// The deepest direct GEMM of the AVX-512 VNNI level, whose rows it flips onto
+// the stack a tile at a time (12 KB); a deeper 1x1 conv is gathered instead.
+inline constexpr int kMaxDirectDepth = 2048;
+
 // A groups == 1 convolution or a fully connected layer as a GEMM:
 // output[M, O] = requantize(A[M, K] * W[K, O] + bias), M = N * OH * OW,
 // K = KH * KW * C. A is the input itself for a 1x1 convolution with stride 1,
@@ -123,9 +128,9 @@ struct PackedGemmConv {
   int depth_padded = 0;    // K rounded up to a multiple of 4 (AMX: of amx_chunk)
   int amx_chunk = 0;       // AMX: depth bytes per tile multiply (4 to 64)
   int tile_rows = 0;       // rows per tile: 6, or 16 with AMX
-  bool direct = false;
+  bool direct = false;     // VNNI: also depth <= kMaxDirectDepth
   int32_t input_zero_point = 0;
-  // [O / 16][depth_padded / 4][16][4] bytes of w + 128 (AMX: of w), 0 past K.
+  // [O / 16][depth_padded / 4][16][4] bytes of w (generic: of w + 128), 0 past K.
   std::vector<Bytes64> weights;
   ChannelEpilogue epilogue;
   int64_t scratch_bytes = 0;     // what Run needs in `scratch` (im2col rows)

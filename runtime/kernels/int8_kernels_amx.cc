@@ -141,7 +141,7 @@ const int8_t* Activations(const PackedGemmConv& conv, const int8_t* input, uint8
   }
   OutputPixel pixel(conv.geometry, unit.first_row);
   for (int r = 0; r < unit.rows; ++r, pixel.Next(conv.geometry)) {
-    GatherRow(conv, input, pixel, rows + int64_t{r} * conv.depth_padded);
+    GatherRow<false>(conv, input, pixel, rows + int64_t{r} * conv.depth_padded);
   }
   return reinterpret_cast<const int8_t*>(rows);
 }

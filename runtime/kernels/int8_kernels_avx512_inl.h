@@ -173,27 +173,15 @@ inline __mmask64 ByteMask(int bytes) {
   return bytes >= 64 ? ~__mmask64{0} : (__mmask64{1} << bytes) - 1;
 }
 
-// Adds the signed bytes of x to the 16 partial sums in `sum`, 4 bytes a lane.
-QFORGE_INLINE __m512i AddBytes(__m512i sum, __m512i x) {
-  return _mm512_dpbusd_epi32(sum, _mm512_set1_epi8(1), x);
-}
-
-// sum_k a[k] over `bytes` signed bytes, as 16 partial sums.
-inline __m512i RowPartialSums(const int8_t* a, int bytes) {
-  __m512i sum = _mm512_setzero_si512();
-  int k = 0;
-  for (; k + 64 <= bytes; k += 64) sum = AddBytes(sum, _mm512_loadu_si512(a + k));
-  if (k < bytes) sum = AddBytes(sum, _mm512_maskz_loadu_epi8(ByteMask(bytes - k), a + k));
-  return sum;
-}
-
 // GatherConvRow with masked moves for the common case: every kernel row a run
 // of at most 64 bytes inside the image (MobileNetV2's first conv: 3 runs of 9).
-// Returns the row's partial sums (RowPartialSums) from the moved bytes, so the
-// row is not read back right after its masked stores (which stalls).
-inline __m512i GatherRow(const PackedGemmConv& conv, const int8_t* input, const OutputPixel& pixel,
-                  uint8_t* out) {
+// With kFlip the bytes are stored as x ^ 0x80 = x + 128, unsigned (the VNNI
+// GEMM's form); the depth_padded - depth bytes past the row are 0 either way.
+template <bool kFlip>
+void GatherRow(const PackedGemmConv& conv, const int8_t* input, const OutputPixel& pixel,
+               uint8_t* out) {
   const reference::ConvGeometry& g = conv.geometry;
+  const __m512i flip = _mm512_set1_epi8(kFlip ? static_cast<char>(0x80) : 0);
   const int run = g.kernel_width * g.input_channels;
   const int64_t ix0 = int64_t{pixel.ox} * g.stride_w - g.pad_left;
   const int64_t iy0 = int64_t{pixel.oy} * g.stride_h - g.pad_top;
@@ -202,21 +190,24 @@ inline __m512i GatherRow(const PackedGemmConv& conv, const int8_t* input, const 
                       iy0 + int64_t{g.kernel_height - 1} * g.dilation_h < g.input_height;
   if (!inside) {
     GatherConvRow(conv, input, pixel, out);
-    return RowPartialSums(reinterpret_cast<const int8_t*>(out), conv.depth_padded);
+    if constexpr (kFlip) {
+      for (int k = 0; k < conv.depth; k += 64) {
+        const __mmask64 mask = ByteMask(conv.depth - k);
+        _mm512_mask_storeu_epi8(out + k, mask,
+                                _mm512_xor_si512(_mm512_maskz_loadu_epi8(mask, out + k), flip));
+      }
+    }
+    return;
   }
   const __mmask64 mask = ByteMask(run);
   const int8_t* x = input + ((int64_t{pixel.n} * g.input_height + iy0) * g.input_width + ix0) *
                                 g.input_channels;
   const int64_t row_step = int64_t{g.dilation_h} * g.input_width * g.input_channels;
-  __m512i sum = _mm512_setzero_si512();
   for (int ky = 0; ky < g.kernel_height; ++ky, x += row_step, out += run) {
-    const __m512i bytes = _mm512_maskz_loadu_epi8(mask, x);
-    _mm512_mask_storeu_epi8(out, mask, bytes);
-    sum = AddBytes(sum, bytes);
+    _mm512_mask_storeu_epi8(out, mask, _mm512_xor_si512(_mm512_maskz_loadu_epi8(mask, x), flip));
   }
   const int pad = conv.depth_padded - conv.depth;  // 0 to 3 bytes
   if (pad > 0) _mm512_mask_storeu_epi8(out, ByteMask(pad), _mm512_setzero_si512());
-  return sum;
 }
 
 }  // namespace qforge::kernels::avx512

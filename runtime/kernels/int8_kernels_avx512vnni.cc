@@ -13,7 +13,6 @@
 namespace qforge::kernels::avx512vnni {
 namespace {
 
-using avx512::AddBytes;
 using avx512::ByteMask;
 using avx512::GatherRow;
 using avx512::LacksZeroPoint;
@@ -24,44 +23,15 @@ using avx512::OutputStage;
 using avx512::PackToInt8;
 using avx512::PackToInt8InOrder;
 using avx512::RequantizeToInt8;
-using avx512::RowPartialSums;
 
 // --- GEMM ---------------------------------------------------------------------
 
-// The totals of four rows' partial sums, in every 128-bit lane as
-// [total 0, total 1, total 2, total 3]: a transpose-and-add instead of four
-// horizontal reductions.
-__m512i TotalsOfFour(const __m512i* s) {
-  const __m512i s01 = _mm512_add_epi32(_mm512_unpacklo_epi32(s[0], s[1]),
-                                       _mm512_unpackhi_epi32(s[0], s[1]));
-  const __m512i s23 = _mm512_add_epi32(_mm512_unpacklo_epi32(s[2], s[3]),
-                                       _mm512_unpackhi_epi32(s[2], s[3]));
-  __m512i t = _mm512_add_epi32(_mm512_unpacklo_epi64(s01, s23), _mm512_unpackhi_epi64(s01, s23));
-  t = _mm512_add_epi32(t, _mm512_shuffle_i32x4(t, t, _MM_SHUFFLE(1, 0, 3, 2)));
-  return _mm512_add_epi32(t, _mm512_shuffle_i32x4(t, t, _MM_SHUFFLE(2, 3, 0, 1)));
-}
-
-// start[m] = -128 * (row m's total), broadcast: the unsigned weights' correction.
-template <int MR>
-void RowStarts(__m512i* partial, __m512i* start) {
-  for (int m0 = 0; m0 < MR; m0 += 4) {
-    __m512i group[4];
-    for (int i = 0; i < 4; ++i) group[i] = m0 + i < MR ? partial[m0 + i] : _mm512_setzero_si512();
-    const __m512i totals = _mm512_slli_epi32(TotalsOfFour(group), 7);
-    for (int i = 0; i < 4 && m0 + i < MR; ++i) {
-      start[m0 + i] = _mm512_sub_epi32(_mm512_setzero_si512(),
-                                       _mm512_permutexvar_epi32(_mm512_set1_epi32(i), totals));
-    }
-  }
-}
-
-// Rows of one tile: MR input rows (repeated when the tile is short) and where
-// their outputs go.
+// Rows of one tile: MR input rows as unsigned x + 128 (repeated when the tile
+// is short), and where their outputs go.
 template <int MR>
 struct TileRows {
-  const int8_t* a[MR];
+  const uint8_t* a[MR];
   int8_t* c[MR];
-  __m512i start[MR];  // -128 * sum_k a[k], the unsigned weights' correction
 };
 
 // Output channels [16 * first_block, 16 * (first_block + NB)) of MR rows: the
@@ -76,7 +46,7 @@ void GemmTile(const PackedGemmConv& conv, const TileRows<MR>& rows, int first_bl
   for (int b = 0; b < NB; ++b) {
     w[b] = conv.weights.data() + static_cast<size_t>(first_block + b) * groups;
     const __m512i bias = _mm512_loadu_si512(&e.bias[(first_block + b) * kChannelsPerVector]);
-    for (int m = 0; m < MR; ++m) acc[m][b] = _mm512_add_epi32(bias, rows.start[m]);
+    for (int m = 0; m < MR; ++m) acc[m][b] = bias;
   }
   for (int kk = 0; kk < groups; ++kk) {
     __m512i wv[NB];
@@ -85,7 +55,7 @@ void GemmTile(const PackedGemmConv& conv, const TileRows<MR>& rows, int first_bl
       int32_t a4;
       std::memcpy(&a4, rows.a[m] + 4 * kk, 4);
       const __m512i av = _mm512_set1_epi32(a4);
-      for (int b = 0; b < NB; ++b) acc[m][b] = _mm512_dpbusd_epi32(acc[m][b], wv[b], av);
+      for (int b = 0; b < NB; ++b) acc[m][b] = _mm512_dpbusd_epi32(acc[m][b], av, wv[b]);
     }
   }
   // The epilogue's loop is too long for GCC to unroll; reading a copy keeps
@@ -119,34 +89,46 @@ void GemmTileRow(const PackedGemmConv& conv, const TileRows<MR>& rows, int first
   }
 }
 
+// dst[i] = src[i] ^ 0x80 for `bytes` bytes.
+void FlipBytes(const int8_t* src, int64_t bytes, uint8_t* dst) {
+  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+  int64_t i = 0;
+  for (; i + 64 <= bytes; i += 64) {
+    _mm512_storeu_si512(dst + i, _mm512_xor_si512(_mm512_loadu_si512(src + i), flip));
+  }
+  if (i < bytes) {
+    const __mmask64 mask = ByteMask(static_cast<int>(bytes - i));
+    _mm512_mask_storeu_epi8(dst + i, mask,
+                            _mm512_xor_si512(_mm512_maskz_loadu_epi8(mask, src + i), flip));
+  }
+}
+
 // Rows [first, first + count) with count <= MR; short tiles repeat their last
 // row (recomputing and rewriting the same values) so the kernel has no row tail.
+// A direct GEMM's rows are contiguous: they are flipped onto the stack; others
+// are gathered, flipped, into the scratch.
 template <int MR, RequantMode kMode>
 void GemmRows(const PackedGemmConv& conv, const int8_t* input, int8_t* output, uint8_t* scratch,
               const GemmUnit& unit, const OutputStage& out) {
   const int64_t first = unit.first_row;
   const int count = unit.rows;
-  TileRows<MR> rows;
-  __m512i partial[MR];
-  OutputPixel pixel(conv.geometry, first);
-  for (int m = 0; m < MR; ++m) {
-    const int64_t row = first + std::min(m, count - 1);
-    if (conv.direct) {
-      rows.a[m] = input + row * conv.depth;
-      partial[m] = RowPartialSums(rows.a[m], conv.depth);
-    } else {
-      uint8_t* gathered = unit.ScratchRows(conv, scratch) + (row - first) * conv.depth_padded;
-      if (m < count) {
-        partial[m] = GatherRow(conv, input, pixel, gathered);
-        pixel.Next(conv.geometry);
-      } else {
-        partial[m] = partial[count - 1];
-      }
-      rows.a[m] = reinterpret_cast<const int8_t*>(gathered);
+  alignas(64) uint8_t stack[MR * kMaxDirectDepth];
+  uint8_t* flipped = stack;
+  if (conv.direct) {
+    FlipBytes(input + first * conv.depth, int64_t{count} * conv.depth, stack);
+  } else {
+    flipped = unit.ScratchRows(conv, scratch);
+    OutputPixel pixel(conv.geometry, first);
+    for (int m = 0; m < count; ++m, pixel.Next(conv.geometry)) {
+      GatherRow<true>(conv, input, pixel, flipped + int64_t{m} * conv.depth_padded);
     }
-    rows.c[m] = output + row * conv.geometry.output_channels;
   }
-  RowStarts<MR>(partial, rows.start);
+  TileRows<MR> rows;
+  for (int m = 0; m < MR; ++m) {
+    const int r = std::min(m, count - 1);
+    rows.a[m] = flipped + int64_t{r} * conv.depth_padded;
+    rows.c[m] = output + (first + r) * conv.geometry.output_channels;
+  }
   GemmTileRow<MR, kMode>(conv, rows, unit.first_block, unit.end_block, out);
 }
 

@@ -196,6 +196,8 @@ TEST_P(Int8KernelsTest, PointwiseConvAtEveryTileRemainder) {
     }
   }
   CheckConv(Geometry(2, 7, 9, 32, 96, 1, 1, 0, 1));
+  // Deeper than kMaxDirectDepth: the VNNI level gathers its rows instead.
+  CheckConv(Geometry(1, 2, 3, kMaxDirectDepth + 52, 20, 1, 1, 0, 1));
 }
 
 TEST_P(Int8KernelsTest, GatheredConvs) {
