@@ -24,6 +24,14 @@ using avx512::PackToInt8;
 using avx512::PackToInt8InOrder;
 using avx512::RequantizeToInt8;
 
+// acc + vpdpbusd(x, w), accumulated in place. GCC 12's intrinsic copies the
+// accumulator to a new register (and back) around each vpdpbusd of a loop
+// whose register tile is not full, and spills the tiles of 3 blocks.
+QFORGE_INLINE __m512i Dpbusd(__m512i acc, __m512i x, __m512i w) {
+  asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(x), "vm"(w));
+  return acc;
+}
+
 // --- GEMM ---------------------------------------------------------------------
 
 // Rows of one tile: MR input rows as unsigned x + 128 (repeated when the tile
@@ -55,7 +63,7 @@ void GemmTile(const PackedGemmConv& conv, const TileRows<MR>& rows, int first_bl
       int32_t a4;
       std::memcpy(&a4, rows.a[m] + 4 * kk, 4);
       const __m512i av = _mm512_set1_epi32(a4);
-      for (int b = 0; b < NB; ++b) acc[m][b] = _mm512_dpbusd_epi32(acc[m][b], av, wv[b]);
+      for (int b = 0; b < NB; ++b) acc[m][b] = Dpbusd(acc[m][b], av, wv[b]);
     }
   }
   // The epilogue's loop is too long for GCC to unroll; reading a copy keeps
@@ -163,7 +171,7 @@ QFORGE_INLINE void AccumulateTaps(const Bytes64* w, int tap_count, const LoadTap
     for (int r = 0; r < 4; ++r) weights[r] = Load(w[r].bytes);
     for (int p = 0; p < P; ++p) {
       const __m512i x = _mm512_xor_si512(load(p, t), flip);
-      for (int r = 0; r < 4; ++r) acc[p][r] = _mm512_dpbusd_epi32(acc[p][r], x, weights[r]);
+      for (int r = 0; r < 4; ++r) acc[p][r] = Dpbusd(acc[p][r], x, weights[r]);
     }
   }
 }
@@ -326,7 +334,7 @@ void ColumnRow(const PackedDepthwise& conv, const int8_t* input, int n, int oy, 
       for (int r = 0; r < 4; ++r) {
         __m512i acc = _mm512_loadu_si512(&e.bias[c0 + r * 16]);
         for (int kx = 0; kx < 3; ++kx) {
-          acc = _mm512_dpbusd_epi32(acc, cols[kx][r], Load(w[kx * 4 + r].bytes));
+          acc = Dpbusd(acc, cols[kx][r], Load(w[kx * 4 + r].bytes));
         }
         q[r] = MultiplyByQuantizedMultiplier<kMode>(acc, e.requant[block * 4 + r]);
       }
