@@ -111,46 +111,65 @@ void FlipBytes(const int8_t* src, int64_t bytes, uint8_t* dst) {
   }
 }
 
-// Rows [first, first + count) with count <= MR; short tiles repeat their last
-// row (recomputing and rewriting the same values) so the kernel has no row tail.
-// A direct GEMM's rows are contiguous: they are flipped onto the stack; others
-// are gathered, flipped, into the scratch.
-template <int MR, RequantMode kMode>
-void GemmRows(const PackedGemmConv& conv, const int8_t* input, int8_t* output, uint8_t* scratch,
-              const GemmUnit& unit, const OutputStage& out) {
-  const int64_t first = unit.first_row;
-  const int count = unit.rows;
-  alignas(64) uint8_t stack[MR * kMaxDirectDepth];
-  uint8_t* flipped = stack;
+// A tile's activation rows as unsigned x + 128: a direct GEMM's rows are
+// contiguous and flipped into `buffer`, others gathered, flipped, into the
+// scratch. Returns where they are, depth_padded bytes apart.
+const uint8_t* PrepareRows(const PackedGemmConv& conv, const int8_t* input, uint8_t* scratch,
+                           const GemmUnit& unit, uint8_t* buffer) {
   if (conv.direct) {
-    FlipBytes(input + first * conv.depth, int64_t{count} * conv.depth, stack);
-  } else {
-    flipped = unit.ScratchRows(conv, scratch);
-    OutputPixel pixel(conv.geometry, first);
-    for (int m = 0; m < count; ++m, pixel.Next(conv.geometry)) {
-      GatherRow<true>(conv, input, pixel, flipped + int64_t{m} * conv.depth_padded);
-    }
+    FlipBytes(input + unit.first_row * conv.depth, int64_t{unit.rows} * conv.depth, buffer);
+    return buffer;
   }
+  uint8_t* rows = unit.ScratchRows(conv, scratch);
+  OutputPixel pixel(conv.geometry, unit.first_row);
+  for (int m = 0; m < unit.rows; ++m, pixel.Next(conv.geometry)) {
+    GatherRow<true>(conv, input, pixel, rows + int64_t{m} * conv.depth_padded);
+  }
+  return rows;
+}
+
+// The unit's outputs from its prepared rows; a short tile (unit.rows <= MR)
+// repeats its last row (recomputing and rewriting the same values) so the
+// kernel has no row tail.
+template <int MR, RequantMode kMode>
+void GemmRows(const PackedGemmConv& conv, const uint8_t* prepared, int8_t* output,
+              const GemmUnit& unit, const OutputStage& out) {
   TileRows<MR> rows;
   for (int m = 0; m < MR; ++m) {
-    const int r = std::min(m, count - 1);
-    rows.a[m] = flipped + int64_t{r} * conv.depth_padded;
-    rows.c[m] = output + (first + r) * conv.geometry.output_channels;
+    const int r = std::min(m, unit.rows - 1);
+    rows.a[m] = prepared + int64_t{r} * conv.depth_padded;
+    rows.c[m] = output + (unit.first_row + r) * conv.geometry.output_channels;
   }
   GemmTileRow<MR, kMode>(conv, rows, unit.first_block, unit.end_block, out);
 }
 
+// Each tile's rows are prepared while the tile before it runs: a tile is
+// hundreds of instructions, too many for the CPU to reach the next tile's
+// loads and stores early by itself, so otherwise every tile would begin by
+// waiting for its input (from L2) and for the stores of its flipped rows.
 template <RequantMode kMode>
 void GemmConvRange(const PackedGemmConv& conv, const int8_t* input, int8_t* output,
                    uint8_t* scratch, int64_t begin, int64_t end) {
+  if (begin >= end) return;
   const OutputStage out(conv.epilogue.output);
+  alignas(64) uint8_t buffers[2][kGemmTileRows * kMaxDirectDepth];
+  int buffer = 0;
+  GemmUnit unit(conv, begin);
+  const uint8_t* prepared = PrepareRows(conv, input, scratch, unit, buffers[buffer]);
   for (int64_t index = begin; index < end; ++index) {
-    const GemmUnit unit(conv, index);
+    const GemmUnit next(conv, std::min(index + 1, end - 1));
+    // Units of one tile's column parts share its rows.
+    const bool new_tile = index + 1 < end && next.first_row != unit.first_row;
+    const uint8_t* next_prepared =
+        new_tile ? PrepareRows(conv, input, scratch, next, buffers[buffer ^ 1]) : prepared;
     if (unit.rows == 1) {
-      GemmRows<1, kMode>(conv, input, output, scratch, unit, out);
+      GemmRows<1, kMode>(conv, prepared, output, unit, out);
     } else {
-      GemmRows<kGemmTileRows, kMode>(conv, input, output, scratch, unit, out);
+      GemmRows<kGemmTileRows, kMode>(conv, prepared, output, unit, out);
     }
+    if (new_tile) buffer ^= 1;
+    prepared = next_prepared;
+    unit = next;
   }
 }
 
