@@ -178,8 +178,8 @@ inline __mmask64 ByteMask(int bytes) {
 // With kFlip the bytes are stored as x ^ 0x80 = x + 128, unsigned (the VNNI
 // GEMM's form); the depth_padded - depth bytes past the row are 0 either way.
 template <bool kFlip>
-void GatherRow(const PackedGemmConv& conv, const int8_t* input, const OutputPixel& pixel,
-               uint8_t* out) {
+QFORGE_INLINE void GatherRow(const PackedGemmConv& conv, const int8_t* input,
+                             const OutputPixel& pixel, uint8_t* out) {
   const reference::ConvGeometry& g = conv.geometry;
   const __m512i flip = _mm512_set1_epi8(kFlip ? static_cast<char>(0x80) : 0);
   const int run = g.kernel_width * g.input_channels;
@@ -203,11 +203,23 @@ void GatherRow(const PackedGemmConv& conv, const int8_t* input, const OutputPixe
   const int8_t* x = input + ((int64_t{pixel.n} * g.input_height + iy0) * g.input_width + ix0) *
                                 g.input_channels;
   const int64_t row_step = int64_t{g.dilation_h} * g.input_width * g.input_channels;
-  for (int ky = 0; ky < g.kernel_height; ++ky, x += row_step, out += run) {
-    _mm512_mask_storeu_epi8(out, mask, _mm512_xor_si512(_mm512_maskz_loadu_epi8(mask, x), flip));
+  if (run <= 16) {
+    // In 128-bit moves: with 512-bit ones MobileNetV2's first conv (runs of
+    // 9 bytes) took 4% longer on the VNNI level and 8% on AMX (Intel Xeon).
+    const __mmask16 mask16 = static_cast<__mmask16>(mask);
+    const __m128i flip16 = _mm512_castsi512_si128(flip);
+    for (int ky = 0; ky < g.kernel_height; ++ky, x += row_step, out += run) {
+      _mm_mask_storeu_epi8(out, mask16, _mm_xor_si128(_mm_maskz_loadu_epi8(mask16, x), flip16));
+    }
+  } else {
+    for (int ky = 0; ky < g.kernel_height; ++ky, x += row_step, out += run) {
+      _mm512_mask_storeu_epi8(out, mask, _mm512_xor_si512(_mm512_maskz_loadu_epi8(mask, x), flip));
+    }
   }
   const int pad = conv.depth_padded - conv.depth;  // 0 to 3 bytes
-  if (pad > 0) _mm512_mask_storeu_epi8(out, ByteMask(pad), _mm512_setzero_si512());
+  if (pad > 0) {
+    _mm_mask_storeu_epi8(out, static_cast<__mmask16>(ByteMask(pad)), _mm_setzero_si128());
+  }
 }
 
 }  // namespace qforge::kernels::avx512
