@@ -139,6 +139,17 @@ struct PackedGemmConv {
   // 4, so threads can share a tile's columns.
   int blocks_per_unit = 0;
   int column_parts = 1;  // units per row tile
+  // The AVX-512 VNNI level's convs with a kernel, stride or padding (not
+  // 1x1, 1, 0) and without dilation along W read their rows from "strips"
+  // instead of gathering them: a unit is an output row, whose KH input rows
+  // (those its taps read, padding columns filled in) are copied once into the
+  // scratch, flipped, and each pixel of the row reads its GEMM row in place:
+  // KH runs of KW * C bytes at the pixel's column. Each run takes strip_run
+  // bytes of the packed depth (KW * C rounded up to 4, zero weights past
+  // KW * C), so depth_padded = KH * strip_run. Gathering pixel by pixel took
+  // half of MobileNetV2's first conv.
+  int strip_run = 0;        // 0: rows of units of tile_rows, as above
+  int64_t strip_bytes = 0;  // from one strip to the next in the scratch
 };
 
 // filter [O, KH, KW, C], bias [O] or null. geometry.groups must be 1.
@@ -148,10 +159,10 @@ PackedGemmConv PackFullyConnected(const reference::FullyConnectedInt8Params& par
                                   const int8_t* weights, const int32_t* bias, Isa isa);
 
 // Rows are processed in tiles; a unit is a tile's columns, or a 64-channel
-// part of them (blocks_per_unit); [begin, end) of GemmConvUnits. The input
-// must stay readable for 64 bytes past its end, as in the runtime's arena:
-// an AMX tile load of a row's last chunk reads up to 63 bytes past the row
-// (the weights there are zero).
+// part of them (blocks_per_unit), or with strips an output row; [begin, end)
+// of GemmConvUnits. The input must stay readable for 64 bytes past its end,
+// as in the runtime's arena: an AMX tile load of a row's last chunk reads up
+// to 63 bytes past the row (the weights there are zero).
 int64_t GemmConvUnits(const PackedGemmConv& conv);
 void RunGemmConv(const PackedGemmConv& conv, const int8_t* input, int8_t* output,
                  uint8_t* scratch, int64_t begin, int64_t end);

@@ -43,11 +43,16 @@ struct TileRows {
 };
 
 // Output channels [16 * first_block, 16 * (first_block + NB)) of MR rows: the
-// register tile is MR x NB vectors of 16 int32 accumulators.
-template <int MR, int NB, RequantMode kMode>
+// register tile is MR x NB vectors of 16 int32 accumulators. A row is read as
+// one run of depth_padded bytes, or with kStrips as KH runs of strip_run
+// bytes, strip_bytes apart. (One loop for both, the runs' loop around the
+// other, made the direct GEMMs of depth 16 and 24 a third slower.)
+template <int MR, int NB, RequantMode kMode, bool kStrips>
 void GemmTile(const PackedGemmConv& conv, const TileRows<MR>& rows, int first_block,
               const OutputStage& out) {
   const int groups = conv.depth_padded / 4;
+  const int runs = kStrips ? conv.geometry.kernel_height : 1;
+  const int run_groups = kStrips ? conv.strip_run / 4 : groups;
   const ChannelEpilogue& e = conv.epilogue;
   const Bytes64* w[NB];
   __m512i acc[MR][NB];
@@ -56,14 +61,17 @@ void GemmTile(const PackedGemmConv& conv, const TileRows<MR>& rows, int first_bl
     const __m512i bias = _mm512_loadu_si512(&e.bias[(first_block + b) * kChannelsPerVector]);
     for (int m = 0; m < MR; ++m) acc[m][b] = bias;
   }
-  for (int kk = 0; kk < groups; ++kk) {
-    __m512i wv[NB];
-    for (int b = 0; b < NB; ++b) wv[b] = Load(w[b][kk].bytes);
-    for (int m = 0; m < MR; ++m) {
-      int32_t a4;
-      std::memcpy(&a4, rows.a[m] + 4 * kk, 4);
-      const __m512i av = _mm512_set1_epi32(a4);
-      for (int b = 0; b < NB; ++b) acc[m][b] = Dpbusd(acc[m][b], av, wv[b]);
+  for (int run = 0, kk = 0; run < runs; ++run) {
+    const int64_t run_start = kStrips ? run * conv.strip_bytes : 0;
+    for (int j = 0; j < run_groups; ++j, ++kk) {
+      __m512i wv[NB];
+      for (int b = 0; b < NB; ++b) wv[b] = Load(w[b][kk].bytes);
+      for (int m = 0; m < MR; ++m) {
+        int32_t a4;
+        std::memcpy(&a4, rows.a[m] + run_start + 4 * j, 4);
+        const __m512i av = _mm512_set1_epi32(a4);
+        for (int b = 0; b < NB; ++b) acc[m][b] = Dpbusd(acc[m][b], av, wv[b]);
+      }
     }
   }
   // The epilogue's loop is too long for GCC to unroll; reading a copy keeps
@@ -84,15 +92,23 @@ void GemmTile(const PackedGemmConv& conv, const TileRows<MR>& rows, int first_bl
   }
 }
 
-template <int MR, RequantMode kMode>
+template <int MR, RequantMode kMode, bool kStrips = false>
 void GemmTileRow(const PackedGemmConv& conv, const TileRows<MR>& rows, int first_block,
                  int end_block, const OutputStage& out) {
   int block = first_block;
-  for (; block + 4 <= end_block; block += 4) GemmTile<MR, 4, kMode>(conv, rows, block, out);
+  for (; block + 4 <= end_block; block += 4) {
+    GemmTile<MR, 4, kMode, kStrips>(conv, rows, block, out);
+  }
   switch (end_block - block) {
-    case 3: GemmTile<MR, 3, kMode>(conv, rows, block, out); break;
-    case 2: GemmTile<MR, 2, kMode>(conv, rows, block, out); break;
-    case 1: GemmTile<MR, 1, kMode>(conv, rows, block, out); break;
+    case 3:
+      GemmTile<MR, 3, kMode, kStrips>(conv, rows, block, out);
+      break;
+    case 2:
+      GemmTile<MR, 2, kMode, kStrips>(conv, rows, block, out);
+      break;
+    case 1:
+      GemmTile<MR, 1, kMode, kStrips>(conv, rows, block, out);
+      break;
     default: break;
   }
 }
@@ -170,6 +186,79 @@ void GemmConvRange(const PackedGemmConv& conv, const int8_t* input, int8_t* outp
     if (new_tile) buffer ^= 1;
     prepared = next_prepared;
     unit = next;
+  }
+}
+
+// --- GEMM from strips (PackedGemmConv::strip_run) ---
+
+// dst[i] = value for `bytes` bytes.
+void FillBytes(uint8_t* dst, int64_t bytes, uint8_t value) {
+  const __m512i v = _mm512_set1_epi8(static_cast<char>(value));
+  int64_t i = 0;
+  for (; i + 64 <= bytes; i += 64) _mm512_storeu_si512(dst + i, v);
+  if (i < bytes) _mm512_mask_storeu_epi8(dst + i, ByteMask(static_cast<int>(bytes - i)), v);
+}
+
+// The strips of output row (n, oy): for each ky, the input columns its taps
+// read, ix = -pad_left on, flipped, with the input zero point (flipped) in
+// padding, and the bytes a last run reads past them.
+void FillStrips(const PackedGemmConv& conv, const int8_t* input, int n, int oy, uint8_t* strips) {
+  const reference::ConvGeometry& g = conv.geometry;
+  const int64_t c = g.input_channels;
+  const int64_t columns = int64_t{g.output_width - 1} * g.stride_w + g.kernel_width;
+  const int64_t bytes = columns * c + (conv.strip_run - int64_t{g.kernel_width} * c);
+  const uint8_t padding = static_cast<uint8_t>(conv.input_zero_point) ^ 0x80;
+  // Columns [first, end) of the strip are inside the image.
+  const int64_t first = std::min<int64_t>(g.pad_left, columns);
+  const int64_t end = std::max(first, std::min<int64_t>(g.pad_left + g.input_width, columns));
+  for (int ky = 0; ky < g.kernel_height; ++ky, strips += conv.strip_bytes) {
+    const int64_t iy = int64_t{oy} * g.stride_h - g.pad_top + int64_t{ky} * g.dilation_h;
+    if (iy < 0 || iy >= g.input_height || first == end) {
+      FillBytes(strips, bytes, padding);
+      continue;
+    }
+    const int8_t* row = input + (int64_t{n} * g.input_height + iy) * g.input_width * c;
+    FillBytes(strips, first * c, padding);
+    FlipBytes(row + (first - g.pad_left) * c, (end - first) * c, strips + first * c);
+    FillBytes(strips + end * c, bytes - end * c, padding);
+  }
+}
+
+// Pixels [ox, ox + count) of an output row whose strips are filled, count <= MR
+// (a short tile repeats its last pixel, as GemmRows does).
+template <int MR, RequantMode kMode>
+void StripTile(const PackedGemmConv& conv, const uint8_t* strips, int8_t* row_out, int ox,
+               int count, const OutputStage& out) {
+  const reference::ConvGeometry& g = conv.geometry;
+  TileRows<MR> rows;
+  for (int m = 0; m < MR; ++m) {
+    const int64_t x = ox + std::min(m, count - 1);
+    rows.a[m] = strips + x * g.stride_w * g.input_channels;
+    rows.c[m] = row_out + x * g.output_channels;
+  }
+  const int blocks = (g.output_channels + kChannelsPerVector - 1) / kChannelsPerVector;
+  GemmTileRow<MR, kMode, true>(conv, rows, 0, blocks, out);
+}
+
+// Units are output rows (n, oy); each fills its own strips in the scratch.
+template <RequantMode kMode>
+void StripRange(const PackedGemmConv& conv, const int8_t* input, int8_t* output, uint8_t* scratch,
+                int64_t begin, int64_t end) {
+  const reference::ConvGeometry& g = conv.geometry;
+  const OutputStage out(conv.epilogue.output);
+  for (int64_t unit = begin; unit < end; ++unit) {
+    uint8_t* strips = scratch + unit * g.kernel_height * conv.strip_bytes;
+    FillStrips(conv, input, static_cast<int>(unit / g.output_height),
+               static_cast<int>(unit % g.output_height), strips);
+    int8_t* row_out = output + unit * g.output_width * g.output_channels;
+    for (int ox = 0; ox < g.output_width; ox += kGemmTileRows) {
+      const int count = std::min(kGemmTileRows, g.output_width - ox);
+      if (count == 1) {
+        StripTile<1, kMode>(conv, strips, row_out, ox, count, out);
+      } else {
+        StripTile<kGemmTileRows, kMode>(conv, strips, row_out, ox, count, out);
+      }
+    }
   }
 }
 
@@ -533,7 +622,11 @@ void MeanRange(const reference::MeanInt8Params& p, const int8_t* input, int8_t* 
 void GemmConv(const PackedGemmConv& conv, const int8_t* input, int8_t* output, uint8_t* scratch,
               int64_t begin, int64_t end) {
   WithEpilogueMode(conv.epilogue, [&](auto mode) {
-    GemmConvRange<decltype(mode)::value>(conv, input, output, scratch, begin, end);
+    if (conv.strip_run > 0) {
+      StripRange<decltype(mode)::value>(conv, input, output, scratch, begin, end);
+    } else {
+      GemmConvRange<decltype(mode)::value>(conv, input, output, scratch, begin, end);
+    }
   });
 }
 

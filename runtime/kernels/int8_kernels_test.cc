@@ -214,6 +214,16 @@ TEST_P(Int8KernelsTest, GatheredConvs) {
   asymmetric.output_height = 5;
   asymmetric.output_width = 5;
   CheckConv(asymmetric);
+  // The VNNI level's strips: runs past 64 bytes, one output column, wide
+  // padding, 5x5 with runs of 35 bytes, dilation along H only.
+  CheckConv(Geometry(2, 6, 7, 40, 36, 3, 1, 1, 1));
+  CheckConv(Geometry(1, 5, 1, 8, 16, 3, 1, 1, 1));
+  CheckConv(Geometry(1, 4, 4, 4, 20, 3, 1, 3, 1));
+  CheckConv(Geometry(1, 12, 13, 7, 40, 5, 2, 2, 1));
+  ConvGeometry tall = Geometry(1, 12, 9, 4, 24, 3, 1, 2, 1);
+  tall.dilation_h = 2;
+  tall.output_height = static_cast<int>(reference::ConvOutputSize(12, 3, 1, 2, 2, 2));
+  CheckConv(tall);
 }
 
 TEST_P(Int8KernelsTest, DepthwiseConvs) {
