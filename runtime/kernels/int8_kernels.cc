@@ -149,8 +149,11 @@ PackedGemmConv PackGemm(const ConvGeometry& g, int32_t input_zero_point,
     isa = Isa::kAvx512Vnni;
   }
   conv.isa = isa;
+  const bool narrow = isa == Isa::kAvx512Vnni && g.output_channels <= 2 * kChannelsPerVector &&
+                      conv.depth <= kMaxNarrowDirectDepth;
   conv.tile_rows = isa == Isa::kAvx512Amx ? kAmxTileRows
                    : isa == Isa::kAvx2    ? kAvx2TileRows
+                   : narrow               ? kNarrowGemmTileRows
                                           : kGemmTileRows;
   conv.depth_padded = static_cast<int>(RoundUp(conv.depth, 4));
   if (isa == Isa::kAvx512Amx) {

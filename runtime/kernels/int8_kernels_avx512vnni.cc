@@ -96,6 +96,14 @@ template <int MR, RequantMode kMode, bool kStrips = false>
 void GemmTileRow(const PackedGemmConv& conv, const TileRows<MR>& rows, int first_block,
                  int end_block, const OutputStage& out) {
   int block = first_block;
+  if constexpr (MR == kNarrowGemmTileRows) {  // at most 2 blocks
+    if (end_block - block == 2) {
+      GemmTile<MR, 2, kMode, kStrips>(conv, rows, block, out);
+    } else {
+      GemmTile<MR, 1, kMode, kStrips>(conv, rows, block, out);
+    }
+    return;
+  }
   for (; block + 4 <= end_block; block += 4) {
     GemmTile<MR, 4, kMode, kStrips>(conv, rows, block, out);
   }
@@ -178,7 +186,9 @@ void GemmConvRange(const PackedGemmConv& conv, const int8_t* input, int8_t* outp
     const bool new_tile = index + 1 < end && next.first_row != unit.first_row;
     const uint8_t* next_prepared =
         new_tile ? PrepareRows(conv, input, scratch, next, buffers[buffer ^ 1]) : prepared;
-    if (unit.rows == 1) {
+    if (unit.rows > kGemmTileRows) {
+      GemmRows<kNarrowGemmTileRows, kMode>(conv, prepared, output, unit, out);
+    } else if (unit.rows == 1) {
       GemmRows<1, kMode>(conv, prepared, output, unit, out);
     } else {
       GemmRows<kGemmTileRows, kMode>(conv, prepared, output, unit, out);
@@ -251,12 +261,14 @@ void StripRange(const PackedGemmConv& conv, const int8_t* input, int8_t* output,
     FillStrips(conv, input, static_cast<int>(unit / g.output_height),
                static_cast<int>(unit % g.output_height), strips);
     int8_t* row_out = output + unit * g.output_width * g.output_channels;
-    for (int ox = 0; ox < g.output_width; ox += kGemmTileRows) {
-      const int count = std::min(kGemmTileRows, g.output_width - ox);
-      if (count == 1) {
-        StripTile<1, kMode>(conv, strips, row_out, ox, count, out);
-      } else {
+    for (int ox = 0; ox < g.output_width; ox += conv.tile_rows) {
+      const int count = std::min(conv.tile_rows, g.output_width - ox);
+      if (count > kGemmTileRows) {
+        StripTile<kNarrowGemmTileRows, kMode>(conv, strips, row_out, ox, count, out);
+      } else if (count > 1) {
         StripTile<kGemmTileRows, kMode>(conv, strips, row_out, ox, count, out);
+      } else {
+        StripTile<1, kMode>(conv, strips, row_out, ox, count, out);
       }
     }
   }

@@ -60,6 +60,13 @@ void WithEpilogueMode(const ChannelEpilogue& e, const F& f) {
 // Rows per GEMM tile (PackedGemmConv::tile_rows): the AVX-512 VNNI register
 // tile's, which the generic level follows too, an AMX tile's or AVX2's.
 inline constexpr int kGemmTileRows = 6;
+// The AVX-512 VNNI level's tiles of a GEMM of at most 2 blocks (32 channels),
+// 12 x 1 or 12 x 2 vectors: with 6 rows a tile's own instructions outside the
+// vpdpbusd (setting up its rows, its calls) took about a third of MobileNetV2's
+// 16- and 24-channel 1x1 convs. Only up to half kMaxDirectDepth, the stack
+// buffers' size.
+inline constexpr int kNarrowGemmTileRows = 12;
+inline constexpr int kMaxNarrowDirectDepth = kMaxDirectDepth / 2;
 inline constexpr int kAmxTileRows = 16;
 inline constexpr int kAvx2TileRows = 4;
 
