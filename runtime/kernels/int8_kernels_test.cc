@@ -189,7 +189,7 @@ ConvGeometry Geometry(int batch, int h, int w, int c, int o, int k, int stride, 
 
 TEST_P(Int8KernelsTest, PointwiseConvAtEveryTileRemainder) {
   for (int c : {4, 8, 16, 24, 96, 160, 324}) {
-    for (int o : {1, 10, 16, 24, 40, 64, 100, 144}) {
+    for (int o : {1, 10, 16, 24, 32, 40, 64, 96, 100, 144}) {
       for (int pixels : {1, 5, 6, 7, 13, 16, 17, 40}) {
         CheckConv(Geometry(1, 1, pixels, c, o, 1, 1, 0, 1));
       }
