@@ -26,6 +26,7 @@ using avx512::LacksZeroPoint;
 using avx512::MultiplyByQuantizedMultiplier;
 using avx512::OutputStage;
 using avx512::PackToInt8InOrder;
+using avx512::StoreNarrowRows;
 
 // LDTILECFG's 64-byte operand (palette 1).
 struct alignas(64) TileConfig {
@@ -101,14 +102,21 @@ void Finish(const PackedGemmConv& conv, const int32_t (*acc)[kAmxTileRows][16], 
   for (int b = 0; b < NB; ++b) {
     bias[b] = _mm512_loadu_si512(&e.bias[(first_block + b) * kChannelsPerVector]);
   }
+  out += first_block * kChannelsPerVector;
+  if constexpr (NB <= 2) {
+    StoreNarrowRows<NB, kMode>(
+        e, first_block, outputs - first_block * kChannelsPerVector, rows, stage,
+        [&](int r, int b) { return _mm512_add_epi32(_mm512_load_si512(acc[b][r]), bias[b]); },
+        [&](int r) { return out + int64_t{r} * outputs; });
+    return;
+  }
   for (int r = 0; r < rows; ++r, out += outputs) {
     __m512i q[4] = {};
     for (int b = 0; b < NB; ++b) {
       const __m512i sum = _mm512_add_epi32(_mm512_load_si512(acc[b][r]), bias[b]);
       q[b] = MultiplyByQuantizedMultiplier<kMode>(sum, e.requant[first_block + b]);
     }
-    _mm512_mask_storeu_epi8(out + first_block * kChannelsPerVector, mask,
-                            PackToInt8InOrder<LacksZeroPoint(kMode)>(q, stage));
+    _mm512_mask_storeu_epi8(out, mask, PackToInt8InOrder<LacksZeroPoint(kMode)>(q, stage));
   }
 }
 

@@ -19,6 +19,7 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <type_traits>
 
@@ -171,6 +172,50 @@ inline __mmask16 LaneMask(int lanes) {
 
 inline __mmask64 ByteMask(int bytes) {
   return bytes >= 64 ? ~__mmask64{0} : (__mmask64{1} << bytes) - 1;
+}
+
+// The epilogue of `rows` rows of a tile of NB <= 2 blocks: four vectors are
+// packed to int8 at a time, as for a wider tile one row's, here 4 / NB rows'
+// (packing one row's one or two vectors with zeros took six instructions for
+// 16 or 32 outputs). Where those rows' outputs are adjacent in memory (all of
+// a 16- or 32-channel GEMM's channels, and distinct rows, not a short VNNI
+// tile's repeats), one store writes them; otherwise each row's part goes to it
+// with a masked store. vector(m, b) is row m's accumulators of block b (the
+// bias added); out(m) is where row m's `channels` outputs of the tile go.
+template <int NB, RequantMode kMode, typename Vector, typename Out>
+QFORGE_INLINE void StoreNarrowRows(const ChannelEpilogue& e, int first_block, int channels,
+                                   int rows, const OutputStage& stage, const Vector& vector,
+                                   const Out& out) {
+  static_assert(NB == 1 || NB == 2);
+  constexpr int kRowsPerPack = 4 / NB;
+  const int stride = NB * kChannelsPerVector;
+  for (int m = 0; m < rows; m += kRowsPerPack) {
+    const int count = std::min(kRowsPerPack, rows - m);
+    __m512i q[4];
+    for (int r = 0; r < kRowsPerPack; ++r) {
+      for (int b = 0; b < NB; ++b) {
+        q[r * NB + b] = MultiplyByQuantizedMultiplier<kMode>(vector(m + std::min(r, count - 1), b),
+                                                             e.requant[first_block + b]);
+      }
+    }
+    const __m512i packed = PackToInt8InOrder<LacksZeroPoint(kMode)>(q, stage);
+    if (count == kRowsPerPack && channels == stride &&
+        out(m + kRowsPerPack - 1) == out(m) + (kRowsPerPack - 1) * stride) {
+      _mm512_storeu_si512(out(m), packed);
+    } else if constexpr (NB == 1) {
+      const __mmask16 mask = static_cast<__mmask16>(ByteMask(channels));
+      _mm_mask_storeu_epi8(out(m), mask, _mm512_castsi512_si128(packed));
+      if (count > 1) _mm_mask_storeu_epi8(out(m + 1), mask, _mm512_extracti32x4_epi32(packed, 1));
+      if (count > 2) _mm_mask_storeu_epi8(out(m + 2), mask, _mm512_extracti32x4_epi32(packed, 2));
+      if (count > 3) _mm_mask_storeu_epi8(out(m + 3), mask, _mm512_extracti32x4_epi32(packed, 3));
+    } else {
+      const __mmask32 mask = static_cast<__mmask32>(ByteMask(channels));
+      _mm256_mask_storeu_epi8(out(m), mask, _mm512_castsi512_si256(packed));
+      if (count > 1) {
+        _mm256_mask_storeu_epi8(out(m + 1), mask, _mm512_extracti64x4_epi64(packed, 1));
+      }
+    }
+  }
 }
 
 // GatherConvRow with masked moves for the common case: every kernel row a run

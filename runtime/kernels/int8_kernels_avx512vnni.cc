@@ -23,6 +23,7 @@ using avx512::OutputStage;
 using avx512::PackToInt8;
 using avx512::PackToInt8InOrder;
 using avx512::RequantizeToInt8;
+using avx512::StoreNarrowRows;
 
 // acc + vpdpbusd(x, w), accumulated in place. GCC 12's intrinsic copies the
 // accumulator to a new register (and back) around each vpdpbusd of a loop
@@ -41,47 +42,6 @@ struct TileRows {
   const uint8_t* a[MR];
   int8_t* c[MR];
 };
-
-// The epilogue of a tile of one or two blocks: packing four vectors to int8
-// at a time, as a wider tile packs one row's, here 4 / NB rows'. (Packing one
-// row's one or two vectors with zeros took six instructions for 16 or 32
-// outputs.) Where those rows' outputs are adjacent in memory (all of a
-// 16- or 32-channel GEMM's channels, and distinct rows, not a short tile's
-// repeats), one store writes them.
-template <int MR, int NB, RequantMode kMode>
-QFORGE_INLINE void StoreRowsPacked(const ChannelEpilogue& e, const __m512i (&result)[MR][NB],
-                                   const TileRows<MR>& rows, int first_block, int channels,
-                                   const OutputStage& out) {
-  constexpr int kRowsPerPack = 4 / NB;
-  const int stride = NB * kChannelsPerVector;
-  for (int m = 0; m < MR; m += kRowsPerPack) {
-    __m512i q[4];
-    for (int r = 0; r < kRowsPerPack; ++r) {
-      for (int b = 0; b < NB; ++b) {
-        q[r * NB + b] =
-            MultiplyByQuantizedMultiplier<kMode>(result[m + r][b], e.requant[first_block + b]);
-      }
-    }
-    const __m512i packed = PackToInt8InOrder<LacksZeroPoint(kMode)>(q, out);
-    int8_t* first = rows.c[m] + first_block * kChannelsPerVector;
-    if (channels == stride &&
-        rows.c[m + kRowsPerPack - 1] == rows.c[m] + (kRowsPerPack - 1) * stride) {
-      _mm512_storeu_si512(first, packed);
-    } else if constexpr (NB == 1) {
-      const __mmask16 mask = static_cast<__mmask16>(ByteMask(channels));
-      const int64_t offset = first - rows.c[m];
-      _mm_mask_storeu_epi8(first, mask, _mm512_castsi512_si128(packed));
-      _mm_mask_storeu_epi8(rows.c[m + 1] + offset, mask, _mm512_extracti32x4_epi32(packed, 1));
-      _mm_mask_storeu_epi8(rows.c[m + 2] + offset, mask, _mm512_extracti32x4_epi32(packed, 2));
-      _mm_mask_storeu_epi8(rows.c[m + 3] + offset, mask, _mm512_extracti32x4_epi32(packed, 3));
-    } else {
-      const __mmask32 mask = static_cast<__mmask32>(ByteMask(channels));
-      _mm256_mask_storeu_epi8(first, mask, _mm512_castsi512_si256(packed));
-      _mm256_mask_storeu_epi8(rows.c[m + 1] + (first - rows.c[m]), mask,
-                              _mm512_extracti64x4_epi64(packed, 1));
-    }
-  }
-}
 
 // Output channels [16 * first_block, 16 * (first_block + NB)) of MR rows: the
 // register tile is MR x NB vectors of 16 int32 accumulators. A row is read as
@@ -123,7 +83,9 @@ void GemmTile(const PackedGemmConv& conv, const TileRows<MR>& rows, int first_bl
   }
   const int channels = conv.geometry.output_channels - first_block * kChannelsPerVector;
   if constexpr (NB <= 2 && MR % (4 / NB) == 0) {
-    StoreRowsPacked<MR, NB, kMode>(e, result, rows, first_block, channels, out);
+    StoreNarrowRows<NB, kMode>(
+        e, first_block, channels, MR, out, [&](int m, int b) { return result[m][b]; },
+        [&](int m) { return rows.c[m] + first_block * kChannelsPerVector; });
   } else {
     const __mmask64 mask = ByteMask(channels);
     for (int m = 0; m < MR; ++m) {
