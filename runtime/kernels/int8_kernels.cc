@@ -369,6 +369,28 @@ void PackColumns(const int8_t* filter, const std::vector<int32_t>& bias,
   conv.column_epilogue = MakeEpilogue(order, bias, params.multipliers, bounds, params.output);
 }
 
+// PackedDepthwise's column layout of a 3x3 filter [C][3][3] for the channels
+// after its column blocks.
+void PackColumnTail(const int8_t* filter, const std::vector<int32_t>& bias,
+                    const std::vector<int64_t>& bounds, const reference::Conv2DInt8Params& params,
+                    PackedDepthwise& conv) {
+  const int c0 = conv.column_blocks * 64, tail = params.geometry.input_channels - c0;
+  conv.column_tail_groups = (tail + 15) / 16;
+  conv.column_tail_weights.assign(static_cast<size_t>(conv.column_tail_groups) * 3, Bytes64{});
+  std::vector<int> order(static_cast<size_t>(conv.column_tail_groups) * 16, -1);
+  for (int i = 0; i < tail; ++i) {
+    const int c = c0 + i;
+    order[i] = c;
+    for (int kx = 0; kx < 3; ++kx) {
+      Bytes64& v = conv.column_tail_weights[static_cast<size_t>(i / 16) * 3 + kx];
+      for (int ky = 0; ky < 3; ++ky) {
+        v.bytes[(i % 16) * 4 + ky] = static_cast<uint8_t>(filter[int64_t{c} * 9 + ky * 3 + kx]);
+      }
+    }
+  }
+  conv.column_tail_epilogue = MakeEpilogue(order, bias, params.multipliers, bounds, params.output);
+}
+
 int64_t ElementEnd(int64_t size, int64_t end) { return std::min(size, end * kElementsPerUnit); }
 
 }  // namespace
@@ -540,6 +562,7 @@ PackedDepthwise PackDepthwise(const reference::Conv2DInt8Params& params, const i
   if (g.kernel_height == 3 && g.kernel_width == 3 && g.dilation_h == 1 && g.dilation_w == 1 &&
       (g.stride_w == 1 || g.stride_w == 2)) {
     PackColumns(filter, corrected, bounds, params, full_blocks, conv);
+    if (tail > 0) PackColumnTail(filter, corrected, bounds, params, conv);
   }
   return conv;
 }

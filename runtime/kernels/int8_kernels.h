@@ -195,6 +195,14 @@ struct PackedDepthwise {
   int column_blocks = 0;
   std::vector<Bytes64> column_weights;  // [column_blocks][3][4]
   ChannelEpilogue column_epilogue;
+  // The same convs' last C % 64 channels (all of them when C < 64) run column
+  // by column too, in groups of 16: one vector holds a column's 16 channels,
+  // lane j channel j's [row 0, row 1, row 2, 0], so three vpdpbusd give 16
+  // outputs. Per group and kx, lane j holds [w(0, kx), w(1, kx), w(2, kx), 0];
+  // column_tail_epilogue has the channels in order.
+  int column_tail_groups = 0;
+  std::vector<Bytes64> column_tail_weights;  // [column_tail_groups][3]
+  ChannelEpilogue column_tail_epilogue;
 };
 
 PackedDepthwise PackDepthwise(const reference::Conv2DInt8Params& params, const int8_t* filter,

@@ -418,18 +418,12 @@ QFORGE_INLINE void InterleaveColumn(const int8_t* const src[3], __m512i (&v)[4])
 // column ox reads input columns ox * kStride - pad_left + kx, so each column
 // is interleaved once and kept for the next kStride == 1 ? 2 : 1 outputs.
 // PackToInt8 leaves this layout's channels in order.
+// rows[ky] is input row ky's first pixel, or null for padding.
 template <int kStride, RequantMode kMode>
-void ColumnRow(const PackedDepthwise& conv, const int8_t* input, int n, int oy, int8_t* row_out,
+void ColumnRow(const PackedDepthwise& conv, const int8_t* const rows[3], int8_t* row_out,
                const OutputStage& stage) {
   const reference::ConvGeometry& g = conv.geometry;
   const int channels = g.input_channels;
-  const int8_t* rows[3];  // each input row's first pixel, or null for padding
-  for (int ky = 0; ky < 3; ++ky) {
-    const int64_t iy = int64_t{oy} * g.stride_h - g.pad_top + ky;
-    const bool inside = iy >= 0 && iy < g.input_height;
-    rows[ky] =
-        inside ? input + (int64_t{n} * g.input_height + iy) * g.input_width * channels : nullptr;
-  }
   const ChannelEpilogue& e = conv.column_epilogue;
   for (int block = 0; block < conv.column_blocks; ++block) {
     const int c0 = block * 64;
@@ -468,6 +462,137 @@ void ColumnRow(const PackedDepthwise& conv, const int8_t* input, int n, int oy, 
       _mm512_storeu_si512(row_out + int64_t{ox} * channels + c0,
                           PackToInt8<LacksZeroPoint(kMode)>(q, stage));
     }
+  }
+}
+
+// For vpshufb on a row's 16 bytes in every 128-bit lane: kSpread[ky] takes
+// lane L's channels 4L..4L+3 to byte ky of its dwords, zeros elsewhere.
+struct SpreadTable {
+  alignas(64) uint8_t bytes[3][64];
+};
+constexpr SpreadTable MakeSpread() {
+  SpreadTable t{};
+  for (int ky = 0; ky < 3; ++ky) {
+    for (int b = 0; b < 64; ++b) {
+      t.bytes[ky][b] = b % 4 == ky ? static_cast<uint8_t>(b / 4) : 0x80;
+    }
+  }
+  return t;
+}
+inline constexpr SpreadTable kSpread = MakeSpread();
+
+// 16 channels of one input column's three rows (src[ky] + offset), flipped to
+// x + 128: lane j = channel j's [row 0, row 1, row 2, 0x80] (the fourth byte
+// meets a zero weight). `mask` picks the channels that exist.
+QFORGE_INLINE __m512i InterleaveSixteen(const int8_t* const src[3], int offset, __mmask16 mask) {
+  __m512i spread[3];
+  for (int ky = 0; ky < 3; ++ky) {
+    // A full group's load folds into the broadcast (a load, no shuffle).
+    const __m128i row = mask == 0xFFFF
+                            ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(src[ky] + offset))
+                            : _mm_maskz_loadu_epi8(mask, src[ky] + offset);
+    spread[ky] = _mm512_shuffle_epi8(_mm512_broadcast_i32x4(row), Load(kSpread.bytes[ky]));
+  }
+  const __m512i rows = _mm512_ternarylogic_epi32(spread[0], spread[1], spread[2], 0xFE);  // or
+  return _mm512_xor_si512(rows, _mm512_set1_epi8(static_cast<char>(0x80)));
+}
+
+// The last C % 64 channels of output row `rows` (see ColumnRow) in G groups of
+// 16 (PackedDepthwise::column_tail_groups), swept along the row as ColumnRow
+// does. With G <= 2, 4 / G pixels' vectors are packed to int8 together. The
+// stride is read at run time: as a template parameter it doubled this code
+// (40 KB of the example application) for no speed.
+template <int G, RequantMode kMode>
+void ColumnTail(const PackedDepthwise& conv, const int8_t* const rows[3], int8_t* row_out,
+                const OutputStage& stage) {
+  const reference::ConvGeometry& g = conv.geometry;
+  const int channels = g.input_channels, c0 = conv.column_blocks * 64, tail = channels - c0;
+  const __mmask16 last_mask = static_cast<__mmask16>(ByteMask(tail - 16 * (G - 1)));
+  const ChannelEpilogue& e = conv.column_tail_epilogue;
+  const Bytes64* w = conv.column_tail_weights.data();
+  auto column = [&](int64_t ix, __m512i(&v)[G]) __attribute__((always_inline)) {
+    const int8_t* src[3];
+    for (int ky = 0; ky < 3; ++ky) {
+      const bool inside = rows[ky] != nullptr && ix >= 0 && ix < g.input_width;
+      src[ky] = (inside ? rows[ky] + ix * channels : conv.padding_row.data()) + c0;
+    }
+    for (int i = 0; i < G; ++i) {
+      v[i] = InterleaveSixteen(src, 16 * i, i + 1 < G ? __mmask16{0xFFFF} : last_mask);
+    }
+  };
+  __m512i cols[3][G];
+  column(-g.pad_left, cols[0]);
+  column(1 - g.pad_left, cols[1]);
+  column(2 - g.pad_left, cols[2]);
+  constexpr int P = G <= 2 ? 4 / G : 1;
+  for (int ox = 0; ox < g.output_width; ox += P) {
+    const int count = std::min(P, g.output_width - ox);
+    __m512i acc[P][G];
+#pragma GCC unroll 4
+    for (int m = 0; m < P; ++m) {
+      if (m == count) break;
+      if (ox + m > 0) {
+        const int64_t ix = int64_t{ox + m} * g.stride_w - g.pad_left;
+        if (g.stride_w == 1) {
+          for (int i = 0; i < G; ++i) cols[0][i] = cols[1][i], cols[1][i] = cols[2][i];
+        } else {
+          for (int i = 0; i < G; ++i) cols[0][i] = cols[2][i];
+          column(ix + 1, cols[1]);
+        }
+        column(ix + 2, cols[2]);
+      }
+      for (int i = 0; i < G; ++i) {
+        acc[m][i] = _mm512_loadu_si512(&e.bias[i * 16]);
+        for (int kx = 0; kx < 3; ++kx) {
+          acc[m][i] = Dpbusd(acc[m][i], cols[kx][i], Load(w[i * 3 + kx].bytes));
+        }
+      }
+    }
+    auto out = [&](int m) { return row_out + int64_t{ox + m} * channels + c0; };
+    if constexpr (G <= 2) {
+      StoreNarrowRows<G, kMode>(
+          e, 0, tail, count, stage, [&](int m, int i) { return acc[m][i]; }, out);
+    } else {
+      __m512i q[4];
+      for (int i = 0; i < 4; ++i) {
+        q[i] = MultiplyByQuantizedMultiplier<kMode>(acc[0][std::min(i, G - 1)],
+                                                    e.requant[std::min(i, G - 1)]);
+      }
+      _mm512_mask_storeu_epi8(out(0), ByteMask(tail),
+                              PackToInt8InOrder<LacksZeroPoint(kMode)>(q, stage));
+    }
+  }
+}
+
+// Output row (n, oy) of a conv with column blocks or a column tail.
+template <int kStride, RequantMode kMode>
+void ColumnRows(const PackedDepthwise& conv, const int8_t* input, int n, int oy, int8_t* row_out,
+                const OutputStage& stage) {
+  const reference::ConvGeometry& g = conv.geometry;
+  const int8_t* rows[3];
+  for (int ky = 0; ky < 3; ++ky) {
+    const int64_t iy = int64_t{oy} * g.stride_h - g.pad_top + ky;
+    const bool inside = iy >= 0 && iy < g.input_height;
+    rows[ky] = inside
+                   ? input + (int64_t{n} * g.input_height + iy) * g.input_width * g.input_channels
+                   : nullptr;
+  }
+  ColumnRow<kStride, kMode>(conv, rows, row_out, stage);
+  switch (conv.column_tail_groups) {
+    case 1:
+      ColumnTail<1, kMode>(conv, rows, row_out, stage);
+      break;
+    case 2:
+      ColumnTail<2, kMode>(conv, rows, row_out, stage);
+      break;
+    case 3:
+      ColumnTail<3, kMode>(conv, rows, row_out, stage);
+      break;
+    case 4:
+      ColumnTail<4, kMode>(conv, rows, row_out, stage);
+      break;
+    default:
+      break;
   }
 }
 
@@ -515,13 +640,13 @@ void DepthwiseRows(const PackedDepthwise& conv, const int8_t* input, int8_t* out
     const int oy = static_cast<int>(unit % g.output_height);
     int8_t* row_out = output + unit * g.output_width * g.input_channels;
     if constexpr (kTaps == 9) {
-      if (conv.column_blocks > 0) {
+      if (conv.column_blocks > 0 || conv.column_tail_groups > 0) {
         if (g.stride_w == 1) {
-          ColumnRow<1, kMode>(conv, input, n, oy, row_out, stage);
+          ColumnRows<1, kMode>(conv, input, n, oy, row_out, stage);
         } else {
-          ColumnRow<2, kMode>(conv, input, n, oy, row_out, stage);
+          ColumnRows<2, kMode>(conv, input, n, oy, row_out, stage);
         }
-        if (g.input_channels % 64 == 0) continue;
+        continue;
       }
     }
     const RowTaps row_taps(conv, input, n, oy);

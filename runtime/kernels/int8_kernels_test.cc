@@ -134,6 +134,8 @@ class Int8KernelsTest : public ::testing::TestWithParam<Isa> {
       const bool columns = g.kernel_height == 3 && g.kernel_width == 3 && g.dilation_h == 1 &&
                            g.dilation_w == 1 && g.stride_w <= 2;
       EXPECT_EQ(conv.column_blocks, avx512 && columns ? g.input_channels / 64 : 0) << Describe(g);
+      EXPECT_EQ(conv.column_tail_groups, avx512 && columns ? (g.input_channels % 64 + 15) / 16 : 0)
+          << Describe(g);
       RunInPieces(DepthwiseUnits(conv), [&](int64_t begin, int64_t end) {
         RunDepthwise(conv, input.data(), actual.data(), begin, end);
       });
@@ -245,10 +247,11 @@ TEST_P(Int8KernelsTest, DepthwiseConvs) {
   CheckConv(Geometry(1, 12, 12, 24, 24, 3, 1, 0, 24));
   CheckConv(Geometry(1, 12, 12, 24, 24, 3, 1, 2, 24, 2));
   CheckConv(Geometry(1, 12, 12, 8, 8, 9, 1, 4, 8));  // 81 taps: the generic path
-  // The column layout (3x3 at stride 1 or 2, full 64-channel blocks), with and
-  // without a tail: no padding, padding on one side, images one and two
-  // pixels wide, and a dilated kernel, which does not take it.
-  for (int c : {64, 136}) {
+  // The column layout (3x3 at stride 1 or 2): full 64-channel blocks, tails
+  // of one to four groups of 16 (the last one short), and both: no padding,
+  // padding on one side, images one and two pixels wide, and a dilated
+  // kernel, which does not take it.
+  for (int c : {24, 64, 100, 136, 191}) {
     CheckConv(Geometry(1, 5, 6, c, c, 3, 1, 0, c));
     CheckConv(Geometry(1, 7, 7, c, c, 3, 2, 0, c));
     CheckConv(Geometry(2, 1, 1, c, c, 3, 1, 1, c));
