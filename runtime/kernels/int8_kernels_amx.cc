@@ -23,7 +23,7 @@ namespace {
 using avx512::ByteMask;
 using avx512::GatherRow;
 using avx512::LacksZeroPoint;
-using avx512::MultiplyByQuantizedMultiplier;
+using avx512::LoadRequants;
 using avx512::OutputStage;
 using avx512::PackToInt8InOrder;
 using avx512::StoreNarrowRows;
@@ -105,16 +105,17 @@ void Finish(const PackedGemmConv& conv, const int32_t (*acc)[kAmxTileRows][16], 
   out += first_block * kChannelsPerVector;
   if constexpr (NB <= 2) {
     StoreNarrowRows<NB, kMode>(
-        e, first_block, outputs - first_block * kChannelsPerVector, rows, stage,
+        LoadRequants<NB, kMode>(e, first_block), outputs - first_block * kChannelsPerVector, rows,
+        stage,
         [&](int r, int b) { return _mm512_add_epi32(_mm512_load_si512(acc[b][r]), bias[b]); },
         [&](int r) { return out + int64_t{r} * outputs; });
     return;
   }
+  const auto requant = LoadRequants<NB, kMode>(e, first_block);
   for (int r = 0; r < rows; ++r, out += outputs) {
     __m512i q[4] = {};
     for (int b = 0; b < NB; ++b) {
-      const __m512i sum = _mm512_add_epi32(_mm512_load_si512(acc[b][r]), bias[b]);
-      q[b] = MultiplyByQuantizedMultiplier<kMode>(sum, e.requant[first_block + b]);
+      q[b] = requant[b](_mm512_add_epi32(_mm512_load_si512(acc[b][r]), bias[b]));
     }
     _mm512_mask_storeu_epi8(out, mask, PackToInt8InOrder<LacksZeroPoint(kMode)>(q, stage));
   }

@@ -20,6 +20,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <type_traits>
 
@@ -86,19 +87,27 @@ inline __m512i Load(const void* p) { return _mm512_load_si512(p); }
 // The high half of the double 1.5 * 2^52.
 inline constexpr int32_t kHighHalfOf1p5x2p52 = 0x43380000;
 
+// A RequantBlock's double-precision constants (ExactInDouble), in registers.
+struct DoubleRequant {
+  DoubleRequant() = default;
+  explicit DoubleRequant(const RequantBlock& q)
+      : scale{_mm512_load_pd(q.scale[0]), _mm512_load_pd(q.scale[1])},
+        offset{_mm512_load_pd(q.offset[0]), _mm512_load_pd(q.offset[1])} {}
+  __m512d scale[2];
+  __m512d offset[2];
+};
+
 // round(a * m) + the output zero point for 16 lanes, as ExactInDouble derives
 // it: each lane becomes the double 1.5 * 2^52 + a, its low half a's bits and
 // its high half `high`'s, and one FMA with round-to-nearest leaves the result
 // in the low half. Unpacking and shuffling back keep the lanes in order.
-QFORGE_INLINE __m512i RoundedProductsInDouble(__m512i a, __m512i high, const RequantBlock& q) {
+QFORGE_INLINE __m512i RoundedProductsInDouble(__m512i a, __m512i high, const DoubleRequant& q) {
   const __m512d lo = _mm512_castsi512_pd(_mm512_unpacklo_epi32(a, high));
   const __m512d hi = _mm512_castsi512_pd(_mm512_unpackhi_epi32(a, high));
   // To nearest whatever rounding mode the application has set.
   constexpr int kNearest = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
-  const __m512d rlo =
-      _mm512_fmadd_round_pd(lo, _mm512_load_pd(q.scale[0]), _mm512_load_pd(q.offset[0]), kNearest);
-  const __m512d rhi =
-      _mm512_fmadd_round_pd(hi, _mm512_load_pd(q.scale[1]), _mm512_load_pd(q.offset[1]), kNearest);
+  const __m512d rlo = _mm512_fmadd_round_pd(lo, q.scale[0], q.offset[0], kNearest);
+  const __m512d rhi = _mm512_fmadd_round_pd(hi, q.scale[1], q.offset[1], kNearest);
   return _mm512_castps_si512(
       _mm512_shuffle_ps(_mm512_castpd_ps(rlo), _mm512_castpd_ps(rhi), _MM_SHUFFLE(2, 0, 2, 0)));
 }
@@ -138,23 +147,70 @@ QFORGE_INLINE __m512i MultiplyInInt64(__m512i acc, const RequantBlock& q) {
   return _mm512_permutex2var_epi32(even, interleave, odd);
 }
 
-// MultiplyByQuantizedMultiplier of 16 lanes, exact as far as the int8 clamp
-// after it can tell (see MultiplyInInt64).
+// The double-precision modes of MultiplyByQuantizedMultiplier.
 template <RequantMode kMode>
-QFORGE_INLINE __m512i MultiplyByQuantizedMultiplier(__m512i acc, const RequantBlock& q) {
+QFORGE_INLINE __m512i MultiplyInDouble(__m512i acc, const DoubleRequant& q) {
   if constexpr (kMode == RequantMode::kDoubleNegativesClamp) {
     // A negative acc's result, <= 0, clamps to qmin as 0's does.
     return RoundedProductsInDouble(_mm512_max_epi32(acc, _mm512_setzero_si512()),
                                    _mm512_set1_epi32(kHighHalfOf1p5x2p52), q);
-  } else if constexpr (kMode == RequantMode::kDouble) {
+  } else {
+    static_assert(kMode == RequantMode::kDouble);
     // A negative acc's low half reads as acc + 2^32: one less in the high
     // half (its lowest mantissa bit is 2^32) makes the double 1.5 * 2^52 + acc.
     const __m512i high =
         _mm512_add_epi32(_mm512_set1_epi32(kHighHalfOf1p5x2p52), _mm512_srai_epi32(acc, 31));
     return RoundedProductsInDouble(acc, high, q);
-  } else {
-    return MultiplyInInt64<kMode>(acc, q);
   }
+}
+
+// MultiplyByQuantizedMultiplier of one RequantBlock, its constants loaded once
+// where a tile's rows share them. Read at each use, they are reloaded after
+// every int8 store (a char store may alias them): in the double-precision
+// modes four loads per 16 outputs, which a CPU that loads one 64-byte vector a
+// cycle (Zen 4) waited on. The 64-bit modes, too many constants to keep in
+// registers, read the block.
+template <RequantMode kMode>
+class BlockRequant {
+ public:
+  BlockRequant() = default;
+  explicit BlockRequant(const RequantBlock& q) : constants_(Constants(q)) {}
+
+  QFORGE_INLINE __m512i operator()(__m512i acc) const {
+    if constexpr (kInDouble) {
+      return MultiplyInDouble<kMode>(acc, constants_);
+    } else {
+      return MultiplyInInt64<kMode>(acc, *constants_);
+    }
+  }
+
+ private:
+  static constexpr bool kInDouble = !LacksZeroPoint(kMode);
+  using ConstantsType = std::conditional_t<kInDouble, DoubleRequant, const RequantBlock*>;
+  QFORGE_INLINE static ConstantsType Constants(const RequantBlock& q) {
+    if constexpr (kInDouble) {
+      return DoubleRequant(q);
+    } else {
+      return &q;
+    }
+  }
+  ConstantsType constants_;
+};
+
+// The BlockRequants of the NB blocks of 16 channels from first_block on.
+template <int NB, RequantMode kMode>
+QFORGE_INLINE std::array<BlockRequant<kMode>, NB> LoadRequants(const ChannelEpilogue& e,
+                                                               int first_block) {
+  std::array<BlockRequant<kMode>, NB> requant;
+  for (int b = 0; b < NB; ++b) requant[b] = BlockRequant<kMode>(e.requant[first_block + b]);
+  return requant;
+}
+
+// MultiplyByQuantizedMultiplier of 16 lanes, exact as far as the int8 clamp
+// after it can tell (see MultiplyInInt64).
+template <RequantMode kMode>
+QFORGE_INLINE __m512i MultiplyByQuantizedMultiplier(__m512i acc, const RequantBlock& q) {
+  return BlockRequant<kMode>(q)(acc);
 }
 
 template <RequantMode kMode>
@@ -181,9 +237,10 @@ inline __mmask64 ByteMask(int bytes) {
 // a 16- or 32-channel GEMM's channels, and distinct rows, not a short VNNI
 // tile's repeats), one store writes them; otherwise each row's part goes to it
 // with a masked store. vector(m, b) is row m's accumulators of block b (the
-// bias added); out(m) is where row m's `channels` outputs of the tile go.
+// bias added), requantized by requant[b]; out(m) is where row m's `channels`
+// outputs of the tile go.
 template <int NB, RequantMode kMode, typename Vector, typename Out>
-QFORGE_INLINE void StoreNarrowRows(const ChannelEpilogue& e, int first_block, int channels,
+QFORGE_INLINE void StoreNarrowRows(const std::array<BlockRequant<kMode>, NB>& requant, int channels,
                                    int rows, const OutputStage& stage, const Vector& vector,
                                    const Out& out) {
   static_assert(NB == 1 || NB == 2);
@@ -194,8 +251,7 @@ QFORGE_INLINE void StoreNarrowRows(const ChannelEpilogue& e, int first_block, in
     __m512i q[4];
     for (int r = 0; r < kRowsPerPack; ++r) {
       for (int b = 0; b < NB; ++b) {
-        q[r * NB + b] = MultiplyByQuantizedMultiplier<kMode>(vector(m + std::min(r, count - 1), b),
-                                                             e.requant[first_block + b]);
+        q[r * NB + b] = requant[b](vector(m + std::min(r, count - 1), b));
       }
     }
     const __m512i packed = PackToInt8InOrder<LacksZeroPoint(kMode)>(q, stage);

@@ -18,6 +18,7 @@ using avx512::GatherRow;
 using avx512::LacksZeroPoint;
 using avx512::LaneMask;
 using avx512::Load;
+using avx512::LoadRequants;
 using avx512::MultiplyByQuantizedMultiplier;
 using avx512::OutputStage;
 using avx512::PackToInt8;
@@ -84,15 +85,19 @@ void GemmTile(const PackedGemmConv& conv, const TileRows<MR>& rows, int first_bl
   const int channels = conv.geometry.output_channels - first_block * kChannelsPerVector;
   if constexpr (NB <= 2 && MR % (4 / NB) == 0) {
     StoreNarrowRows<NB, kMode>(
-        e, first_block, channels, MR, out, [&](int m, int b) { return result[m][b]; },
+        LoadRequants<NB, kMode>(e, first_block), channels, MR, out,
+        [&](int m, int b) { return result[m][b]; },
         [&](int m) { return rows.c[m] + first_block * kChannelsPerVector; });
   } else {
     const __mmask64 mask = ByteMask(channels);
+    // Block by block, each block's constants loaded once for the MR rows.
+    const auto requant = LoadRequants<NB, kMode>(e, first_block);
+    for (int b = 0; b < NB; ++b) {
+      for (int m = 0; m < MR; ++m) result[m][b] = requant[b](result[m][b]);
+    }
     for (int m = 0; m < MR; ++m) {
       __m512i q[4] = {};
-      for (int b = 0; b < NB; ++b) {
-        q[b] = MultiplyByQuantizedMultiplier<kMode>(result[m][b], e.requant[first_block + b]);
-      }
+      for (int b = 0; b < NB; ++b) q[b] = result[m][b];
       _mm512_mask_storeu_epi8(rows.c[m] + first_block * kChannelsPerVector, mask,
                               PackToInt8InOrder<LacksZeroPoint(kMode)>(q, out));
     }
@@ -551,7 +556,8 @@ void ColumnTail(const PackedDepthwise& conv, const int8_t* const rows[3], int8_t
     auto out = [&](int m) { return row_out + int64_t{ox + m} * channels + c0; };
     if constexpr (G <= 2) {
       StoreNarrowRows<G, kMode>(
-          e, 0, tail, count, stage, [&](int m, int i) { return acc[m][i]; }, out);
+          LoadRequants<G, kMode>(e, 0), tail, count, stage, [&](int m, int i) { return acc[m][i]; },
+          out);
     } else {
       __m512i q[4];
       for (int i = 0; i < 4; ++i) {
