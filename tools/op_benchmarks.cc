@@ -125,8 +125,10 @@ Model OneOp(const OpCase& c, bool int8) {
       b.AddConv2D("op", x, w, bias, y, c.stride, c.kernel / 2, c.depthwise ? c.c : 1, RELU6);
     }
   } else if (c.kind == ADD) {
-    const int x2 = activation("x2", in_shape, in_scale);
-    y = activation("y", in_shape, 2 * in_scale);
+    // Unequal scales, as a residual add's inputs have: with equal ones both
+    // rescales are shifts, and the output multiplier a power of two.
+    const int x2 = activation("x2", in_shape, 0.037f);
+    y = activation("y", in_shape, 0.071f);
     b.AddOp(ADD, "op", {x, x2}, y);
     b.AddInput(x2);
   } else {  // MEAN_HW
