@@ -408,10 +408,21 @@ bool ExactInDouble(const QuantizedMultiplier& m, int64_t acc_bound) {
   return std::min<int64_t>(acc_bound, int64_t{1} << 31) < (int64_t{1} << (t - 1 - v));
 }
 
-RequantBlock UniformRequantBlock(const QuantizedMultiplier& m) {
+RequantBlock UniformRequantBlock(const QuantizedMultiplier& m, int32_t zero_point) {
   QuantizedMultiplier same[kChannelsPerVector];
   std::fill(same, same + kChannelsPerVector, m);
-  return MakeRequantBlock(same);
+  return MakeRequantBlock(same, zero_point);
+}
+
+bool AddExactInDouble(const reference::AddInt8Params& p) {
+  // An input minus its zero point is within +-255, shifted left by
+  // kAddLeftShift; each rescaled input is at most half that, so their sum too.
+  const int64_t shifted_bound = int64_t{255} << reference::kAddLeftShift;
+  auto input_ok = [&](const QuantizedMultiplier& m) {
+    return IsHalf(m) || ExactInDouble(m, shifted_bound);
+  };
+  return input_ok(p.a_multiplier) && input_ok(p.b_multiplier) &&
+         ExactInDouble(p.output_multiplier, shifted_bound);
 }
 
 void GatherConvRow(const PackedGemmConv& conv, const int8_t* input, const OutputPixel& pixel,

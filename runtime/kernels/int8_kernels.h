@@ -100,6 +100,11 @@ RequantMode ModeFor(const reference::Int8Output& output, bool any_left_shift);
 // zero bits, so acc_bound < 2^(T-1-v) rules ties out.
 bool ExactInDouble(const QuantizedMultiplier& m, int64_t acc_bound);
 
+// Whether every requantization of an add (each input's rescale, the sum's) is
+// ExactInDouble for the values reference::AddInt8 can give it. An input whose
+// multiplier is 1/2 exactly is rescaled by a shift and needs nothing.
+bool AddExactInDouble(const reference::AddInt8Params& p);
+
 // Bias and requantization of every output channel, in the order the kernel
 // produces channels (padding channels have bias 0 and multiplier 2^30).
 struct ChannelEpilogue {

@@ -230,7 +230,7 @@ __m256i LoadInt8x8(const int8_t* p) {
 class AddInput {
  public:
   AddInput(const QuantizedMultiplier& m, int32_t zero_point)
-      : half_(m.multiplier == (1 << 30) && m.exponent == 0),
+      : half_(IsHalf(m)),
         requant_(UniformRequantBlock(m)),
         zero_point_(_mm256_set1_epi32(zero_point)) {}
 

@@ -215,11 +215,16 @@ QFORGE_INLINE __m512i MultiplyByQuantizedMultiplier(__m512i acc, const RequantBl
 
 template <RequantMode kMode>
 __m128i RequantizeToInt8(__m512i acc, const RequantBlock& q, const OutputStage& out) {
-  static_assert(LacksZeroPoint(kMode), "for the 64-bit modes only");
   __m512i v = MultiplyByQuantizedMultiplier<kMode>(acc, q);
-  // Clamp before adding the zero point: v may sit near the int32 limits.
-  v = _mm512_min_epi32(_mm512_max_epi32(v, out.min), out.max);
-  return _mm512_cvtepi32_epi8(_mm512_add_epi32(v, out.zero_point));
+  if constexpr (LacksZeroPoint(kMode)) {
+    // Clamp before adding the zero point: v may sit near the int32 limits.
+    v = _mm512_min_epi32(_mm512_max_epi32(v, out.min), out.max);
+    v = _mm512_add_epi32(v, out.zero_point);
+  } else {
+    v = _mm512_min_epi32(_mm512_max_epi32(v, _mm512_add_epi32(out.min, out.zero_point)),
+                         _mm512_add_epi32(out.max, out.zero_point));
+  }
+  return _mm512_cvtepi32_epi8(v);
 }
 
 inline __mmask16 LaneMask(int lanes) {

@@ -13,6 +13,7 @@
 namespace qforge::kernels::avx512vnni {
 namespace {
 
+using avx512::BlockRequant;
 using avx512::ByteMask;
 using avx512::GatherRow;
 using avx512::LacksZeroPoint;
@@ -697,34 +698,42 @@ void DepthwiseRange(const PackedDepthwise& conv, const int8_t* input, int8_t* ou
 // --- element-wise -------------------------------------------------------------
 
 // One input of an add rescaled as reference::AddInt8 does: shifted left for
-// headroom, then multiplied (by at most 1/2, so never a left shift). The input
-// with the larger scale has the multiplier 1/2 exactly, which halves the
-// shifted (even) value exactly, so it is a shift by one less.
+// headroom, then multiplied (by at most 1/2, so never a left shift), in
+// double precision where AddExactInDouble allows. The input with the larger
+// scale has the multiplier 1/2 exactly, which halves the shifted (even) value
+// exactly, so it is a shift by one less.
+template <bool kInDouble>
 class AddInput {
  public:
   AddInput(const QuantizedMultiplier& m, int32_t zero_point)
-      : half_(m.multiplier == (1 << 30) && m.exponent == 0),
-        requant_(UniformRequantBlock(m)),
+      : half_(IsHalf(m)),
+        block_(UniformRequantBlock(m)),
+        requant_(block_),
         zero_point_(_mm512_set1_epi32(zero_point)) {}
 
   QFORGE_INLINE __m512i Rescale(__m128i x) const {
     const __m512i centered = _mm512_sub_epi32(_mm512_cvtepi8_epi32(x), zero_point_);
     if (half_) return _mm512_slli_epi32(centered, reference::kAddLeftShift - 1);
-    return MultiplyByQuantizedMultiplier<RequantMode::kExact>(
-        _mm512_slli_epi32(centered, reference::kAddLeftShift), requant_);
+    return requant_(_mm512_slli_epi32(centered, reference::kAddLeftShift));
   }
 
  private:
   bool half_;
-  RequantBlock requant_;
+  RequantBlock block_;
+  BlockRequant<kInDouble ? RequantMode::kDouble : RequantMode::kExact> requant_;
   __m512i zero_point_;
 };
 
+// kMode is the sum's requantization; in the double-precision modes the
+// inputs' rescales are in double precision too (AddExactInDouble).
 template <RequantMode kMode>
 void AddRange(const reference::AddInt8Params& p, const int8_t* a, const int8_t* b,
               int8_t* output, int64_t first, int64_t last) {
-  const AddInput in_a(p.a_multiplier, p.a_zero_point), in_b(p.b_multiplier, p.b_zero_point);
-  const RequantBlock qo = UniformRequantBlock(p.output_multiplier);
+  constexpr bool kInDouble = !LacksZeroPoint(kMode);
+  const AddInput<kInDouble> in_a(p.a_multiplier, p.a_zero_point),
+      in_b(p.b_multiplier, p.b_zero_point);
+  const RequantBlock qo =
+      UniformRequantBlock(p.output_multiplier, kInDouble ? p.output.zero_point : 0);
   const OutputStage stage(p.output);
   auto sum = [&](int64_t i, __mmask16 mask) {
     return _mm512_add_epi32(in_a.Rescale(_mm_maskz_loadu_epi8(mask, a + i)),
@@ -789,9 +798,14 @@ void Depthwise(const PackedDepthwise& conv, const int8_t* input, int8_t* output,
 
 void Add(const reference::AddInt8Params& params, const int8_t* a, const int8_t* b, int8_t* output,
          int64_t begin, int64_t end) {
-  WithMode(ModeFor(params.output, params.output_multiplier.exponent > 0), [&](auto mode) {
-    AddRange<decltype(mode)::value>(params, a, b, output, begin, end);
-  });
+  const RequantMode mode = ModeFor(params.output, params.output_multiplier.exponent > 0);
+  if (mode == RequantMode::kExact && AddExactInDouble(params)) {
+    AddRange<RequantMode::kDouble>(params, a, b, output, begin, end);
+  } else if (mode == RequantMode::kNegativesClamp && AddExactInDouble(params)) {
+    AddRange<RequantMode::kDoubleNegativesClamp>(params, a, b, output, begin, end);
+  } else {
+    WithMode(mode, [&](auto m) { AddRange<decltype(m)::value>(params, a, b, output, begin, end); });
+  }
 }
 
 void Mean(const reference::MeanInt8Params& params, const int8_t* input, int8_t* output,

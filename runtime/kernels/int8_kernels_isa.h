@@ -110,8 +110,15 @@ struct OutputPixel {
 void GatherConvRow(const PackedGemmConv& conv, const int8_t* input, const OutputPixel& pixel,
                    uint8_t* out);
 
-// The constants of 16 channels that all share one multiplier.
-RequantBlock UniformRequantBlock(const QuantizedMultiplier& m);
+// The constants of 16 channels that all share one multiplier; zero_point goes
+// into the double-precision form's offset.
+RequantBlock UniformRequantBlock(const QuantizedMultiplier& m, int32_t zero_point = 0);
+
+// Whether m is 1/2 exactly, as an add's multiplier for the input with the
+// larger scale is: that input's rescale is a shift.
+inline bool IsHalf(const QuantizedMultiplier& m) {
+  return m.multiplier == (1 << 30) && m.exponent == 0;
+}
 
 // Where each tap of an output row reads: the input pixel of output column ox,
 // or the padding row. Columns [first_inside, last_inside] have every tap's

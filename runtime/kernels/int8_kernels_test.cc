@@ -410,10 +410,14 @@ TEST_P(Int8KernelsTest, LeftShiftModeKeepsOtherChannelsLargeAccumulators) {
 }
 
 TEST_P(Int8KernelsTest, Add) {
+  int in_double = 0, in_int64 = 0;  // adds AddExactInDouble allows and refuses
   for (int64_t size : {1, 15, 16, 17, 1000, 1024, 3001}) {
     for (int trial = 0; trial < 4; ++trial) {
       const double a_scale = std::ldexp(1.0 + rng_.UniformDouble(), -Int(2, 9));
-      const double b_scale = std::ldexp(1.0 + rng_.UniformDouble(), -Int(2, 9));
+      // The last trial's scales a power of two apart: b's multiplier is then
+      // 2^-2, whose trailing zeros rule out the double-precision form.
+      const double b_scale =
+          trial == 3 ? a_scale / 4 : std::ldexp(1.0 + rng_.UniformDouble(), -Int(2, 9));
       const double y_scale = std::ldexp(1.0 + rng_.UniformDouble(), -Int(2, 9));
       const double twice_max = 2 * std::max(a_scale, b_scale);
       reference::AddInt8Params params;
@@ -425,15 +429,18 @@ TEST_P(Int8KernelsTest, Add) {
       params.output_multiplier =
           *QuantizeMultiplier(twice_max / ((1 << reference::kAddLeftShift) * y_scale));
       params.output = Output();
+      ++(AddExactInDouble(params) ? in_double : in_int64);
       const std::vector<int8_t> a = Bytes(size), b = Bytes(size);
       std::vector<int8_t> expected(size), actual(size);
       reference::AddInt8(params, a.data(), b.data(), expected.data());
       RunInPieces(ElementUnits(size), [&](int64_t begin, int64_t end) {
         RunAdd(GetParam(), params, a.data(), b.data(), actual.data(), begin, end);
       });
-      ASSERT_EQ(actual, expected) << "size " << size;
+      ASSERT_EQ(actual, expected) << "size " << size << ", trial " << trial;
     }
   }
+  EXPECT_GT(in_double, 0);
+  EXPECT_GT(in_int64, 0);
 }
 
 TEST_P(Int8KernelsTest, Mean) {
