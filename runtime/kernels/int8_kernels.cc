@@ -200,8 +200,8 @@ PackedGemmConv PackGemm(const ConvGeometry& g, int32_t input_zero_point,
   conv.epilogue =
       MakeEpilogue(IdentityOrder(g.output_channels), corrected, multipliers, bounds, output);
   const int blocks = static_cast<int>(DivideRoundUp(g.output_channels, kChannelsPerVector));
-  conv.blocks_per_unit = DivideRoundUp(conv.rows, conv.tile_rows) < 8 ? 4 : blocks;
-  if (conv.strip_run > 0) conv.blocks_per_unit = blocks;
+  const bool few_tiles = conv.strip_run == 0 && DivideRoundUp(conv.rows, conv.tile_rows) < 8;
+  conv.blocks_per_unit = few_tiles ? 4 : blocks;
   conv.column_parts = static_cast<int>(DivideRoundUp(blocks, conv.blocks_per_unit));
   if (conv.strip_run > 0) {
     conv.scratch_bytes = GemmConvUnits(conv) * g.kernel_height * conv.strip_bytes;

@@ -141,7 +141,7 @@ struct PackedGemmConv {
   int64_t scratch_bytes = 0;     // what Run needs in `scratch` (im2col rows)
   // 16-channel blocks per unit of work: all of them, or (when there are too
   // few row tiles to keep threads busy, as in a batch-1 fully connected layer)
-  // 4, so threads can share a tile's columns.
+  // 4, so threads can share a tile's columns; always all of them with strips.
   int blocks_per_unit = 0;
   int column_parts = 1;  // units per row tile
   // The AVX-512 VNNI level's convs with a kernel, stride or padding (not

@@ -259,8 +259,8 @@ void StripTile(const PackedGemmConv& conv, const uint8_t* strips, int8_t* row_ou
     rows.a[m] = strips + x * g.stride_w * g.input_channels;
     rows.c[m] = row_out + x * g.output_channels;
   }
-  const int blocks = (g.output_channels + kChannelsPerVector - 1) / kChannelsPerVector;
-  GemmTileRow<MR, kMode, true>(conv, rows, 0, blocks, out);
+  // A strip unit's blocks_per_unit is all of the conv's blocks.
+  GemmTileRow<MR, kMode, true>(conv, rows, 0, conv.blocks_per_unit, out);
 }
 
 // Units are output rows (n, oy); each fills its own strips in the scratch.
