@@ -23,9 +23,14 @@ int64_t RoundUp(int64_t value, int64_t multiple) {
 
 int64_t DivideRoundUp(int64_t value, int64_t divisor) { return (value + divisor - 1) / divisor; }
 
+// 1.5 * 2^23: float(acc) * s + this, rounded, holds round(acc * s) in its low bits.
+constexpr float kFloatMagic = 0x1.8p23f;
+
 // zero_point goes into the double-precision form's offset (the output's, for
-// a conv's epilogue).
-RequantBlock MakeRequantBlock(const QuantizedMultiplier* m, int32_t zero_point = 0) {
+// a conv's epilogue); float_scales, where given, are the single-precision
+// form's scales (FloatScaleFor).
+RequantBlock MakeRequantBlock(const QuantizedMultiplier* m, int32_t zero_point = 0,
+                              const float* float_scales = nullptr) {
   RequantBlock block{};
   for (int c = 0; c < kChannelsPerVector; ++c) {
     const int half = c % 2, j = c / 2;
@@ -42,6 +47,8 @@ RequantBlock MakeRequantBlock(const QuantizedMultiplier* m, int32_t zero_point =
     const double scale = std::ldexp(m[c].multiplier, std::min(m[c].exponent, 0) - 31);
     block.scale[c % 4 / 2][c / 4 * 2 + c % 2] = scale;
     block.offset[c % 4 / 2][c / 4 * 2 + c % 2] = 0x1.8p52 - 0x1.8p52 * scale + zero_point;
+    block.float_scale[c] = float_scales != nullptr ? float_scales[c] : static_cast<float>(scale);
+    block.float_offset[c] = kFloatMagic + static_cast<float>(zero_point);
   }
   return block;
 }
@@ -56,16 +63,28 @@ ChannelEpilogue MakeEpilogue(const std::vector<int>& order, const std::vector<in
   e.output = output;
   bool any_left_shift = false;
   e.exact_in_double = true;
-  for (int channel : order) {
+  e.exact_in_float = true;
+  // Padding channels' accumulators are 0, which any scale maps to 0.
+  std::vector<float> float_scales(order.size(), 0.5f);
+  for (size_t i = 0; i < order.size(); ++i) {
+    const int channel = order[i];
     e.bias.push_back(channel >= 0 ? bias[channel] : 0);
     e.multipliers.push_back(channel >= 0 ? multipliers[channel] : kPaddingMultiplier);
     if (channel < 0) continue;
     if (multipliers[channel].exponent > 0) any_left_shift = true;
     if (!ExactInDouble(multipliers[channel], acc_bounds[channel])) e.exact_in_double = false;
+    // Once one channel has none, the op cannot use the others'.
+    if (!e.exact_in_float) continue;
+    const std::optional<float> s = FloatScaleFor(multipliers[channel], acc_bounds[channel], output);
+    if (s.has_value()) {
+      float_scales[i] = *s;
+    } else {
+      e.exact_in_float = false;
+    }
   }
   e.mode = ModeFor(output, any_left_shift);
   for (size_t i = 0; i < order.size(); i += kChannelsPerVector) {
-    e.requant.push_back(MakeRequantBlock(&e.multipliers[i], output.zero_point));
+    e.requant.push_back(MakeRequantBlock(&e.multipliers[i], output.zero_point, &float_scales[i]));
   }
   return e;
 }
@@ -406,6 +425,90 @@ bool ExactInDouble(const QuantizedMultiplier& m, int64_t acc_bound) {
   const int v = __builtin_ctz(static_cast<uint32_t>(m.multiplier));
   // An int32 accumulator's magnitude is at most 2^31 whatever the bound.
   return std::min<int64_t>(acc_bound, int64_t{1} << 31) < (int64_t{1} << (t - 1 - v));
+}
+
+namespace {
+
+// floor(x) for |x| < 2^62, without a call to libm's floor (the portable
+// build has no rounding instruction): FloatScaleFor takes it millions of
+// times when an interpreter is made.
+int64_t Floor(double x) {
+  const int64_t truncated = static_cast<int64_t>(x);
+  return static_cast<double>(truncated) > x ? truncated - 1 : truncated;
+}
+
+// The single-precision output stage of FloatScaleFor, as the kernels compute
+// it, without a float FMA (a software one is slow, and follows the caller's
+// rounding mode): the FMA's exact result 1.5 * 2^23 + zero point + acc * scale
+// lies where a float's step is 1, so it rounds to the nearest integer, a tie
+// to the even one. acc * scale is exact in double precision (24 + 24 bits).
+int32_t FloatOutput(int64_t acc, float scale, const reference::Int8Output& output) {
+  const double product = static_cast<double>(acc) * static_cast<double>(scale);
+  int64_t rounded = Floor(product);
+  const double fraction = product - static_cast<double>(rounded);  // exact
+  // 1.5 * 2^23 is even: a tie goes where rounded + zero point is even.
+  if (fraction > 0.5 || (fraction == 0.5 && (rounded + output.zero_point) % 2 != 0)) ++rounded;
+  return static_cast<int32_t>(
+      std::clamp<int64_t>(rounded + output.zero_point, output.qmin, output.qmax));
+}
+
+// Whether `scale` gives RequantizeToInt8's outputs for every accumulator in
+// [-bound, bound]. Both are non-decreasing in acc, so they are equal if they
+// are at the ends and every level between steps up at the same acc on both
+// sides. Where that acc is far enough from the level's rounding boundary that
+// scale's difference from m cannot move it (almost every level), double
+// precision shows it; elsewhere both sides are evaluated there.
+bool FloatScaleHolds(const QuantizedMultiplier& m, int64_t bound, float scale,
+                     const reference::Int8Output& output) {
+  auto reference = [&](int64_t acc) {
+    return int32_t{RequantizeToInt8(static_cast<int32_t>(acc), m, output.zero_point, output.qmin,
+                                    output.qmax)};
+  };
+  const int32_t bottom = reference(-bound), top = reference(bound);
+  if (FloatOutput(-bound, scale, output) != bottom || FloatOutput(bound, scale, output) != top) {
+    return false;
+  }
+  const double real = RealMultiplier(m), inverse = 1.0 / real;
+  const double difference = std::abs(static_cast<double>(scale) - real);
+  // Covers the rounding of acc * real in double precision (|acc * real| < 2^22).
+  constexpr double kSlack = 1e-6;
+  for (int32_t level = bottom + 1; level <= top; ++level) {
+    // The first acc whose output reaches `level` (> -bound, as level > bottom)
+    // is near (level - zp - 1/2) / m.
+    const double boundary = level - output.zero_point - 0.5;
+    int64_t first = std::clamp<int64_t>(Floor(boundary * inverse) + 1, -bound + 1, bound);
+    const double margin = static_cast<double>(std::abs(first) + 1) * difference + kSlack;
+    if (first * real - boundary > margin && boundary - (first - 1) * real > margin) continue;
+    int32_t below = reference(first - 1), at = reference(first);
+    while (below >= level) at = below, below = reference(--first - 1);
+    while (at < level) below = at, at = reference(++first);
+    if (FloatOutput(first, scale, output) != at || FloatOutput(first - 1, scale, output) != below) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+std::optional<float> FloatScaleFor(const QuantizedMultiplier& m, int64_t acc_bound,
+                                   const reference::Int8Output& output) {
+  constexpr int64_t kMaxExactAcc = int64_t{1} << 24;
+  const double real = RealMultiplier(m);
+  if (acc_bound > kMaxExactAcc || acc_bound * real + std::abs(output.zero_point) + 2 >= 0x1p22) {
+    return std::nullopt;
+  }
+  // m's nearest float first, then its neighbours, nearest first.
+  const float nearest = static_cast<float>(real);
+  float up = nearest, down = nearest;
+  if (FloatScaleHolds(m, acc_bound, nearest, output)) return nearest;
+  for (int step = 1; step <= 2; ++step) {
+    up = std::nextafter(up, INFINITY);
+    down = std::nextafter(down, 0.0f);
+    if (FloatScaleHolds(m, acc_bound, up, output)) return up;
+    if (FloatScaleHolds(m, acc_bound, down, output)) return down;
+  }
+  return std::nullopt;
 }
 
 RequantBlock UniformRequantBlock(const QuantizedMultiplier& m, int32_t zero_point) {

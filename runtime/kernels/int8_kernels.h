@@ -27,6 +27,7 @@
 #define QFORGE_RUNTIME_KERNELS_INT8_KERNELS_H_
 
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "common/requantize.h"
@@ -71,6 +72,10 @@ struct alignas(64) RequantBlock {
   // zero point (ChannelEpilogue's; 0 elsewhere); both exact.
   double scale[2][8];
   double offset[2][8];
+  // The single-precision form (FloatScaleFor), channel c at index c: its
+  // scale, and 1.5 * 2^23 + the output zero point.
+  float float_scale[16];
+  float float_offset[16];
 };
 
 // What the SIMD epilogue's requantization has to handle, cheapest last:
@@ -80,9 +85,17 @@ struct alignas(64) RequantBlock {
 //     fused ReLU or ReLU6), so every negative result clamps to qmin and the
 //     tie rule of negative values (away from zero) cannot show.
 // The AVX-512 levels also have kExact's and kNegativesClamp's double-precision
-// forms, cheaper still, for ops whose every channel is ExactInDouble (never
-// from ModeFor).
-enum class RequantMode { kLeftShift, kExact, kNegativesClamp, kDouble, kDoubleNegativesClamp };
+// forms, cheaper still, for ops whose every channel is ExactInDouble, and the
+// single-precision kFloat, cheapest, for ops whose every channel has a
+// FloatScaleFor (never from ModeFor).
+enum class RequantMode {
+  kLeftShift,
+  kExact,
+  kNegativesClamp,
+  kDouble,
+  kDoubleNegativesClamp,
+  kFloat
+};
 
 RequantMode ModeFor(const reference::Int8Output& output, bool any_left_shift);
 
@@ -100,6 +113,22 @@ RequantMode ModeFor(const reference::Int8Output& output, bool any_left_shift);
 // zero bits, so acc_bound < 2^(T-1-v) rules ties out.
 bool ExactInDouble(const QuantizedMultiplier& m, int64_t acc_bound);
 
+// The single-precision form of a channel's whole output stage, where one
+// exists: a float scale s such that, for every accumulator in [-acc_bound,
+// acc_bound], one FMA, r = float(acc) * s + (1.5 * 2^23 + zero_point) rounded
+// to nearest, holds in the low bits of r (r's bits - 0x4B400000, clamped to
+// [qmin, qmax]) exactly common/requantize.h's RequantizeToInt8(acc, m, ...).
+// m needs 31 bits and a float has 24, so s is searched among m's nearest few
+// floats and checked, not proved: both sides are non-decreasing step functions
+// of acc, equal if they are at the ends and step up at the same accumulators
+// (at most qmax - qmin steps), which the check makes sure of step by step.
+// A channel with a small m, whose steps lie at large accumulators, often has
+// no such s (MobileNetV2's late layers). Needs acc_bound <= 2^24 (float(acc)
+// exact) and |acc * s + zero point| < 2^22 (r in [2^23, 2^24), where a
+// float's step is 1).
+std::optional<float> FloatScaleFor(const QuantizedMultiplier& m, int64_t acc_bound,
+                                   const reference::Int8Output& output);
+
 // Whether every requantization of an add (each input's rescale, the sum's) is
 // ExactInDouble for the values reference::AddInt8 can give it. An input whose
 // multiplier is 1/2 exactly is rescaled by a shift and needs nothing.
@@ -113,6 +142,7 @@ struct ChannelEpilogue {
   std::vector<RequantBlock> requant;              // [padded channels / 16]
   RequantMode mode = RequantMode::kExact;         // kLeftShift, kExact or kNegativesClamp
   bool exact_in_double = false;  // every channel ExactInDouble for its accumulators
+  bool exact_in_float = false;   // every channel has a FloatScaleFor
   reference::Int8Output output;
 };
 

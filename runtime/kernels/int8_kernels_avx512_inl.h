@@ -2,10 +2,12 @@
 // packing to int8 and the masks. Include only from a file compiled for
 // AVX-512 (F, BW, DQ, VL).
 //
-// Requantization, exactly as common/requantize.h: in double precision where
-// every channel of an op is ExactInDouble (int8_kernels.h), six instructions a
-// vector (two FMAs, three shuffles); otherwise in 64-bit lanes, eight (five of
-// them 64-bit multiplies and shifts). With the
+// Requantization, exactly as common/requantize.h: in single precision where
+// every channel of an op has a FloatScaleFor (int8_kernels.h), three
+// instructions a vector (a conversion, an FMA and a subtract); else in double
+// precision where every channel is ExactInDouble, six (two FMAs, three
+// shuffles); otherwise in 64-bit lanes, eight (five of them 64-bit multiplies
+// and shifts). With the
 // product p = acc * multiplier (|p| < 2^62) and a right shift s >= 0:
 //   r = floor((p + 2^(30+s) - [p < 0]) / 2^(31+s)),
 // p / 2^(31+s) rounded to nearest with ties away from zero: one add, one
@@ -77,9 +79,10 @@ QFORGE_INLINE __m512i PackToInt8InOrder(const __m512i v[4], const OutputStage& o
 }
 
 // Whether MultiplyByQuantizedMultiplier<kMode>'s results still lack the output
-// zero point: all but the double-precision modes'.
+// zero point: all but the floating-point modes'.
 constexpr bool LacksZeroPoint(RequantMode mode) {
-  return mode != RequantMode::kDouble && mode != RequantMode::kDoubleNegativesClamp;
+  return mode != RequantMode::kDouble && mode != RequantMode::kDoubleNegativesClamp &&
+         mode != RequantMode::kFloat;
 }
 
 inline __m512i Load(const void* p) { return _mm512_load_si512(p); }
@@ -164,6 +167,23 @@ QFORGE_INLINE __m512i MultiplyInDouble(__m512i acc, const DoubleRequant& q) {
   }
 }
 
+// A RequantBlock's single-precision constants (FloatScaleFor), in registers.
+struct FloatRequant {
+  FloatRequant() = default;
+  explicit FloatRequant(const RequantBlock& q)
+      : scale(_mm512_load_ps(q.float_scale)), offset(_mm512_load_ps(q.float_offset)) {}
+  __m512 scale;
+  __m512 offset;
+};
+
+// round(acc * s) + the output zero point for 16 lanes, as FloatScaleFor
+// checked it: one FMA leaves it in the low bits of 1.5 * 2^23 + the result.
+QFORGE_INLINE __m512i MultiplyInFloat(__m512i acc, const FloatRequant& q) {
+  constexpr int kNearest = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+  const __m512 r = _mm512_fmadd_round_ps(_mm512_cvtepi32_ps(acc), q.scale, q.offset, kNearest);
+  return _mm512_sub_epi32(_mm512_castps_si512(r), _mm512_castps_si512(_mm512_set1_ps(0x1.8p23f)));
+}
+
 // MultiplyByQuantizedMultiplier of one RequantBlock, its constants loaded once
 // where a tile's rows share them. Read at each use, they are reloaded after
 // every int8 store (a char store may alias them): in the double-precision
@@ -177,7 +197,9 @@ class BlockRequant {
   explicit BlockRequant(const RequantBlock& q) : constants_(Constants(q)) {}
 
   QFORGE_INLINE __m512i operator()(__m512i acc) const {
-    if constexpr (kInDouble) {
+    if constexpr (kInFloat) {
+      return MultiplyInFloat(acc, constants_);
+    } else if constexpr (kInDouble) {
       return MultiplyInDouble<kMode>(acc, constants_);
     } else {
       return MultiplyInInt64<kMode>(acc, *constants_);
@@ -185,11 +207,14 @@ class BlockRequant {
   }
 
  private:
-  static constexpr bool kInDouble = !LacksZeroPoint(kMode);
-  using ConstantsType = std::conditional_t<kInDouble, DoubleRequant, const RequantBlock*>;
+  static constexpr bool kInFloat = kMode == RequantMode::kFloat;
+  static constexpr bool kInDouble = !kInFloat && !LacksZeroPoint(kMode);
+  using ConstantsType =
+      std::conditional_t<kInFloat, FloatRequant,
+                         std::conditional_t<kInDouble, DoubleRequant, const RequantBlock*>>;
   QFORGE_INLINE static ConstantsType Constants(const RequantBlock& q) {
-    if constexpr (kInDouble) {
-      return DoubleRequant(q);
+    if constexpr (kInFloat || kInDouble) {
+      return ConstantsType(q);
     } else {
       return &q;
     }

@@ -30,6 +30,9 @@ void WithMode(RequantMode mode, const F& f) {
     case RequantMode::kLeftShift:
       f(std::integral_constant<RequantMode, RequantMode::kLeftShift>());
       break;
+    case RequantMode::kFloat:  // not from ModeFor; exact whatever the channels
+      f(std::integral_constant<RequantMode, RequantMode::kLeftShift>());
+      break;
     case RequantMode::kExact:
     case RequantMode::kDouble:
       f(std::integral_constant<RequantMode, RequantMode::kExact>());
@@ -41,14 +44,18 @@ void WithMode(RequantMode mode, const F& f) {
   }
 }
 
-// WithMode for a conv's epilogue on the AVX-512 levels: the double-precision
-// forms of kExact and kNegativesClamp where every channel allows them (real
-// layers' do), else kLeftShift, whose 64-bit form is exact for every channel,
+// WithMode for a conv's epilogue on the AVX-512 levels: kFloat where every
+// channel allows it (the early, wide layers of MobileNetV2, where the output
+// stage costs most), else the double-precision forms of kExact and
+// kNegativesClamp where every channel allows them (real layers' do), else
+// kLeftShift, whose 64-bit form is exact for every channel,
 // shifting left or not. The other 64-bit modes save a few instructions a
 // vector on ops that seldom occur, not worth more copies of every kernel.
 template <typename F>
 void WithEpilogueMode(const ChannelEpilogue& e, const F& f) {
-  if (e.mode == RequantMode::kLeftShift || !e.exact_in_double) {
+  if (e.exact_in_float) {
+    f(std::integral_constant<RequantMode, RequantMode::kFloat>());
+  } else if (e.mode == RequantMode::kLeftShift || !e.exact_in_double) {
     f(std::integral_constant<RequantMode, RequantMode::kLeftShift>());
   } else if (e.mode == RequantMode::kNegativesClamp) {
     f(std::integral_constant<RequantMode, RequantMode::kDoubleNegativesClamp>());

@@ -4,8 +4,11 @@
 // tile, channels not a multiple of 16 or 64, depths not a multiple of 4.
 #include "runtime/kernels/int8_kernels.h"
 
+#include <algorithm>
 #include <cfenv>
 #include <cmath>
+#include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -46,6 +49,7 @@ class Int8KernelsTest : public ::testing::TestWithParam<Isa> {
   // the 64-bit requantization (ExactInDouble); a real layer's seldom has.
   QuantizedMultiplier Multiplier() {
     const int kind = layer_like_ ? 3 : Int(0, 9);
+    if (float_like_) return *QuantizeMultiplier(std::ldexp(1.0 + rng_.UniformDouble(), -Int(2, 9)));
     if (kind == 2) return *QuantizeMultiplier(std::ldexp(1.0, -Int(1, 6)));
     const double exponent = kind == 0 ? Int(0, 5) : kind == 1 ? -Int(20, 31) : -Int(4, 14);
     QuantizedMultiplier m =
@@ -86,15 +90,39 @@ class Int8KernelsTest : public ::testing::TestWithParam<Isa> {
     }
   }
 
-  // Checks the conv twice: with multipliers of every kind, and with only the
-  // layer-like ones, where the AVX-512 levels requantize in double precision.
+  // Checks the conv three times: with multipliers of every kind; with only
+  // the layer-like ones, where the AVX-512 levels requantize in double
+  // precision; and with ones that each have a FloatScaleFor, where they
+  // requantize in single precision.
   void CheckConv(const ConvGeometry& g) {
-    for (bool layer_like : {false, true}) {
-      layer_like_ = layer_like;
+    for (int pass = 0; pass < 3; ++pass) {
+      layer_like_ = pass == 1;
+      float_like_ = pass == 2;
       CheckConvOnce(g);
       if (HasFatalFailure()) return;
     }
-    layer_like_ = false;
+    layer_like_ = float_like_ = false;
+  }
+
+  // Redraws each channel's multiplier until it has a FloatScaleFor for the
+  // accumulators its weights and bias allow (a bound found as the packing
+  // does); false if some channel has none (a deep conv's bound past 2^24).
+  bool MakeFloatLike(reference::Conv2DInt8Params& params, const std::vector<int8_t>& filter,
+                     const int32_t* bias) {
+    const int64_t per_output = static_cast<int64_t>(filter.size()) / params.multipliers.size();
+    const int64_t input_range =
+        std::max(127 - params.input_zero_point, 128 + params.input_zero_point);
+    for (size_t o = 0; o < params.multipliers.size(); ++o) {
+      int64_t bound = 0;
+      for (int64_t k = 0; k < per_output; ++k) bound += std::abs(filter[o * per_output + k]);
+      bound = bound * input_range + (bias != nullptr ? std::abs(int64_t{bias[o]}) : 0);
+      int tries = 0;
+      while (!FloatScaleFor(params.multipliers[o], bound, params.output).has_value()) {
+        if (++tries == 100) return false;
+        params.multipliers[o] = Multiplier();
+      }
+    }
+    return true;
   }
 
   void CheckConvOnce(const ConvGeometry& g) {
@@ -112,6 +140,8 @@ class Int8KernelsTest : public ::testing::TestWithParam<Isa> {
     const bool with_bias = Int(0, 3) != 0;
     const int64_t out_size = int64_t{g.batch} * g.output_height * g.output_width * g.output_channels;
     std::vector<int8_t> expected(out_size), actual(out_size, 0x55);
+    const bool in_float =
+        float_like_ && MakeFloatLike(params, filter, with_bias ? bias.data() : nullptr);
     reference::Conv2DInt8(params, input.data(), filter.data(), with_bias ? bias.data() : nullptr,
                           expected.data());
     if (g.groups == 1) {
@@ -119,6 +149,9 @@ class Int8KernelsTest : public ::testing::TestWithParam<Isa> {
                                                with_bias ? bias.data() : nullptr, GetParam());
       if (layer_like_) {
         ASSERT_TRUE(conv.epilogue.exact_in_double) << Describe(g);
+      }
+      if (float_like_) {
+        ASSERT_EQ(conv.epilogue.exact_in_float, in_float) << Describe(g);
       }
       std::vector<uint8_t> scratch(conv.scratch_bytes);
       RunInPieces(GemmConvUnits(conv), [&](int64_t begin, int64_t end) {
@@ -129,6 +162,9 @@ class Int8KernelsTest : public ::testing::TestWithParam<Isa> {
                                                  with_bias ? bias.data() : nullptr, GetParam());
       if (layer_like_) {
         ASSERT_TRUE(conv.epilogue.exact_in_double) << Describe(g);
+      }
+      if (float_like_) {
+        ASSERT_EQ(conv.epilogue.exact_in_float, in_float) << Describe(g);
       }
       const bool avx512 = GetParam() == Isa::kAvx512Vnni || GetParam() == Isa::kAvx512Amx;
       const bool columns = g.kernel_height == 3 && g.kernel_width == 3 && g.dilation_h == 1 &&
@@ -169,6 +205,7 @@ class Int8KernelsTest : public ::testing::TestWithParam<Isa> {
 
   SplitMix64 rng_{7};
   bool layer_like_ = false;  // Multiplier() draws only real layers' multipliers
+  bool float_like_ = false;  // Multiplier() draws ones of 2^-9 to 2^-1
 };
 
 ConvGeometry Geometry(int batch, int h, int w, int c, int o, int k, int stride, int pad,
@@ -282,6 +319,49 @@ TEST(ExactInDoubleTest, HoldsUntilATieOrAnInexactOffsetIsPossible) {
   EXPECT_TRUE(ExactInDouble({(1 << 30) + 1, -20}, int64_t{1} << 40));
   EXPECT_FALSE(ExactInDouble({(1 << 30) + 1, -21}, 1));
   EXPECT_FALSE(ExactInDouble({(1 << 30) + 1, 1}, 1));  // a left shift
+}
+
+// FloatScaleFor checks its scale only at the reference's steps; here every
+// accumulator of the bound is tried, for multipliers over the range of real
+// layers', output ranges with and without a fused ReLU, and bounds up to 2^20.
+TEST(FloatScaleForTest, AScaleItGivesMatchesTheReferenceForEveryAccumulator) {
+  SplitMix64 rng(11);
+  int held = 0, refused = 0;
+  for (int i = 0; i < 60; ++i) {
+    const QuantizedMultiplier m = *QuantizeMultiplier(
+        std::ldexp(1.0 + rng.UniformDouble(), -2 - static_cast<int>(rng.Below(12))));
+    reference::Int8Output output;
+    output.zero_point = static_cast<int32_t>(rng.Below(256)) - 128;
+    if (rng.Below(2) == 1) output.qmin = output.zero_point == 127 ? 126 : output.zero_point;
+    const int64_t bound = 1 + static_cast<int64_t>(rng.Below(int64_t{1} << 20));
+    const std::optional<float> scale = FloatScaleFor(m, bound, output);
+    ++(scale.has_value() ? held : refused);
+    if (!scale.has_value()) continue;
+    const float offset = 0x1.8p23f + static_cast<float>(output.zero_point);
+    for (int64_t acc = -bound; acc <= bound; ++acc) {
+      const float r = std::fma(static_cast<float>(acc), *scale, offset);
+      int32_t bits;
+      std::memcpy(&bits, &r, sizeof(bits));
+      const int32_t got = std::clamp(bits - 0x4B400000, output.qmin, output.qmax);
+      const int32_t want = RequantizeToInt8(static_cast<int32_t>(acc), m, output.zero_point,
+                                            output.qmin, output.qmax);
+      ASSERT_EQ(got, want) << "acc " << acc << ", multiplier " << m.multiplier << " * 2^"
+                           << m.exponent << ", scale " << *scale;
+    }
+  }
+  // Both answers occur, so both are tested.
+  EXPECT_GT(held, 10);
+  EXPECT_GT(refused, 0);
+}
+
+TEST(FloatScaleForTest, RefusesWhereTheFloatFormCannotHold) {
+  const QuantizedMultiplier half = *QuantizeMultiplier(0.5);
+  const reference::Int8Output output;
+  EXPECT_TRUE(FloatScaleFor(half, 1000, output).has_value());
+  // float(acc) is not exact past 2^24.
+  EXPECT_FALSE(FloatScaleFor(*QuantizeMultiplier(1e-6), (int64_t{1} << 24) + 1, output));
+  // acc * m must stay below 2^22, where the FMA's result has a step of 1.
+  EXPECT_FALSE(FloatScaleFor(half, int64_t{1} << 23, output));
 }
 
 // The double-precision requantization against the reference on accumulators
