@@ -147,6 +147,7 @@ class Int8KernelsTest : public ::testing::TestWithParam<Isa> {
     if (g.groups == 1) {
       const PackedGemmConv conv = PackGemmConv(params, filter.data(),
                                                with_bias ? bias.data() : nullptr, GetParam());
+      CountEpilogue(conv.epilogue);
       if (layer_like_) {
         ASSERT_TRUE(conv.epilogue.exact_in_double) << Describe(g);
       }
@@ -160,6 +161,10 @@ class Int8KernelsTest : public ::testing::TestWithParam<Isa> {
     } else {
       const PackedDepthwise conv = PackDepthwise(params, filter.data(),
                                                  with_bias ? bias.data() : nullptr, GetParam());
+      for (const ChannelEpilogue* e :
+           {&conv.epilogue, &conv.column_epilogue, &conv.column_tail_epilogue}) {
+        if (!e->requant.empty()) CountEpilogue(*e);
+      }
       if (layer_like_) {
         ASSERT_TRUE(conv.epilogue.exact_in_double) << Describe(g);
       }
@@ -177,6 +182,17 @@ class Int8KernelsTest : public ::testing::TestWithParam<Isa> {
       });
     }
     ASSERT_EQ(actual, expected) << Describe(g);
+  }
+
+  // Counts the convs whose epilogue the AVX-512 levels run in each form.
+  void CountEpilogue(const ChannelEpilogue& e) {
+    ++(e.exact_in_float ? in_float_ : e.exact_in_double ? in_double_ : in_int64_);
+  }
+  // Each form ran at least `least` times.
+  void ExpectEveryEpilogueForm(int least) {
+    EXPECT_GE(in_float_, least);
+    EXPECT_GE(in_double_, least);
+    EXPECT_GE(in_int64_, least);
   }
 
   // The packed fully connected layer, run in pieces, against the reference.
@@ -206,6 +222,7 @@ class Int8KernelsTest : public ::testing::TestWithParam<Isa> {
   SplitMix64 rng_{7};
   bool layer_like_ = false;  // Multiplier() draws only real layers' multipliers
   bool float_like_ = false;  // Multiplier() draws ones of 2^-9 to 2^-1
+  int in_float_ = 0, in_double_ = 0, in_int64_ = 0;  // CountEpilogue
 };
 
 ConvGeometry Geometry(int batch, int h, int w, int c, int o, int k, int stride, int pad,
@@ -237,6 +254,7 @@ TEST_P(Int8KernelsTest, PointwiseConvAtEveryTileRemainder) {
   CheckConv(Geometry(2, 7, 9, 32, 96, 1, 1, 0, 1));
   // Deeper than kMaxDirectDepth: the VNNI level gathers its rows instead.
   CheckConv(Geometry(1, 2, 3, kMaxDirectDepth + 52, 20, 1, 1, 0, 1));
+  ExpectEveryEpilogueForm(100);
 }
 
 TEST_P(Int8KernelsTest, GatheredConvs) {
@@ -263,6 +281,7 @@ TEST_P(Int8KernelsTest, GatheredConvs) {
   tall.dilation_h = 2;
   tall.output_height = static_cast<int>(reference::ConvOutputSize(12, 3, 1, 2, 2, 2));
   CheckConv(tall);
+  ExpectEveryEpilogueForm(5);
 }
 
 TEST_P(Int8KernelsTest, DepthwiseConvs) {
@@ -304,6 +323,7 @@ TEST_P(Int8KernelsTest, DepthwiseConvs) {
   narrow.pad_right = narrow.pad_bottom = 1;
   narrow.output_height = narrow.output_width = 1;
   CheckConv(narrow);
+  ExpectEveryEpilogueForm(30);
 }
 
 // The conditions of ExactInDouble (int8_kernels.h), at their edges.
