@@ -91,6 +91,12 @@ def parse_args():
     p.add_argument("--peers_venv", default=PEERS_VENV,
                    help="venv of tools/install_peers.sh, used when this "
                    "Python lacks the peer packages")
+    p.add_argument("--rounds", type=int, default=0,
+                   help="with --peers, then time qforge int8 and the int8 "
+                   "peers again in this many interleaved rounds (every "
+                   "system in turn, round after round) and print each one's "
+                   "median and its per-round ratio to qforge: a comparison "
+                   "that holds while the machine's speed drifts")
     p.add_argument("--peer_dir", metavar="DIR",
                    help="keep the peers' model files (.onnx, .tflite) here "
                    "(default: a temporary directory)")
@@ -332,8 +338,11 @@ def peer_rows(args, qforge_models):
     with tempfile.TemporaryDirectory(prefix="qforge_peers_") as tmp:
         workdir = args.peer_dir or tmp
         os.makedirs(workdir, exist_ok=True)
-        rows, int8_path = peer_runtimes.peer_rows(
+        rows, int8_path, makers = peer_runtimes.peer_rows(
             args, model, calib, image, THREADS, time_runs, workdir)
+        if args.rounds > 0:
+            int8_makers = {name: make for name, make in makers.items() if "int8" in name}
+            info["rounds"] = interleaved_rounds(args, qforge_models["int8"], int8_makers)
         if args.peer_profile:
             info["profile"], openvino_layers = peer_runtimes.openvino_profile(
                 int8_path, image, args.runs, args.warmup)
@@ -341,6 +350,58 @@ def peer_rows(args, qforge_models):
                 args, qforge_models["int8"])
             info["layers"] = peer_runtimes.layer_lines(qforge_ops, openvino_layers)
     return rows, info
+
+
+def interleaved_rounds(args, qforge_int8, makers):
+    """{threads: {system: [median ms of each round]}}: qforge int8 and the
+    peers of `makers` ({name: make(threads) -> run}) timed args.rounds times
+    in turn, the order rotated each round. Each peer's session is made anew
+    for its turn, so no idle pool of one spins beside another's timing."""
+    systems = ["qforge int8", *makers]
+    rounds = {n: {name: [] for name in systems} for n in THREADS}
+    for r in range(args.rounds):
+        print(f"round {r + 1} of {args.rounds}", file=sys.stderr)
+        order = systems[r % len(systems):] + systems[:r % len(systems)]
+        for n in THREADS:
+            for name in order:
+                if name == "qforge int8":
+                    result = qforge_result(args.qforge_benchmark, qforge_int8, n,
+                                           f"--runs={args.runs}", f"--warmup={args.warmup}")
+                else:
+                    result = peer_round_result(name, n, makers[name], args)
+                if result is not None:
+                    rounds[n][name].append(result["median_ms"])
+    return rounds
+
+
+def peer_round_result(name, threads, make, args):
+    import peer_runtimes  # needs the venv's packages
+    return peer_runtimes.peer_result(name, threads, lambda: make(threads), time_runs, args)
+
+
+def rounds_lines(rounds, count, runs):
+    """The table of interleaved_rounds()'s medians and ratios."""
+    lines = [f"Interleaved: {count} rounds, each timing every int8 system in turn "
+             f"({runs} runs each); per system the median of its round medians (ms), and "
+             "the median (min-max) of its per-round ratio to qforge int8 (above 1 is "
+             "slower than qforge):", "",
+             "| system | " + " | ".join(f"{n} thread{'s' if n > 1 else ''}" for n in THREADS)
+             + " |", "|---|" + "---|" * len(THREADS)]
+    for name in rounds[THREADS[0]]:
+        cells = []
+        for n in THREADS:
+            mine, theirs = rounds[n]["qforge int8"], rounds[n][name]
+            if not theirs:
+                cells.append("-")
+                continue
+            text = f"{statistics.median(theirs):.2f}"
+            if name != "qforge int8" and len(mine) == len(theirs):
+                ratios = [t / m for t, m in zip(theirs, mine)]
+                text += (f": {statistics.median(ratios):.2f}x "
+                         f"({min(ratios):.2f}-{max(ratios):.2f})")
+            cells.append(text)
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def cell(result, missing):
@@ -376,6 +437,9 @@ def print_table(results, runs, peers=None):
             if table:
                 print()
                 print("\n".join(table))
+    if peers is not None and peers.get("rounds"):
+        print()
+        print("\n".join(rounds_lines(peers["rounds"], len(peers["rounds"][THREADS[0]]["qforge int8"]), runs)))
 
 
 def main():

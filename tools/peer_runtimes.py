@@ -355,7 +355,8 @@ def peer_result(name, threads, make_run, time_runs, args):
 
 
 def peer_rows(args, model, calib_batches, image, threads, time_runs, workdir):
-    """({row name: {threads: result or None}}, int8 ONNX path) for the peer
+    """({row name: {threads: result or None}}, int8 ONNX path, {row name:
+    make(threads) returning a callable that runs one inference}) for the peer
     rows; the model files are written to `workdir`.
 
     `model` is the float torch MobileNetV2, `calib_batches` the calibration
@@ -394,7 +395,7 @@ def peer_rows(args, model, calib_batches, image, threads, time_runs, workdir):
     results = {name: {n: peer_result(name, n, lambda: make(n), time_runs, args)
                       for n in threads}
                for name, make in rows.items()}
-    return results, int8_path
+    return results, int8_path, rows
 
 
 # Kinds of --peer_profile, in print order.
