@@ -41,6 +41,21 @@ class DepthwiseOp : public KernelOp {
   int8_t* output_;
 };
 
+class AddOp : public KernelOp {
+ public:
+  AddOp(kernels::PackedAdd add, const int8_t* a, const int8_t* b, int8_t* output)
+      : add_(std::move(add)), a_(a), b_(b), output_(output) {}
+  int64_t units() const override { return kernels::ElementUnits(add_.params.size); }
+  void Run(int64_t begin, int64_t end) override {
+    kernels::RunAdd(add_, a_, b_, output_, begin, end);
+  }
+
+ private:
+  kernels::PackedAdd add_;
+  const int8_t *a_, *b_;
+  int8_t* output_;
+};
+
 // An op without packed state: its units and a function over a range of them.
 template <typename F>
 class FunctionOp : public KernelOp {
@@ -88,10 +103,7 @@ std::unique_ptr<KernelOp> MakeKernelOp(const PreparedOp& op, const std::vector<v
           return std::make_unique<GemmConvOp>(kernels::PackFullyConnected(p, in(1), bias, isa),
                                               in(0), out8);
         } else if constexpr (std::is_same_v<P, reference::AddInt8Params>) {
-          const int8_t *a = in(0), *b = in(1);
-          return MakeFunctionOp(kernels::ElementUnits(p.size), [=](int64_t begin, int64_t end) {
-            kernels::RunAdd(isa, p, a, b, out8, begin, end);
-          });
+          return std::make_unique<AddOp>(kernels::PackAdd(p, isa), in(0), in(1), out8);
         } else if constexpr (std::is_same_v<P, reference::MeanInt8Params>) {
           const int8_t* x = in(0);
           return MakeFunctionOp(p.batch, [=](int64_t begin, int64_t end) {

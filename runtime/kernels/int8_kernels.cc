@@ -698,15 +698,26 @@ void RunDepthwise(const PackedDepthwise& conv, const int8_t* input, int8_t* outp
 
 int64_t ElementUnits(int64_t size) { return DivideRoundUp(size, kElementsPerUnit); }
 
-void RunAdd(Isa isa, const reference::AddInt8Params& params, const int8_t* a, const int8_t* b,
-            int8_t* output, int64_t begin, int64_t end) {
+PackedAdd PackAdd(const reference::AddInt8Params& params, Isa isa) {
+  PackedAdd add;
+  add.isa = isa;
+  add.params = params;
+  add.a = UniformRequantBlock(params.a_multiplier);
+  add.b = UniformRequantBlock(params.b_multiplier);
+  add.output = UniformRequantBlock(params.output_multiplier, params.output.zero_point);
+  return add;
+}
+
+void RunAdd(const PackedAdd& add, const int8_t* a, const int8_t* b, int8_t* output, int64_t begin,
+            int64_t end) {
+  const reference::AddInt8Params& params = add.params;
   const int64_t first = begin * kElementsPerUnit, last = ElementEnd(params.size, end);
-  if (isa >= Isa::kAvx512Vnni) {
-    avx512vnni::Add(params, a, b, output, first, last);
+  if (add.isa >= Isa::kAvx512Vnni) {
+    avx512vnni::Add(add, a, b, output, first, last);
     return;
   }
-  if (isa == Isa::kAvx2) {
-    avx2::Add(params, a, b, output, first, last);
+  if (add.isa == Isa::kAvx2) {
+    avx2::Add(add, a, b, output, first, last);
     return;
   }
   reference::AddInt8Params part = params;

@@ -250,8 +250,19 @@ void RunDepthwise(const PackedDepthwise& conv, const int8_t* input, int8_t* outp
 // Element-wise ops; units are blocks of kElementsPerUnit elements.
 inline constexpr int64_t kElementsPerUnit = 1024;
 int64_t ElementUnits(int64_t size);
-void RunAdd(Isa isa, const reference::AddInt8Params& params, const int8_t* a, const int8_t* b,
-            int8_t* output, int64_t begin, int64_t end);
+// An add with its requantization constants made once: made in every call,
+// one per thread's share of the units, they cost more than a share of a small
+// add itself (MobileNetV2's residual adds took longer with 2 threads than with 1).
+struct PackedAdd {
+  Isa isa = Isa::kGeneric;
+  reference::AddInt8Params params;
+  RequantBlock a, b;    // each input's multiplier in every lane
+  RequantBlock output;  // the sum's; its double-precision form adds the output zero point
+};
+
+PackedAdd PackAdd(const reference::AddInt8Params& params, Isa isa);
+void RunAdd(const PackedAdd& add, const int8_t* a, const int8_t* b, int8_t* output, int64_t begin,
+            int64_t end);
 void RunQuantize(Isa isa, int64_t size, float scale, int32_t zero_point, const float* input,
                  int8_t* output, int64_t begin, int64_t end);
 void RunDequantize(Isa isa, int64_t size, float scale, int32_t zero_point, const int8_t* input,

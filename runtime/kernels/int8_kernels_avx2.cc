@@ -229,10 +229,9 @@ __m256i LoadInt8x8(const int8_t* p) {
 // As avx512vnni's AddInput: the input with multiplier 1/2 is a shift.
 class AddInput {
  public:
-  AddInput(const QuantizedMultiplier& m, int32_t zero_point)
-      : half_(IsHalf(m)),
-        requant_(UniformRequantBlock(m)),
-        zero_point_(_mm256_set1_epi32(zero_point)) {}
+  // `block` holds m in every lane.
+  AddInput(const QuantizedMultiplier& m, const RequantBlock& block, int32_t zero_point)
+      : half_(IsHalf(m)), requant_(block), zero_point_(_mm256_set1_epi32(zero_point)) {}
 
   QFORGE_INLINE __m256i Rescale(const int8_t* x) const {
     const __m256i centered = _mm256_sub_epi32(LoadInt8x8(x), zero_point_);
@@ -243,15 +242,17 @@ class AddInput {
 
  private:
   bool half_;
-  RequantBlock requant_;
+  const RequantBlock& requant_;
   __m256i zero_point_;
 };
 
 template <RequantMode kMode>
-int64_t AddRange(const reference::AddInt8Params& p, const int8_t* a, const int8_t* b,
-                 int8_t* output, int64_t first, int64_t last) {
-  const AddInput in_a(p.a_multiplier, p.a_zero_point), in_b(p.b_multiplier, p.b_zero_point);
-  const RequantBlock qo = UniformRequantBlock(p.output_multiplier);
+int64_t AddRange(const PackedAdd& add, const int8_t* a, const int8_t* b, int8_t* output,
+                 int64_t first, int64_t last) {
+  const reference::AddInt8Params& p = add.params;
+  const AddInput in_a(p.a_multiplier, add.a, p.a_zero_point),
+      in_b(p.b_multiplier, add.b, p.b_zero_point);
+  const RequantBlock& qo = add.output;
   const OutputStage stage(p.output);
   int64_t i = first;
   for (; i + 16 <= last; i += 16) {
@@ -308,11 +309,12 @@ void Depthwise(const PackedDepthwise& conv, const int8_t* input, int8_t* output,
   });
 }
 
-void Add(const reference::AddInt8Params& params, const int8_t* a, const int8_t* b, int8_t* output,
-         int64_t begin, int64_t end) {
+void Add(const PackedAdd& add, const int8_t* a, const int8_t* b, int8_t* output, int64_t begin,
+         int64_t end) {
+  const reference::AddInt8Params& params = add.params;
   int64_t done = begin;
   WithMode(ModeFor(params.output, params.output_multiplier.exponent > 0), [&](auto mode) {
-    done = AddRange<decltype(mode)::value>(params, a, b, output, begin, end);
+    done = AddRange<decltype(mode)::value>(add, a, b, output, begin, end);
   });
   reference::AddInt8Params rest = params;  // the last few elements, as the reference
   rest.size = end - done;

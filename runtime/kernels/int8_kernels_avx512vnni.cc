@@ -705,11 +705,9 @@ void DepthwiseRange(const PackedDepthwise& conv, const int8_t* input, int8_t* ou
 template <bool kInDouble>
 class AddInput {
  public:
-  AddInput(const QuantizedMultiplier& m, int32_t zero_point)
-      : half_(IsHalf(m)),
-        block_(UniformRequantBlock(m)),
-        requant_(block_),
-        zero_point_(_mm512_set1_epi32(zero_point)) {}
+  // `block` holds m in every lane.
+  AddInput(const QuantizedMultiplier& m, const RequantBlock& block, int32_t zero_point)
+      : half_(IsHalf(m)), requant_(block), zero_point_(_mm512_set1_epi32(zero_point)) {}
 
   QFORGE_INLINE __m512i Rescale(__m128i x) const {
     const __m512i centered = _mm512_sub_epi32(_mm512_cvtepi8_epi32(x), zero_point_);
@@ -719,7 +717,6 @@ class AddInput {
 
  private:
   bool half_;
-  RequantBlock block_;
   BlockRequant<kInDouble ? RequantMode::kDouble : RequantMode::kExact> requant_;
   __m512i zero_point_;
 };
@@ -727,13 +724,13 @@ class AddInput {
 // kMode is the sum's requantization; in the double-precision modes the
 // inputs' rescales are in double precision too (AddExactInDouble).
 template <RequantMode kMode>
-void AddRange(const reference::AddInt8Params& p, const int8_t* a, const int8_t* b,
-              int8_t* output, int64_t first, int64_t last) {
+void AddRange(const PackedAdd& add, const int8_t* a, const int8_t* b, int8_t* output, int64_t first,
+              int64_t last) {
   constexpr bool kInDouble = !LacksZeroPoint(kMode);
-  const AddInput<kInDouble> in_a(p.a_multiplier, p.a_zero_point),
-      in_b(p.b_multiplier, p.b_zero_point);
-  const RequantBlock qo =
-      UniformRequantBlock(p.output_multiplier, kInDouble ? p.output.zero_point : 0);
+  const reference::AddInt8Params& p = add.params;
+  const AddInput<kInDouble> in_a(p.a_multiplier, add.a, p.a_zero_point),
+      in_b(p.b_multiplier, add.b, p.b_zero_point);
+  const RequantBlock& qo = add.output;
   const OutputStage stage(p.output);
   auto sum = [&](int64_t i, __mmask16 mask) {
     return _mm512_add_epi32(in_a.Rescale(_mm_maskz_loadu_epi8(mask, a + i)),
@@ -796,15 +793,16 @@ void Depthwise(const PackedDepthwise& conv, const int8_t* input, int8_t* output,
   });
 }
 
-void Add(const reference::AddInt8Params& params, const int8_t* a, const int8_t* b, int8_t* output,
-         int64_t begin, int64_t end) {
+void Add(const PackedAdd& add, const int8_t* a, const int8_t* b, int8_t* output, int64_t begin,
+         int64_t end) {
+  const reference::AddInt8Params& params = add.params;
   const RequantMode mode = ModeFor(params.output, params.output_multiplier.exponent > 0);
   if (mode == RequantMode::kExact && AddExactInDouble(params)) {
-    AddRange<RequantMode::kDouble>(params, a, b, output, begin, end);
+    AddRange<RequantMode::kDouble>(add, a, b, output, begin, end);
   } else if (mode == RequantMode::kNegativesClamp && AddExactInDouble(params)) {
-    AddRange<RequantMode::kDoubleNegativesClamp>(params, a, b, output, begin, end);
+    AddRange<RequantMode::kDoubleNegativesClamp>(add, a, b, output, begin, end);
   } else {
-    WithMode(mode, [&](auto m) { AddRange<decltype(m)::value>(params, a, b, output, begin, end); });
+    WithMode(mode, [&](auto m) { AddRange<decltype(m)::value>(add, a, b, output, begin, end); });
   }
 }
 

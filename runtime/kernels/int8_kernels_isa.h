@@ -185,8 +185,8 @@ void GemmConv(const PackedGemmConv& conv, const int8_t* input, int8_t* output, u
               int64_t begin, int64_t end);
 void Depthwise(const PackedDepthwise& conv, const int8_t* input, int8_t* output, int64_t begin,
                int64_t end);
-void Add(const reference::AddInt8Params& params, const int8_t* a, const int8_t* b, int8_t* output,
-         int64_t begin, int64_t end);
+void Add(const PackedAdd& add, const int8_t* a, const int8_t* b, int8_t* output, int64_t begin,
+         int64_t end);
 void Mean(const reference::MeanInt8Params& params, const int8_t* input, int8_t* output,
           int64_t begin, int64_t end);
 void Quantize(float scale, int32_t zero_point, const float* input, int8_t* output, int64_t begin,
@@ -200,8 +200,8 @@ void GemmConv(const PackedGemmConv& conv, const int8_t* input, int8_t* output, u
               int64_t begin, int64_t end);
 void Depthwise(const PackedDepthwise& conv, const int8_t* input, int8_t* output, int64_t begin,
                int64_t end);
-void Add(const reference::AddInt8Params& params, const int8_t* a, const int8_t* b, int8_t* output,
-         int64_t begin, int64_t end);
+void Add(const PackedAdd& add, const int8_t* a, const int8_t* b, int8_t* output, int64_t begin,
+         int64_t end);
 void Mean(const reference::MeanInt8Params& params, const int8_t* input, int8_t* output,
           int64_t begin, int64_t end);
 void Quantize(float scale, int32_t zero_point, const float* input, int8_t* output, int64_t begin,

@@ -533,8 +533,9 @@ TEST_P(Int8KernelsTest, Add) {
       const std::vector<int8_t> a = Bytes(size), b = Bytes(size);
       std::vector<int8_t> expected(size), actual(size);
       reference::AddInt8(params, a.data(), b.data(), expected.data());
+      const PackedAdd add = PackAdd(params, GetParam());
       RunInPieces(ElementUnits(size), [&](int64_t begin, int64_t end) {
-        RunAdd(GetParam(), params, a.data(), b.data(), actual.data(), begin, end);
+        RunAdd(add, a.data(), b.data(), actual.data(), begin, end);
       });
       ASSERT_EQ(actual, expected) << "size " << size << ", trial " << trial;
     }
