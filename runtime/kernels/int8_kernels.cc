@@ -53,19 +53,37 @@ RequantBlock MakeRequantBlock(const QuantizedMultiplier* m, int32_t zero_point =
   return block;
 }
 
+// Each channel's FloatScaleFor, if every channel has one and the level runs
+// the single-precision form (the AVX-512 ones); else none. Checking takes
+// time when an interpreter is made, so it is done once per op.
+std::vector<float> FloatScales(const std::vector<QuantizedMultiplier>& multipliers,
+                               const std::vector<int64_t>& acc_bounds,
+                               const reference::Int8Output& output, Isa isa) {
+  if (isa < Isa::kAvx512Vnni) return {};
+  std::vector<float> scales;
+  for (size_t c = 0; c < multipliers.size(); ++c) {
+    const std::optional<float> s = FloatScaleFor(multipliers[c], acc_bounds[c], output);
+    if (!s.has_value()) return {};  // the op cannot use the other channels' either
+    scales.push_back(*s);
+  }
+  return scales;
+}
+
 // `order[i]` is the channel the kernel produces at position i, or -1 for
-// padding; acc_bounds[c] bounds channel c's accumulators (AccumulatorBound).
+// padding; acc_bounds[c] bounds channel c's accumulators (AccumulatorBound);
+// float_scales is FloatScales'.
 ChannelEpilogue MakeEpilogue(const std::vector<int>& order, const std::vector<int32_t>& bias,
                              const std::vector<QuantizedMultiplier>& multipliers,
                              const std::vector<int64_t>& acc_bounds,
+                             const std::vector<float>& float_scales,
                              const reference::Int8Output& output) {
   ChannelEpilogue e;
   e.output = output;
   bool any_left_shift = false;
   e.exact_in_double = true;
-  e.exact_in_float = true;
+  e.exact_in_float = !float_scales.empty();
   // Padding channels' accumulators are 0, which any scale maps to 0.
-  std::vector<float> float_scales(order.size(), 0.5f);
+  std::vector<float> ordered_scales(order.size(), 0.5f);
   for (size_t i = 0; i < order.size(); ++i) {
     const int channel = order[i];
     e.bias.push_back(channel >= 0 ? bias[channel] : 0);
@@ -73,18 +91,11 @@ ChannelEpilogue MakeEpilogue(const std::vector<int>& order, const std::vector<in
     if (channel < 0) continue;
     if (multipliers[channel].exponent > 0) any_left_shift = true;
     if (!ExactInDouble(multipliers[channel], acc_bounds[channel])) e.exact_in_double = false;
-    // Once one channel has none, the op cannot use the others'.
-    if (!e.exact_in_float) continue;
-    const std::optional<float> s = FloatScaleFor(multipliers[channel], acc_bounds[channel], output);
-    if (s.has_value()) {
-      float_scales[i] = *s;
-    } else {
-      e.exact_in_float = false;
-    }
+    if (e.exact_in_float) ordered_scales[i] = float_scales[channel];
   }
   e.mode = ModeFor(output, any_left_shift);
   for (size_t i = 0; i < order.size(); i += kChannelsPerVector) {
-    e.requant.push_back(MakeRequantBlock(&e.multipliers[i], output.zero_point, &float_scales[i]));
+    e.requant.push_back(MakeRequantBlock(&e.multipliers[i], output.zero_point, &ordered_scales[i]));
   }
   return e;
 }
@@ -216,8 +227,8 @@ PackedGemmConv PackGemm(const ConvGeometry& g, int32_t input_zero_point,
     bounds[o] =
         AccumulatorBound(w, conv.depth, input_zero_point, bias != nullptr ? bias + o : nullptr);
   }
-  conv.epilogue =
-      MakeEpilogue(IdentityOrder(g.output_channels), corrected, multipliers, bounds, output);
+  conv.epilogue = MakeEpilogue(IdentityOrder(g.output_channels), corrected, multipliers, bounds,
+                               FloatScales(multipliers, bounds, output, isa), output);
   const int blocks = static_cast<int>(DivideRoundUp(g.output_channels, kChannelsPerVector));
   const bool few_tiles = conv.strip_run == 0 && DivideRoundUp(conv.rows, conv.tile_rows) < 8;
   conv.blocks_per_unit = few_tiles ? 4 : blocks;
@@ -366,8 +377,8 @@ void PackAvx2Depthwise(const int8_t* filter, int channels, int taps, PackedDepth
 // PackedDepthwise's column layout of a 3x3 filter [C][3][3], for its first
 // `blocks` 64-channel blocks.
 void PackColumns(const int8_t* filter, const std::vector<int32_t>& bias,
-                 const std::vector<int64_t>& bounds, const reference::Conv2DInt8Params& params,
-                 int blocks, PackedDepthwise& conv) {
+                 const std::vector<int64_t>& bounds, const std::vector<float>& float_scales,
+                 const reference::Conv2DInt8Params& params, int blocks, PackedDepthwise& conv) {
   conv.column_blocks = blocks;
   conv.column_weights.assign(static_cast<size_t>(blocks) * 12, Bytes64{});
   std::vector<int> order(static_cast<size_t>(blocks) * 64);
@@ -385,14 +396,15 @@ void PackColumns(const int8_t* filter, const std::vector<int32_t>& bias,
       }
     }
   }
-  conv.column_epilogue = MakeEpilogue(order, bias, params.multipliers, bounds, params.output);
+  conv.column_epilogue =
+      MakeEpilogue(order, bias, params.multipliers, bounds, float_scales, params.output);
 }
 
 // PackedDepthwise's column layout of a 3x3 filter [C][3][3] for the channels
 // after its column blocks.
 void PackColumnTail(const int8_t* filter, const std::vector<int32_t>& bias,
-                    const std::vector<int64_t>& bounds, const reference::Conv2DInt8Params& params,
-                    PackedDepthwise& conv) {
+                    const std::vector<int64_t>& bounds, const std::vector<float>& float_scales,
+                    const reference::Conv2DInt8Params& params, PackedDepthwise& conv) {
   const int c0 = conv.column_blocks * 64, tail = params.geometry.input_channels - c0;
   conv.column_tail_groups = (tail + 15) / 16;
   conv.column_tail_weights.assign(static_cast<size_t>(conv.column_tail_groups) * 3, Bytes64{});
@@ -407,7 +419,8 @@ void PackColumnTail(const int8_t* filter, const std::vector<int32_t>& bias,
       }
     }
   }
-  conv.column_tail_epilogue = MakeEpilogue(order, bias, params.multipliers, bounds, params.output);
+  conv.column_tail_epilogue =
+      MakeEpilogue(order, bias, params.multipliers, bounds, float_scales, params.output);
 }
 
 int64_t ElementEnd(int64_t size, int64_t end) { return std::min(size, end * kElementsPerUnit); }
@@ -637,7 +650,7 @@ PackedDepthwise PackDepthwise(const reference::Conv2DInt8Params& params, const i
   if (isa == Isa::kAvx2) {
     PackAvx2Depthwise(filter, channels, taps, conv);
     conv.epilogue = MakeEpilogue(Avx2DepthwiseOrder(channels), corrected, params.multipliers,
-                                 bounds, params.output);
+                                 bounds, {}, params.output);
     return conv;
   }
   if (isa != Isa::kAvx512Vnni) {
@@ -646,8 +659,8 @@ PackedDepthwise PackDepthwise(const reference::Conv2DInt8Params& params, const i
     for (int c = 0; c < channels; ++c) {
       for (int t = 0; t < taps; ++t) w[int64_t{t} * channels + c] = filter[int64_t{c} * taps + t];
     }
-    conv.epilogue =
-        MakeEpilogue(IdentityOrder(channels), corrected, params.multipliers, bounds, params.output);
+    conv.epilogue = MakeEpilogue(IdentityOrder(channels), corrected, params.multipliers, bounds, {},
+                                 params.output);
     return conv;
   }
   const int full_blocks = channels / 64, tail = channels % 64;
@@ -672,11 +685,14 @@ PackedDepthwise PackDepthwise(const reference::Conv2DInt8Params& params, const i
       }
     }
   }
-  conv.epilogue = MakeEpilogue(order, corrected, params.multipliers, bounds, params.output);
+  const std::vector<float> float_scales =
+      FloatScales(params.multipliers, bounds, params.output, isa);
+  conv.epilogue =
+      MakeEpilogue(order, corrected, params.multipliers, bounds, float_scales, params.output);
   if (g.kernel_height == 3 && g.kernel_width == 3 && g.dilation_h == 1 && g.dilation_w == 1 &&
       (g.stride_w == 1 || g.stride_w == 2)) {
-    PackColumns(filter, corrected, bounds, params, full_blocks, conv);
-    if (tail > 0) PackColumnTail(filter, corrected, bounds, params, conv);
+    PackColumns(filter, corrected, bounds, float_scales, params, full_blocks, conv);
+    if (tail > 0) PackColumnTail(filter, corrected, bounds, float_scales, params, conv);
   }
   return conv;
 }
