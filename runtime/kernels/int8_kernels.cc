@@ -443,8 +443,8 @@ bool ExactInDouble(const QuantizedMultiplier& m, int64_t acc_bound) {
 namespace {
 
 // floor(x) for |x| < 2^62, without a call to libm's floor (the portable
-// build has no rounding instruction): FloatScaleFor takes it millions of
-// times when an interpreter is made.
+// build has no rounding instruction): FloatScaleFor takes it at every step of
+// every channel when an interpreter is made.
 int64_t Floor(double x) {
   const int64_t truncated = static_cast<int64_t>(x);
   return static_cast<double>(truncated) > x ? truncated - 1 : truncated;
