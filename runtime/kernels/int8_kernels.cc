@@ -23,9 +23,6 @@ int64_t RoundUp(int64_t value, int64_t multiple) {
 
 int64_t DivideRoundUp(int64_t value, int64_t divisor) { return (value + divisor - 1) / divisor; }
 
-// 1.5 * 2^23: float(acc) * s + this, rounded, holds round(acc * s) in its low bits.
-constexpr float kFloatMagic = 0x1.8p23f;
-
 // zero_point goes into the double-precision form's offset (the output's, for
 // a conv's epilogue); float_scales, where given, are the single-precision
 // form's scales (FloatScaleFor).
@@ -48,7 +45,7 @@ RequantBlock MakeRequantBlock(const QuantizedMultiplier* m, int32_t zero_point =
     block.scale[c % 4 / 2][c / 4 * 2 + c % 2] = scale;
     block.offset[c % 4 / 2][c / 4 * 2 + c % 2] = 0x1.8p52 - 0x1.8p52 * scale + zero_point;
     block.float_scale[c] = float_scales != nullptr ? float_scales[c] : static_cast<float>(scale);
-    block.float_offset[c] = kFloatMagic + static_cast<float>(zero_point);
+    block.float_offset[c] = kFloatRoundingMagic + static_cast<float>(zero_point);
   }
   return block;
 }

@@ -181,7 +181,8 @@ struct FloatRequant {
 QFORGE_INLINE __m512i MultiplyInFloat(__m512i acc, const FloatRequant& q) {
   constexpr int kNearest = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
   const __m512 r = _mm512_fmadd_round_ps(_mm512_cvtepi32_ps(acc), q.scale, q.offset, kNearest);
-  return _mm512_sub_epi32(_mm512_castps_si512(r), _mm512_castps_si512(_mm512_set1_ps(0x1.8p23f)));
+  return _mm512_sub_epi32(_mm512_castps_si512(r),
+                          _mm512_castps_si512(_mm512_set1_ps(kFloatRoundingMagic)));
 }
 
 // MultiplyByQuantizedMultiplier of one RequantBlock, its constants loaded once

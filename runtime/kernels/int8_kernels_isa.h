@@ -17,6 +17,10 @@ namespace qforge::kernels {
 // on the generic level.
 inline constexpr int kMaxDepthwiseTaps = 64;
 
+// 1.5 * 2^23: float(acc) * s + this, rounded to nearest, holds round(acc * s)
+// in its low bits (the single-precision requantization, FloatScaleFor).
+inline constexpr float kFloatRoundingMagic = 0x1.8p23f;
+
 // The SIMD levels' epilogue helpers are used by many template instances; GCC
 // would otherwise call some of them, passing the accumulators through memory.
 #define QFORGE_INLINE inline __attribute__((always_inline))
