@@ -357,6 +357,7 @@ def interleaved_rounds(args, qforge_int8, makers):
     peers of `makers` ({name: make(threads) -> run}) timed args.rounds times
     in turn, the order rotated each round. Each peer's session is made anew
     for its turn, so no idle pool of one spins beside another's timing."""
+    import peer_runtimes  # needs the venv's packages
     systems = ["qforge int8", *makers]
     rounds = {n: {name: [] for name in systems} for n in THREADS}
     for r in range(args.rounds):
@@ -368,19 +369,16 @@ def interleaved_rounds(args, qforge_int8, makers):
                     result = qforge_result(args.qforge_benchmark, qforge_int8, n,
                                            f"--runs={args.runs}", f"--warmup={args.warmup}")
                 else:
-                    result = peer_round_result(name, n, makers[name], args)
+                    result = peer_runtimes.peer_result(
+                        name, n, lambda: makers[name](n), time_runs, args)
                 if result is not None:
                     rounds[n][name].append(result["median_ms"])
     return rounds
 
 
-def peer_round_result(name, threads, make, args):
-    import peer_runtimes  # needs the venv's packages
-    return peer_runtimes.peer_result(name, threads, lambda: make(threads), time_runs, args)
-
-
-def rounds_lines(rounds, count, runs):
+def rounds_lines(rounds, runs):
     """The table of interleaved_rounds()'s medians and ratios."""
+    count = len(rounds[THREADS[0]]["qforge int8"])
     lines = [f"Interleaved: {count} rounds, each timing every int8 system in turn "
              f"({runs} runs each); per system the median of its round medians (ms), and "
              "the median (min-max) of its per-round ratio to qforge int8 (above 1 is "
@@ -439,7 +437,7 @@ def print_table(results, runs, peers=None):
                 print("\n".join(table))
     if peers is not None and peers.get("rounds"):
         print()
-        print("\n".join(rounds_lines(peers["rounds"], len(peers["rounds"][THREADS[0]]["qforge int8"]), runs)))
+        print("\n".join(rounds_lines(peers["rounds"], runs)))
 
 
 def main():
