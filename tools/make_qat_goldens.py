@@ -14,6 +14,13 @@
   as prepare_qat does: one training step on batch statistics, then one with
   freeze_bn_stats. Outputs, input and parameter gradients, BN statistics.
 - qat_conv_relu.bin, qat_linear.bin: ConvReLU2d and the QAT Linear, one step.
+- qat_mobilenet_v2.bin: torchvision's QuantizableMobileNetV2 with a short block
+  table and qforge's small-input strides, fused and prepared as the tutorial's
+  QAT does (with the fake quantizers above, and one on the pooled features as
+  qforge has), over three SGD steps: observing with BN training, with BN frozen,
+  and with the observers off too. Initial float weights, each step's batch,
+  logits and loss, and after the last step every weight, BN statistic and
+  observed range.
 
 Arrays are stored in qforge's layouts (NHWC activations, OHWI conv weights) in
 the format of tools/make_trainer_goldens.py.
@@ -24,15 +31,18 @@ Regenerate (PyTorch 1.13 from Debian's python3-torch; tools/install_deps.sh --py
 
 import argparse
 import os
+import re
 
 import torch
+import torch.ao.quantization as tq
 import torch.nn.functional as F
 import torch.nn.intrinsic.qat as nniqat
 import torch.nn.qat as nnqat
+import torchvision
 from torch.ao.quantization import (FakeQuantize, MovingAverageMinMaxObserver,
                                    MovingAveragePerChannelMinMaxObserver, QConfig)
 
-from make_trainer_goldens import input_nchw, nhwc, write
+from make_trainer_goldens import input_nchw, nhwc, state, write
 
 ACTIVATION_FQ = FakeQuantize.with_args(
     observer=MovingAverageMinMaxObserver, quant_min=-128, quant_max=127, dtype=torch.qint8,
@@ -171,6 +181,87 @@ def conv_relu_and_linear_goldens(out_dir):
         "dweight": linear.weight.grad, "dbias": linear.bias.grad})
 
 
+class QatNet(torch.nn.Module):
+    """A prepared QuantizableMobileNetV2's modules, with the pooled features
+    fake-quantized before the classifier (qforge's "pool" observation point)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.quant, self.features, self.classifier = model.quant, model.features, model.classifier
+        self.pool = ACTIVATION_FQ()
+
+    def forward(self, x):
+        return self.classifier(self.pool(self.features(self.quant(x)).mean([2, 3])))
+
+
+def observed_ranges(model):
+    """[min, max] of every activation fake quantizer by qforge's observation point
+    (the module it follows), and [2, C] per-channel ranges of the weights'."""
+    arrays = {}
+    for name, module in model.named_modules():
+        if not isinstance(module, FakeQuantize):
+            continue
+        obs = module.activation_post_process
+        if torch.isinf(obs.min_val).all():  # a residual block's add where the block has none
+            continue
+        point, kind = name.rsplit(".", 1) if "." in name else (name, "")
+        if kind == "weight_fake_quant":
+            arrays["weight_range/" + point] = torch.stack([obs.min_val, obs.max_val])
+        else:
+            arrays["range/" + (point if kind == "activation_post_process" else name)] = \
+                torch.stack([obs.min_val, obs.max_val]).reshape(2)
+    return arrays
+
+
+def mobilenet_v2_qat_golden(out_dir):
+    model = torchvision.models.quantization.mobilenet_v2(
+        width_mult=0.5, num_classes=10,
+        inverted_residual_setting=[[1, 16, 1, 1], [6, 24, 2, 2], [6, 32, 2, 2]])
+    first = model.features[0][0]
+    model.features[0][0] = torch.nn.Conv2d(1, first.out_channels, 3, 1, 1, bias=False)
+    model.features[2].conv[1][0].stride = (1, 1)  # qforge's small input: stage 1 keeps 16x16
+    model.classifier[0].p = 0.0  # qforge's and PyTorch's random masks cannot match
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 1.5)
+    arrays = state(model, "init/")
+    model.train()
+    model.fuse_model(is_qat=True)
+    model.qconfig = QCONFIG
+    tq.prepare_qat(model, inplace=True)
+    net = QatNet(model)
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.05)
+    for k in range(3):
+        if k == 1:
+            net.apply(torch.nn.intrinsic.qat.freeze_bn_stats)
+        if k == 2:
+            net.apply(tq.disable_observer)
+        x = torch.randn(4, 1, 16, 16) * (1 + k)
+        labels = torch.randint(0, 10, (4,))
+        logits = net(x)
+        loss = torch.nn.CrossEntropyLoss()(logits, labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        arrays.update({f"x{k}": nhwc(x), f"labels{k}": labels.float(), f"logits{k}": logits,
+                       f"loss{k}": loss.reshape(1)})
+    for name, tensor in net.state_dict().items():
+        if "fake_quant" in name or "post_process" in name or name.startswith("pool."):
+            continue
+        if name.endswith("num_batches_tracked"):
+            continue
+        # A fused module's BN back to the float model's name: features.1.conv.2.bn.weight
+        # was features.1.conv.3.weight.
+        name = re.sub(r"\.(\d+)\.bn\.", lambda m: f".{int(m.group(1)) + 1}.", name)
+        arrays["final/" + name] = nhwc(tensor)
+    arrays.update(observed_ranges(net))
+    write(os.path.join(out_dir, "qat_mobilenet_v2.bin"), arrays)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", required=True, help="output directory")
@@ -181,6 +272,7 @@ def main():
     weight_fake_quantize_goldens(args.out)
     conv_bn_goldens(args.out)
     conv_relu_and_linear_goldens(args.out)
+    mobilenet_v2_qat_golden(args.out)
 
 
 if __name__ == "__main__":

@@ -1,12 +1,20 @@
-// FakeQuantize and the QAT modules against PyTorch 1.13, from the golden files
-// tools/make_qat_goldens.py writes: outputs, input and parameter gradients and
-// the observed quantization parameters, to 1e-4 relative.
+// FakeQuantize, the QAT modules and the whole QAT MobileNetV2 against PyTorch
+// 1.13, from the golden files tools/make_qat_goldens.py writes: outputs, input
+// and parameter gradients and the observed quantization parameters, to 1e-4
+// relative.
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <ostream>
 #include <string>
+#include <vector>
 
 #include "gtest/gtest.h"
 #include "trainer/nn/golden_file.h"
+#include "trainer/nn/loss.h"
+#include "trainer/nn/mobilenet_v2_model.h"
+#include "trainer/nn/optimizer.h"
+#include "trainer/quant/qat_model.h"
 #include "trainer/quant/qat_modules.h"
 
 namespace qforge {
@@ -134,6 +142,76 @@ TEST(QatLinearGolden, MatchesPyTorch) {
   ExpectClose(dx, g["dx"], "dx");
   ExpectClose(params.grad(linear.weight_id()), g["dweight"], "dweight");
   ExpectClose(params.grad(linear.bias_id()), g["dbias"], "dbias");
+}
+
+// The tutorial's QAT on a MobileNetV2 with a short block table (PyTorch's
+// fuse_model and prepare_qat, with qforge's fake quantizers and its pooled
+// features' one): three SGD steps at lr 0.05 on batch statistics, with BN
+// frozen, and with the observers off too. Each step's logits and loss, then
+// every weight, BN statistic and observed range.
+TEST(QatMobileNetV2Golden, ThreeStepsMatchPyTorch) {
+  Golden g = Load("qat_mobilenet_v2");
+  MobileNetV2Config config;
+  config.input_channels = 1;
+  config.input_size = 16;
+  config.num_classes = 10;
+  config.width_mult = 0.5f;
+  config.small_input = true;
+  config.settings = {{1, 16, 1, 1}, {6, 24, 2, 2}, {6, 32, 2, 2}};
+  ParameterStore params;
+  MobileNetV2Model model(config, /*relu6=*/false, params, /*dropout=*/0.0f);
+  for (int id = 0; id < params.count(); ++id) {
+    const std::string& name = params.info(id).name;
+    ASSERT_TRUE(g.count("init/" + name)) << "PyTorch has no " << name;
+    ASSERT_EQ(params.info(id).shape, g["init/" + name].shape) << name;
+    Set(params, id, g["init/" + name]);
+  }
+  QatMobileNetV2 qat(model, params, /*dropout=*/0.0f);
+  Sgd sgd({/*lr=*/0.05f, /*momentum=*/0.0f, /*weight_decay=*/0.0f, /*nesterov=*/false});
+  for (int k = 0; k < 3; ++k) {
+    const std::string s = std::to_string(k);
+    if (k == 1) qat.set_freeze_bn(true);
+    if (k == 2) {
+      qat.set_activation_observers_enabled(false);
+      qat.set_weight_observers_enabled(false);
+    }
+    params.ZeroGrads();
+    const FloatTensor& logits = qat.Forward(g["x" + s], PassContext{/*training=*/true});
+    ExpectClose(logits, g["logits" + s], "logits of step " + s);
+    const std::vector<int32_t> labels(g["labels" + s].data.begin(), g["labels" + s].data.end());
+    FloatTensor dlogits;
+    const LossResult loss = CrossEntropy(logits, labels, &dlogits);
+    EXPECT_NEAR(loss.loss, g["loss" + s].data[0], 1e-4) << "step " << s;
+    qat.Backward(dlogits);
+    sgd.Step(params.values(), params.grads(), sgd.options().lr, sgd.options().momentum);
+  }
+  for (int id = 0; id < params.count(); ++id) {
+    const std::string& name = params.info(id).name;
+    ExpectClose(params.value(id), g["final/" + name], "after step 3: " + name);
+  }
+  int ranges = 0;
+  for (const auto& [key, want] : g) {
+    if (key.rfind("range/", 0) == 0) {
+      absl::StatusOr<Range> range = qat.ActivationRange(key.substr(6));
+      ASSERT_TRUE(range.ok()) << range.status();
+      const float got[] = {range->first, range->second};
+      ExpectClose(got, want, key);
+      ++ranges;
+    } else if (key.rfind("weight_range/", 0) == 0) {
+      std::optional<absl::StatusOr<std::vector<Range>>> got = qat.WeightRanges(key.substr(13));
+      ASSERT_TRUE(got.has_value() && got->ok()) << key;
+      const int64_t channels = want.shape[1];
+      ASSERT_EQ(static_cast<int64_t>((*got)->size()), channels) << key;
+      std::vector<float> flat(2 * channels);
+      for (int64_t c = 0; c < channels; ++c) {
+        flat[c] = (**got)[c].first;
+        flat[channels + c] = (**got)[c].second;
+      }
+      ExpectClose(flat.data(), want, key);
+      ++ranges;
+    }
+  }
+  EXPECT_EQ(ranges, 2 + 2 * 16 + 2 + 2);  // input, pool; 16 convs; 2 adds; the classifier
 }
 
 }  // namespace
