@@ -359,6 +359,7 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(Config{"xnnpack_only", Backend::kXnnpackOnly, kernels::kBestIsa},
                       Config{"fast_generic", Backend::kFast, kernels::Isa::kGeneric},
                       Config{"fast_avx2", Backend::kFast, kernels::Isa::kAvx2},
+                      Config{"fast_avxvnni", Backend::kFast, kernels::Isa::kAvxVnni},
                       Config{"fast_avx512vnni", Backend::kFast, kernels::Isa::kAvx512Vnni},
                       Config{"fast_avx512amx", Backend::kFast, kernels::Isa::kAvx512Amx}),
     [](const ::testing::TestParamInfo<Config>& info) { return std::string(info.param.name); });

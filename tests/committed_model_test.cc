@@ -127,7 +127,8 @@ TEST(CommittedModel, Int8AccuracyIsTheRecordedOneOnQforgeKernelsAndXnnpack) {
   ASSERT_EQ(TestSet().count, 10000);
   // What the trainer measured when it made the model (on qforge's kernels).
   EXPECT_EQ(std::lround(model.metadata().accuracy_top1() * 10000), kInt8Correct);
-  for (kernels::Isa isa : {kernels::Isa::kAvx2, kernels::Isa::kAvx512Vnni, kernels::Isa::kAvx512Amx}) {
+  for (kernels::Isa isa : {kernels::Isa::kAvx2, kernels::Isa::kAvxVnni, kernels::Isa::kAvx512Vnni,
+                           kernels::Isa::kAvx512Amx}) {
     if (kernels::ResolveIsa(isa) != isa) continue;  // not on this CPU
     ExpectRecorded(
         Score(model, {Backend::kFast, 1, isa}, absl::StrCat("qforge kernels at ", kernels::IsaName(isa))));

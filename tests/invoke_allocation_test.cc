@@ -156,6 +156,7 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"xnnpack", Backend::kXnnpackOnly, std::nullopt},
                       Case{"fast_generic", Backend::kFast, kernels::Isa::kGeneric},
                       Case{"fast_avx2", Backend::kFast, kernels::Isa::kAvx2},
+                      Case{"fast_avxvnni", Backend::kFast, kernels::Isa::kAvxVnni},
                       Case{"fast_avx512vnni", Backend::kFast, kernels::Isa::kAvx512Vnni},
                       Case{"fast_avx512amx", Backend::kFast, kernels::Isa::kAvx512Amx}),
     [](const ::testing::TestParamInfo<Case>& info) { return info.param.name; });

@@ -152,7 +152,7 @@ TEST_P(FastBackend, EveryTensorIsBitIdenticalToTheReference) {
 
 INSTANTIATE_TEST_SUITE_P(Levels, FastBackend,
                          ::testing::Values(kernels::Isa::kGeneric, kernels::Isa::kAvx2,
-                                           kernels::Isa::kAvx512Vnni,
+                                           kernels::Isa::kAvxVnni, kernels::Isa::kAvx512Vnni,
                                            kernels::Isa::kAvx512Amx),
                          [](const ::testing::TestParamInfo<kernels::Isa>& info) {
                            return std::string(kernels::IsaName(info.param));

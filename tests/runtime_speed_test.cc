@@ -11,7 +11,12 @@
 // medians. Measured on an Intel Xeon at the avx512amx level, on the model
 // convert writes: 2.90x float, 2.68x XNNPACK, 73x the reference; capped at
 // avx512vnni (QFORGE_ISA), on the earlier builder's model: 1.96x, 2.2x, 60x.
-// The bounds, 1.5x, 1.5x and 10x, leave a wide margin.
+// The bounds, 1.5x, 1.5x and 10x, leave a wide margin. The avxvnni level
+// (CPUs with AVX-VNNI and without AVX-512, where XNNPACK runs its AVX2
+// kernels) is bound by 1.1x XNNPACK's int8: on an AMD EPYC Zen 5 with XNNPACK
+// kept from AVX-512 (cpuinfo told so, a measurement only) it was 1.24x, and
+// 2.0x float. Run there with QFORGE_ISA=avxvnni, XNNPACK keeps AVX-512 and
+// this bound does not hold.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -97,7 +102,9 @@ TEST(RuntimeSpeed, QforgeKernelsBeatFloatXnnpackAndTheReference) {
               kernels::IsaName(isa), 1e3 * fast[0], 1e3 * fast[1], vs_float, 1e3 * fast[2],
               vs_xnnpack, 1e3 * slow, vs_reference);
   EXPECT_GT(vs_float, 1.5) << "int8 on qforge's kernels is not clearly faster than float";
-  EXPECT_GT(vs_xnnpack, 1.5) << "qforge's kernels are not clearly faster than XNNPACK's int8";
+  const double xnnpack_bound = isa >= kernels::Isa::kAvx512Vnni ? 1.5 : 1.1;
+  EXPECT_GT(vs_xnnpack, xnnpack_bound)
+      << "qforge's kernels are not clearly faster than XNNPACK's int8";
   EXPECT_GT(vs_reference, 10) << "qforge's kernels are not much faster than the reference";
 }
 

@@ -32,8 +32,8 @@ ABSL_FLAG(int, batch, 1, "Images per inference.");
 ABSL_FLAG(std::string, backend, "fast",
           "fast (qforge's kernels, XNNPACK for float ops), xnnpack (XNNPACK alone) or reference.");
 ABSL_FLAG(std::string, isa, "",
-          "The fast backend's kernel level: generic, avx512vnni or avx512amx (the CPU may "
-          "allow less); "
+          "The fast backend's kernel level: generic, avx2, avxvnni, avx512vnni or avx512amx "
+          "(the CPU may allow less); "
           "empty: the best SIMD level the CPU has, or XNNPACK alone if none.");
 ABSL_FLAG(int, warmup, 10, "Untimed inferences first.");
 ABSL_FLAG(int, runs, 100, "Timed inferences.");

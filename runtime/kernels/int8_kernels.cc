@@ -56,7 +56,7 @@ RequantBlock MakeRequantBlock(const QuantizedMultiplier* m, int32_t zero_point =
 std::vector<float> FloatScales(const std::vector<QuantizedMultiplier>& multipliers,
                                const std::vector<int64_t>& acc_bounds,
                                const reference::Int8Output& output, Isa isa) {
-  if (isa < Isa::kAvx512Vnni) return {};
+  if (isa < Isa::kAvxVnni) return {};
   std::vector<float> scales;
   for (size_t c = 0; c < multipliers.size(); ++c) {
     const std::optional<float> s = FloatScaleFor(multipliers[c], acc_bounds[c], output);
@@ -180,6 +180,7 @@ PackedGemmConv PackGemm(const ConvGeometry& g, int32_t input_zero_point,
                       conv.depth <= kMaxNarrowDirectDepth;
   conv.tile_rows = isa == Isa::kAvx512Amx ? kAmxTileRows
                    : isa == Isa::kAvx2    ? kAvx2TileRows
+                   : isa == Isa::kAvxVnni ? kAvxVnniTileRows
                    : narrow               ? kNarrowGemmTileRows
                                           : kGemmTileRows;
   conv.depth_padded = static_cast<int>(RoundUp(conv.depth, 4));
@@ -198,9 +199,9 @@ PackedGemmConv PackGemm(const ConvGeometry& g, int32_t input_zero_point,
     conv.strip_bytes = RoundUp(columns * g.input_channels + 64, 64);
   }
   conv.input_zero_point = input_zero_point;
-  // AMX multiplies signed by signed bytes, AVX2 int16 by int16; AVX-512 VNNI
-  // the activations as unsigned x + 128 by signed weights; the generic level
-  // unsigned weights w + 128 by signed activations.
+  // AMX multiplies signed by signed bytes, AVX2 int16 by int16; both VNNI
+  // levels the activations as unsigned x + 128 by signed weights; the generic
+  // level unsigned weights w + 128 by signed activations.
   if (isa == Isa::kAvx2) {
     conv.weights = PackAvx2GemmWeights(weights, g.output_channels, conv.depth, conv.depth_padded);
   } else if (conv.strip_run > 0) {
@@ -212,8 +213,9 @@ PackedGemmConv PackGemm(const ConvGeometry& g, int32_t input_zero_point,
                                    isa == Isa::kGeneric ? 128 : 0);
   }
   // sum_k (x - zx) * w = sum_k x * w - zx * sum_k w: the second term is
-  // constant, and so is the VNNI level's 128 * sum_k w.
-  const int32_t offset = input_zero_point + (isa == Isa::kAvx512Vnni ? 128 : 0);
+  // constant, and so is the VNNI levels' 128 * sum_k w.
+  const bool flipped = isa == Isa::kAvx512Vnni || isa == Isa::kAvxVnni;
+  const int32_t offset = input_zero_point + (flipped ? 128 : 0);
   std::vector<int32_t> corrected(g.output_channels);
   std::vector<int64_t> bounds(g.output_channels);
   for (int o = 0; o < g.output_channels; ++o) {
@@ -611,6 +613,8 @@ void RunGemmConv(const PackedGemmConv& conv, const int8_t* input, int8_t* output
     amx::GemmConv(conv, input, output, scratch, begin, end);
   } else if (conv.isa == Isa::kAvx2) {
     avx2::GemmConv(conv, input, output, scratch, begin, end);
+  } else if (conv.isa == Isa::kAvxVnni) {
+    avxvnni::GemmConv(conv, input, output, scratch, begin, end);
   } else if (conv.isa == Isa::kAvx512Vnni) {
     avx512vnni::GemmConv(conv, input, output, scratch, begin, end);
   } else {
@@ -622,6 +626,7 @@ PackedDepthwise PackDepthwise(const reference::Conv2DInt8Params& params, const i
                               const int32_t* bias, Isa isa) {
   const ConvGeometry& g = params.geometry;
   const int channels = g.input_channels, taps = g.kernel_height * g.kernel_width;
+  if (isa == Isa::kAvxVnni) isa = Isa::kAvx2;  // the AVX2 level's depthwise kernel
   if (taps > kMaxDepthwiseTaps) isa = Isa::kGeneric;
   if (isa == Isa::kAvx2 && channels % 16 != 0) isa = Isa::kGeneric;  // AVX2 takes 16 at a time
   if (isa == Isa::kAvx512Amx) isa = Isa::kAvx512Vnni;  // no AMX depthwise kernel
@@ -711,6 +716,11 @@ void RunDepthwise(const PackedDepthwise& conv, const int8_t* input, int8_t* outp
 
 int64_t ElementUnits(int64_t size) { return DivideRoundUp(size, kElementsPerUnit); }
 
+namespace {
+// The AVX-VNNI level has a GEMM of its own and runs the other ops on AVX2's kernels.
+bool OnAvx2Kernels(Isa isa) { return isa == Isa::kAvx2 || isa == Isa::kAvxVnni; }
+}  // namespace
+
 PackedAdd PackAdd(const reference::AddInt8Params& params, Isa isa) {
   PackedAdd add;
   add.isa = isa;
@@ -729,7 +739,7 @@ void RunAdd(const PackedAdd& add, const int8_t* a, const int8_t* b, int8_t* outp
     avx512vnni::Add(add, a, b, output, first, last);
     return;
   }
-  if (add.isa == Isa::kAvx2) {
+  if (OnAvx2Kernels(add.isa)) {
     avx2::Add(add, a, b, output, first, last);
     return;
   }
@@ -743,7 +753,7 @@ void RunQuantize(Isa isa, int64_t size, float scale, int32_t zero_point, const f
   const int64_t first = begin * kElementsPerUnit, last = ElementEnd(size, end);
   if (isa >= Isa::kAvx512Vnni) {
     avx512vnni::Quantize(scale, zero_point, input, output, first, last);
-  } else if (isa == Isa::kAvx2) {
+  } else if (OnAvx2Kernels(isa)) {
     avx2::Quantize(scale, zero_point, input, output, first, last);
   } else {
     reference::QuantizeToInt8(last - first, scale, zero_point, input + first, output + first);
@@ -755,7 +765,7 @@ void RunDequantize(Isa isa, int64_t size, float scale, int32_t zero_point, const
   const int64_t first = begin * kElementsPerUnit, last = ElementEnd(size, end);
   if (isa >= Isa::kAvx512Vnni) {
     avx512vnni::Dequantize(scale, zero_point, input, output, first, last);
-  } else if (isa == Isa::kAvx2) {
+  } else if (OnAvx2Kernels(isa)) {
     avx2::Dequantize(scale, zero_point, input, output, first, last);
   } else {
     reference::DequantizeInt8(last - first, scale, zero_point, input + first, output + first);
@@ -768,7 +778,7 @@ void RunMean(Isa isa, const reference::MeanInt8Params& params, const int8_t* inp
     avx512vnni::Mean(params, input, output, begin, end);
     return;
   }
-  if (isa == Isa::kAvx2) {
+  if (OnAvx2Kernels(isa)) {
     avx2::Mean(params, input, output, begin, end);
     return;
   }

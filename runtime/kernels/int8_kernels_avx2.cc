@@ -1,6 +1,8 @@
 // The AVX2 level of int8_kernels.h, for x86-64 CPUs without AVX-512 VNNI
-// (Haswell to Skylake clients, Zen 1 to 3). Compiled with -mavx2 -mfma (see
-// BUILD); runs only where ResolveIsa allows it.
+// (Haswell to Skylake clients, Zen 1 to 3), and the AVX-VNNI level's GEMM
+// (Alder Lake and later clients, their E-core parts), which uses the rest of
+// this level. Compiled with -mavx2 -mfma (see BUILD), the AVX-VNNI functions
+// with that target added; each runs only where ResolveIsa allows its level.
 //
 // Without VNNI, products are int16 pairs summed into int32 by vpmaddwd:
 // signed activations and weights widened to int16, so neither needs a
@@ -14,6 +16,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 #include <type_traits>
 
 #include "common/quantization.h"
@@ -64,18 +67,20 @@ QFORGE_INLINE __m256i MultiplyByQuantizedMultiplier(__m256i acc, const RequantBl
 }
 
 // 16 int16 (values 0..7 in the low lane, 8..15 in the high one) to 16 int8 in
-// that order, with the zero point and clamp; saturating on the way is exact as
-// in PackToInt8 of the AVX-512 levels.
+// that order, with the zero point (unless they hold it already) and clamp;
+// saturating on the way is exact as in PackToInt8 of the AVX-512 levels.
+template <bool kAddZeroPoint = true>
 QFORGE_INLINE __m128i Int16ToInt8(__m256i v, const OutputStage& out) {
-  v = _mm256_adds_epi16(v, out.zero_point16);
+  if constexpr (kAddZeroPoint) v = _mm256_adds_epi16(v, out.zero_point16);
   const __m256i b = _mm256_permute4x64_epi64(_mm256_packs_epi16(v, v), _MM_SHUFFLE(3, 1, 2, 0));
   return _mm_min_epi8(_mm_max_epi8(_mm256_castsi256_si128(b), out.qmin8), out.qmax8);
 }
 
 // Two vectors of 8 requantized int32 (values 0..7, then 8..15) to 16 int8.
+template <bool kAddZeroPoint = true>
 QFORGE_INLINE __m128i PackToInt8(__m256i v0, __m256i v1, const OutputStage& out) {
   const __m256i w = _mm256_permute4x64_epi64(_mm256_packs_epi32(v0, v1), _MM_SHUFFLE(3, 1, 2, 0));
-  return Int16ToInt8(w, out);
+  return Int16ToInt8<kAddZeroPoint>(w, out);
 }
 
 void StoreBytes(int8_t* out, __m128i v, int bytes) {
@@ -367,3 +372,194 @@ void Dequantize(float scale, int32_t zero_point, const int8_t* input, float* out
 }
 
 }  // namespace qforge::kernels::avx2
+
+// --- the AVX-VNNI level's GEMM --------------------------------------------------
+//
+// The AVX-512 VNNI level's packing and arithmetic on 256-bit vectors: weights
+// [O / 16][K / 4][16][4] signed bytes (channels 0-7 of a block in one vector,
+// 8-15 in the next), the activations flipped to unsigned x + 128 (the bias
+// takes the 128 * sum of weights this adds), and one vpdpbusd sums four
+// products into each of 8 channels. A tile is 6 rows x 16 channels in 12
+// accumulators. Requantization takes the AVX-512 levels' single- and
+// double-precision forms where they hold (WithEpilogueMode), on 8 lanes with
+// the rounding mode set to nearest for the call, else the AVX2 level's
+// 64-bit form.
+namespace qforge::kernels::avxvnni {
+namespace {
+
+#define QFORGE_AVXVNNI __attribute__((target("avx2,fma,avxvnni")))
+
+using avx2::Load;
+
+// Activation bytes flipped per pass, for each row of a tile.
+constexpr int kFlipChunk = 1024;
+
+// x + 128 of `length` (a multiple of 4) bytes, as unsigned bytes.
+QFORGE_INLINE void Flip(const int8_t* x, int length, uint8_t* out) {
+  const __m256i bit = _mm256_set1_epi8(static_cast<char>(0x80));
+  int k = 0;
+  for (; k + 32 <= length; k += 32) {
+    _mm256_store_si256(reinterpret_cast<__m256i*>(out + k), _mm256_xor_si256(Load(x + k), bit));
+  }
+  if (k + 16 <= length) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x + k));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + k),
+                     _mm_xor_si128(v, _mm256_castsi256_si128(bit)));
+    k += 16;
+  }
+  for (; k < length; k += 4) {
+    uint32_t quad;
+    std::memcpy(&quad, x + k, 4);
+    quad ^= 0x80808080u;
+    std::memcpy(out + k, &quad, 4);
+  }
+}
+
+// acc[m][h] += the flipped rows' `quads` groups of 4 bytes times the block's
+// weights, channels 8h..8h+7.
+template <int kRows>
+QFORGE_AVXVNNI QFORGE_INLINE void MultiplyFlipped(const Bytes64* w, const uint8_t (*a)[kFlipChunk],
+                                                  int quads, __m256i (*acc)[2]) {
+  for (int kk = 0; kk < quads; ++kk) {
+    const __m256i w0 = Load(w[kk].bytes), w1 = Load(w[kk].bytes + 32);
+    for (int m = 0; m < kRows; ++m) {
+      int32_t quad;
+      std::memcpy(&quad, &a[m][4 * kk], 4);
+      const __m256i x = _mm256_set1_epi32(quad);
+      acc[m][0] = _mm256_dpbusd_avx_epi32(acc[m][0], x, w0);
+      acc[m][1] = _mm256_dpbusd_avx_epi32(acc[m][1], x, w1);
+    }
+  }
+}
+
+// Sets round-to-nearest, every exception masked, for the FMAs of the
+// floating-point forms, and gives the caller its own mode back.
+class NearestRounding {
+ public:
+  NearestRounding() : saved_(_mm_getcsr()) { _mm_setcsr(0x1F80); }
+  ~NearestRounding() { _mm_setcsr(saved_); }
+
+ private:
+  unsigned saved_;
+};
+
+// Channels 8h..8h+7 of `q` requantized in the form of kMode; the
+// floating-point forms' results hold the output zero point already.
+template <RequantMode kMode>
+QFORGE_AVXVNNI QFORGE_INLINE __m256i Requantize(__m256i acc, const RequantBlock& q, int h) {
+  if constexpr (kMode == RequantMode::kFloat) {
+    const __m256 r = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc), _mm256_load_ps(&q.float_scale[8 * h]),
+                                     _mm256_load_ps(&q.float_offset[8 * h]));
+    return _mm256_sub_epi32(_mm256_castps_si256(r),
+                            _mm256_castps_si256(_mm256_set1_ps(kFloatRoundingMagic)));
+  } else if constexpr (kMode == RequantMode::kDouble) {
+    // As the AVX-512 levels' RoundedProductsInDouble: in each 128-bit lane,
+    // channels 0, 1 of four from the low unpack and 2, 3 from the high one,
+    // where RequantBlock keeps their constants.
+    const __m256i high =
+        _mm256_add_epi32(_mm256_set1_epi32(kHighHalfOf1p5x2p52), _mm256_srai_epi32(acc, 31));
+    const __m256d lo = _mm256_castsi256_pd(_mm256_unpacklo_epi32(acc, high));
+    const __m256d hi = _mm256_castsi256_pd(_mm256_unpackhi_epi32(acc, high));
+    const __m256d rlo = _mm256_fmadd_pd(lo, _mm256_load_pd(&q.scale[0][4 * h]),
+                                        _mm256_load_pd(&q.offset[0][4 * h]));
+    const __m256d rhi = _mm256_fmadd_pd(hi, _mm256_load_pd(&q.scale[1][4 * h]),
+                                        _mm256_load_pd(&q.offset[1][4 * h]));
+    return _mm256_castps_si256(
+        _mm256_shuffle_ps(_mm256_castpd_ps(rlo), _mm256_castpd_ps(rhi), _MM_SHUFFLE(2, 0, 2, 0)));
+  } else {
+    return avx2::MultiplyByQuantizedMultiplier<kMode>(acc, q, h);
+  }
+}
+
+template <int kRows, RequantMode kMode>
+QFORGE_AVXVNNI void Tile(const PackedGemmConv& conv, const int8_t* const* rows,
+                         const GemmUnit& unit, int8_t* output) {
+  const avx2::OutputStage stage(conv.epilogue.output);
+  const ChannelEpilogue& e = conv.epilogue;
+  const int outputs = conv.geometry.output_channels;
+  const int64_t quads_total = conv.depth_padded / 4;
+  alignas(32) uint8_t a[kRows][kFlipChunk];
+  // Rows that fit are flipped once for all blocks (MobileNetV2's 1x1 convs
+  // have depths of 16 to 960), deeper ones a chunk at a time for each block.
+  const bool whole = conv.depth_padded <= kFlipChunk;
+  if (whole) {
+    for (int m = 0; m < kRows; ++m) Flip(rows[m], conv.depth_padded, a[m]);
+  }
+  for (int block = unit.first_block; block < unit.end_block; ++block) {
+    const int c0 = block * kChannelsPerVector;
+    __m256i acc[kRows][2];
+    for (int m = 0; m < kRows; ++m) {
+      acc[m][0] = Load(&e.bias[c0]);
+      acc[m][1] = Load(&e.bias[c0 + 8]);
+    }
+    for (int k0 = 0; k0 < conv.depth_padded; k0 += kFlipChunk) {
+      const int length = std::min(kFlipChunk, conv.depth_padded - k0);
+      if (!whole) {
+        for (int m = 0; m < kRows; ++m) Flip(rows[m] + k0, length, a[m]);
+      }
+      MultiplyFlipped<kRows>(&conv.weights[block * quads_total + k0 / 4], a, length / 4, acc);
+    }
+    const RequantBlock& q = e.requant[block];
+    constexpr bool kAddZeroPoint = kMode != RequantMode::kFloat && kMode != RequantMode::kDouble;
+    for (int m = 0; m < kRows; ++m) {
+      const __m256i v0 = Requantize<kMode>(acc[m][0], q, 0);
+      const __m256i v1 = Requantize<kMode>(acc[m][1], q, 1);
+      avx2::StoreBytes(output + (unit.first_row + m) * outputs + c0,
+                       avx2::PackToInt8<kAddZeroPoint>(v0, v1, stage), outputs - c0);
+    }
+  }
+}
+
+template <RequantMode kMode>
+QFORGE_AVXVNNI void GemmConvRange(const PackedGemmConv& conv, const int8_t* input, int8_t* output,
+                                  uint8_t* scratch, int64_t begin, int64_t end) {
+  std::optional<NearestRounding> nearest;
+  if constexpr (kMode == RequantMode::kFloat || kMode == RequantMode::kDouble) nearest.emplace();
+  for (int64_t index = begin; index < end; ++index) {
+    const GemmUnit unit(conv, index);
+    const int8_t* rows[kAvxVnniTileRows];
+    OutputPixel pixel(conv.geometry, unit.first_row);
+    for (int m = 0; m < unit.rows; ++m, pixel.Next(conv.geometry)) {
+      if (conv.direct) {
+        rows[m] = input + (unit.first_row + m) * conv.depth;
+      } else {
+        uint8_t* gathered = unit.ScratchRows(conv, scratch) + int64_t{m} * conv.depth_padded;
+        GatherConvRow(conv, input, pixel, gathered);
+        rows[m] = reinterpret_cast<const int8_t*>(gathered);
+      }
+    }
+    switch (unit.rows) {
+      case 6:
+        Tile<6, kMode>(conv, rows, unit, output);
+        break;
+      case 5:
+        Tile<5, kMode>(conv, rows, unit, output);
+        break;
+      case 4:
+        Tile<4, kMode>(conv, rows, unit, output);
+        break;
+      case 3:
+        Tile<3, kMode>(conv, rows, unit, output);
+        break;
+      case 2:
+        Tile<2, kMode>(conv, rows, unit, output);
+        break;
+      default:
+        Tile<1, kMode>(conv, rows, unit, output);
+        break;
+    }
+  }
+}
+
+#undef QFORGE_AVXVNNI
+
+}  // namespace
+
+void GemmConv(const PackedGemmConv& conv, const int8_t* input, int8_t* output, uint8_t* scratch,
+              int64_t begin, int64_t end) {
+  WithEpilogueMode(conv.epilogue, [&](auto mode) {
+    GemmConvRange<decltype(mode)::value>(conv, input, output, scratch, begin, end);
+  });
+}
+
+}  // namespace qforge::kernels::avxvnni

@@ -87,9 +87,6 @@ constexpr bool LacksZeroPoint(RequantMode mode) {
 
 inline __m512i Load(const void* p) { return _mm512_load_si512(p); }
 
-// The high half of the double 1.5 * 2^52.
-inline constexpr int32_t kHighHalfOf1p5x2p52 = 0x43380000;
-
 // A RequantBlock's double-precision constants (ExactInDouble), in registers.
 struct DoubleRequant {
   DoubleRequant() = default;

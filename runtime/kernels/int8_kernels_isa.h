@@ -20,6 +20,9 @@ inline constexpr int kMaxDepthwiseTaps = 64;
 // 1.5 * 2^23: float(acc) * s + this, rounded to nearest, holds round(acc * s)
 // in its low bits (the single-precision requantization, FloatScaleFor).
 inline constexpr float kFloatRoundingMagic = 0x1.8p23f;
+// The high half of the double 1.5 * 2^52, the double-precision form's
+// counterpart (ExactInDouble).
+inline constexpr int32_t kHighHalfOf1p5x2p52 = 0x43380000;
 
 // The SIMD levels' epilogue helpers are used by many template instances; GCC
 // would otherwise call some of them, passing the accumulators through memory.
@@ -68,7 +71,8 @@ void WithEpilogueMode(const ChannelEpilogue& e, const F& f) {
 }
 
 // Rows per GEMM tile (PackedGemmConv::tile_rows): the AVX-512 VNNI register
-// tile's, which the generic level follows too, an AMX tile's or AVX2's.
+// tile's, which the generic level follows too, an AMX tile's, AVX2's or
+// AVX-VNNI's (6 rows x 2 vectors of 8 channels: 12 of its 16 registers).
 inline constexpr int kGemmTileRows = 6;
 // The AVX-512 VNNI level's tiles of a GEMM of at most 2 blocks (32 channels),
 // 12 x 1 or 12 x 2 vectors: with 6 rows a tile's own instructions outside the
@@ -79,6 +83,7 @@ inline constexpr int kNarrowGemmTileRows = 12;
 inline constexpr int kMaxNarrowDirectDepth = kMaxDirectDepth / 2;
 inline constexpr int kAmxTileRows = 16;
 inline constexpr int kAvx2TileRows = 4;
+inline constexpr int kAvxVnniTileRows = 6;
 
 // The rows and 16-channel blocks of GEMM unit `unit`.
 struct GemmUnit {
@@ -213,6 +218,11 @@ void Quantize(float scale, int32_t zero_point, const float* input, int8_t* outpu
 void Dequantize(float scale, int32_t zero_point, const int8_t* input, float* output,
                 int64_t begin, int64_t end);
 }  // namespace avx2
+
+namespace avxvnni {
+void GemmConv(const PackedGemmConv& conv, const int8_t* input, int8_t* output, uint8_t* scratch,
+              int64_t begin, int64_t end);
+}  // namespace avxvnni
 
 namespace amx {
 void GemmConv(const PackedGemmConv& conv, const int8_t* input, int8_t* output, uint8_t* scratch,

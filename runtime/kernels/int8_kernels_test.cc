@@ -152,7 +152,7 @@ class Int8KernelsTest : public ::testing::TestWithParam<Isa> {
         ASSERT_TRUE(conv.epilogue.exact_in_double) << Describe(g);
       }
       if (float_like_) {
-        ASSERT_EQ(conv.epilogue.exact_in_float, in_float && conv.isa >= Isa::kAvx512Vnni)
+        ASSERT_EQ(conv.epilogue.exact_in_float, in_float && conv.isa >= Isa::kAvxVnni)
             << Describe(g);
       }
       std::vector<uint8_t> scratch(conv.scratch_bytes);
@@ -604,8 +604,8 @@ TEST_P(Int8KernelsTest, QuantizeAndDequantize) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Levels, Int8KernelsTest,
-                         ::testing::Values(Isa::kGeneric, Isa::kAvx2, Isa::kAvx512Vnni,
-                                           Isa::kAvx512Amx),
+                         ::testing::Values(Isa::kGeneric, Isa::kAvx2, Isa::kAvxVnni,
+                                           Isa::kAvx512Vnni, Isa::kAvx512Amx),
                          [](const ::testing::TestParamInfo<Isa>& info) {
                            return std::string(IsaName(info.param));
                          });

@@ -31,6 +31,13 @@ bool HasAmx() {
   constexpr long kArchRequestXcompPermission = 0x1023, kXfeatureTileData = 18;
   return syscall(SYS_arch_prctl, kArchRequestXcompPermission, kXfeatureTileData) == 0;
 }
+
+// AVX-VNNI (CPUID leaf 7, subleaf 1, EAX bit 4): vpdpbusd on 256-bit vectors
+// without AVX-512. CpuIsa has checked that the OS saves the AVX registers.
+bool HasAvxVnni() {
+  unsigned eax, ebx, ecx, edx;
+  return __get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx) && (eax & (1u << 4)) != 0;
+}
 #endif
 
 // What the CPU and OS support. GCC's and Clang's __builtin_cpu_supports read
@@ -43,9 +50,20 @@ Isa CpuIsa() {
       __builtin_cpu_supports("avx512vnni")) {
     return HasAmx() ? Isa::kAvx512Amx : Isa::kAvx512Vnni;
   }
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return Isa::kAvx2;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    return HasAvxVnni() ? Isa::kAvxVnni : Isa::kAvx2;
+  }
 #endif
   return Isa::kGeneric;
+}
+
+// `isa` where the CPU has every level up to it, else avx2 for avxvnni, which
+// an AVX-512 CPU need not have.
+Isa Runnable(Isa isa) {
+#if defined(__x86_64__)
+  if (isa == Isa::kAvxVnni && !HasAvxVnni()) return Isa::kAvx2;
+#endif
+  return isa;
 }
 
 }  // namespace
@@ -56,17 +74,19 @@ Isa DetectIsa() {
     if (const char* cap = std::getenv("QFORGE_ISA"); cap != nullptr) {
       if (absl::StatusOr<Isa> parsed = ParseIsa(cap); parsed.ok()) isa = std::min(isa, *parsed);
     }
-    return isa;
+    return Runnable(isa);
   }();
   return detected;
 }
 
-Isa ResolveIsa(Isa requested) { return std::min(requested, DetectIsa()); }
+Isa ResolveIsa(Isa requested) { return Runnable(std::min(requested, DetectIsa())); }
 
 const char* IsaName(Isa isa) {
   switch (isa) {
     case Isa::kGeneric: return "generic";
     case Isa::kAvx2: return "avx2";
+    case Isa::kAvxVnni:
+      return "avxvnni";
     case Isa::kAvx512Vnni: return "avx512vnni";
     case Isa::kAvx512Amx: return "avx512amx";
   }
@@ -74,11 +94,12 @@ const char* IsaName(Isa isa) {
 }
 
 absl::StatusOr<Isa> ParseIsa(absl::string_view name) {
-  for (Isa isa : {Isa::kGeneric, Isa::kAvx2, Isa::kAvx512Vnni, Isa::kAvx512Amx}) {
+  for (Isa isa : {Isa::kGeneric, Isa::kAvx2, Isa::kAvxVnni, Isa::kAvx512Vnni, Isa::kAvx512Amx}) {
     if (name == IsaName(isa)) return isa;
   }
   return absl::InvalidArgumentError(
-      absl::StrCat("unknown instruction set level '", name, "' (generic, avx2, avx512vnni or avx512amx)"));
+      absl::StrCat("unknown instruction set level '", name,
+                   "' (generic, avx2, avxvnni, avx512vnni or avx512amx)"));
 }
 
 }  // namespace qforge::kernels

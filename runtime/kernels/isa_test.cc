@@ -6,7 +6,7 @@ namespace qforge::kernels {
 namespace {
 
 TEST(Isa, NamesRoundTrip) {
-  for (Isa isa : {Isa::kGeneric, Isa::kAvx2, Isa::kAvx512Vnni, Isa::kAvx512Amx}) {
+  for (Isa isa : {Isa::kGeneric, Isa::kAvx2, Isa::kAvxVnni, Isa::kAvx512Vnni, Isa::kAvx512Amx}) {
     absl::StatusOr<Isa> parsed = ParseIsa(IsaName(isa));
     ASSERT_TRUE(parsed.ok());
     EXPECT_EQ(*parsed, isa);
@@ -21,7 +21,7 @@ TEST(Isa, UnknownNameIsAnError) {
 }
 
 TEST(Isa, ResolveNeverExceedsTheRequestOrTheCpu) {
-  for (Isa isa : {Isa::kGeneric, Isa::kAvx2, Isa::kAvx512Vnni, Isa::kAvx512Amx}) {
+  for (Isa isa : {Isa::kGeneric, Isa::kAvx2, Isa::kAvxVnni, Isa::kAvx512Vnni, Isa::kAvx512Amx}) {
     EXPECT_LE(ResolveIsa(isa), isa);
     EXPECT_LE(ResolveIsa(isa), DetectIsa());
   }
