@@ -626,7 +626,10 @@ PackedDepthwise PackDepthwise(const reference::Conv2DInt8Params& params, const i
                               const int32_t* bias, Isa isa) {
   const ConvGeometry& g = params.geometry;
   const int channels = g.input_channels, taps = g.kernel_height * g.kernel_width;
-  if (isa == Isa::kAvxVnni) isa = Isa::kAvx2;  // the AVX2 level's depthwise kernel
+  const bool columns = g.kernel_height == 3 && g.kernel_width == 3 && g.dilation_h == 1 &&
+                       g.dilation_w == 1 && (g.stride_w == 1 || g.stride_w == 2);
+  // The AVX-VNNI level runs 3x3 convs column by column, the rest on AVX2's kernel.
+  if (isa == Isa::kAvxVnni && !columns) isa = Isa::kAvx2;
   if (taps > kMaxDepthwiseTaps) isa = Isa::kGeneric;
   if (isa == Isa::kAvx2 && channels % 16 != 0) isa = Isa::kGeneric;  // AVX2 takes 16 at a time
   if (isa == Isa::kAvx512Amx) isa = Isa::kAvx512Vnni;  // no AMX depthwise kernel
@@ -642,17 +645,27 @@ PackedDepthwise PackDepthwise(const reference::Conv2DInt8Params& params, const i
     for (int t = 0; t < taps; ++t) weight_sum += filter[int64_t{c} * taps + t];
     bounds[c] = AccumulatorBound(filter + int64_t{c} * taps, taps, params.input_zero_point,
                                  bias != nullptr ? bias + c : nullptr);
-    // The AVX-512 kernel sums (x + 128) * w, the AVX2 one x * w, the generic
+    // The VNNI kernels sum (x + 128) * w, the AVX2 one x * w, the generic
     // one (x - zx) * w.
-    const int32_t offset = isa == Isa::kAvx512Vnni ? params.input_zero_point + 128
-                           : isa == Isa::kAvx2     ? params.input_zero_point
-                                                   : 0;
+    const bool flipped = isa == Isa::kAvx512Vnni || isa == Isa::kAvxVnni;
+    const int32_t offset = flipped             ? params.input_zero_point + 128
+                           : isa == Isa::kAvx2 ? params.input_zero_point
+                                               : 0;
     corrected[c] = (bias != nullptr ? bias[c] : 0) - offset * weight_sum;
   }
   if (isa == Isa::kAvx2) {
     PackAvx2Depthwise(filter, channels, taps, conv);
     conv.epilogue = MakeEpilogue(Avx2DepthwiseOrder(channels), corrected, params.multipliers,
                                  bounds, {}, params.output);
+    return conv;
+  }
+  if (isa == Isa::kAvxVnni) {  // the column layouts only
+    const std::vector<float> float_scales =
+        FloatScales(params.multipliers, bounds, params.output, isa);
+    conv.epilogue = MakeEpilogue(IdentityOrder(channels), corrected, params.multipliers, bounds,
+                                 float_scales, params.output);
+    PackColumns(filter, corrected, bounds, float_scales, params, channels / 64, conv);
+    if (channels % 64 > 0) PackColumnTail(filter, corrected, bounds, float_scales, params, conv);
     return conv;
   }
   if (isa != Isa::kAvx512Vnni) {
@@ -691,8 +704,7 @@ PackedDepthwise PackDepthwise(const reference::Conv2DInt8Params& params, const i
       FloatScales(params.multipliers, bounds, params.output, isa);
   conv.epilogue =
       MakeEpilogue(order, corrected, params.multipliers, bounds, float_scales, params.output);
-  if (g.kernel_height == 3 && g.kernel_width == 3 && g.dilation_h == 1 && g.dilation_w == 1 &&
-      (g.stride_w == 1 || g.stride_w == 2)) {
+  if (columns) {
     PackColumns(filter, corrected, bounds, float_scales, params, full_blocks, conv);
     if (tail > 0) PackColumnTail(filter, corrected, bounds, float_scales, params, conv);
   }
@@ -707,6 +719,8 @@ void RunDepthwise(const PackedDepthwise& conv, const int8_t* input, int8_t* outp
                   int64_t begin, int64_t end) {
   if (conv.isa == Isa::kAvx512Vnni) {
     avx512vnni::Depthwise(conv, input, output, begin, end);
+  } else if (conv.isa == Isa::kAvxVnni) {
+    avxvnni::Depthwise(conv, input, output, begin, end);
   } else if (conv.isa == Isa::kAvx2) {
     avx2::Depthwise(conv, input, output, begin, end);
   } else {

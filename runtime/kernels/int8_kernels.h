@@ -226,7 +226,9 @@ struct PackedDepthwise {
   // output pixel whose taps read that column, three vpdpbusd for a column
   // where the layout above takes nine. Per block, kx and vector r: lane 4L + i
   // holds channel 16L + 4r + i's weights [w(0, kx), w(1, kx), w(2, kx), 0];
-  // column_epilogue has the channels in that order.
+  // column_epilogue has the channels in that order. The AVX-VNNI level runs
+  // these column layouts alone (its other convs take the AVX2 layout), each
+  // 64-byte vector as two 256-bit halves.
   int column_blocks = 0;
   std::vector<Bytes64> column_weights;  // [column_blocks][3][4]
   ChannelEpilogue column_epilogue;

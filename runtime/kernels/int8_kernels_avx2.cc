@@ -551,6 +551,228 @@ QFORGE_AVXVNNI void GemmConvRange(const PackedGemmConv& conv, const int8_t* inpu
   }
 }
 
+// --- depthwise, column by column ---
+//
+// The AVX-512 VNNI level's column layouts (PackedDepthwise::column_blocks and
+// column_tail_groups) in 256-bit halves: a 64-channel block as two slices of
+// 32 channels, each weight vector's half the slice's; a tail group of 16 as
+// two of 8.
+
+// One input column's three rows of a 32-channel slice, flipped to x + 128 and
+// interleaved: v[r] lane 4L + i = channel 16L + 4r + i's [row 0, row 1, row 2,
+// 0], as the AVX-512 level's InterleaveColumn on half its width.
+QFORGE_INLINE void InterleaveColumn(const int8_t* const src[3], __m256i (&v)[4]) {
+  const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
+  const __m256i r0 = _mm256_xor_si256(Load(src[0]), flip);
+  const __m256i r1 = _mm256_xor_si256(Load(src[1]), flip);
+  const __m256i r2 = _mm256_xor_si256(Load(src[2]), flip);
+  const __m256i zero = _mm256_setzero_si256();
+  const __m256i lo01 = _mm256_unpacklo_epi8(r0, r1), hi01 = _mm256_unpackhi_epi8(r0, r1);
+  const __m256i lo2 = _mm256_unpacklo_epi8(r2, zero), hi2 = _mm256_unpackhi_epi8(r2, zero);
+  v[0] = _mm256_unpacklo_epi16(lo01, lo2);
+  v[1] = _mm256_unpackhi_epi16(lo01, lo2);
+  v[2] = _mm256_unpacklo_epi16(hi01, hi2);
+  v[3] = _mm256_unpackhi_epi16(hi01, hi2);
+}
+
+// The int8 stage on 32 bytes at once.
+struct WideClamp {
+  explicit WideClamp(const reference::Int8Output& o)
+      : zero_point16(_mm256_set1_epi16(static_cast<int16_t>(o.zero_point))),
+        qmin8(_mm256_set1_epi8(static_cast<char>(o.qmin))),
+        qmax8(_mm256_set1_epi8(static_cast<char>(o.qmax))) {}
+  __m256i zero_point16, qmin8, qmax8;
+};
+
+// Where a 3x3 conv's taps read input column ix of row ky: the rows of
+// output row (n, oy), or the padding row outside the image.
+class ColumnSource {
+ public:
+  ColumnSource(const PackedDepthwise& conv, const int8_t* input, int n, int oy)
+      : g_(conv.geometry), padding_(conv.padding_row.data()) {
+    for (int ky = 0; ky < 3; ++ky) {
+      const int64_t iy = int64_t{oy} * g_.stride_h - g_.pad_top + ky;
+      rows_[ky] = iy >= 0 && iy < g_.input_height ? input + (int64_t{n} * g_.input_height + iy) *
+                                                                g_.input_width * g_.input_channels
+                                                  : nullptr;
+    }
+  }
+  // src[ky] = channel c0 of column ix in row ky.
+  void Find(int64_t ix, int c0, const int8_t* src[3]) const {
+    for (int ky = 0; ky < 3; ++ky) {
+      const bool inside = rows_[ky] != nullptr && ix >= 0 && ix < g_.input_width;
+      src[ky] = (inside ? rows_[ky] + ix * g_.input_channels : padding_) + c0;
+    }
+  }
+
+ private:
+  const reference::ConvGeometry& g_;
+  const int8_t* padding_;
+  const int8_t* rows_[3];
+};
+
+// Output row `row_out` of one 32-channel slice (half h of column block
+// `block`), swept along the row: each input column is interleaved once and
+// kept for the next output (stride 1), or the one after (stride 2).
+template <int kStride, RequantMode kMode>
+QFORGE_AVXVNNI void ColumnSlice(const PackedDepthwise& conv, const ColumnSource& source, int block,
+                                int h, int8_t* row_out) {
+  const reference::ConvGeometry& g = conv.geometry;
+  const ChannelEpilogue& e = conv.column_epilogue;
+  const WideClamp clamp(e.output);
+  const int c0 = block * 64 + 32 * h;
+  const Bytes64* w = conv.column_weights.data() + static_cast<size_t>(block) * 12;
+  auto column = [&](int64_t ix, __m256i(&v)[4]) __attribute__((always_inline)) {
+    const int8_t* src[3];
+    source.Find(ix, c0, src);
+    InterleaveColumn(src, v);
+  };
+  __m256i cols[3][4];
+  column(-g.pad_left, cols[0]);
+  column(1 - g.pad_left, cols[1]);
+  column(2 - g.pad_left, cols[2]);
+  for (int ox = 0; ox < g.output_width; ++ox) {
+    if (ox > 0) {
+      const int64_t ix = int64_t{ox} * kStride - g.pad_left;
+      if constexpr (kStride == 1) {
+        for (int r = 0; r < 4; ++r) cols[0][r] = cols[1][r], cols[1][r] = cols[2][r];
+      } else {
+        for (int r = 0; r < 4; ++r) cols[0][r] = cols[2][r];
+        column(ix + 1, cols[1]);
+      }
+      column(ix + 2, cols[2]);
+    }
+    __m256i q[4];
+    for (int r = 0; r < 4; ++r) {
+      __m256i acc = Load(&e.bias[block * 64 + r * 16 + 8 * h]);
+      for (int kx = 0; kx < 3; ++kx) {
+        acc = _mm256_dpbusd_avx_epi32(acc, cols[kx][r], Load(w[kx * 4 + r].bytes + 32 * h));
+      }
+      q[r] = Requantize<kMode>(acc, e.requant[block * 4 + r], h);
+    }
+    // Per 128-bit lane, q[0..3] hold channels 0-3, 4-7, 8-11, 12-15 of its 16:
+    // two packs leave them in order.
+    __m256i a = _mm256_packs_epi32(q[0], q[1]), b = _mm256_packs_epi32(q[2], q[3]);
+    if constexpr (kMode != RequantMode::kFloat && kMode != RequantMode::kDouble) {
+      a = _mm256_adds_epi16(a, clamp.zero_point16);
+      b = _mm256_adds_epi16(b, clamp.zero_point16);
+    }
+    const __m256i bytes =
+        _mm256_min_epi8(_mm256_max_epi8(_mm256_packs_epi16(a, b), clamp.qmin8), clamp.qmax8);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(row_out + int64_t{ox} * g.input_channels + c0),
+                        bytes);
+  }
+}
+
+// For vpshufb on a 16-channel row broadcast to both 128-bit lanes: kSpread[h]
+// [ky] takes channel 8h + 4L + j to byte ky of dword j of lane L, zeros
+// elsewhere.
+struct SpreadTable {
+  alignas(32) uint8_t bytes[2][3][32];
+};
+constexpr SpreadTable MakeSpread() {
+  SpreadTable t{};
+  for (int h = 0; h < 2; ++h) {
+    for (int ky = 0; ky < 3; ++ky) {
+      for (int b = 0; b < 32; ++b) {
+        const int lane = b / 16, j = b % 16 / 4;
+        t.bytes[h][ky][b] = b % 4 == ky ? static_cast<uint8_t>(8 * h + 4 * lane + j) : 0x80;
+      }
+    }
+  }
+  return t;
+}
+inline constexpr SpreadTable kSpread = MakeSpread();
+
+// 8 channels (half h of a 16-channel group) of one input column's three rows,
+// flipped to x + 128: lane j = channel 8h + j's [row 0, row 1, row 2, 0x80]
+// (the fourth byte meets a zero weight). `count` < 16 channels exist.
+QFORGE_INLINE __m256i InterleaveEight(const int8_t* const src[3], int count, int h) {
+  __m256i rows = _mm256_setzero_si256();
+  for (int ky = 0; ky < 3; ++ky) {
+    __m128i row;
+    if (count >= 16) {
+      row = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src[ky]));
+    } else {
+      alignas(16) int8_t part[16] = {};
+      std::memcpy(part, src[ky], count);
+      row = _mm_load_si128(reinterpret_cast<const __m128i*>(part));
+    }
+    rows = _mm256_or_si256(
+        rows, _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(row), Load(kSpread.bytes[h][ky])));
+  }
+  return _mm256_xor_si256(rows, _mm256_set1_epi8(static_cast<char>(0x80)));
+}
+
+// The channels after the column blocks, in groups of 16 (two slices of 8),
+// each swept along the row as ColumnSlice does.
+template <RequantMode kMode>
+QFORGE_AVXVNNI void ColumnTail(const PackedDepthwise& conv, const ColumnSource& source,
+                               int8_t* row_out) {
+  const reference::ConvGeometry& g = conv.geometry;
+  const int channels = g.input_channels, first = conv.column_blocks * 64;
+  const ChannelEpilogue& e = conv.column_tail_epilogue;
+  const avx2::OutputStage stage(e.output);
+  constexpr bool kAddZeroPoint = kMode != RequantMode::kFloat && kMode != RequantMode::kDouble;
+  for (int group = 0; group < conv.column_tail_groups; ++group) {
+    const int c0 = first + 16 * group, count = std::min(16, channels - c0);
+    const Bytes64* w = conv.column_tail_weights.data() + static_cast<size_t>(group) * 3;
+    auto column = [&](int64_t ix, __m256i(&v)[2]) __attribute__((always_inline)) {
+      const int8_t* src[3];
+      source.Find(ix, c0, src);
+      v[0] = InterleaveEight(src, count, 0);
+      v[1] = InterleaveEight(src, count, 1);
+    };
+    __m256i cols[3][2];
+    column(-g.pad_left, cols[0]);
+    column(1 - g.pad_left, cols[1]);
+    column(2 - g.pad_left, cols[2]);
+    for (int ox = 0; ox < g.output_width; ++ox) {
+      if (ox > 0) {
+        const int64_t ix = int64_t{ox} * g.stride_w - g.pad_left;
+        if (g.stride_w == 1) {
+          for (int h = 0; h < 2; ++h) cols[0][h] = cols[1][h], cols[1][h] = cols[2][h];
+        } else {
+          for (int h = 0; h < 2; ++h) cols[0][h] = cols[2][h];
+          column(ix + 1, cols[1]);
+        }
+        column(ix + 2, cols[2]);
+      }
+      __m256i q[2];
+      for (int h = 0; h < 2; ++h) {
+        __m256i acc = Load(&e.bias[16 * group + 8 * h]);
+        for (int kx = 0; kx < 3; ++kx) {
+          acc = _mm256_dpbusd_avx_epi32(acc, cols[kx][h], Load(w[kx].bytes + 32 * h));
+        }
+        q[h] = Requantize<kMode>(acc, e.requant[group], h);
+      }
+      avx2::StoreBytes(row_out + int64_t{ox} * channels + c0,
+                       avx2::PackToInt8<kAddZeroPoint>(q[0], q[1], stage), count);
+    }
+  }
+}
+
+template <RequantMode kMode>
+QFORGE_AVXVNNI void DepthwiseRange(const PackedDepthwise& conv, const int8_t* input, int8_t* output,
+                                   int64_t begin, int64_t end) {
+  std::optional<NearestRounding> nearest;
+  if constexpr (kMode == RequantMode::kFloat || kMode == RequantMode::kDouble) nearest.emplace();
+  const reference::ConvGeometry& g = conv.geometry;
+  for (int64_t unit = begin; unit < end; ++unit) {
+    const ColumnSource source(conv, input, static_cast<int>(unit / g.output_height),
+                              static_cast<int>(unit % g.output_height));
+    int8_t* row_out = output + unit * g.output_width * g.input_channels;
+    for (int slice = 0; slice < 2 * conv.column_blocks; ++slice) {
+      if (g.stride_w == 1) {
+        ColumnSlice<1, kMode>(conv, source, slice / 2, slice % 2, row_out);
+      } else {
+        ColumnSlice<2, kMode>(conv, source, slice / 2, slice % 2, row_out);
+      }
+    }
+    ColumnTail<kMode>(conv, source, row_out);
+  }
+}
+
 #undef QFORGE_AVXVNNI
 
 }  // namespace
@@ -559,6 +781,14 @@ void GemmConv(const PackedGemmConv& conv, const int8_t* input, int8_t* output, u
               int64_t begin, int64_t end) {
   WithEpilogueMode(conv.epilogue, [&](auto mode) {
     GemmConvRange<decltype(mode)::value>(conv, input, output, scratch, begin, end);
+  });
+}
+
+void Depthwise(const PackedDepthwise& conv, const int8_t* input, int8_t* output, int64_t begin,
+               int64_t end) {
+  // The column epilogues' channels are the op's: its mode holds for them.
+  WithEpilogueMode(conv.epilogue, [&](auto mode) {
+    DepthwiseRange<decltype(mode)::value>(conv, input, output, begin, end);
   });
 }
 

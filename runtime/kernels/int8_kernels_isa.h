@@ -222,6 +222,9 @@ void Dequantize(float scale, int32_t zero_point, const int8_t* input, float* out
 namespace avxvnni {
 void GemmConv(const PackedGemmConv& conv, const int8_t* input, int8_t* output, uint8_t* scratch,
               int64_t begin, int64_t end);
+// 3x3 depthwise convs at stride 1 or 2 without dilation (the column layouts).
+void Depthwise(const PackedDepthwise& conv, const int8_t* input, int8_t* output, int64_t begin,
+               int64_t end);
 }  // namespace avxvnni
 
 namespace amx {
