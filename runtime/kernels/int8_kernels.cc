@@ -190,7 +190,7 @@ PackedGemmConv PackGemm(const ConvGeometry& g, int32_t input_zero_point,
   }
   conv.direct = pointwise && conv.depth % 4 == 0 &&
                 (isa != Isa::kAvx512Vnni || conv.depth <= kMaxDirectDepth);
-  if (isa == Isa::kAvx512Vnni && !pointwise && g.dilation_w == 1) {
+  if ((isa == Isa::kAvx512Vnni || isa == Isa::kAvxVnni) && !pointwise && g.dilation_w == 1) {
     conv.strip_run = static_cast<int>(RoundUp(int64_t{g.kernel_width} * g.input_channels, 4));
     conv.depth_padded = g.kernel_height * conv.strip_run;
     // The columns the row's taps read, and room for whole-vector writes and

@@ -174,7 +174,7 @@ struct PackedGemmConv {
   // 4, so threads can share a tile's columns; always all of them with strips.
   int blocks_per_unit = 0;
   int column_parts = 1;  // units per row tile
-  // The AVX-512 VNNI level's convs with a kernel, stride or padding (not
+  // The VNNI levels' convs with a kernel, stride or padding (not
   // 1x1, 1, 0) and without dilation along W read their rows from "strips"
   // instead of gathering them: a unit is an output row, whose KH input rows
   // (those its taps read, padding columns filled in) are copied once into the

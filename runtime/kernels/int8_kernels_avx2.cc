@@ -407,7 +407,7 @@ QFORGE_INLINE void Flip(const int8_t* x, int length, uint8_t* out) {
   const __m256i bit = _mm256_set1_epi8(static_cast<char>(0x80));
   int k = 0;
   for (; k + 32 <= length; k += 32) {
-    _mm256_store_si256(reinterpret_cast<__m256i*>(out + k), _mm256_xor_si256(Load(x + k), bit));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + k), _mm256_xor_si256(Load(x + k), bit));
   }
   if (k + 16 <= length) {
     const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x + k));
@@ -423,16 +423,16 @@ QFORGE_INLINE void Flip(const int8_t* x, int length, uint8_t* out) {
   }
 }
 
-// acc[m][h] += the flipped rows' `quads` groups of 4 bytes times the block's
-// weights, channels 8h..8h+7.
+// acc[m][h] += the flipped rows' `quads` groups of 4 bytes, from a[m] + offset
+// on, times the block's weights, channels 8h..8h+7.
 template <int kRows>
-QFORGE_AVXVNNI QFORGE_INLINE void MultiplyFlipped(const Bytes64* w, const uint8_t (*a)[kFlipChunk],
-                                                  int quads, __m256i (*acc)[2]) {
+QFORGE_AVXVNNI QFORGE_INLINE void MultiplyFlipped(const Bytes64* w, const uint8_t* const* a,
+                                                  int64_t offset, int quads, __m256i (*acc)[2]) {
   for (int kk = 0; kk < quads; ++kk) {
     const __m256i w0 = Load(w[kk].bytes), w1 = Load(w[kk].bytes + 32);
     for (int m = 0; m < kRows; ++m) {
       int32_t quad;
-      std::memcpy(&quad, &a[m][4 * kk], 4);
+      std::memcpy(&quad, a[m] + offset + 4 * kk, 4);
       const __m256i x = _mm256_set1_epi32(quad);
       acc[m][0] = Dpbusd(acc[m][0], x, w0);
       acc[m][1] = Dpbusd(acc[m][1], x, w1);
@@ -479,42 +479,61 @@ QFORGE_AVXVNNI QFORGE_INLINE __m256i Requantize(__m256i acc, const RequantBlock&
   }
 }
 
+template <int kRows>
+QFORGE_AVXVNNI QFORGE_INLINE void StartBlock(const ChannelEpilogue& e, int block,
+                                             __m256i (*acc)[2]) {
+  for (int m = 0; m < kRows; ++m) {
+    acc[m][0] = Load(&e.bias[block * kChannelsPerVector]);
+    acc[m][1] = Load(&e.bias[block * kChannelsPerVector + 8]);
+  }
+}
+
+// Requantizes a block's sums and stores row m's 16 channels at out[m] + the
+// block's first channel.
+template <int kRows, RequantMode kMode>
+QFORGE_AVXVNNI QFORGE_INLINE void StoreBlock(const PackedGemmConv& conv, int block,
+                                             const avx2::OutputStage& stage, __m256i (*acc)[2],
+                                             int8_t* const* out) {
+  const RequantBlock& q = conv.epilogue.requant[block];
+  const int c0 = block * kChannelsPerVector;
+  constexpr bool kAddZeroPoint = kMode != RequantMode::kFloat && kMode != RequantMode::kDouble;
+  for (int m = 0; m < kRows; ++m) {
+    const __m256i v0 = Requantize<kMode>(acc[m][0], q, 0);
+    const __m256i v1 = Requantize<kMode>(acc[m][1], q, 1);
+    avx2::StoreBytes(out[m] + c0, avx2::PackToInt8<kAddZeroPoint>(v0, v1, stage),
+                     conv.geometry.output_channels - c0);
+  }
+}
+
 template <int kRows, RequantMode kMode>
 QFORGE_AVXVNNI void Tile(const PackedGemmConv& conv, const int8_t* const* rows,
                          const GemmUnit& unit, int8_t* output) {
   const avx2::OutputStage stage(conv.epilogue.output);
-  const ChannelEpilogue& e = conv.epilogue;
-  const int outputs = conv.geometry.output_channels;
   const int64_t quads_total = conv.depth_padded / 4;
-  alignas(32) uint8_t a[kRows][kFlipChunk];
+  alignas(32) uint8_t flipped[kRows][kFlipChunk];
+  const uint8_t* a[kRows];
+  int8_t* out[kRows];
+  for (int m = 0; m < kRows; ++m) {
+    a[m] = flipped[m];
+    out[m] = output + (unit.first_row + m) * conv.geometry.output_channels;
+  }
   // Rows that fit are flipped once for all blocks (MobileNetV2's 1x1 convs
   // have depths of 16 to 960), deeper ones a chunk at a time for each block.
   const bool whole = conv.depth_padded <= kFlipChunk;
   if (whole) {
-    for (int m = 0; m < kRows; ++m) Flip(rows[m], conv.depth_padded, a[m]);
+    for (int m = 0; m < kRows; ++m) Flip(rows[m], conv.depth_padded, flipped[m]);
   }
   for (int block = unit.first_block; block < unit.end_block; ++block) {
-    const int c0 = block * kChannelsPerVector;
     __m256i acc[kRows][2];
-    for (int m = 0; m < kRows; ++m) {
-      acc[m][0] = Load(&e.bias[c0]);
-      acc[m][1] = Load(&e.bias[c0 + 8]);
-    }
+    StartBlock<kRows>(conv.epilogue, block, acc);
     for (int k0 = 0; k0 < conv.depth_padded; k0 += kFlipChunk) {
       const int length = std::min(kFlipChunk, conv.depth_padded - k0);
       if (!whole) {
-        for (int m = 0; m < kRows; ++m) Flip(rows[m] + k0, length, a[m]);
+        for (int m = 0; m < kRows; ++m) Flip(rows[m] + k0, length, flipped[m]);
       }
-      MultiplyFlipped<kRows>(&conv.weights[block * quads_total + k0 / 4], a, length / 4, acc);
+      MultiplyFlipped<kRows>(&conv.weights[block * quads_total + k0 / 4], a, 0, length / 4, acc);
     }
-    const RequantBlock& q = e.requant[block];
-    constexpr bool kAddZeroPoint = kMode != RequantMode::kFloat && kMode != RequantMode::kDouble;
-    for (int m = 0; m < kRows; ++m) {
-      const __m256i v0 = Requantize<kMode>(acc[m][0], q, 0);
-      const __m256i v1 = Requantize<kMode>(acc[m][1], q, 1);
-      avx2::StoreBytes(output + (unit.first_row + m) * outputs + c0,
-                       avx2::PackToInt8<kAddZeroPoint>(v0, v1, stage), outputs - c0);
-    }
+    StoreBlock<kRows, kMode>(conv, block, stage, acc, out);
   }
 }
 
@@ -556,6 +575,61 @@ QFORGE_AVXVNNI void GemmConvRange(const PackedGemmConv& conv, const int8_t* inpu
         Tile<1, kMode>(conv, rows, unit, output);
         break;
     }
+  }
+}
+
+// --- GEMM from strips (PackedGemmConv::strip_run), as at AVX-512 ---
+
+// x + 128 of any number of bytes.
+void FlipBytes(const int8_t* src, int64_t bytes, uint8_t* dst) {
+  const int64_t quads = bytes / 4 * 4;
+  Flip(src, static_cast<int>(quads), dst);
+  for (int64_t i = quads; i < bytes; ++i) dst[i] = static_cast<uint8_t>(src[i]) ^ 0x80;
+}
+
+// Pixels [ox, ox + kRows) of an output row whose strips are filled: pixel m's
+// GEMM row is KH runs of strip_run bytes, one in each strip.
+template <int kRows, RequantMode kMode>
+QFORGE_AVXVNNI void StripTile(const PackedGemmConv& conv, const uint8_t* strips, int8_t* row_out,
+                              int ox) {
+  const reference::ConvGeometry& g = conv.geometry;
+  const avx2::OutputStage stage(conv.epilogue.output);
+  const int64_t quads_total = conv.depth_padded / 4;
+  const int run_quads = conv.strip_run / 4;
+  const uint8_t* a[kRows];
+  int8_t* out[kRows];
+  for (int m = 0; m < kRows; ++m) {
+    a[m] = strips + int64_t{ox + m} * g.stride_w * g.input_channels;
+    out[m] = row_out + int64_t{ox + m} * g.output_channels;
+  }
+  for (int block = 0; block < conv.blocks_per_unit; ++block) {
+    __m256i acc[kRows][2];
+    StartBlock<kRows>(conv.epilogue, block, acc);
+    for (int ky = 0; ky < g.kernel_height; ++ky) {
+      MultiplyFlipped<kRows>(&conv.weights[block * quads_total + ky * run_quads], a,
+                             ky * conv.strip_bytes, run_quads, acc);
+    }
+    StoreBlock<kRows, kMode>(conv, block, stage, acc, out);
+  }
+}
+
+// Units are output rows (n, oy); each fills its own strips in the scratch.
+template <RequantMode kMode>
+QFORGE_AVXVNNI void StripRange(const PackedGemmConv& conv, const int8_t* input, int8_t* output,
+                               uint8_t* scratch, int64_t begin, int64_t end) {
+  const reference::ConvGeometry& g = conv.geometry;
+  std::optional<NearestRounding> nearest;
+  if constexpr (kMode == RequantMode::kFloat || kMode == RequantMode::kDouble) nearest.emplace();
+  for (int64_t unit = begin; unit < end; ++unit) {
+    uint8_t* strips = scratch + unit * g.kernel_height * conv.strip_bytes;
+    FillStrips(conv, input, static_cast<int>(unit / g.output_height),
+               static_cast<int>(unit % g.output_height), strips, FlipBytes);
+    int8_t* row_out = output + unit * g.output_width * g.output_channels;
+    int ox = 0;
+    for (; ox + kAvxVnniTileRows <= g.output_width; ox += kAvxVnniTileRows) {
+      StripTile<kAvxVnniTileRows, kMode>(conv, strips, row_out, ox);
+    }
+    for (; ox < g.output_width; ++ox) StripTile<1, kMode>(conv, strips, row_out, ox);
   }
 }
 
@@ -788,7 +862,11 @@ QFORGE_AVXVNNI void DepthwiseRange(const PackedDepthwise& conv, const int8_t* in
 void GemmConv(const PackedGemmConv& conv, const int8_t* input, int8_t* output, uint8_t* scratch,
               int64_t begin, int64_t end) {
   WithEpilogueMode(conv.epilogue, [&](auto mode) {
-    GemmConvRange<decltype(mode)::value>(conv, input, output, scratch, begin, end);
+    if (conv.strip_run > 0) {
+      StripRange<decltype(mode)::value>(conv, input, output, scratch, begin, end);
+    } else {
+      GemmConvRange<decltype(mode)::value>(conv, input, output, scratch, begin, end);
+    }
   });
 }
 

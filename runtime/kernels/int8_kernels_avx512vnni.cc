@@ -214,39 +214,6 @@ void GemmConvRange(const PackedGemmConv& conv, const int8_t* input, int8_t* outp
 
 // --- GEMM from strips (PackedGemmConv::strip_run) ---
 
-// dst[i] = value for `bytes` bytes.
-void FillBytes(uint8_t* dst, int64_t bytes, uint8_t value) {
-  const __m512i v = _mm512_set1_epi8(static_cast<char>(value));
-  int64_t i = 0;
-  for (; i + 64 <= bytes; i += 64) _mm512_storeu_si512(dst + i, v);
-  if (i < bytes) _mm512_mask_storeu_epi8(dst + i, ByteMask(static_cast<int>(bytes - i)), v);
-}
-
-// The strips of output row (n, oy): for each ky, the input columns its taps
-// read, ix = -pad_left on, flipped, with the input zero point (flipped) in
-// padding, and the bytes a last run reads past them.
-void FillStrips(const PackedGemmConv& conv, const int8_t* input, int n, int oy, uint8_t* strips) {
-  const reference::ConvGeometry& g = conv.geometry;
-  const int64_t c = g.input_channels;
-  const int64_t columns = int64_t{g.output_width - 1} * g.stride_w + g.kernel_width;
-  const int64_t bytes = columns * c + (conv.strip_run - int64_t{g.kernel_width} * c);
-  const uint8_t padding = static_cast<uint8_t>(conv.input_zero_point) ^ 0x80;
-  // Columns [first, end) of the strip are inside the image.
-  const int64_t first = std::min<int64_t>(g.pad_left, columns);
-  const int64_t end = std::max(first, std::min<int64_t>(g.pad_left + g.input_width, columns));
-  for (int ky = 0; ky < g.kernel_height; ++ky, strips += conv.strip_bytes) {
-    const int64_t iy = int64_t{oy} * g.stride_h - g.pad_top + int64_t{ky} * g.dilation_h;
-    if (iy < 0 || iy >= g.input_height || first == end) {
-      FillBytes(strips, bytes, padding);
-      continue;
-    }
-    const int8_t* row = input + (int64_t{n} * g.input_height + iy) * g.input_width * c;
-    FillBytes(strips, first * c, padding);
-    FlipBytes(row + (first - g.pad_left) * c, (end - first) * c, strips + first * c);
-    FillBytes(strips + end * c, bytes - end * c, padding);
-  }
-}
-
 // Pixels [ox, ox + count) of an output row whose strips are filled, count <= MR
 // (a short tile repeats its last pixel, as GemmRows does).
 template <int MR, RequantMode kMode>
@@ -272,7 +239,7 @@ void StripRange(const PackedGemmConv& conv, const int8_t* input, int8_t* output,
   for (int64_t unit = begin; unit < end; ++unit) {
     uint8_t* strips = scratch + unit * g.kernel_height * conv.strip_bytes;
     FillStrips(conv, input, static_cast<int>(unit / g.output_height),
-               static_cast<int>(unit % g.output_height), strips);
+               static_cast<int>(unit % g.output_height), strips, FlipBytes);
     int8_t* row_out = output + unit * g.output_width * g.output_channels;
     for (int ox = 0; ox < g.output_width; ox += conv.tile_rows) {
       const int count = std::min(conv.tile_rows, g.output_width - ox);

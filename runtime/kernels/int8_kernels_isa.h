@@ -6,7 +6,9 @@
 #ifndef QFORGE_RUNTIME_KERNELS_INT8_KERNELS_ISA_H_
 #define QFORGE_RUNTIME_KERNELS_INT8_KERNELS_ISA_H_
 
+#include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <type_traits>
 
 #include "runtime/kernels/int8_kernels.h"
@@ -124,6 +126,34 @@ struct OutputPixel {
 // past depth.
 void GatherConvRow(const PackedGemmConv& conv, const int8_t* input, const OutputPixel& pixel,
                    uint8_t* out);
+
+// The strips of output row (n, oy) (PackedGemmConv::strip_run): for each ky,
+// the input columns its taps read, ix = -pad_left on, flipped to x + 128 by
+// flip(src, bytes, dst), with the input zero point (flipped) in padding, and
+// the bytes a last run reads past them.
+template <typename Flip>
+void FillStrips(const PackedGemmConv& conv, const int8_t* input, int n, int oy, uint8_t* strips,
+                const Flip& flip) {
+  const reference::ConvGeometry& g = conv.geometry;
+  const int64_t c = g.input_channels;
+  const int64_t columns = int64_t{g.output_width - 1} * g.stride_w + g.kernel_width;
+  const int64_t bytes = columns * c + (conv.strip_run - int64_t{g.kernel_width} * c);
+  const uint8_t padding = static_cast<uint8_t>(conv.input_zero_point) ^ 0x80;
+  // Columns [first, end) of the strip are inside the image.
+  const int64_t first = std::min<int64_t>(g.pad_left, columns);
+  const int64_t end = std::max(first, std::min<int64_t>(g.pad_left + g.input_width, columns));
+  for (int ky = 0; ky < g.kernel_height; ++ky, strips += conv.strip_bytes) {
+    const int64_t iy = int64_t{oy} * g.stride_h - g.pad_top + int64_t{ky} * g.dilation_h;
+    if (iy < 0 || iy >= g.input_height || first == end) {
+      std::memset(strips, padding, bytes);
+      continue;
+    }
+    const int8_t* row = input + (int64_t{n} * g.input_height + iy) * g.input_width * c;
+    std::memset(strips, padding, first * c);
+    flip(row + (first - g.pad_left) * c, (end - first) * c, strips + first * c);
+    std::memset(strips + end * c, padding, bytes - end * c);
+  }
+}
 
 // The constants of 16 channels that all share one multiplier; zero_point goes
 // into the double-precision form's offset.

@@ -283,6 +283,7 @@ TEST_P(Int8KernelsTest, GatheredConvs) {
   CheckConv(Geometry(1, 5, 1, 8, 16, 3, 1, 1, 1));
   CheckConv(Geometry(1, 4, 4, 4, 20, 3, 1, 3, 1));
   CheckConv(Geometry(1, 12, 13, 7, 40, 5, 2, 2, 1));
+  CheckConv(Geometry(1, 11, 11, 3, 32, 3, 2, 1, 1));  // the first conv's; 33-byte rows
   ConvGeometry tall = Geometry(1, 12, 9, 4, 24, 3, 1, 2, 1);
   tall.dilation_h = 2;
   tall.output_height = static_cast<int>(reference::ConvOutputSize(12, 3, 1, 2, 2, 2));
