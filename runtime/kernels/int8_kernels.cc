@@ -51,12 +51,12 @@ RequantBlock MakeRequantBlock(const QuantizedMultiplier* m, int32_t zero_point =
 }
 
 // Each channel's FloatScaleFor, if every channel has one and the level runs
-// the single-precision form (the AVX-512 ones); else none. Checking takes
+// the single-precision form (every SIMD level); else none. Checking takes
 // time when an interpreter is made, so it is done once per op.
 std::vector<float> FloatScales(const std::vector<QuantizedMultiplier>& multipliers,
                                const std::vector<int64_t>& acc_bounds,
                                const reference::Int8Output& output, Isa isa) {
-  if (isa < Isa::kAvxVnni) return {};
+  if (isa < Isa::kAvx2) return {};
   std::vector<float> scales;
   for (size_t c = 0; c < multipliers.size(); ++c) {
     const std::optional<float> s = FloatScaleFor(multipliers[c], acc_bounds[c], output);
@@ -363,7 +363,8 @@ std::vector<int> Avx2DepthwiseOrder(int channels) {
 // side, in the order of Avx2Position.
 void PackAvx2Depthwise(const int8_t* filter, int channels, int taps, PackedDepthwise& conv) {
   const int pairs = (taps + 1) / 2;
-  conv.weights.assign(DivideRoundUp(int64_t{channels} / 16 * pairs * 64, 64), Bytes64{});
+  // A last group of fewer than 16 channels has zero weights past them.
+  conv.weights.assign(DivideRoundUp(int64_t{channels}, 16) * pairs, Bytes64{});
   auto* w = reinterpret_cast<int16_t*>(conv.weights.data());
   for (int c = 0; c < channels; ++c) {
     for (int t = 0; t < taps; ++t) {
@@ -631,7 +632,6 @@ PackedDepthwise PackDepthwise(const reference::Conv2DInt8Params& params, const i
   // The AVX-VNNI level runs 3x3 convs column by column, the rest on AVX2's kernel.
   if (isa == Isa::kAvxVnni && !columns) isa = Isa::kAvx2;
   if (taps > kMaxDepthwiseTaps) isa = Isa::kGeneric;
-  if (isa == Isa::kAvx2 && channels % 16 != 0) isa = Isa::kGeneric;  // AVX2 takes 16 at a time
   if (isa == Isa::kAvx512Amx) isa = Isa::kAvx512Vnni;  // no AMX depthwise kernel
   PackedDepthwise conv;
   conv.isa = isa;
@@ -655,8 +655,9 @@ PackedDepthwise PackDepthwise(const reference::Conv2DInt8Params& params, const i
   }
   if (isa == Isa::kAvx2) {
     PackAvx2Depthwise(filter, channels, taps, conv);
-    conv.epilogue = MakeEpilogue(Avx2DepthwiseOrder(channels), corrected, params.multipliers,
-                                 bounds, {}, params.output);
+    conv.epilogue =
+        MakeEpilogue(Avx2DepthwiseOrder(channels), corrected, params.multipliers, bounds,
+                     FloatScales(params.multipliers, bounds, params.output, isa), params.output);
     return conv;
   }
   if (isa == Isa::kAvxVnni) {  // the column layouts only

@@ -84,10 +84,10 @@ struct alignas(64) RequantBlock {
 //   kNegativesClamp: that, and the output clamp's qmin >= the zero point (a
 //     fused ReLU or ReLU6), so every negative result clamps to qmin and the
 //     tie rule of negative values (away from zero) cannot show.
-// The AVX-512 levels also have kExact's and kNegativesClamp's double-precision
-// forms, cheaper still, for ops whose every channel is ExactInDouble, and the
-// single-precision kFloat, cheapest, for ops whose every channel has a
-// FloatScaleFor (never from ModeFor).
+// The SIMD levels' convs also have kExact's double-precision form (the
+// AVX-512 levels' kNegativesClamp's too), cheaper still, for ops whose every
+// channel is ExactInDouble, and the single-precision kFloat, cheapest, for ops
+// whose every channel has a FloatScaleFor (never from ModeFor).
 enum class RequantMode {
   kLeftShift,
   kExact,

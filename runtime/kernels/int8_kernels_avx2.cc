@@ -9,9 +9,12 @@
 // correction beyond the input zero point's, folded into the bias. The GEMM
 // packs weights as [O / 8][K / 2][8][2] int16; the depthwise kernel pairs taps,
 // [C / 16][taps / 2][2][16 x 2] int16 in the order vpunpck{l,h}wd leaves the
-// channels in. Requantization is the AVX-512 levels' (int8_kernels_avx512_inl.h)
-// on 8 lanes, with a logical shift of the value plus 2^62 for the missing
-// 64-bit arithmetic shift.
+// channels in; the last group of a count not a multiple of 16 has zero weights
+// past it and stores only its channels. Convs requantize in the AVX-512
+// levels' single- or double-precision form where it holds (WithEpilogueMode),
+// with the rounding mode set to nearest for the call; else, as adds and means
+// do, in their 64-bit form (int8_kernels_avx512_inl.h) on 8 lanes, with a
+// logical shift of the value plus 2^62 for the missing 64-bit arithmetic shift.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -93,18 +96,75 @@ void StoreBytes(int8_t* out, __m128i v, int bytes) {
   std::memcpy(out, temp, bytes);
 }
 
+// Sets round-to-nearest, every exception masked, for the FMAs of the
+// floating-point forms, and gives the caller its own mode back.
+class NearestRounding {
+ public:
+  NearestRounding() : saved_(_mm_getcsr()) { _mm_setcsr(0x1F80); }
+  ~NearestRounding() { _mm_setcsr(saved_); }
+
+ private:
+  unsigned saved_;
+};
+
+// Channels 8h..8h+7 of `q` requantized in the form of kMode; the
+// floating-point forms' results hold the output zero point already.
+template <RequantMode kMode>
+QFORGE_INLINE __m256i Requantize(__m256i acc, const RequantBlock& q, int h) {
+  if constexpr (kMode == RequantMode::kFloat) {
+    const __m256 r = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc), _mm256_load_ps(&q.float_scale[8 * h]),
+                                     _mm256_load_ps(&q.float_offset[8 * h]));
+    return _mm256_sub_epi32(_mm256_castps_si256(r),
+                            _mm256_castps_si256(_mm256_set1_ps(kFloatRoundingMagic)));
+  } else if constexpr (kMode == RequantMode::kDouble) {
+    // As the AVX-512 levels' RoundedProductsInDouble: in each 128-bit lane,
+    // channels 0, 1 of four from the low unpack and 2, 3 from the high one,
+    // where RequantBlock keeps their constants.
+    const __m256i high =
+        _mm256_add_epi32(_mm256_set1_epi32(kHighHalfOf1p5x2p52), _mm256_srai_epi32(acc, 31));
+    const __m256d lo = _mm256_castsi256_pd(_mm256_unpacklo_epi32(acc, high));
+    const __m256d hi = _mm256_castsi256_pd(_mm256_unpackhi_epi32(acc, high));
+    const __m256d rlo = _mm256_fmadd_pd(lo, _mm256_load_pd(&q.scale[0][4 * h]),
+                                        _mm256_load_pd(&q.offset[0][4 * h]));
+    const __m256d rhi = _mm256_fmadd_pd(hi, _mm256_load_pd(&q.scale[1][4 * h]),
+                                        _mm256_load_pd(&q.offset[1][4 * h]));
+    return _mm256_castps_si256(
+        _mm256_shuffle_ps(_mm256_castpd_ps(rlo), _mm256_castpd_ps(rhi), _MM_SHUFFLE(2, 0, 2, 0)));
+  } else {
+    return MultiplyByQuantizedMultiplier<kMode>(acc, q, h);
+  }
+}
+
 // --- GEMM ---------------------------------------------------------------------
 
-// Depth values widened to int16 per pass, for the rows of a tile.
-constexpr int kDepthChunk = 256;
+// Depth values widened to int16 per pass, for the rows of a tile (8 KB on
+// the stack): MobileNetV2's depths, up to 960 and the classifier's 1280 in
+// two, are widened once for all of a tile's channels.
+constexpr int kDepthChunk = 1024;
+
+// length values of each row from k0 on, widened to int16, and a 0 after an
+// odd length (the last pair's partner).
+template <int kRows>
+QFORGE_INLINE void Widen(const int8_t* const* rows, int k0, int length,
+                         int16_t (*a16)[kDepthChunk]) {
+  for (int m = 0; m < kRows; ++m) {
+    int k = 0;
+    for (; k + 16 <= length; k += 16) {
+      const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[m] + k0 + k));
+      _mm256_store_si256(reinterpret_cast<__m256i*>(&a16[m][k]), _mm256_cvtepi8_epi16(x));
+    }
+    for (; k < length; ++k) a16[m][k] = rows[m][k0 + k];
+    if (length % 2 != 0) a16[m][length] = 0;
+  }
+}
 
 // 16 output channels (two 8-channel blocks from `block8`, the second maybe
 // past the end) of the tile's rows over one depth chunk: acc[m][b] += the
 // chunk's pairs (a16 rows of int16) times the packed weights.
-template <int NB>
+template <int NB, int kRows>
 QFORGE_INLINE void MultiplyChunk(const int16_t* weights, int pairs_total, int block8,
-                                 int first_pair, int pairs,
-                                 const int16_t (*a16)[kDepthChunk], int rows, __m256i (*acc)[2]) {
+                                 int first_pair, int pairs, const int16_t (*a16)[kDepthChunk],
+                                 __m256i (*acc)[2]) {
   const int16_t* w[NB];
   for (int b = 0; b < NB; ++b) {
     w[b] = weights + (static_cast<int64_t>(block8 + b) * pairs_total + first_pair) * 16;
@@ -112,8 +172,7 @@ QFORGE_INLINE void MultiplyChunk(const int16_t* weights, int pairs_total, int bl
   for (int k2 = 0; k2 < pairs; ++k2) {
     __m256i wv[NB];
     for (int b = 0; b < NB; ++b) wv[b] = Load(w[b] + k2 * 16);
-    for (int m = 0; m < kAvx2TileRows; ++m) {
-      if (m >= rows) break;
+    for (int m = 0; m < kRows; ++m) {
       int32_t pair;
       std::memcpy(&pair, &a16[m][2 * k2], 4);
       const __m256i av = _mm256_set1_epi32(pair);
@@ -124,15 +183,51 @@ QFORGE_INLINE void MultiplyChunk(const int16_t* weights, int pairs_total, int bl
   }
 }
 
-template <RequantMode kMode>
-void GemmConvRange(const PackedGemmConv& conv, const int8_t* input, int8_t* output,
-                   uint8_t* scratch, int64_t begin, int64_t end) {
+// The unit's channels for kRows rows, 16 at a time. Rows that fit one chunk
+// are widened once for all blocks, deeper ones a chunk at a time per block.
+template <int kRows, RequantMode kMode>
+void Tile(const PackedGemmConv& conv, const int8_t* const* rows, const GemmUnit& unit,
+          int8_t* output) {
   const OutputStage stage(conv.epilogue.output);
   const ChannelEpilogue& e = conv.epilogue;
   const int outputs = conv.geometry.output_channels;
   const int pairs_total = conv.depth_padded / 2;
   const auto* weights = reinterpret_cast<const int16_t*>(conv.weights.data());
-  alignas(32) int16_t a16[kAvx2TileRows][kDepthChunk];
+  alignas(32) int16_t a16[kRows][kDepthChunk];
+  const bool whole = conv.depth <= kDepthChunk;
+  if (whole) Widen<kRows>(rows, 0, conv.depth, a16);
+  constexpr bool kAddZeroPoint = kMode != RequantMode::kFloat && kMode != RequantMode::kDouble;
+  for (int c0 = unit.first_block * 16; c0 < std::min(unit.end_block * 16, outputs); c0 += 16) {
+    __m256i acc[kRows][2];
+    for (int m = 0; m < kRows; ++m) {
+      acc[m][0] = Load(&e.bias[c0]);
+      acc[m][1] = Load(&e.bias[c0 + 8]);
+    }
+    for (int k0 = 0; k0 < conv.depth; k0 += kDepthChunk) {
+      const int length = std::min(kDepthChunk, conv.depth - k0);
+      if (!whole) Widen<kRows>(rows, k0, length, a16);
+      const int pairs = (length + 1) / 2;
+      if (outputs - c0 > 8) {
+        MultiplyChunk<2, kRows>(weights, pairs_total, c0 / 8, k0 / 2, pairs, a16, acc);
+      } else {
+        MultiplyChunk<1, kRows>(weights, pairs_total, c0 / 8, k0 / 2, pairs, a16, acc);
+      }
+    }
+    const RequantBlock& q = e.requant[c0 / 16];
+    for (int m = 0; m < kRows; ++m) {
+      const __m256i v0 = Requantize<kMode>(acc[m][0], q, 0);
+      const __m256i v1 = Requantize<kMode>(acc[m][1], q, 1);
+      StoreBytes(output + (unit.first_row + m) * outputs + c0,
+                 PackToInt8<kAddZeroPoint>(v0, v1, stage), outputs - c0);
+    }
+  }
+}
+
+template <RequantMode kMode>
+void GemmConvRange(const PackedGemmConv& conv, const int8_t* input, int8_t* output,
+                   uint8_t* scratch, int64_t begin, int64_t end) {
+  std::optional<NearestRounding> nearest;
+  if constexpr (kMode == RequantMode::kFloat || kMode == RequantMode::kDouble) nearest.emplace();
   for (int64_t index = begin; index < end; ++index) {
     const GemmUnit unit(conv, index);
     const int8_t* rows[kAvx2TileRows];
@@ -146,39 +241,20 @@ void GemmConvRange(const PackedGemmConv& conv, const int8_t* input, int8_t* outp
         rows[m] = reinterpret_cast<const int8_t*>(gathered);
       }
     }
-    // Channels 16 at a time (two 8-channel blocks), from the unit's 16-channel blocks.
-    for (int c0 = unit.first_block * 16; c0 < std::min(unit.end_block * 16, outputs); c0 += 16) {
-      const int nb = outputs - c0 > 8 ? 2 : 1;
-      __m256i acc[kAvx2TileRows][2];
-      for (int m = 0; m < kAvx2TileRows; ++m) {
-        acc[m][0] = Load(&e.bias[c0]);
-        acc[m][1] = Load(&e.bias[c0 + 8]);
-      }
-      for (int k0 = 0; k0 < conv.depth; k0 += kDepthChunk) {
-        const int length = std::min(kDepthChunk, conv.depth - k0);
-        for (int m = 0; m < unit.rows; ++m) {
-          int k = 0;
-          for (; k + 16 <= length; k += 16) {
-            const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[m] + k0 + k));
-            _mm256_store_si256(reinterpret_cast<__m256i*>(&a16[m][k]), _mm256_cvtepi8_epi16(x));
-          }
-          for (; k < length; ++k) a16[m][k] = rows[m][k0 + k];
-          if (length % 2 != 0) a16[m][length] = 0;  // the odd depth's pair partner
-        }
-        const int pairs = (length + 1) / 2;
-        if (nb == 2) {
-          MultiplyChunk<2>(weights, pairs_total, c0 / 8, k0 / 2, pairs, a16, unit.rows, acc);
-        } else {
-          MultiplyChunk<1>(weights, pairs_total, c0 / 8, k0 / 2, pairs, a16, unit.rows, acc);
-        }
-      }
-      const RequantBlock& q = e.requant[c0 / 16];
-      for (int m = 0; m < unit.rows; ++m) {
-        const __m256i v0 = MultiplyByQuantizedMultiplier<kMode>(acc[m][0], q, 0);
-        const __m256i v1 = MultiplyByQuantizedMultiplier<kMode>(acc[m][1], q, 1);
-        StoreBytes(output + (unit.first_row + m) * outputs + c0, PackToInt8(v0, v1, stage),
-                   outputs - c0);
-      }
+    static_assert(kAvx2TileRows == 4);
+    switch (unit.rows) {
+      case 4:
+        Tile<4, kMode>(conv, rows, unit, output);
+        break;
+      case 3:
+        Tile<3, kMode>(conv, rows, unit, output);
+        break;
+      case 2:
+        Tile<2, kMode>(conv, rows, unit, output);
+        break;
+      default:
+        Tile<1, kMode>(conv, rows, unit, output);
+        break;
     }
   }
 }
@@ -195,6 +271,9 @@ void DepthwiseRange(const PackedDepthwise& conv, const int8_t* input, int8_t* ou
   const OutputStage stage(e.output);
   const auto* weights = reinterpret_cast<const int16_t*>(conv.weights.data());
   const int8_t* taps[kMaxDepthwiseTaps + 1];
+  constexpr bool kAddZeroPoint = kMode != RequantMode::kFloat && kMode != RequantMode::kDouble;
+  std::optional<NearestRounding> nearest;
+  if constexpr (!kAddZeroPoint) nearest.emplace();
   for (int64_t unit = begin; unit < end; ++unit) {
     const int n = static_cast<int>(unit / g.output_height);
     const int oy = static_cast<int>(unit % g.output_height);
@@ -217,9 +296,9 @@ void DepthwiseRange(const PackedDepthwise& conv, const int8_t* input, int8_t* ou
         }
         const RequantBlock& q = e.requant[c0 / 16];
         // Packing lo with hi puts the channels back in order.
-        const __m256i packed = _mm256_packs_epi32(MultiplyByQuantizedMultiplier<kMode>(lo, q, 0),
-                                                  MultiplyByQuantizedMultiplier<kMode>(hi, q, 1));
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(out + c0), Int16ToInt8(packed, stage));
+        const __m256i packed =
+            _mm256_packs_epi32(Requantize<kMode>(lo, q, 0), Requantize<kMode>(hi, q, 1));
+        StoreBytes(out + c0, Int16ToInt8<kAddZeroPoint>(packed, stage), channels - c0);
       }
     }
   }
@@ -302,14 +381,14 @@ void MeanImage(const reference::MeanInt8Params& p, const RequantBlock& q, const 
 
 void GemmConv(const PackedGemmConv& conv, const int8_t* input, int8_t* output, uint8_t* scratch,
               int64_t begin, int64_t end) {
-  WithMode(conv.epilogue.mode, [&](auto mode) {
+  WithEpilogueMode(conv.epilogue, [&](auto mode) {
     GemmConvRange<decltype(mode)::value>(conv, input, output, scratch, begin, end);
   });
 }
 
 void Depthwise(const PackedDepthwise& conv, const int8_t* input, int8_t* output, int64_t begin,
                int64_t end) {
-  WithMode(conv.epilogue.mode, [&](auto mode) {
+  WithEpilogueMode(conv.epilogue, [&](auto mode) {
     DepthwiseRange<decltype(mode)::value>(conv, input, output, begin, end);
   });
 }
@@ -380,16 +459,15 @@ void Dequantize(float scale, int32_t zero_point, const int8_t* input, float* out
 // 8-15 in the next), the activations flipped to unsigned x + 128 (the bias
 // takes the 128 * sum of weights this adds), and one vpdpbusd sums four
 // products into each of 8 channels. A tile is 6 rows x 16 channels in 12
-// accumulators. Requantization takes the AVX-512 levels' single- and
-// double-precision forms where they hold (WithEpilogueMode), on 8 lanes with
-// the rounding mode set to nearest for the call, else the AVX2 level's
-// 64-bit form.
+// accumulators. Requantization is the AVX2 level's.
 namespace qforge::kernels::avxvnni {
 namespace {
 
 #define QFORGE_AVXVNNI __attribute__((target("avx2,fma,avxvnni")))
 
 using avx2::Load;
+using avx2::NearestRounding;
+using avx2::Requantize;
 
 // acc + vpdpbusd(x, w), accumulated in place. Through the intrinsic, GCC 12
 // copies the 6x16 tile's sums between registers and to the stack at every
@@ -437,45 +515,6 @@ QFORGE_AVXVNNI QFORGE_INLINE void MultiplyFlipped(const Bytes64* w, const uint8_
       acc[m][0] = Dpbusd(acc[m][0], x, w0);
       acc[m][1] = Dpbusd(acc[m][1], x, w1);
     }
-  }
-}
-
-// Sets round-to-nearest, every exception masked, for the FMAs of the
-// floating-point forms, and gives the caller its own mode back.
-class NearestRounding {
- public:
-  NearestRounding() : saved_(_mm_getcsr()) { _mm_setcsr(0x1F80); }
-  ~NearestRounding() { _mm_setcsr(saved_); }
-
- private:
-  unsigned saved_;
-};
-
-// Channels 8h..8h+7 of `q` requantized in the form of kMode; the
-// floating-point forms' results hold the output zero point already.
-template <RequantMode kMode>
-QFORGE_AVXVNNI QFORGE_INLINE __m256i Requantize(__m256i acc, const RequantBlock& q, int h) {
-  if constexpr (kMode == RequantMode::kFloat) {
-    const __m256 r = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc), _mm256_load_ps(&q.float_scale[8 * h]),
-                                     _mm256_load_ps(&q.float_offset[8 * h]));
-    return _mm256_sub_epi32(_mm256_castps_si256(r),
-                            _mm256_castps_si256(_mm256_set1_ps(kFloatRoundingMagic)));
-  } else if constexpr (kMode == RequantMode::kDouble) {
-    // As the AVX-512 levels' RoundedProductsInDouble: in each 128-bit lane,
-    // channels 0, 1 of four from the low unpack and 2, 3 from the high one,
-    // where RequantBlock keeps their constants.
-    const __m256i high =
-        _mm256_add_epi32(_mm256_set1_epi32(kHighHalfOf1p5x2p52), _mm256_srai_epi32(acc, 31));
-    const __m256d lo = _mm256_castsi256_pd(_mm256_unpacklo_epi32(acc, high));
-    const __m256d hi = _mm256_castsi256_pd(_mm256_unpackhi_epi32(acc, high));
-    const __m256d rlo = _mm256_fmadd_pd(lo, _mm256_load_pd(&q.scale[0][4 * h]),
-                                        _mm256_load_pd(&q.offset[0][4 * h]));
-    const __m256d rhi = _mm256_fmadd_pd(hi, _mm256_load_pd(&q.scale[1][4 * h]),
-                                        _mm256_load_pd(&q.offset[1][4 * h]));
-    return _mm256_castps_si256(
-        _mm256_shuffle_ps(_mm256_castpd_ps(rlo), _mm256_castpd_ps(rhi), _MM_SHUFFLE(2, 0, 2, 0)));
-  } else {
-    return avx2::MultiplyByQuantizedMultiplier<kMode>(acc, q, h);
   }
 }
 

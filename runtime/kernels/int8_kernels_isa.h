@@ -53,7 +53,7 @@ void WithMode(RequantMode mode, const F& f) {
   }
 }
 
-// WithMode for a conv's epilogue on the AVX-512 levels: kFloat where every
+// WithMode for a conv's epilogue on the SIMD levels: kFloat where every
 // channel allows it (the early, wide layers of MobileNetV2, where the output
 // stage costs most), else kDouble where every channel is ExactInDouble (real
 // layers' are), else kLeftShift, whose 64-bit form is exact for every
