@@ -36,10 +36,10 @@ struct InterpreterOptions {
   Backend backend = Backend::kFast;
   int num_threads = 1;  // the thread pool's size; the reference path is single-threaded
   // The fast backend's kernels: unset, the best level this CPU has if it is
-  // at least kernels::kDefaultMinIsa (AVX-VNNI), else XNNPACK alone
+  // at least kernels::kDefaultMinIsa (AVX2), else XNNPACK alone
   // (QFORGE_ISA in the environment caps the level, runtime/kernels/isa.h);
-  // set, qforge's kernels at this level or the CPU's best if lower, even AVX2
-  // or the portable generic level (bit-exact, but no faster than XNNPACK).
+  // set, qforge's kernels at this level or the CPU's best if lower, even the
+  // portable generic level (bit-exact, but far slower than XNNPACK).
   std::optional<kernels::Isa> kernel_isa;
 };
 

@@ -123,7 +123,7 @@ TEST(Interpreter, ReportsWhatRunsEachOp) {
 }
 
 // By default the fast backend uses qforge's kernels only where the CPU has
-// AVX-VNNI or better; elsewhere (or with QFORGE_ISA=generic, as the
+// AVX2 or better; elsewhere (or with QFORGE_ISA=generic, as the
 // interpreter_generic_cpu_test target runs this) XNNPACK runs every op.
 TEST(Interpreter, DefaultFastBackendFollowsTheCpu) {
   std::shared_ptr<const CompiledModel> model = SmallNetwork();

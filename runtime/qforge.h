@@ -46,9 +46,8 @@ typedef enum {
 
 typedef enum {
   /* qforge's own int8 kernels, bit-exact with the reference, where the CPU
-   * has AVX-VNNI or AVX-512 VNNI (QFORGE_ISA=avx2 or generic in the
-   * environment turns them off); XNNPACK for float ops, and for every op on
-   * other CPUs */
+   * has AVX2 or better (QFORGE_ISA=generic in the environment turns them
+   * off); XNNPACK for float ops, and for every op on other CPUs */
   QFORGE_BACKEND_FAST = 0,
   QFORGE_BACKEND_REFERENCE = 1,    /* portable reference kernels */
   QFORGE_BACKEND_XNNPACK_ONLY = 2, /* XNNPACK for every op (int8 within 1 LSB) */

@@ -11,12 +11,13 @@
 // medians. Measured on an Intel Xeon at the avx512amx level, on the model
 // convert writes: 2.90x float, 2.68x XNNPACK, 73x the reference; capped at
 // avx512vnni (QFORGE_ISA), on the earlier builder's model: 1.96x, 2.2x, 60x.
-// The bounds, 1.5x, 1.5x and 10x, leave a wide margin. The avxvnni level
-// (CPUs with AVX-VNNI and without AVX-512, where XNNPACK runs its AVX2
-// kernels) is bound by 1.1x XNNPACK's int8: on an AMD EPYC Zen 5 with XNNPACK
-// kept from AVX-512 (cpuinfo told so, a measurement only) it was 1.24x, and
-// 2.0x float. Run there with QFORGE_ISA=avxvnni, XNNPACK keeps AVX-512 and
-// this bound does not hold.
+// The bounds, 1.5x, 1.5x and 10x, leave a wide margin. On CPUs without
+// AVX-512, where XNNPACK runs its AVX2 kernels, the avxvnni level keeps the
+// bound of 1.5x XNNPACK's int8 and the avx2 level's is 1.0x: on an AMD EPYC
+// Zen 5 with XNNPACK kept from AVX-512 (cpuinfo told so, a measurement only)
+// they were 2.14x-2.20x and 1.15x-1.21x, against float 3.80x and 2.03x-2.07x.
+// Run there with QFORGE_ISA=avxvnni or avx2, XNNPACK keeps AVX-512 and these
+// bounds do not hold.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -102,7 +103,7 @@ TEST(RuntimeSpeed, QforgeKernelsBeatFloatXnnpackAndTheReference) {
               kernels::IsaName(isa), 1e3 * fast[0], 1e3 * fast[1], vs_float, 1e3 * fast[2],
               vs_xnnpack, 1e3 * slow, vs_reference);
   EXPECT_GT(vs_float, 1.5) << "int8 on qforge's kernels is not clearly faster than float";
-  const double xnnpack_bound = isa >= kernels::Isa::kAvx512Vnni ? 1.5 : 1.1;
+  const double xnnpack_bound = isa >= kernels::Isa::kAvxVnni ? 1.5 : 1.0;
   EXPECT_GT(vs_xnnpack, xnnpack_bound)
       << "qforge's kernels are not clearly faster than XNNPACK's int8";
   EXPECT_GT(vs_reference, 10) << "qforge's kernels are not much faster than the reference";

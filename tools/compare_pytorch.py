@@ -22,7 +22,7 @@ Rows, each with 1 and 2 threads:
     calibrated on the PyTorch int8 rows' batches (tools/make_mobilenet_v2
     --checkpoint, the per-channel histogram qconfig);
     its default backend (qforge's own int8 kernels where the CPU has
-    AVX-VNNI, AVX-512 VNNI or AMX), and int8 on XNNPACK alone for reference
+    AVX2 or better), and int8 on XNNPACK alone for reference
 
 With --peers, also the runtimes a qforge user would pick instead, on the same
 MobileNetV2 exported to ONNX (tools/peer_runtimes.py says how):

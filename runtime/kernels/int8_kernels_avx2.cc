@@ -1,4 +1,4 @@
-// The AVX2 level of int8_kernels.h, for x86-64 CPUs without AVX-512 VNNI
+// The AVX2 level of int8_kernels.h, for x86-64 CPUs without VNNI
 // (Haswell to Skylake clients, Zen 1 to 3), and the AVX-VNNI level's GEMM
 // (Alder Lake and later clients, their E-core parts), which uses the rest of
 // this level. Compiled with -mavx2 -mfma (see BUILD), the AVX-VNNI functions

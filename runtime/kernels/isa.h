@@ -19,7 +19,7 @@
 namespace qforge::kernels {
 
 enum class Isa {
-  kGeneric = 0,     // portable C++: any CPU; exact, but no faster than XNNPACK
+  kGeneric = 0,     // portable C++: any CPU; exact, but far slower than XNNPACK
   kAvx2 = 1,        // AVX2 + FMA (Haswell, Zen 1 and later)
   kAvxVnni = 2,     // AVX2 + AVX-VNNI, 256-bit vpdpbusd (Alder Lake and its E-cores, Zen 5)
   kAvx512Vnni = 3,  // AVX-512 F/BW/DQ/VL + VNNI (Cascade Lake, Ice Lake, Zen 4 and later)
@@ -29,11 +29,11 @@ enum class Isa {
 inline constexpr Isa kBestIsa = Isa::kAvx512Amx;
 
 // The lowest level the fast backend uses qforge's kernels at unless asked to:
-// below it XNNPACK is faster (MobileNetV2 at 224x224, 1 thread, on an AMD
-// EPYC Zen 5 with XNNPACK kept to its AVX2 kernels: the AVX2 level 10.5 ms,
-// XNNPACK 8.2 ms, the AVX-VNNI level 6.6 ms), so the AVX2 and generic levels
-// run only when InterpreterOptions::kernel_isa asks.
-inline constexpr Isa kDefaultMinIsa = Isa::kAvxVnni;
+// the generic level is far slower than XNNPACK, so it runs only when
+// InterpreterOptions::kernel_isa asks. The AVX2 level is faster than
+// XNNPACK's AVX2 kernels (MobileNetV2 at 224x224 on an AMD EPYC Zen 5 with
+// XNNPACK kept from AVX-512: 0.82-0.88x its time at 1 thread, 0.81x at 2).
+inline constexpr Isa kDefaultMinIsa = Isa::kAvx2;
 
 // The highest level this CPU and OS support, capped by QFORGE_ISA if it is set
 // to a known level name.
