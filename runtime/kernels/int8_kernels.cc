@@ -570,6 +570,20 @@ void GatherConvRow(const PackedGemmConv& conv, const int8_t* input, const Output
   std::memset(out, 0, static_cast<size_t>(conv.depth_padded - conv.depth));
 }
 
+void FindUnitRows(const PackedGemmConv& conv, const int8_t* input, uint8_t* scratch,
+                  const GemmUnit& unit, const int8_t** rows) {
+  OutputPixel pixel(conv.geometry, unit.first_row);
+  for (int m = 0; m < unit.rows; ++m, pixel.Next(conv.geometry)) {
+    if (conv.direct) {
+      rows[m] = input + (unit.first_row + m) * conv.depth;
+    } else {
+      uint8_t* gathered = unit.ScratchRows(conv, scratch) + int64_t{m} * conv.depth_padded;
+      GatherConvRow(conv, input, pixel, gathered);
+      rows[m] = reinterpret_cast<const int8_t*>(gathered);
+    }
+  }
+}
+
 PackedGemmConv PackGemmConv(const reference::Conv2DInt8Params& params, const int8_t* filter,
                             const int32_t* bias, Isa isa) {
   return PackGemm(params.geometry, params.input_zero_point, params.multipliers, params.output,

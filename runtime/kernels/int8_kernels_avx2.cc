@@ -231,16 +231,7 @@ void GemmConvRange(const PackedGemmConv& conv, const int8_t* input, int8_t* outp
   for (int64_t index = begin; index < end; ++index) {
     const GemmUnit unit(conv, index);
     const int8_t* rows[kAvx2TileRows];
-    OutputPixel pixel(conv.geometry, unit.first_row);
-    for (int m = 0; m < unit.rows; ++m, pixel.Next(conv.geometry)) {
-      if (conv.direct) {
-        rows[m] = input + (unit.first_row + m) * conv.depth;
-      } else {
-        uint8_t* gathered = unit.ScratchRows(conv, scratch) + int64_t{m} * conv.depth_padded;
-        GatherConvRow(conv, input, pixel, gathered);
-        rows[m] = reinterpret_cast<const int8_t*>(gathered);
-      }
-    }
+    FindUnitRows(conv, input, scratch, unit, rows);
     static_assert(kAvx2TileRows == 4);
     switch (unit.rows) {
       case 4:
@@ -584,16 +575,7 @@ QFORGE_AVXVNNI void GemmConvRange(const PackedGemmConv& conv, const int8_t* inpu
   for (int64_t index = begin; index < end; ++index) {
     const GemmUnit unit(conv, index);
     const int8_t* rows[kAvxVnniTileRows];
-    OutputPixel pixel(conv.geometry, unit.first_row);
-    for (int m = 0; m < unit.rows; ++m, pixel.Next(conv.geometry)) {
-      if (conv.direct) {
-        rows[m] = input + (unit.first_row + m) * conv.depth;
-      } else {
-        uint8_t* gathered = unit.ScratchRows(conv, scratch) + int64_t{m} * conv.depth_padded;
-        GatherConvRow(conv, input, pixel, gathered);
-        rows[m] = reinterpret_cast<const int8_t*>(gathered);
-      }
-    }
+    FindUnitRows(conv, input, scratch, unit, rows);
     switch (unit.rows) {
       case 6:
         Tile<6, kMode>(conv, rows, unit, output);

@@ -155,6 +155,11 @@ void FillStrips(const PackedGemmConv& conv, const int8_t* input, int n, int oy, 
   }
 }
 
+// rows[m] for m < unit.rows: row m of the unit's A, the input's own row for a
+// direct GEMM, else gathered into the unit's scratch rows (GatherConvRow).
+void FindUnitRows(const PackedGemmConv& conv, const int8_t* input, uint8_t* scratch,
+                  const GemmUnit& unit, const int8_t** rows);
+
 // The constants of 16 channels that all share one multiplier; zero_point goes
 // into the double-precision form's offset.
 RequantBlock UniformRequantBlock(const QuantizedMultiplier& m, int32_t zero_point = 0);
