@@ -190,8 +190,12 @@ PackedGemmConv PackGemm(const ConvGeometry& g, int32_t input_zero_point,
   }
   conv.direct = pointwise && conv.depth % 4 == 0 &&
                 (isa != Isa::kAvx512Vnni || conv.depth <= kMaxDirectDepth);
-  if ((isa == Isa::kAvx512Vnni || isa == Isa::kAvxVnni) && !pointwise && g.dilation_w == 1) {
-    conv.strip_run = static_cast<int>(RoundUp(int64_t{g.kernel_width} * g.input_channels, 4));
+  const int strip_run = static_cast<int>(RoundUp(int64_t{g.kernel_width} * g.input_channels, 4));
+  // The AVX2 level widens a row's runs together, so they must fit its chunk.
+  const bool strips = isa == Isa::kAvx512Vnni || isa == Isa::kAvxVnni ||
+                      (isa == Isa::kAvx2 && g.kernel_height * strip_run + 16 <= kAvx2DepthChunk);
+  if (strips && !pointwise && g.dilation_w == 1) {
+    conv.strip_run = strip_run;
     conv.depth_padded = g.kernel_height * conv.strip_run;
     // The columns the row's taps read, and room for whole-vector writes and
     // a last run's read past them.
@@ -202,12 +206,14 @@ PackedGemmConv PackGemm(const ConvGeometry& g, int32_t input_zero_point,
   // AMX multiplies signed by signed bytes, AVX2 int16 by int16; both VNNI
   // levels the activations as unsigned x + 128 by signed weights; the generic
   // level unsigned weights w + 128 by signed activations.
-  if (isa == Isa::kAvx2) {
-    conv.weights = PackAvx2GemmWeights(weights, g.output_channels, conv.depth, conv.depth_padded);
-  } else if (conv.strip_run > 0) {
+  if (conv.strip_run > 0) {
     const std::vector<int8_t> runs = PadRuns(weights, g, conv.strip_run);
-    conv.weights =
-        PackGemmWeights(runs.data(), g.output_channels, conv.depth_padded, conv.depth_padded, 0);
+    conv.weights = isa == Isa::kAvx2 ? PackAvx2GemmWeights(runs.data(), g.output_channels,
+                                                           conv.depth_padded, conv.depth_padded)
+                                     : PackGemmWeights(runs.data(), g.output_channels,
+                                                       conv.depth_padded, conv.depth_padded, 0);
+  } else if (isa == Isa::kAvx2) {
+    conv.weights = PackAvx2GemmWeights(weights, g.output_channels, conv.depth, conv.depth_padded);
   } else {
     conv.weights = PackGemmWeights(weights, g.output_channels, conv.depth, conv.depth_padded,
                                    isa == Isa::kGeneric ? 128 : 0);

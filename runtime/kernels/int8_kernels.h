@@ -174,15 +174,16 @@ struct PackedGemmConv {
   // 4, so threads can share a tile's columns; always all of them with strips.
   int blocks_per_unit = 0;
   int column_parts = 1;  // units per row tile
-  // The VNNI levels' convs with a kernel, stride or padding (not
+  // The SIMD levels' convs with a kernel, stride or padding (not
   // 1x1, 1, 0) and without dilation along W read their rows from "strips"
   // instead of gathering them: a unit is an output row, whose KH input rows
   // (those its taps read, padding columns filled in) are copied once into the
-  // scratch, flipped, and each pixel of the row reads its GEMM row in place:
-  // KH runs of KW * C bytes at the pixel's column. Each run takes strip_run
-  // bytes of the packed depth (KW * C rounded up to 4, zero weights past
-  // KW * C), so depth_padded = KH * strip_run. Gathering pixel by pixel took
-  // half of MobileNetV2's first conv.
+  // scratch (flipped at the VNNI levels), and each pixel of the row reads
+  // its GEMM row in place (the AVX2 level widening it to int16): KH runs of
+  // KW * C bytes at the pixel's column. Each run takes strip_run bytes of the
+  // packed depth (KW * C rounded up to 4, zero weights past KW * C), so
+  // depth_padded = KH * strip_run. Gathering pixel by pixel took half of
+  // MobileNetV2's first conv.
   int strip_run = 0;        // 0: rows of units of tile_rows, as above
   int64_t strip_bytes = 0;  // from one strip to the next in the scratch
 };

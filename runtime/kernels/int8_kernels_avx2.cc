@@ -140,7 +140,17 @@ QFORGE_INLINE __m256i Requantize(__m256i acc, const RequantBlock& q, int h) {
 // Depth values widened to int16 per pass, for the rows of a tile (8 KB on
 // the stack): MobileNetV2's depths, up to 960 and the classifier's 1280 in
 // two, are widened once for all of a tile's channels.
-constexpr int kDepthChunk = 1024;
+constexpr int kDepthChunk = kAvx2DepthChunk;
+
+// `length` values from src, widened to int16 at dst.
+QFORGE_INLINE void WidenRun(const int8_t* src, int length, int16_t* dst) {
+  int k = 0;
+  for (; k + 16 <= length; k += 16) {
+    const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + k));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + k), _mm256_cvtepi8_epi16(x));
+  }
+  for (; k < length; ++k) dst[k] = src[k];
+}
 
 // length values of each row from k0 on, widened to int16, and a 0 after an
 // odd length (the last pair's partner).
@@ -148,12 +158,7 @@ template <int kRows>
 QFORGE_INLINE void Widen(const int8_t* const* rows, int k0, int length,
                          int16_t (*a16)[kDepthChunk]) {
   for (int m = 0; m < kRows; ++m) {
-    int k = 0;
-    for (; k + 16 <= length; k += 16) {
-      const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[m] + k0 + k));
-      _mm256_store_si256(reinterpret_cast<__m256i*>(&a16[m][k]), _mm256_cvtepi8_epi16(x));
-    }
-    for (; k < length; ++k) a16[m][k] = rows[m][k0 + k];
+    WidenRun(rows[m] + k0, length, a16[m]);
     if (length % 2 != 0) a16[m][length] = 0;
   }
 }
@@ -183,29 +188,31 @@ QFORGE_INLINE void MultiplyChunk(const int16_t* weights, int pairs_total, int bl
   }
 }
 
-// The unit's channels for kRows rows, 16 at a time. Rows that fit one chunk
-// are widened once for all blocks, deeper ones a chunk at a time per block.
-template <int kRows, RequantMode kMode>
-void Tile(const PackedGemmConv& conv, const int8_t* const* rows, const GemmUnit& unit,
-          int8_t* output) {
+// Output rows [first_row, first_row + kRows), channels of blocks [first_block,
+// end_block) 16 at a time, over `depth` values a row: widen(k0, length, a16)
+// widens the rows' values [k0, k0 + length). Rows that fit one chunk are
+// widened once for all blocks, deeper ones a chunk at a time per block.
+template <int kRows, RequantMode kMode, typename WidenChunk>
+void Tile(const PackedGemmConv& conv, int depth, const WidenChunk& widen, int64_t first_row,
+          int first_block, int end_block, int8_t* output) {
   const OutputStage stage(conv.epilogue.output);
   const ChannelEpilogue& e = conv.epilogue;
   const int outputs = conv.geometry.output_channels;
   const int pairs_total = conv.depth_padded / 2;
   const auto* weights = reinterpret_cast<const int16_t*>(conv.weights.data());
   alignas(32) int16_t a16[kRows][kDepthChunk];
-  const bool whole = conv.depth <= kDepthChunk;
-  if (whole) Widen<kRows>(rows, 0, conv.depth, a16);
+  const bool whole = depth <= kDepthChunk;
+  if (whole) widen(0, depth, a16);
   constexpr bool kAddZeroPoint = kMode != RequantMode::kFloat && kMode != RequantMode::kDouble;
-  for (int c0 = unit.first_block * 16; c0 < std::min(unit.end_block * 16, outputs); c0 += 16) {
+  for (int c0 = first_block * 16; c0 < std::min(end_block * 16, outputs); c0 += 16) {
     __m256i acc[kRows][2];
     for (int m = 0; m < kRows; ++m) {
       acc[m][0] = Load(&e.bias[c0]);
       acc[m][1] = Load(&e.bias[c0 + 8]);
     }
-    for (int k0 = 0; k0 < conv.depth; k0 += kDepthChunk) {
-      const int length = std::min(kDepthChunk, conv.depth - k0);
-      if (!whole) Widen<kRows>(rows, k0, length, a16);
+    for (int k0 = 0; k0 < depth; k0 += kDepthChunk) {
+      const int length = std::min(kDepthChunk, depth - k0);
+      if (!whole) widen(k0, length, a16);
       const int pairs = (length + 1) / 2;
       if (outputs - c0 > 8) {
         MultiplyChunk<2, kRows>(weights, pairs_total, c0 / 8, k0 / 2, pairs, a16, acc);
@@ -217,9 +224,69 @@ void Tile(const PackedGemmConv& conv, const int8_t* const* rows, const GemmUnit&
     for (int m = 0; m < kRows; ++m) {
       const __m256i v0 = Requantize<kMode>(acc[m][0], q, 0);
       const __m256i v1 = Requantize<kMode>(acc[m][1], q, 1);
-      StoreBytes(output + (unit.first_row + m) * outputs + c0,
-                 PackToInt8<kAddZeroPoint>(v0, v1, stage), outputs - c0);
+      StoreBytes(output + (first_row + m) * outputs + c0, PackToInt8<kAddZeroPoint>(v0, v1, stage),
+                 outputs - c0);
     }
+  }
+}
+
+// A GEMM unit's tile of kRows rows.
+template <int kRows, RequantMode kMode>
+void UnitTile(const PackedGemmConv& conv, const int8_t* const* rows, const GemmUnit& unit,
+              int8_t* output) {
+  auto widen = [&](int k0, int length, int16_t(*a16)[kDepthChunk]) {
+    Widen<kRows>(rows, k0, length, a16);
+  };
+  Tile<kRows, kMode>(conv, conv.depth, widen, unit.first_row, unit.first_block, unit.end_block,
+                     output);
+}
+
+// Pixels [ox, ox + kRows) of output row `unit` (n, oy), whose strips are
+// filled: pixel m's row is KH runs of strip_run values, one in each strip.
+template <int kRows, RequantMode kMode>
+void StripTile(const PackedGemmConv& conv, const int8_t* strips, int64_t unit, int ox,
+               int8_t* output) {
+  const reference::ConvGeometry& g = conv.geometry;
+  auto widen = [&](int, int, int16_t(*a16)[kDepthChunk]) {
+    for (int m = 0; m < kRows; ++m) {
+      const int8_t* pixel = strips + int64_t{ox + m} * g.stride_w * g.input_channels;
+      // 16 values at a time, past the run: the strip has the bytes to read
+      // (strip_bytes), the row the room to write, and each run overwrites
+      // what the one before it wrote past its end.
+      for (int ky = 0; ky < g.kernel_height; ++ky) {
+        for (int k = 0; k < conv.strip_run; k += 16) {
+          const __m128i x =
+              _mm_loadu_si128(reinterpret_cast<const __m128i*>(pixel + ky * conv.strip_bytes + k));
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(a16[m] + ky * conv.strip_run + k),
+                              _mm256_cvtepi8_epi16(x));
+        }
+      }
+    }
+  };
+  // A strip unit's blocks_per_unit is all of the conv's blocks.
+  Tile<kRows, kMode>(conv, conv.depth_padded, widen, unit * g.output_width + ox, 0,
+                     conv.blocks_per_unit, output);
+}
+
+// Units are output rows (n, oy); each fills its own strips in the scratch,
+// the input's bytes as they are.
+template <RequantMode kMode>
+void StripRange(const PackedGemmConv& conv, const int8_t* input, int8_t* output, uint8_t* scratch,
+                int64_t begin, int64_t end) {
+  const reference::ConvGeometry& g = conv.geometry;
+  std::optional<NearestRounding> nearest;
+  if constexpr (kMode == RequantMode::kFloat || kMode == RequantMode::kDouble) nearest.emplace();
+  auto copy = [](const int8_t* src, int64_t bytes, uint8_t* dst) { std::memcpy(dst, src, bytes); };
+  for (int64_t unit = begin; unit < end; ++unit) {
+    uint8_t* strips = scratch + unit * g.kernel_height * conv.strip_bytes;
+    FillStrips(conv, input, static_cast<int>(unit / g.output_height),
+               static_cast<int>(unit % g.output_height), strips, copy);
+    const auto* row_strips = reinterpret_cast<const int8_t*>(strips);
+    int ox = 0;
+    for (; ox + kAvx2TileRows <= g.output_width; ox += kAvx2TileRows) {
+      StripTile<kAvx2TileRows, kMode>(conv, row_strips, unit, ox, output);
+    }
+    for (; ox < g.output_width; ++ox) StripTile<1, kMode>(conv, row_strips, unit, ox, output);
   }
 }
 
@@ -235,16 +302,16 @@ void GemmConvRange(const PackedGemmConv& conv, const int8_t* input, int8_t* outp
     static_assert(kAvx2TileRows == 4);
     switch (unit.rows) {
       case 4:
-        Tile<4, kMode>(conv, rows, unit, output);
+        UnitTile<4, kMode>(conv, rows, unit, output);
         break;
       case 3:
-        Tile<3, kMode>(conv, rows, unit, output);
+        UnitTile<3, kMode>(conv, rows, unit, output);
         break;
       case 2:
-        Tile<2, kMode>(conv, rows, unit, output);
+        UnitTile<2, kMode>(conv, rows, unit, output);
         break;
       default:
-        Tile<1, kMode>(conv, rows, unit, output);
+        UnitTile<1, kMode>(conv, rows, unit, output);
         break;
     }
   }
@@ -373,7 +440,11 @@ void MeanImage(const reference::MeanInt8Params& p, const RequantBlock& q, const 
 void GemmConv(const PackedGemmConv& conv, const int8_t* input, int8_t* output, uint8_t* scratch,
               int64_t begin, int64_t end) {
   WithEpilogueMode(conv.epilogue, [&](auto mode) {
-    GemmConvRange<decltype(mode)::value>(conv, input, output, scratch, begin, end);
+    if (conv.strip_run > 0) {
+      StripRange<decltype(mode)::value>(conv, input, output, scratch, begin, end);
+    } else {
+      GemmConvRange<decltype(mode)::value>(conv, input, output, scratch, begin, end);
+    }
   });
 }
 

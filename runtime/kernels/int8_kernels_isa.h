@@ -86,6 +86,9 @@ inline constexpr int kMaxNarrowDirectDepth = kMaxDirectDepth / 2;
 inline constexpr int kAmxTileRows = 16;
 inline constexpr int kAvx2TileRows = 4;
 inline constexpr int kAvxVnniTileRows = 6;
+// The AVX2 level's widening buffer, in values a row; a strip row (KH *
+// strip_run) must leave 16 of them free.
+inline constexpr int kAvx2DepthChunk = 1024;
 
 // The rows and 16-channel blocks of GEMM unit `unit`.
 struct GemmUnit {
@@ -128,17 +131,20 @@ void GatherConvRow(const PackedGemmConv& conv, const int8_t* input, const Output
                    uint8_t* out);
 
 // The strips of output row (n, oy) (PackedGemmConv::strip_run): for each ky,
-// the input columns its taps read, ix = -pad_left on, flipped to x + 128 by
-// flip(src, bytes, dst), with the input zero point (flipped) in padding, and
-// the bytes a last run reads past them.
-template <typename Flip>
+// the input columns its taps read, ix = -pad_left on, copied by
+// copy(src, bytes, dst) (the VNNI levels' flips them to x + 128), with the
+// input zero point as copy leaves it in padding, and the bytes a last run
+// reads past them.
+template <typename Copy>
 void FillStrips(const PackedGemmConv& conv, const int8_t* input, int n, int oy, uint8_t* strips,
-                const Flip& flip) {
+                const Copy& copy) {
   const reference::ConvGeometry& g = conv.geometry;
   const int64_t c = g.input_channels;
   const int64_t columns = int64_t{g.output_width - 1} * g.stride_w + g.kernel_width;
   const int64_t bytes = columns * c + (conv.strip_run - int64_t{g.kernel_width} * c);
-  const uint8_t padding = static_cast<uint8_t>(conv.input_zero_point) ^ 0x80;
+  const auto zero_point = static_cast<int8_t>(conv.input_zero_point);
+  uint8_t padding;
+  copy(&zero_point, 1, &padding);
   // Columns [first, end) of the strip are inside the image.
   const int64_t first = std::min<int64_t>(g.pad_left, columns);
   const int64_t end = std::max(first, std::min<int64_t>(g.pad_left + g.input_width, columns));
@@ -150,7 +156,7 @@ void FillStrips(const PackedGemmConv& conv, const int8_t* input, int n, int oy, 
     }
     const int8_t* row = input + (int64_t{n} * g.input_height + iy) * g.input_width * c;
     std::memset(strips, padding, first * c);
-    flip(row + (first - g.pad_left) * c, (end - first) * c, strips + first * c);
+    copy(row + (first - g.pad_left) * c, (end - first) * c, strips + first * c);
     std::memset(strips + end * c, padding, bytes - end * c);
   }
 }
