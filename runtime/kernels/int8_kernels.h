@@ -162,7 +162,7 @@ struct PackedGemmConv {
   int depth = 0;           // K
   int depth_padded = 0;    // K rounded up to a multiple of 4 (AMX: of amx_chunk)
   int amx_chunk = 0;       // AMX: depth bytes per tile multiply (4 to 64)
-  int tile_rows = 0;       // rows per tile: 6, 12 (narrow VNNI GEMMs), 16 (AMX) or 4 (AVX2)
+  int tile_rows = 0;       // rows per tile: 6, 12 (narrow VNNI GEMMs) or 16 (AMX)
   bool direct = false;     // VNNI: also depth <= kMaxDirectDepth
   int32_t input_zero_point = 0;
   // [O / 16][depth_padded / 4][16][4] bytes of w (generic: of w + 128), 0 past K.

@@ -299,8 +299,14 @@ void GemmConvRange(const PackedGemmConv& conv, const int8_t* input, int8_t* outp
     const GemmUnit unit(conv, index);
     const int8_t* rows[kAvx2TileRows];
     FindUnitRows(conv, input, scratch, unit, rows);
-    static_assert(kAvx2TileRows == 4);
+    static_assert(kAvx2TileRows == 6);
     switch (unit.rows) {
+      case 6:
+        UnitTile<6, kMode>(conv, rows, unit, output);
+        break;
+      case 5:
+        UnitTile<5, kMode>(conv, rows, unit, output);
+        break;
       case 4:
         UnitTile<4, kMode>(conv, rows, unit, output);
         break;
