@@ -12,8 +12,8 @@
 // convert writes: 2.90x float, 2.68x XNNPACK, 73x the reference; capped at
 // avx512vnni (QFORGE_ISA), on the earlier builder's model: 1.96x, 2.2x, 60x.
 // The bounds, 1.5x, 1.5x and 10x, leave a wide margin. On CPUs without
-// AVX-512, where XNNPACK runs its AVX2 kernels, the avxvnni level keeps the
-// bound of 1.5x XNNPACK's int8 and the avx2 level's is 1.0x: on an AMD EPYC
+// AVX-512, where XNNPACK runs its AVX2 kernels, the avxvnni level's bound
+// against XNNPACK's int8 is the same 1.5x and the avx2 level's 1.0x: on an AMD EPYC
 // Zen 5 with XNNPACK kept from AVX-512 (cpuinfo told so, a measurement only)
 // they were 2.14x-2.20x and 1.15x-1.21x, against float 3.80x and 2.03x-2.07x.
 // Run there with QFORGE_ISA=avxvnni or avx2, XNNPACK keeps AVX-512 and these

@@ -293,17 +293,11 @@ void GenericGemmConv(const PackedGemmConv& conv, const int8_t* input, int8_t* ou
                      uint8_t* scratch, int64_t begin, int64_t end) {
   for (int64_t unit = begin; unit < end; ++unit) {
     const GemmUnit part(conv, unit);
-    OutputPixel pixel(conv.geometry, part.first_row);
-    for (int r = 0; r < part.rows; ++r, pixel.Next(conv.geometry)) {
-      const int64_t row = part.first_row + r;
-      const int8_t* a = input + row * conv.depth;
-      if (!conv.direct) {
-        uint8_t* gathered = part.ScratchRows(conv, scratch) + int64_t{r} * conv.depth_padded;
-        GatherConvRow(conv, input, pixel, gathered);
-        a = reinterpret_cast<const int8_t*>(gathered);
-      }
-      GenericGemmRow(conv, a, part.first_block, part.end_block,
-                     output + row * conv.geometry.output_channels);
+    const int8_t* rows[kGemmTileRows];
+    FindUnitRows(conv, input, scratch, part, rows);
+    for (int r = 0; r < part.rows; ++r) {
+      GenericGemmRow(conv, rows[r], part.first_block, part.end_block,
+                     output + (part.first_row + r) * conv.geometry.output_channels);
     }
   }
 }
@@ -752,7 +746,8 @@ void RunDepthwise(const PackedDepthwise& conv, const int8_t* input, int8_t* outp
 int64_t ElementUnits(int64_t size) { return DivideRoundUp(size, kElementsPerUnit); }
 
 namespace {
-// The AVX-VNNI level has a GEMM of its own and runs the other ops on AVX2's kernels.
+// The AVX-VNNI level has GEMMs and 3x3 depthwise convs of its own and runs the
+// other ops on AVX2's kernels.
 bool OnAvx2Kernels(Isa isa) { return isa == Isa::kAvx2 || isa == Isa::kAvxVnni; }
 }  // namespace
 

@@ -84,10 +84,11 @@ struct alignas(64) RequantBlock {
 //   kNegativesClamp: that, and the output clamp's qmin >= the zero point (a
 //     fused ReLU or ReLU6), so every negative result clamps to qmin and the
 //     tie rule of negative values (away from zero) cannot show.
-// The SIMD levels' convs also have kExact's double-precision form (the
-// AVX-512 levels' kNegativesClamp's too), cheaper still, for ops whose every
-// channel is ExactInDouble, and the single-precision kFloat, cheapest, for ops
-// whose every channel has a FloatScaleFor (never from ModeFor).
+// The SIMD levels' convs also have kExact's double-precision form kDouble,
+// cheaper still, for ops whose every channel is ExactInDouble, and the
+// single-precision kFloat, cheapest, for ops whose every channel has a
+// FloatScaleFor (never from ModeFor); the AVX-512 levels' adds also have
+// kDoubleNegativesClamp.
 enum class RequantMode {
   kLeftShift,
   kExact,
@@ -174,8 +175,10 @@ struct PackedGemmConv {
   // 4, so threads can share a tile's columns; always all of them with strips.
   int blocks_per_unit = 0;
   int column_parts = 1;  // units per row tile
-  // The SIMD levels' convs with a kernel, stride or padding (not
-  // 1x1, 1, 0) and without dilation along W read their rows from "strips"
+  // The VNNI and AVX2 levels' convs with a kernel, stride or padding (not
+  // 1x1, 1, 0) and without dilation along W (at AVX2, with KH * strip_run +
+  // 16 <= kAvx2DepthChunk; AMX hands the shallow ones to the VNNI level)
+  // read their rows from "strips"
   // instead of gathering them: a unit is an output row, whose KH input rows
   // (those its taps read, padding columns filled in) are copied once into the
   // scratch (flipped at the VNNI levels), and each pixel of the row reads
@@ -245,7 +248,9 @@ struct PackedDepthwise {
 
 PackedDepthwise PackDepthwise(const reference::Conv2DInt8Params& params, const int8_t* filter,
                               const int32_t* bias, Isa isa);
-// Units are output rows (N * OH).
+// Units are output rows (N * OH). The input must stay readable for 16 bytes
+// past its end: the AVX2 level loads a last group of fewer than 16 channels
+// whole (its weights past the channels are zero).
 int64_t DepthwiseUnits(const PackedDepthwise& conv);
 void RunDepthwise(const PackedDepthwise& conv, const int8_t* input, int8_t* output,
                   int64_t begin, int64_t end);

@@ -1,7 +1,7 @@
 // The AVX2 level of int8_kernels.h, for x86-64 CPUs without VNNI
-// (Haswell to Skylake clients, Zen 1 to 3), and the AVX-VNNI level's GEMM
-// (Alder Lake and later clients, their E-core parts), which uses the rest of
-// this level. Compiled with -mavx2 -mfma (see BUILD), the AVX-VNNI functions
+// (Haswell to Skylake clients, Zen 1 to 3), and the AVX-VNNI level's GEMMs and
+// 3x3 depthwise convs (Alder Lake and later clients, their E-core parts), which
+// uses the rest of this level. Compiled with -mavx2 -mfma (see BUILD), the AVX-VNNI functions
 // with that target added; each runs only where ResolveIsa allows its level.
 //
 // Without VNNI, products are int16 pairs summed into int32 by vpmaddwd:
@@ -137,7 +137,7 @@ QFORGE_INLINE __m256i Requantize(__m256i acc, const RequantBlock& q, int h) {
 
 // --- GEMM ---------------------------------------------------------------------
 
-// Depth values widened to int16 per pass, for the rows of a tile (8 KB on
+// Depth values widened to int16 per pass, for the rows of a tile (12 KB on
 // the stack): MobileNetV2's depths, up to 960 and the classifier's 1280 in
 // two, are widened once for all of a tile's channels.
 constexpr int kDepthChunk = kAvx2DepthChunk;
@@ -247,6 +247,7 @@ template <int kRows, RequantMode kMode>
 void StripTile(const PackedGemmConv& conv, const int8_t* strips, int64_t unit, int ox,
                int8_t* output) {
   const reference::ConvGeometry& g = conv.geometry;
+  // One pass: PackGemmConv takes strips only where KH * strip_run + 16 fits.
   auto widen = [&](int, int, int16_t(*a16)[kDepthChunk]) {
     for (int m = 0; m < kRows; ++m) {
       const int8_t* pixel = strips + int64_t{ox + m} * g.stride_w * g.input_channels;
@@ -721,7 +722,8 @@ QFORGE_AVXVNNI void StripRange(const PackedGemmConv& conv, const int8_t* input, 
   for (int64_t unit = begin; unit < end; ++unit) {
     uint8_t* strips = scratch + unit * g.kernel_height * conv.strip_bytes;
     FillStrips(conv, input, static_cast<int>(unit / g.output_height),
-               static_cast<int>(unit % g.output_height), strips, FlipBytes);
+               static_cast<int>(unit % g.output_height), strips,
+               [](const int8_t* src, int64_t bytes, uint8_t* dst) { FlipBytes(src, bytes, dst); });
     int8_t* row_out = output + unit * g.output_width * g.output_channels;
     int ox = 0;
     for (; ox + kAvxVnniTileRows <= g.output_width; ox += kAvxVnniTileRows) {

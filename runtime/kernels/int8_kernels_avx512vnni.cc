@@ -239,7 +239,8 @@ void StripRange(const PackedGemmConv& conv, const int8_t* input, int8_t* output,
   for (int64_t unit = begin; unit < end; ++unit) {
     uint8_t* strips = scratch + unit * g.kernel_height * conv.strip_bytes;
     FillStrips(conv, input, static_cast<int>(unit / g.output_height),
-               static_cast<int>(unit % g.output_height), strips, FlipBytes);
+               static_cast<int>(unit % g.output_height), strips,
+               [](const int8_t* src, int64_t bytes, uint8_t* dst) { FlipBytes(src, bytes, dst); });
     int8_t* row_out = output + unit * g.output_width * g.output_channels;
     for (int ox = 0; ox < g.output_width; ox += conv.tile_rows) {
       const int count = std::min(conv.tile_rows, g.output_width - ox);

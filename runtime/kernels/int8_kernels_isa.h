@@ -135,7 +135,9 @@ void GatherConvRow(const PackedGemmConv& conv, const int8_t* input, const Output
 // the input columns its taps read, ix = -pad_left on, copied by
 // copy(src, bytes, dst) (the VNNI levels' flips them to x + 128), with the
 // input zero point as copy leaves it in padding, and the bytes a last run
-// reads past them.
+// reads past them. `copy` is a lambda, so each level's kernel file has its own
+// instantiation, built for its instructions (with a plain function's type,
+// the files would share one, and the linker could keep the AVX-512 file's).
 template <typename Copy>
 void FillStrips(const PackedGemmConv& conv, const int8_t* input, int n, int oy, uint8_t* strips,
                 const Copy& copy) {

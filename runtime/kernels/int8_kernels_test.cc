@@ -91,7 +91,7 @@ class Int8KernelsTest : public ::testing::TestWithParam<Isa> {
   }
 
   // Checks the conv three times: with multipliers of every kind; with only
-  // the layer-like ones, where the AVX-512 levels requantize in double
+  // the layer-like ones, where the SIMD levels requantize in double
   // precision; and with ones that each have a FloatScaleFor, where they
   // requantize in single precision.
   void CheckConv(const ConvGeometry& g) {
@@ -171,11 +171,11 @@ class Int8KernelsTest : public ::testing::TestWithParam<Isa> {
       if (float_like_) {
         ASSERT_EQ(conv.epilogue.exact_in_float, in_float && conv.isa >= Isa::kAvx2) << Describe(g);
       }
-      const bool avx512 = Avx512() || GetParam() == Isa::kAvxVnni;  // with column layouts
-      const bool columns = g.kernel_height == 3 && g.kernel_width == 3 && g.dilation_h == 1 &&
-                           g.dilation_w == 1 && g.stride_w <= 2;
-      EXPECT_EQ(conv.column_blocks, avx512 && columns ? g.input_channels / 64 : 0) << Describe(g);
-      EXPECT_EQ(conv.column_tail_groups, avx512 && columns ? (g.input_channels % 64 + 15) / 16 : 0)
+      const bool columns = GetParam() >= Isa::kAvxVnni && g.kernel_height == 3 &&
+                           g.kernel_width == 3 && g.dilation_h == 1 && g.dilation_w == 1 &&
+                           g.stride_w <= 2;
+      EXPECT_EQ(conv.column_blocks, columns ? g.input_channels / 64 : 0) << Describe(g);
+      EXPECT_EQ(conv.column_tail_groups, columns ? (g.input_channels % 64 + 15) / 16 : 0)
           << Describe(g);
       RunInPieces(DepthwiseUnits(conv), [&](int64_t begin, int64_t end) {
         RunDepthwise(conv, input.data(), actual.data(), begin, end);
@@ -184,12 +184,10 @@ class Int8KernelsTest : public ::testing::TestWithParam<Isa> {
     ASSERT_EQ(actual, expected) << Describe(g);
   }
 
-  // Counts the convs whose epilogue the AVX-512 levels run in each form.
+  // Counts the convs whose epilogue the SIMD levels run in each form.
   void CountEpilogue(const ChannelEpilogue& e) {
     ++(e.exact_in_float ? in_float_ : e.exact_in_double ? in_double_ : in_int64_);
   }
-  // Whether the level under test is an AVX-512 one.
-  bool Avx512() const { return GetParam() == Isa::kAvx512Vnni || GetParam() == Isa::kAvx512Amx; }
 
   // Each form the level has ran at least `least` times.
   void ExpectEveryEpilogueForm(int least) {
@@ -249,7 +247,8 @@ ConvGeometry Geometry(int batch, int h, int w, int c, int o, int k, int stride, 
 TEST_P(Int8KernelsTest, PointwiseConvAtEveryTileRemainder) {
   for (int c : {4, 8, 16, 24, 96, 160, 324}) {
     for (int o : {1, 10, 16, 24, 32, 40, 64, 96, 100, 144}) {
-      for (int pixels : {1, 5, 6, 7, 13, 16, 17, 40}) {
+      // Remainders 0 to 5 of the 6-row tiles, 1 to 11 of the 12-row ones.
+      for (int pixels : {1, 5, 6, 7, 8, 9, 13, 16, 17, 40}) {
         CheckConv(Geometry(1, 1, pixels, c, o, 1, 1, 0, 1));
       }
     }
@@ -281,6 +280,10 @@ TEST_P(Int8KernelsTest, GatheredConvs) {
   CheckConv(Geometry(1, 4, 4, 4, 20, 3, 1, 3, 1));
   CheckConv(Geometry(1, 12, 13, 7, 40, 5, 2, 2, 1));
   CheckConv(Geometry(1, 11, 11, 3, 32, 3, 2, 1, 1));  // the first conv's; 33-byte rows
+  // The AVX2 level's strips at their limit (KH * strip_run = 1008 of 1024
+  // values, 16 left free) and past it (gathered; at 128 channels in two
+  // chunks of its widening buffer).
+  for (int c : {112, 113, 128}) CheckConv(Geometry(1, 5, 6, c, 24, 3, 1, 1, 1));
   ConvGeometry tall = Geometry(1, 12, 9, 4, 24, 3, 1, 2, 1);
   tall.dilation_h = 2;
   tall.output_height = static_cast<int>(reference::ConvOutputSize(12, 3, 1, 2, 2, 2));
@@ -426,6 +429,7 @@ TEST_P(Int8KernelsTest, IgnoresTheRoundingModeOfTheCaller) {
     ASSERT_EQ(std::fesetround(mode), 0);
     CheckConv(Geometry(1, 9, 7, 96, 96, 3, 1, 1, 96));  // column layout and tail
     CheckConv(Geometry(1, 5, 6, 40, 70, 1, 1, 0, 1));
+    CheckConv(Geometry(1, 7, 8, 3, 24, 3, 2, 1, 1));  // strips
     std::fesetround(FE_TONEAREST);
     if (HasFatalFailure()) return;
   }
