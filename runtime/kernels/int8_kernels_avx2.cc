@@ -137,6 +137,27 @@ QFORGE_INLINE __m256i Requantize(__m256i acc, const RequantBlock& q, int h) {
 
 // --- GEMM ---------------------------------------------------------------------
 
+// f(std::integral_constant<int, rows>()) for a GEMM unit of 1 to 6 rows, so
+// a tile can be instantiated for its row count.
+template <typename F>
+void WithRowCount(int rows, const F& f) {
+  static_assert(kAvx2TileRows == 6 && kAvxVnniTileRows == 6);
+  switch (rows) {
+    case 6:
+      return f(std::integral_constant<int, 6>());
+    case 5:
+      return f(std::integral_constant<int, 5>());
+    case 4:
+      return f(std::integral_constant<int, 4>());
+    case 3:
+      return f(std::integral_constant<int, 3>());
+    case 2:
+      return f(std::integral_constant<int, 2>());
+    default:
+      return f(std::integral_constant<int, 1>());
+  }
+}
+
 // Depth values widened to int16 per pass, for the rows of a tile (12 KB on
 // the stack): MobileNetV2's depths, up to 960 and the classifier's 1280 in
 // two, are widened once for all of a tile's channels.
@@ -300,27 +321,9 @@ void GemmConvRange(const PackedGemmConv& conv, const int8_t* input, int8_t* outp
     const GemmUnit unit(conv, index);
     const int8_t* rows[kAvx2TileRows];
     FindUnitRows(conv, input, scratch, unit, rows);
-    static_assert(kAvx2TileRows == 6);
-    switch (unit.rows) {
-      case 6:
-        UnitTile<6, kMode>(conv, rows, unit, output);
-        break;
-      case 5:
-        UnitTile<5, kMode>(conv, rows, unit, output);
-        break;
-      case 4:
-        UnitTile<4, kMode>(conv, rows, unit, output);
-        break;
-      case 3:
-        UnitTile<3, kMode>(conv, rows, unit, output);
-        break;
-      case 2:
-        UnitTile<2, kMode>(conv, rows, unit, output);
-        break;
-      default:
-        UnitTile<1, kMode>(conv, rows, unit, output);
-        break;
-    }
+    WithRowCount(unit.rows, [&](auto count) {
+      UnitTile<decltype(count)::value, kMode>(conv, rows, unit, output);
+    });
   }
 }
 
@@ -537,6 +540,7 @@ namespace {
 using avx2::Load;
 using avx2::NearestRounding;
 using avx2::Requantize;
+using avx2::WithRowCount;
 
 // acc + vpdpbusd(x, w), accumulated in place. Through the intrinsic, GCC 12
 // copies the 6x16 tile's sums between registers and to the stack at every
@@ -654,26 +658,9 @@ QFORGE_AVXVNNI void GemmConvRange(const PackedGemmConv& conv, const int8_t* inpu
     const GemmUnit unit(conv, index);
     const int8_t* rows[kAvxVnniTileRows];
     FindUnitRows(conv, input, scratch, unit, rows);
-    switch (unit.rows) {
-      case 6:
-        Tile<6, kMode>(conv, rows, unit, output);
-        break;
-      case 5:
-        Tile<5, kMode>(conv, rows, unit, output);
-        break;
-      case 4:
-        Tile<4, kMode>(conv, rows, unit, output);
-        break;
-      case 3:
-        Tile<3, kMode>(conv, rows, unit, output);
-        break;
-      case 2:
-        Tile<2, kMode>(conv, rows, unit, output);
-        break;
-      default:
-        Tile<1, kMode>(conv, rows, unit, output);
-        break;
-    }
+    WithRowCount(unit.rows, [&](auto count) {
+      Tile<decltype(count)::value, kMode>(conv, rows, unit, output);
+    });
   }
 }
 
