@@ -19,7 +19,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <optional>
 #include <type_traits>
 
 #include "common/quantization.h"
@@ -106,6 +105,18 @@ class NearestRounding {
  private:
   unsigned saved_;
 };
+
+// Whether kMode requantizes in floating point; its results then hold the
+// output zero point already.
+template <RequantMode kMode>
+inline constexpr bool kInFloatingPoint =
+    kMode == RequantMode::kFloat || kMode == RequantMode::kDouble;
+
+// What a kernel in kMode holds for its call: NearestRounding where it
+// requantizes in floating point, nothing where in integers.
+struct CallersRounding {};
+template <RequantMode kMode>
+using RoundingFor = std::conditional_t<kInFloatingPoint<kMode>, NearestRounding, CallersRounding>;
 
 // Channels 8h..8h+7 of `q` requantized in the form of kMode; the
 // floating-point forms' results hold the output zero point already.
@@ -224,7 +235,7 @@ void Tile(const PackedGemmConv& conv, int depth, const WidenChunk& widen, int64_
   alignas(32) int16_t a16[kRows][kDepthChunk];
   const bool whole = depth <= kDepthChunk;
   if (whole) widen(0, depth, a16);
-  constexpr bool kAddZeroPoint = kMode != RequantMode::kFloat && kMode != RequantMode::kDouble;
+  constexpr bool kAddZeroPoint = !kInFloatingPoint<kMode>;
   for (int c0 = first_block * 16; c0 < std::min(end_block * 16, outputs); c0 += 16) {
     __m256i acc[kRows][2];
     for (int m = 0; m < kRows; ++m) {
@@ -296,8 +307,7 @@ template <RequantMode kMode>
 void StripRange(const PackedGemmConv& conv, const int8_t* input, int8_t* output, uint8_t* scratch,
                 int64_t begin, int64_t end) {
   const reference::ConvGeometry& g = conv.geometry;
-  std::optional<NearestRounding> nearest;
-  if constexpr (kMode == RequantMode::kFloat || kMode == RequantMode::kDouble) nearest.emplace();
+  [[maybe_unused]] const RoundingFor<kMode> rounding;
   auto copy = [](const int8_t* src, int64_t bytes, uint8_t* dst) { std::memcpy(dst, src, bytes); };
   for (int64_t unit = begin; unit < end; ++unit) {
     uint8_t* strips = scratch + unit * g.kernel_height * conv.strip_bytes;
@@ -315,8 +325,7 @@ void StripRange(const PackedGemmConv& conv, const int8_t* input, int8_t* output,
 template <RequantMode kMode>
 void GemmConvRange(const PackedGemmConv& conv, const int8_t* input, int8_t* output,
                    uint8_t* scratch, int64_t begin, int64_t end) {
-  std::optional<NearestRounding> nearest;
-  if constexpr (kMode == RequantMode::kFloat || kMode == RequantMode::kDouble) nearest.emplace();
+  [[maybe_unused]] const RoundingFor<kMode> rounding;
   for (int64_t index = begin; index < end; ++index) {
     const GemmUnit unit(conv, index);
     const int8_t* rows[kAvx2TileRows];
@@ -339,9 +348,8 @@ void DepthwiseRange(const PackedDepthwise& conv, const int8_t* input, int8_t* ou
   const OutputStage stage(e.output);
   const auto* weights = reinterpret_cast<const int16_t*>(conv.weights.data());
   const int8_t* taps[kMaxDepthwiseTaps + 1];
-  constexpr bool kAddZeroPoint = kMode != RequantMode::kFloat && kMode != RequantMode::kDouble;
-  std::optional<NearestRounding> nearest;
-  if constexpr (!kAddZeroPoint) nearest.emplace();
+  constexpr bool kAddZeroPoint = !kInFloatingPoint<kMode>;
+  [[maybe_unused]] const RoundingFor<kMode> rounding;
   for (int64_t unit = begin; unit < end; ++unit) {
     const int n = static_cast<int>(unit / g.output_height);
     const int oy = static_cast<int>(unit % g.output_height);
@@ -537,9 +545,10 @@ namespace {
 
 #define QFORGE_AVXVNNI __attribute__((target("avx2,fma,avxvnni")))
 
+using avx2::kInFloatingPoint;
 using avx2::Load;
-using avx2::NearestRounding;
 using avx2::Requantize;
+using avx2::RoundingFor;
 using avx2::WithRowCount;
 
 // acc + vpdpbusd(x, w), accumulated in place. Through the intrinsic, GCC 12
@@ -608,7 +617,7 @@ QFORGE_AVXVNNI QFORGE_INLINE void StoreBlock(const PackedGemmConv& conv, int blo
                                              int8_t* const* out) {
   const RequantBlock& q = conv.epilogue.requant[block];
   const int c0 = block * kChannelsPerVector;
-  constexpr bool kAddZeroPoint = kMode != RequantMode::kFloat && kMode != RequantMode::kDouble;
+  constexpr bool kAddZeroPoint = !kInFloatingPoint<kMode>;
   for (int m = 0; m < kRows; ++m) {
     const __m256i v0 = Requantize<kMode>(acc[m][0], q, 0);
     const __m256i v1 = Requantize<kMode>(acc[m][1], q, 1);
@@ -652,8 +661,7 @@ QFORGE_AVXVNNI void Tile(const PackedGemmConv& conv, const int8_t* const* rows,
 template <RequantMode kMode>
 QFORGE_AVXVNNI void GemmConvRange(const PackedGemmConv& conv, const int8_t* input, int8_t* output,
                                   uint8_t* scratch, int64_t begin, int64_t end) {
-  std::optional<NearestRounding> nearest;
-  if constexpr (kMode == RequantMode::kFloat || kMode == RequantMode::kDouble) nearest.emplace();
+  [[maybe_unused]] const RoundingFor<kMode> rounding;
   for (int64_t index = begin; index < end; ++index) {
     const GemmUnit unit(conv, index);
     const int8_t* rows[kAvxVnniTileRows];
@@ -704,8 +712,7 @@ template <RequantMode kMode>
 QFORGE_AVXVNNI void StripRange(const PackedGemmConv& conv, const int8_t* input, int8_t* output,
                                uint8_t* scratch, int64_t begin, int64_t end) {
   const reference::ConvGeometry& g = conv.geometry;
-  std::optional<NearestRounding> nearest;
-  if constexpr (kMode == RequantMode::kFloat || kMode == RequantMode::kDouble) nearest.emplace();
+  [[maybe_unused]] const RoundingFor<kMode> rounding;
   for (int64_t unit = begin; unit < end; ++unit) {
     uint8_t* strips = scratch + unit * g.kernel_height * conv.strip_bytes;
     FillStrips(conv, input, static_cast<int>(unit / g.output_height),
@@ -822,7 +829,7 @@ QFORGE_AVXVNNI void ColumnSlice(const PackedDepthwise& conv, const ColumnSource&
     // Per 128-bit lane, q[0..3] hold channels 0-3, 4-7, 8-11, 12-15 of its 16:
     // two packs leave them in order.
     __m256i a = _mm256_packs_epi32(q[0], q[1]), b = _mm256_packs_epi32(q[2], q[3]);
-    if constexpr (kMode != RequantMode::kFloat && kMode != RequantMode::kDouble) {
+    if constexpr (!kInFloatingPoint<kMode>) {
       a = _mm256_adds_epi16(a, clamp.zero_point16);
       b = _mm256_adds_epi16(b, clamp.zero_point16);
     }
@@ -882,7 +889,7 @@ QFORGE_AVXVNNI void ColumnTail(const PackedDepthwise& conv, const ColumnSource& 
   const int channels = g.input_channels, first = conv.column_blocks * 64;
   const ChannelEpilogue& e = conv.column_tail_epilogue;
   const avx2::OutputStage stage(e.output);
-  constexpr bool kAddZeroPoint = kMode != RequantMode::kFloat && kMode != RequantMode::kDouble;
+  constexpr bool kAddZeroPoint = !kInFloatingPoint<kMode>;
   for (int group = 0; group < conv.column_tail_groups; ++group) {
     const int c0 = first + 16 * group, count = std::min(16, channels - c0);
     const Bytes64* w = conv.column_tail_weights.data() + static_cast<size_t>(group) * 3;
@@ -924,8 +931,7 @@ QFORGE_AVXVNNI void ColumnTail(const PackedDepthwise& conv, const ColumnSource& 
 template <RequantMode kMode>
 QFORGE_AVXVNNI void DepthwiseRange(const PackedDepthwise& conv, const int8_t* input, int8_t* output,
                                    int64_t begin, int64_t end) {
-  std::optional<NearestRounding> nearest;
-  if constexpr (kMode == RequantMode::kFloat || kMode == RequantMode::kDouble) nearest.emplace();
+  [[maybe_unused]] const RoundingFor<kMode> rounding;
   const reference::ConvGeometry& g = conv.geometry;
   for (int64_t unit = begin; unit < end; ++unit) {
     const ColumnSource source(conv, input, static_cast<int>(unit / g.output_height),
