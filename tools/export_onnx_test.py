@@ -4,8 +4,9 @@ Fashion-MNIST test set.
 
 The bar is at least 99% agreement for the int8 model (the runtimes round the
 requantization differently: qforge in fixed point, ONNX Runtime and OpenVINO
-in float) and 99.9% for the float one. Runs in the venv of
-tools/install_peers.sh (onnx, onnxruntime, openvino from PyPI).
+in float), 97% for OpenVINO's where its oneDNN has no VNNI, and 99.9% for the
+float one. Runs in the venv of tools/install_peers.sh (onnx, onnxruntime,
+openvino from PyPI).
 
 Arguments: tools/model_outputs, the committed int8 and float model files,
 tools/make_mobilenet_v2.
@@ -65,6 +66,28 @@ def input_dependent_correlation(a, b):
     return float((a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum()))
 
 
+def onednn_multiplies_bytes_exactly():
+    """Whether OpenVINO's oneDNN runs int8 convs with VNNI here: the CPU has
+    AVX-512 VNNI or AVX-VNNI, and ONEDNN_MAX_CPU_ISA does not hold oneDNN
+    below it. Without VNNI, oneDNN halves the weights so that its byte products
+    cannot saturate (README, "Without AVX-512"), and its int8 model drifts from
+    the file's."""
+    with open('/proc/cpuinfo') as f:
+        flags = next((line.split(':', 1)[1].split() for line in f if line.startswith('flags')), [])
+    cap = os.environ.get('ONEDNN_MAX_CPU_ISA', os.environ.get('DNNL_MAX_CPU_ISA', 'ALL')).upper()
+    wide = cap == 'ALL' or cap.startswith('AVX512_CORE_') or cap.startswith('AVX10')
+    narrow = wide or cap.startswith('AVX2_VNNI')
+    return ('avx512_vnni' in flags and wide) or ('avx_vnni' in flags and narrow)
+
+
+# The int8 model's agreement with qforge that OpenVINO must reach (uint8 and
+# int8 activations) on an AMD EPYC (Zen 5): 99.14% and 99.20% with VNNI; held
+# by ONEDNN_MAX_CPU_ISA to AVX2 98.49% and 98.66%, to AVX512_CORE (AVX-512
+# without VNNI, as Skylake-SP) 97.52% and 97.82%. A bias scale off by 5% gives
+# 93.4%.
+OPENVINO_INT8_BAR = 0.99 if onednn_multiplies_bytes_exactly() else 0.97
+
+
 def onnx_runtime_outputs(path, x_nchw):
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
@@ -98,7 +121,7 @@ class ExportOnnxTest(unittest.TestCase):
         cls.images, cls.labels = test_set()
         cls.work = tempfile.mkdtemp(dir=os.environ.get('TEST_TMPDIR'))
 
-    def check(self, qfm, bar, activations='uint8'):
+    def check(self, qfm, bar, activations='uint8', openvino_bar=None):
         exported = export_onnx.export(qfm, activations)
         onnx.checker.check_model(exported, full_check=True)
         path = os.path.join(self.work, f'{os.path.basename(qfm)}.{activations}.onnx')
@@ -114,11 +137,12 @@ class ExportOnnxTest(unittest.TestCase):
             print(f'{os.path.basename(qfm)} ({activations}) in {runtime}: top-1 {theirs_top1:.2%} '
                   f'(qforge {ours_top1:.2%}), the same class as qforge on {agreement:.2%}, '
                   f'largest logit difference {np.abs(outputs - ours).max():.3g}')
-            self.assertGreaterEqual(agreement, bar, runtime)
+            wanted = openvino_bar if runtime == 'OpenVINO' and openvino_bar else bar
+            self.assertGreaterEqual(agreement, wanted, f'{runtime}, bar {wanted:.0%}')
         return exported
 
     def test_int8_model_agrees_with_qforge_in_onnx_runtime_and_openvino(self):
-        exported = self.check(INT8_MODEL, 0.99)
+        exported = self.check(INT8_MODEL, 0.99, openvino_bar=OPENVINO_INT8_BAR)
         kinds = {node.op_type for node in exported.graph.node}
         self.assertTrue({'QuantizeLinear', 'DequantizeLinear', 'Conv', 'Gemm', 'Add'} <= kinds)
         # ONNX Runtime runs every conv, add and the classifier on integer kernels.
@@ -171,7 +195,7 @@ class ExportOnnxTest(unittest.TestCase):
             self.assertLess(np.abs((theirs - ours).mean(0)).max(), 0.02)
 
     def test_int8_activations_as_in_the_file_agree_too(self):
-        self.check(INT8_MODEL, 0.99, activations='int8')
+        self.check(INT8_MODEL, 0.99, activations='int8', openvino_bar=OPENVINO_INT8_BAR)
 
     def test_float_model_agrees_with_qforge_in_onnx_runtime_and_openvino(self):
         self.check(FLOAT_MODEL, 0.999)
