@@ -804,20 +804,9 @@ QFORGE_AVXVNNI void ColumnSlice(const PackedDepthwise& conv, const ColumnSource&
     InterleaveColumn(src, v);
   };
   __m256i cols[3][4];
-  column(-g.pad_left, cols[0]);
-  column(1 - g.pad_left, cols[1]);
-  column(2 - g.pad_left, cols[2]);
+  StartColumns(cols, g.pad_left, column);
   for (int ox = 0; ox < g.output_width; ++ox) {
-    if (ox > 0) {
-      const int64_t ix = int64_t{ox} * kStride - g.pad_left;
-      if constexpr (kStride == 1) {
-        for (int r = 0; r < 4; ++r) cols[0][r] = cols[1][r], cols[1][r] = cols[2][r];
-      } else {
-        for (int r = 0; r < 4; ++r) cols[0][r] = cols[2][r];
-        column(ix + 1, cols[1]);
-      }
-      column(ix + 2, cols[2]);
-    }
+    if (ox > 0) AdvanceColumns(cols, ox, kStride, g.pad_left, column);
     __m256i q[4];
     for (int r = 0; r < 4; ++r) {
       __m256i acc = Load(&e.bias[block * 64 + r * 16 + 8 * h]);
@@ -900,20 +889,9 @@ QFORGE_AVXVNNI void ColumnTail(const PackedDepthwise& conv, const ColumnSource& 
       v[1] = InterleaveEight(src, count, 1);
     };
     __m256i cols[3][2];
-    column(-g.pad_left, cols[0]);
-    column(1 - g.pad_left, cols[1]);
-    column(2 - g.pad_left, cols[2]);
+    StartColumns(cols, g.pad_left, column);
     for (int ox = 0; ox < g.output_width; ++ox) {
-      if (ox > 0) {
-        const int64_t ix = int64_t{ox} * g.stride_w - g.pad_left;
-        if (g.stride_w == 1) {
-          for (int h = 0; h < 2; ++h) cols[0][h] = cols[1][h], cols[1][h] = cols[2][h];
-        } else {
-          for (int h = 0; h < 2; ++h) cols[0][h] = cols[2][h];
-          column(ix + 1, cols[1]);
-        }
-        column(ix + 2, cols[2]);
-      }
+      if (ox > 0) AdvanceColumns(cols, ox, g.stride_w, g.pad_left, column);
       __m256i q[2];
       for (int h = 0; h < 2; ++h) {
         __m256i acc = Load(&e.bias[16 * group + 8 * h]);

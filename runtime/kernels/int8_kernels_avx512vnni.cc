@@ -411,20 +411,9 @@ void ColumnRow(const PackedDepthwise& conv, const int8_t* const rows[3], int8_t*
       InterleaveColumn(src, v);
     };
     __m512i cols[3][4];
-    column(-g.pad_left, cols[0]);
-    column(1 - g.pad_left, cols[1]);
-    column(2 - g.pad_left, cols[2]);
+    StartColumns(cols, g.pad_left, column);
     for (int ox = 0; ox < g.output_width; ++ox) {
-      if (ox > 0) {
-        const int64_t ix = int64_t{ox} * kStride - g.pad_left;
-        if constexpr (kStride == 1) {
-          for (int r = 0; r < 4; ++r) cols[0][r] = cols[1][r], cols[1][r] = cols[2][r];
-        } else {
-          for (int r = 0; r < 4; ++r) cols[0][r] = cols[2][r];
-          column(ix + 1, cols[1]);
-        }
-        column(ix + 2, cols[2]);
-      }
+      if (ox > 0) AdvanceColumns(cols, ox, kStride, g.pad_left, column);
       __m512i q[4];
       for (int r = 0; r < 4; ++r) {
         __m512i acc = _mm512_loadu_si512(&e.bias[c0 + r * 16]);
@@ -495,9 +484,7 @@ void ColumnTail(const PackedDepthwise& conv, const int8_t* const rows[3], int8_t
     }
   };
   __m512i cols[3][G];
-  column(-g.pad_left, cols[0]);
-  column(1 - g.pad_left, cols[1]);
-  column(2 - g.pad_left, cols[2]);
+  StartColumns(cols, g.pad_left, column);
   constexpr int P = G <= 2 ? 4 / G : 1;
   for (int ox = 0; ox < g.output_width; ox += P) {
     const int count = std::min(P, g.output_width - ox);
@@ -505,16 +492,7 @@ void ColumnTail(const PackedDepthwise& conv, const int8_t* const rows[3], int8_t
 #pragma GCC unroll 4
     for (int m = 0; m < P; ++m) {
       if (m == count) break;
-      if (ox + m > 0) {
-        const int64_t ix = int64_t{ox + m} * g.stride_w - g.pad_left;
-        if (g.stride_w == 1) {
-          for (int i = 0; i < G; ++i) cols[0][i] = cols[1][i], cols[1][i] = cols[2][i];
-        } else {
-          for (int i = 0; i < G; ++i) cols[0][i] = cols[2][i];
-          column(ix + 1, cols[1]);
-        }
-        column(ix + 2, cols[2]);
-      }
+      if (ox + m > 0) AdvanceColumns(cols, ox + m, g.stride_w, g.pad_left, column);
       for (int i = 0; i < G; ++i) {
         acc[m][i] = _mm512_loadu_si512(&e.bias[i * 16]);
         for (int kx = 0; kx < 3; ++kx) {
