@@ -2,8 +2,8 @@
 """Writes the PyTorch golden files the trainer's layers are tested against.
 
 For each layer kind (convs of every shape the trainer supports, BatchNorm2d in
-training and eval, ReLU, ReLU6, Linear, mean over H and W, cross-entropy) it
-records inputs, weights, outputs and gradients, and for a tiny MobileNetV2 (the
+training and eval, ReLU, ReLU6, Linear, mean over H and W, cross-entropy, with
+and without distillation targets) it records inputs, weights, outputs and gradients, and for a tiny MobileNetV2 (the
 tutorial's architecture with a short block table, small-input strides) two SGD steps: initial weights,
 batch, logits, loss, all gradients of step 1, and weights and batch-norm
 statistics after step 2. Arrays are stored in qforge's layouts (NHWC
@@ -262,6 +262,23 @@ def schedule_goldens(out_dir):
            "cosine_lr": cosine_lr, "step_lr": step_lr})
 
 
+def distillation_golden(out_dir):
+    """QAT's distillation loss: cross-entropy against probability targets that
+    mix the labels with a teacher's softmax (QatConfig.distill)."""
+    logits = torch.randn(5, 7, requires_grad=True)
+    teacher = torch.randn(5, 7) * 3
+    labels = torch.tensor([2, 0, 6, 6, 4])
+    weight = 0.75
+    targets = ((1 - weight) * nn.functional.one_hot(labels, 7).float() +
+               weight * torch.softmax(teacher, dim=1))
+    loss = nn.functional.cross_entropy(logits, targets)
+    loss.backward()
+    write(os.path.join(out_dir, "distillation_cross_entropy.bin"),
+          {"logits": logits, "teacher_logits": teacher, "labels": labels.float(),
+           "teacher_weight": torch.tensor([weight]), "loss": loss.reshape(1),
+           "dlogits": logits.grad})
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", default="tests/testdata/golden")
@@ -274,6 +291,7 @@ def main():
     simple_goldens(args.out)
     mobilenet_v2_golden(args.out)
     schedule_goldens(args.out)
+    distillation_golden(args.out)  # last: the files above keep their draws
 
 
 if __name__ == "__main__":

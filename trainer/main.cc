@@ -99,6 +99,9 @@ ABSL_FLAG(std::string, calibrate_activations, "",
 ABSL_FLAG(int, precise_bn_batches, -1,
           "qat: when BN freezes, re-estimate its statistics over this many training batches "
           "(0: keep the moving average, the tutorial).");
+ABSL_FLAG(double, distill, -1,
+          "qat: weight of the float model's predictions in the training targets, the rest on "
+          "the labels (0: the labels alone, the tutorial).");
 ABSL_FLAG(int, calib_batches, 32, "ptq: calibration batches (the tutorial: 32).");
 ABSL_FLAG(int, calib_batch_size, 30, "ptq: images per calibration batch (the tutorial: 30).");
 
@@ -295,6 +298,7 @@ absl::StatusOr<QatConfig> QatConfigFromFlags(const std::string& checkpoint) {
   if (Given(FLAGS_precise_bn_batches)) {
     config.set_precise_bn_batches(absl::GetFlag(FLAGS_precise_bn_batches));
   }
+  if (Given(FLAGS_distill)) config.set_distill(static_cast<float>(absl::GetFlag(FLAGS_distill)));
   if (Given(FLAGS_seed)) config.set_seed(absl::GetFlag(FLAGS_seed));
   if (Given(FLAGS_threads)) config.set_threads(absl::GetFlag(FLAGS_threads));
   if (Given(FLAGS_output_dir)) config.set_output_dir(absl::GetFlag(FLAGS_output_dir));
@@ -313,6 +317,10 @@ absl::StatusOr<QatResult> Qat(const QatConfig& config, bool resume, Collectives&
   if (config.precise_bn_batches() > 0) {
     std::printf("; BN statistics re-estimated over %d batches when they freeze",
                 config.precise_bn_batches());
+  }
+  if (config.distill() > 0) {
+    std::printf("; distilled from the float model (its predictions %g of each target)",
+                config.distill());
   }
   if (ranks.size() > 1) {
     std::printf("; data-parallel on %d ranks, batch-norm statistics %s", ranks.size(),

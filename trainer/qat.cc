@@ -14,6 +14,7 @@
 #include "trainer/checkpoint.h"
 #include "trainer/dist/gradient_buckets.h"
 #include "trainer/nn/loss.h"
+#include "trainer/nn/mobilenet_v2_model.h"
 #include "trainer/nn/optimizer.h"
 #include "trainer/nn/parallel.h"
 #include "trainer/progress.h"
@@ -43,6 +44,7 @@ absl::Status ValidateQatConfig(const QatConfig& c) {
   if (!(c.weight_decay() >= 0)) return bad("weight_decay", c.weight_decay());
   if (c.threads() < 0) return bad("threads", c.threads());
   if (c.precise_bn_batches() < 0) return bad("precise_bn_batches", c.precise_bn_batches());
+  if (!(c.distill() >= 0 && c.distill() <= 1)) return bad("distill", c.distill());
   const std::string& observer = c.calibrate_activations();
   if (!observer.empty() && observer != "histogram" && observer != "mse" &&
       observer != "percentile" && observer != "minmax") {
@@ -54,13 +56,31 @@ absl::Status ValidateQatConfig(const QatConfig& c) {
   return absl::OkStatus();
 }
 
+// The float model QAT starts from, kept as it is, whose predictions the
+// targets mix in (QatConfig.distill).
+struct Teacher {
+  ParameterStore params;
+  std::unique_ptr<MobileNetV2Model> model;
+};
+
+absl::StatusOr<std::unique_ptr<Teacher>> MakeTeacher(const Checkpoint& checkpoint,
+                                                     const RestoredModel& r) {
+  auto teacher = std::make_unique<Teacher>();
+  teacher->model = std::make_unique<MobileNetV2Model>(ModelConfigFor(r.config, r.train),
+                                                      r.config.model().relu6(), teacher->params);
+  if (absl::Status s = RestoreTensors(checkpoint, teacher->params); !s.ok()) return s;
+  return teacher;
+}
+
 // One QAT run: the model, its fake quantizers, the optimizer and the data.
 class QatRun {
  public:
-  QatRun(const QatConfig& config, std::unique_ptr<RestoredModel> restored, Collectives& ranks)
+  QatRun(const QatConfig& config, std::unique_ptr<RestoredModel> restored,
+         std::unique_ptr<Teacher> teacher, Collectives& ranks)
       : config_(config),
         ranks_(ranks),
         r_(std::move(restored)),
+        teacher_(std::move(teacher)),
         qat_(*r_->model, r_->params, r_->config.model().dropout()),
         sgd_(SgdOptions{config.lr(), config.momentum(), config.weight_decay(), false}),
         buckets_(r_->params, ranks),
@@ -186,8 +206,7 @@ class QatRun {
     for (int64_t b = 0; b < batches && loader_->Next(&batch); ++b) {
       BatchToTensor(batch, x);
       r_->params.ZeroGrads();
-      const LossResult loss =
-          CrossEntropy(qat_.Forward(x, TrainingPass(batch)), batch.labels, &dlogits);
+      const LossResult loss = Loss(x, batch, &dlogits);
       if (multi_rank()) WeighShard(batch, dlogits);
       qat_.Backward(dlogits, &buckets_);
       buckets_.Finish();
@@ -211,6 +230,17 @@ class QatRun {
     e.train_accuracy = totals.accuracy();
     e.seconds = progress.elapsed_seconds();
     return e;
+  }
+
+  // The training loss of a batch and its gradient: cross-entropy against the
+  // labels, mixed with the teacher's predictions if the recipe distills.
+  LossResult Loss(const FloatTensor& x, const Batch& batch, FloatTensor* dlogits) {
+    if (teacher_ == nullptr) {
+      return CrossEntropy(qat_.Forward(x, TrainingPass(batch)), batch.labels, dlogits);
+    }
+    const FloatTensor& teacher_logits = teacher_->model->Forward(x, PassContext{});
+    return DistillationCrossEntropy(qat_.Forward(x, TrainingPass(batch)), batch.labels,
+                                    teacher_logits, config_.distill(), dlogits);
   }
 
   // BN's running statistics as the average over precise_bn_batches batches of
@@ -363,6 +393,7 @@ class QatRun {
   QatConfig config_;
   Collectives& ranks_;
   std::unique_ptr<RestoredModel> r_;
+  std::unique_ptr<Teacher> teacher_;  // null: the labels alone
   QatMobileNetV2 qat_;
   Sgd sgd_;
   GradientBuckets buckets_;
@@ -414,7 +445,13 @@ absl::StatusOr<QatResult> RunQat(const QatConfig& given, bool resume, Collective
   if (!restored.ok()) return restored.status();
   const int threads = config.threads() > 0 ? config.threads() : std::max(1, (*restored)->config.threads());
   ConfigurePool(threads);
-  QatRun run(config, *std::move(restored), all);
+  std::unique_ptr<Teacher> teacher;
+  if (config.distill() > 0) {
+    absl::StatusOr<std::unique_ptr<Teacher>> made = MakeTeacher(*source, **restored);
+    if (!made.ok()) return made.status();
+    teacher = *std::move(made);
+  }
+  QatRun run(config, *std::move(restored), std::move(teacher), all);
   if (absl::Status s = run.Init(resume); !s.ok()) return s;
   std::vector<QatEpoch> epochs;
   while (run.epochs_done() < config.epochs()) {

@@ -1,7 +1,7 @@
 // Quantization-aware training on a small trained model: a run stopped after
 // some epochs and resumed ends exactly where an uninterrupted run does, and
-// the two options beyond the tutorial's recipe (calibrated activation ranges,
-// precise BN statistics) do what they say. How QAT's int8 model compares with
+// the options beyond the tutorial's recipe (calibrated activation ranges,
+// precise BN statistics, distillation) do what they say. How QAT's int8 model compares with
 // post-training quantization, and how well its simulation predicts the
 // runtime, is tests/fidelity_test's, with bounds from a spread over seeds.
 #include "trainer/qat.h"
@@ -54,8 +54,11 @@ class QatTest : public ::testing::Test {
 
 TEST_F(QatTest, ResumedRunEndsWhereAnUninterruptedOneDoes) {
   // Short epochs; observers off and BN frozen, with precise statistics, after
-  // the second, which the resumed run must restore.
+  // the second, which the resumed run must restore; and targets half the
+  // float model's, which must again be the float checkpoint's, not the QAT
+  // state it resumes from.
   QatConfig config = Config("straight");
+  config.set_distill(0.5f);
   config.set_epochs(3);
   config.set_batches_per_epoch(5);
   config.set_disable_observer_after_epoch(0);
@@ -167,6 +170,28 @@ TEST_F(QatTest, PreciseBnReplacesTheMovingAverageWhenBnFreezes) {
   for (const auto& [name, data] : moving) EXPECT_NE(data, precise[name]) << name;
 }
 
+// distill mixes the float model's predictions into the targets: the same run
+// with and without it trains different weights.
+TEST_F(QatTest, DistillationChangesWhatQatLearns) {
+  std::map<std::string, std::string> weights[2];
+  for (int distill : {0, 1}) {
+    QatConfig config = Config("distill_" + std::to_string(distill));
+    config.set_epochs(1);
+    config.set_batches_per_epoch(2);
+    config.set_distill(static_cast<float>(distill));
+    absl::StatusOr<QatResult> result = RunQat(config, /*resume=*/false);
+    ASSERT_TRUE(result.ok()) << result.status();
+    absl::StatusOr<Checkpoint> c = ReadCheckpoint(config.output_dir() + "/qat_checkpoint.pb");
+    ASSERT_TRUE(c.ok());
+    for (const NamedTensor& t : c->tensors()) {
+      if (absl::EndsWith(t.name(), ".weight")) weights[distill][t.name()] = t.data();
+    }
+  }
+  ASSERT_FALSE(weights[0].empty());
+  ASSERT_EQ(weights[0].size(), weights[1].size());
+  for (const auto& [name, data] : weights[0]) EXPECT_NE(data, weights[1][name]) << name;
+}
+
 TEST_F(QatTest, BadConfigsAreErrors) {
   QatConfig config = Config("bad");
   config.set_lr(0);
@@ -181,6 +206,10 @@ TEST_F(QatTest, BadConfigsAreErrors) {
   config = Config("bad");
   config.set_precise_bn_batches(-1);
   EXPECT_NE(std::string(RunQat(config, false).status().message()).find("precise_bn_batches -1"),
+            std::string::npos);
+  config = Config("bad");
+  config.set_distill(1.5f);
+  EXPECT_NE(std::string(RunQat(config, false).status().message()).find("distill 1.5"),
             std::string::npos);
   config = Config("never_run");
   EXPECT_EQ(RunQat(config, /*resume=*/true).status().code(), absl::StatusCode::kNotFound);

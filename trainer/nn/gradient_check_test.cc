@@ -242,6 +242,15 @@ TEST(CrossEntropyGradient, MatchesFiniteDifferences) {
                  [&] { return CrossEntropy(z, labels, nullptr).loss; }, 1e-3f);
 }
 
+TEST(DistillationCrossEntropyGradient, MatchesFiniteDifferences) {
+  FloatTensor z = RandomTensor({3, 5}, 19), teacher = RandomTensor({3, 5}, 20), dz;
+  const std::vector<int32_t> labels = {1, 0, 3};
+  DistillationCrossEntropy(z, labels, teacher, 0.7f, &dz);
+  ExpectGradient(
+      "logits", z.ptr(), dz.ptr(), z.size(),
+      [&] { return DistillationCrossEntropy(z, labels, teacher, 0.7f, nullptr).loss; }, 1e-3f);
+}
+
 TEST(Conv2dGradient, SameResultWithTwoThreads) {
   // Per-chunk partial sums reduced in a fixed order: the thread count may
   // change results (it changes the chunks) but a given count must repeat.

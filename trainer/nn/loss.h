@@ -19,6 +19,16 @@ struct LossResult {
 LossResult CrossEntropy(const FloatTensor& logits, const std::vector<int32_t>& labels,
                         FloatTensor* dlogits);
 
+// Knowledge distillation at temperature 1: cross-entropy against targets that
+// mix the labels with a teacher's predictions on the same images,
+// q = (1 - teacher_weight) onehot(label) + teacher_weight softmax(teacher_logits),
+// as PyTorch's cross_entropy with probability targets: loss = mean_n
+// (logsumexp(z_n) - q_n . z_n), dlogits = (softmax(z) - q) / N. `correct`
+// still counts the labels.
+LossResult DistillationCrossEntropy(const FloatTensor& logits, const std::vector<int32_t>& labels,
+                                    const FloatTensor& teacher_logits, float teacher_weight,
+                                    FloatTensor* dlogits);
+
 }  // namespace qforge
 
 #endif  // QFORGE_TRAINER_NN_LOSS_H_

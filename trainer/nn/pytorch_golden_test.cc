@@ -119,6 +119,16 @@ TEST(MeanAndLossGolden, MatchPyTorch) {
   ExpectClose(dlogits, c["dlogits"], "dlogits");
 }
 
+TEST(DistillationLossGolden, MatchesPyTorch) {
+  Golden c = Load("distillation_cross_entropy");
+  std::vector<int32_t> labels(c["labels"].data.begin(), c["labels"].data.end());
+  FloatTensor dlogits;
+  const LossResult result = DistillationCrossEntropy(c["logits"], labels, c["teacher_logits"],
+                                                     c["teacher_weight"].data[0], &dlogits);
+  EXPECT_NEAR(result.loss, c["loss"].data[0], 1e-4 * std::fabs(c["loss"].data[0]));
+  ExpectClose(dlogits, c["dlogits"], "dlogits");
+}
+
 // Two SGD steps (lr 0.05, momentum 0.9, weight decay 4e-5, Nesterov) of the
 // tutorial's MobileNetV2 with a short block table, in training mode.
 TEST(MobileNetV2Golden, TwoSgdStepsMatchPyTorch) {
