@@ -3,8 +3,9 @@
 
 For each layer kind (convs of every shape the trainer supports, BatchNorm2d in
 training and eval, ReLU, ReLU6, Linear, mean over H and W, cross-entropy, with
-and without distillation targets) it records inputs, weights, outputs and gradients, and for a tiny MobileNetV2 (the
-tutorial's architecture with a short block table, small-input strides) two SGD steps: initial weights,
+and without distillation targets) it records inputs, weights, outputs and
+gradients, and for a tiny MobileNetV2 (the tutorial's architecture with a short
+block table, small-input strides) two SGD steps: initial weights,
 batch, logits, loss, all gradients of step 1, and weights and batch-norm
 statistics after step 2. Arrays are stored in qforge's layouts (NHWC
 activations, OHWI conv weights), so the C++ side compares them directly.

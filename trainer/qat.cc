@@ -235,12 +235,11 @@ class QatRun {
   // The training loss of a batch and its gradient: cross-entropy against the
   // labels, mixed with the teacher's predictions if the recipe distills.
   LossResult Loss(const FloatTensor& x, const Batch& batch, FloatTensor* dlogits) {
-    if (teacher_ == nullptr) {
-      return CrossEntropy(qat_.Forward(x, TrainingPass(batch)), batch.labels, dlogits);
-    }
-    const FloatTensor& teacher_logits = teacher_->model->Forward(x, PassContext{});
-    return DistillationCrossEntropy(qat_.Forward(x, TrainingPass(batch)), batch.labels,
-                                    teacher_logits, config_.distill(), dlogits);
+    const FloatTensor& logits = qat_.Forward(x, TrainingPass(batch));
+    if (teacher_ == nullptr) return CrossEntropy(logits, batch.labels, dlogits);
+    return DistillationCrossEntropy(logits, batch.labels,
+                                    teacher_->model->Forward(x, PassContext{}), config_.distill(),
+                                    dlogits);
   }
 
   // BN's running statistics as the average over precise_bn_batches batches of

@@ -1,9 +1,10 @@
 // Quantization-aware training on a small trained model: a run stopped after
 // some epochs and resumed ends exactly where an uninterrupted run does, and
 // the options beyond the tutorial's recipe (calibrated activation ranges,
-// precise BN statistics, distillation) do what they say. How QAT's int8 model compares with
-// post-training quantization, and how well its simulation predicts the
-// runtime, is tests/fidelity_test's, with bounds from a spread over seeds.
+// precise BN statistics, distillation) do what they say. How QAT's int8
+// model compares with post-training quantization, and how well its simulation
+// predicts the runtime, is tests/fidelity_test's, with bounds from a spread
+// over seeds.
 #include "trainer/qat.h"
 
 #include <cmath>
