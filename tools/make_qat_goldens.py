@@ -5,6 +5,15 @@
   observer, int8 [-128, 127], scale floored at 2^-12 as qforge floors it)
   over four batches: observing, observing, observer disabled, fake
   quantization disabled. Inputs, outputs, gradients and parameters of each.
+- learnable_fake_quantize.bin: PyTorch's _LearnableFakeQuantize (LSQ, with
+  gradient scaling) on the same observer: two batches observing, then three
+  learning the scale and zero point, each followed by an SGD step on them.
+  Inputs, outputs, gradients (of the input, scale and zero point), and the
+  scale and zero point after each step. The batches are mostly negative, so
+  the zero point stays positive: PyTorch 1.13's learnable backward takes the
+  zero point as int(zero_point + 0.5), one step off for negative ones (its
+  gradient mask then ends half a step early on one side), which qforge does
+  not copy.
 - weight_fake_quantize.bin: the per-channel symmetric weight FakeQuantize
   (moving-average per-channel min/max on qint8: scale max / 127.5) with
   qforge's gradient mask on [-128, 128] and values clamped to [-127, 127],
@@ -41,6 +50,7 @@ import torch.nn.qat as nnqat
 import torchvision
 from torch.ao.quantization import (FakeQuantize, MovingAverageMinMaxObserver,
                                    MovingAveragePerChannelMinMaxObserver, QConfig)
+from torch.ao.quantization._learnable_fake_quantize import _LearnableFakeQuantize
 
 from make_trainer_goldens import input_nchw, nhwc, state, write
 
@@ -103,6 +113,37 @@ def fake_quantize_goldens(out_dir):
                        f"scale{k}": snapshot(fq.scale).reshape(1).float(),
                        f"zero_point{k}": snapshot(fq.zero_point).reshape(1).float()})
     write(os.path.join(out_dir, "fake_quantize.bin"), arrays)
+
+
+LEARNING_RATE = 1e-4
+
+
+def learnable_fake_quantize_golden(out_dir):
+    torch.manual_seed(20261203)  # apart from the other files, which it leaves as they were
+    fq = _LearnableFakeQuantize(
+        observer=MovingAverageMinMaxObserver, quant_min=-128, quant_max=127,
+        use_grad_scaling=True, dtype=torch.qint8, qscheme=torch.per_tensor_affine, eps=2 ** -12)
+    arrays = {"lr": torch.tensor([LEARNING_RATE])}
+    batches = [torch.randn(2, 5, 5, 3) * 2 - 3, torch.randn(2, 5, 5, 3) * 3 - 4,
+               torch.randn(2, 5, 5, 3) * 4 - 5, torch.randn(2, 5, 5, 3) * 5 - 6,
+               torch.randn(2, 5, 5, 3) * 3 - 4]
+    for k, x in enumerate(batches):
+        if k == 2:
+            fq.enable_param_learning()
+            fq.scale.grad = fq.zero_point.grad = None  # the observing batches', not learned
+        x = x.requires_grad_()
+        y, r = step(fq, x)
+        arrays.update({f"x{k}": x, f"y{k}": y, f"dy{k}": r, f"dx{k}": x.grad})
+        if k >= 2:
+            arrays.update({f"dscale{k}": snapshot(fq.scale.grad),
+                           f"dzero_point{k}": snapshot(fq.zero_point.grad)})
+            with torch.no_grad():
+                fq.scale -= LEARNING_RATE * fq.scale.grad
+                fq.zero_point -= LEARNING_RATE * fq.zero_point.grad
+            fq.scale.grad = None
+            fq.zero_point.grad = None
+        arrays.update({f"scale{k}": snapshot(fq.scale), f"zero_point{k}": snapshot(fq.zero_point)})
+    write(os.path.join(out_dir, "learnable_fake_quantize.bin"), arrays)
 
 
 def weight_fake_quantize_goldens(out_dir):
@@ -273,6 +314,7 @@ def main():
     conv_bn_goldens(args.out)
     conv_relu_and_linear_goldens(args.out)
     mobilenet_v2_qat_golden(args.out)
+    learnable_fake_quantize_golden(args.out)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
 #include "trainer/quant/fake_quantize.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <limits>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "trainer/nn/parallel.h"
@@ -55,7 +57,55 @@ Range ParallelFiniteMinMax(const float* x, int64_t n) {
   return all;
 }
 
+// The derivatives of fake-quantized values y with respect to the scale and the
+// zero point (PyTorch's _fake_quantize_learnable_per_tensor_affine): inside
+// the range (y - x) / scale and 0; clamped, q - zero_point (an integer,
+// recovered exactly from y) and -scale. NaN inputs, which quantize to 0,
+// contribute neither.
+void RangeDerivatives(const float* x, const float* y, const uint8_t* mask, int64_t n, float scale,
+                      float* dy_dscale, float* dy_dzero_point) {
+  const float inverse_scale = 1.0f / scale;
+  Pool().ParallelFor(n, [&](int, int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const bool clamped = !mask[i] && x[i] == x[i];
+      dy_dscale[i] = mask[i]   ? (y[i] - x[i]) * inverse_scale
+                     : clamped ? std::nearbyint(y[i] * inverse_scale)
+                               : 0.0f;
+      dy_dzero_point[i] = clamped ? -scale : 0.0f;
+    }
+  });
+}
+
+// {sum dy * a, sum dy * b}, in double over chunks of the pool.
+std::pair<double, double> DotProducts(const float* dy, const float* a, const float* b, int64_t n) {
+  std::vector<std::pair<double, double>> chunks(Pool().num_threads(), {0.0, 0.0});
+  Pool().ParallelFor(n, [&](int chunk, int64_t begin, int64_t end) {
+    double sa = 0, sb = 0;
+    for (int64_t i = begin; i < end; ++i) {
+      sa += static_cast<double>(dy[i]) * a[i];
+      sb += static_cast<double>(dy[i]) * b[i];
+    }
+    chunks[chunk] = {sa, sb};
+  });
+  std::pair<double, double> sum{0.0, 0.0};
+  for (const auto& [sa, sb] : chunks) sum = {sum.first + sa, sum.second + sb};
+  return sum;
+}
+
 }  // namespace
+
+absl::StatusOr<AffineRange> ToAffineRange(const Range& range) {
+  absl::StatusOr<QuantParams> p =
+      ChooseActivationParams(range.first, range.second, kActivationMinScale);
+  if (!p.ok()) return p.status();
+  const float min = std::min(range.first, 0.0f);
+  return AffineRange{p->scale, static_cast<float>(kActivationQMin) - min / p->scale};
+}
+
+Range FromAffineRange(const AffineRange& a) {
+  return {(static_cast<float>(kActivationQMin) - a.zero_point) * a.scale,
+          (static_cast<float>(kActivationQMax) - a.zero_point) * a.scale};
+}
 
 FakeQuantize::FakeQuantize(const std::string& name, ParameterStore& state)
     : name_(name),
@@ -87,11 +137,38 @@ void FakeQuantize::Forward(const FloatTensor& x, FloatTensor& y) {
   FakeQuantizePerTensor(x.ptr(), x.size(), {p->scale, p->zero_point, kActivationQMin,
                                             kActivationQMax},
                         y.ptr(), mask_.data());
+  derivatives_ = range_learning_;
+  if (!derivatives_) return;
+  dy_dscale_.resize(x.size());
+  dy_dzero_point_.resize(x.size());
+  RangeDerivatives(x.ptr(), y.ptr(), mask_.data(), x.size(), p->scale, dy_dscale_.data(),
+                   dy_dzero_point_.data());
+  gradient_factor_ = 1.0 / std::sqrt(static_cast<double>(x.size()) * kActivationQMax);
 }
 
-void FakeQuantize::Backward(const FloatTensor& dy, FloatTensor& dx) const {
+void FakeQuantize::Backward(const FloatTensor& dy, FloatTensor& dx) {
   dx.Resize(dy.shape);
   MaskGradient(dy.ptr(), dy.size(), masked_, mask_, dx.ptr());
+  if (!masked_ || !derivatives_) return;
+  const auto [dscale, dzero_point] =
+      DotProducts(dy.ptr(), dy_dscale_.data(), dy_dzero_point_.data(), dy.size());
+  range_gradient_[0] += gradient_factor_ * dscale;
+  range_gradient_[1] += gradient_factor_ * dzero_point;
+}
+
+void FakeQuantize::StepRange(float lr) {
+  absl::StatusOr<Range> range = ObservedRange();
+  absl::StatusOr<AffineRange> learned =
+      range.ok() ? ToAffineRange(*range) : absl::StatusOr<AffineRange>(range.status());
+  if (learned.ok()) {  // else nothing was fake-quantized, so nothing learned
+    const float scale =
+        std::max(static_cast<float>(learned->scale - lr * range_gradient_[0]), kActivationMinScale);
+    const float zero_point =
+        std::clamp(static_cast<float>(learned->zero_point - lr * range_gradient_[1]),
+                   static_cast<float>(kActivationQMin), static_cast<float>(kActivationQMax));
+    SetRange(FromAffineRange({scale, zero_point}));
+  }
+  range_gradient_[0] = range_gradient_[1] = 0;
 }
 
 absl::StatusOr<Range> FakeQuantize::ObservedRange() const {

@@ -26,6 +26,15 @@ namespace qforge {
 
 inline constexpr float kFakeQuantAveragingConstant = 0.01f;
 
+// An activation range as the scale and the real-valued zero point that learn
+// it: [min, max] = [(-128 - zero_point) * scale, (127 - zero_point) * scale].
+struct AffineRange {
+  float scale = 1, zero_point = 0;
+};
+// ChooseActivationParams's scale for `range`, and its zero point unrounded.
+absl::StatusOr<AffineRange> ToAffineRange(const Range& range);
+Range FromAffineRange(const AffineRange& affine);
+
 // Per-tensor int8 activations in [-128, 127] (asymmetric, scale floored at
 // kActivationMinScale, the parameters convert gives an activation).
 class FakeQuantize {
@@ -37,7 +46,7 @@ class FakeQuantize {
   // and y = x (PyTorch would quantize with its initial scale 1).
   void Forward(const FloatTensor& x, FloatTensor& y);
   // dy -> dx: dy where Forward's input lay inside the range, else 0.
-  void Backward(const FloatTensor& dy, FloatTensor& dx) const;
+  void Backward(const FloatTensor& dy, FloatTensor& dx);
 
   // FailedPrecondition before the first observation.
   absl::StatusOr<Range> ObservedRange() const;
@@ -47,6 +56,21 @@ class FakeQuantize {
 
   void set_observer_enabled(bool on) { observer_enabled_ = on; }
   void set_fake_quant_enabled(bool on) { fake_quant_enabled_ = on; }
+
+  // Learned ranges (LSQ), as PyTorch's _LearnableFakeQuantize with gradient
+  // scaling computes them: while on, Backward also accumulates the loss's
+  // gradient with respect to the scale and the zero point of the range it
+  // quantized with, and StepRange moves the range by it. The zero point
+  // learns as a real number and quantizes rounded. The range buffers stay the
+  // state, so convert and checkpoints take a learned range as any other.
+  void set_range_learning(bool on) { range_learning_ = on; }
+  // {d scale, d zero point}, accumulated since the last StepRange.
+  double* range_gradient() { return range_gradient_; }
+  // scale -= lr * d scale and zero point -= lr * d zero point, the scale
+  // floored at kActivationMinScale and the zero point kept in [-128, 127];
+  // clears the gradient.
+  void StepRange(float lr);
+
   // Data-parallel QAT: each batch's range is the min of the ranks' minima and
   // the max of their maxima, so every rank observes, and converts with, the
   // range one process would. Null: this process's batch.
@@ -61,6 +85,13 @@ class FakeQuantize {
   Collectives* ranks_ = nullptr;
   bool masked_ = false;  // whether mask_ applies to the last Forward
   std::vector<uint8_t> mask_;
+  bool range_learning_ = false;
+  // Whether the last Forward, learning, left its per-value d y / d scale and
+  // d y / d zero point, and the gradient scale 1 / sqrt(values * 127).
+  bool derivatives_ = false;
+  std::vector<float> dy_dscale_, dy_dzero_point_;
+  double gradient_factor_ = 0;
+  double range_gradient_[2] = {0, 0};
 };
 
 // Per-output-channel symmetric int8 weights in [-127, 127], for weights laid

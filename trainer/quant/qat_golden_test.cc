@@ -44,6 +44,51 @@ TEST(FakeQuantizeGolden, ObservesFakeQuantizesAndSwitchesOff) {
   }
 }
 
+// Scale and zero point as PyTorch's parameters hold them: the learned
+// zero point unrounded.
+void ExpectLearnedRange(const FakeQuantize& fq, const Golden& g, const std::string& suffix) {
+  absl::StatusOr<Range> range = fq.ObservedRange();
+  ASSERT_TRUE(range.ok()) << range.status();
+  absl::StatusOr<AffineRange> affine = ToAffineRange(*range);
+  ASSERT_TRUE(affine.ok()) << affine.status();
+  ExpectClose(&affine->scale, g.at("scale" + suffix), "scale" + suffix);
+  ExpectClose(&affine->zero_point, g.at("zero_point" + suffix), "zero_point" + suffix);
+}
+
+TEST(FakeQuantizeGolden, LearnsItsRangeAsLearnableFakeQuantize) {
+  Golden g = Load("learnable_fake_quantize");
+  ParameterStore state;
+  FakeQuantize fq("act", state);
+  FloatTensor y, dx;
+  for (int k = 0; k < 5; ++k) {
+    const std::string s = std::to_string(k);
+    if (k == 2) {
+      // PyTorch starts learning from the observer's rounded zero point,
+      // qforge from the range's unrounded one (the same grid): start both
+      // from PyTorch's.
+      absl::StatusOr<QuantParams> p = fq.Params();
+      ASSERT_TRUE(p.ok()) << p.status();
+      fq.SetRange(FromAffineRange({p->scale, static_cast<float>(p->zero_point)}));
+      fq.set_observer_enabled(false);
+      fq.set_range_learning(true);
+    }
+    fq.Forward(g["x" + s], y);
+    ExpectClose(y, g["y" + s], "y" + s);
+    fq.Backward(g["dy" + s], dx);
+    ExpectClose(dx, g["dx" + s], "dx" + s);
+    if (k >= 2) {
+      const float gradient[2] = {static_cast<float>(fq.range_gradient()[0]),
+                                 static_cast<float>(fq.range_gradient()[1])};
+      ExpectClose(&gradient[0], g["dscale" + s], "dscale" + s);
+      ExpectClose(&gradient[1], g["dzero_point" + s], "dzero_point" + s);
+      fq.StepRange(g["lr"].data[0]);
+      ExpectLearnedRange(fq, g, s);
+    } else {
+      ExpectParams(fq, g, s);
+    }
+  }
+}
+
 TEST(WeightFakeQuantizeGolden, PerChannelMovingAverage) {
   Golden g = Load("weight_fake_quantize");
   ParameterStore state;

@@ -129,7 +129,7 @@ class QatAdd {
       : output_fq_(name + ".activation_post_process", state) {}
   const FloatTensor& Forward(const FloatTensor& a, const FloatTensor& b);
   // da = db = the straight-through gradient of dy (=).
-  void Backward(const FloatTensor& dy, FloatTensor& d_sum) const { output_fq_.Backward(dy, d_sum); }
+  void Backward(const FloatTensor& dy, FloatTensor& d_sum) { output_fq_.Backward(dy, d_sum); }
   FakeQuantize& output_fake_quant() { return output_fq_; }
 
  private:
