@@ -4,7 +4,8 @@
 #     takes with the same batch, to float-summation tolerance: as close to the
 #     1-thread process as the 2-thread process is (the summation order alone),
 #     and within 1e-4 of the 2-thread one, whose sums are split as theirs are.
-#     The same for a few steps of QAT, fake-quant ranges included.
+#     The same for a few steps of QAT, fake-quant ranges (observed, then
+#     learned) included.
 #     The size of the gradient buckets does not change the result.
 #  2. A run resumes on another number of ranks.
 #  3. A rank killed mid-run stops the others with an error naming it, and the
@@ -63,10 +64,12 @@ accuracy() { sed -n 's/.*"test_accuracy": \([0-9.]*\).*/\1/p' "$work/$1/metrics.
   fail "test accuracy $(accuracy two) on 2 ranks, $(accuracy one2) in one process"
 
 # QAT from that checkpoint: an epoch of 3 batches of 30 (15 per rank), then
-# BN frozen with precise statistics over 2 more; the fake-quant ranges are in
+# BN frozen with precise statistics over 2 more and the observers off, and an
+# epoch more with the activation ranges learned; the fake-quant ranges are in
 # the checkpoints compared.
-qat=(qat --checkpoint="$(ckpt one2)" --epochs=1 --batches_per_epoch=3 --sync_batch_norm
-     --freeze_bn_after_epoch=-1 --precise_bn_batches=2)
+qat=(qat --checkpoint="$(ckpt one2)" --epochs=2 --batches_per_epoch=3 --sync_batch_norm
+     --freeze_bn_after_epoch=-1 --precise_bn_batches=2 --disable_observer_after_epoch=-1
+     --range_lr=0.1)
 qckpt() { echo "$work/$1/qat_checkpoint.pb"; }
 "$trainer" "${qat[@]}" --threads=1 --output_dir="$work/qat1" > "$work/qat1.log"
 "$trainer" "${qat[@]}" --threads=2 --output_dir="$work/qat2" > "$work/qat2.log"

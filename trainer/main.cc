@@ -102,6 +102,9 @@ ABSL_FLAG(int, precise_bn_batches, -1,
 ABSL_FLAG(double, distill, -1,
           "qat: weight of the float model's predictions in the training targets, the rest on "
           "the labels (0: the labels alone, the tutorial).");
+ABSL_FLAG(double, range_lr, -1,
+          "qat: learning rate of the activation ranges once the observers stop (LSQ); 0: the "
+          "ranges stay fixed (the tutorial).");
 ABSL_FLAG(int, calib_batches, 32, "ptq: calibration batches (the tutorial: 32).");
 ABSL_FLAG(int, calib_batch_size, 30, "ptq: images per calibration batch (the tutorial: 30).");
 
@@ -299,6 +302,7 @@ absl::StatusOr<QatConfig> QatConfigFromFlags(const std::string& checkpoint) {
     config.set_precise_bn_batches(absl::GetFlag(FLAGS_precise_bn_batches));
   }
   if (Given(FLAGS_distill)) config.set_distill(static_cast<float>(absl::GetFlag(FLAGS_distill)));
+  if (Given(FLAGS_range_lr)) config.set_range_lr(static_cast<float>(absl::GetFlag(FLAGS_range_lr)));
   if (Given(FLAGS_seed)) config.set_seed(absl::GetFlag(FLAGS_seed));
   if (Given(FLAGS_threads)) config.set_threads(absl::GetFlag(FLAGS_threads));
   if (Given(FLAGS_output_dir)) config.set_output_dir(absl::GetFlag(FLAGS_output_dir));
@@ -321,6 +325,9 @@ absl::StatusOr<QatResult> Qat(const QatConfig& config, bool resume, Collectives&
   if (config.distill() > 0) {
     std::printf("; distilled from the float model (its predictions %g of each target)",
                 config.distill());
+  }
+  if (config.range_lr() > 0) {
+    std::printf("; activation ranges learned at lr %g once the observers stop", config.range_lr());
   }
   if (ranks.size() > 1) {
     std::printf("; data-parallel on %d ranks, batch-norm statistics %s", ranks.size(),

@@ -45,6 +45,7 @@ absl::Status ValidateQatConfig(const QatConfig& c) {
   if (c.threads() < 0) return bad("threads", c.threads());
   if (c.precise_bn_batches() < 0) return bad("precise_bn_batches", c.precise_bn_batches());
   if (!(c.distill() >= 0 && c.distill() <= 1)) return bad("distill", c.distill());
+  if (!(c.range_lr() >= 0)) return bad("range_lr", c.range_lr());
   const std::string& observer = c.calibrate_activations();
   if (!observer.empty() && observer != "histogram" && observer != "mse" &&
       observer != "percentile" && observer != "minmax") {
@@ -211,6 +212,7 @@ class QatRun {
       qat_.Backward(dlogits, &buckets_);
       buckets_.Finish();
       sgd_.Step(r_->params.values(), r_->params.grads(), config_.lr(), config_.momentum());
+      if (learning_ranges()) qat_.StepRanges(config_.range_lr(), multi_rank() ? &ranks_ : nullptr);
       // QatConvBn folds the running variance into the weights it quantizes:
       // with per-rank BN the ranks would quantize different weights by the
       // next step. They take rank 0's statistics, as DDP's broadcast_buffers.
@@ -285,7 +287,10 @@ class QatRun {
                                           config_.calibrate_activations().empty());
     qat_.set_weight_observers_enabled(observers_enabled_);
     qat_.set_freeze_bn(bn_frozen_);
+    qat_.set_range_learning(learning_ranges());
   }
+
+  bool learning_ranges() const { return !observers_enabled_ && config_.range_lr() > 0; }
 
   // A fresh run: the activation ranges calibrated if the recipe says so, and
   // the metrics file started anew.

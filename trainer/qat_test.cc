@@ -1,7 +1,7 @@
 // Quantization-aware training on a small trained model: a run stopped after
 // some epochs and resumed ends exactly where an uninterrupted run does, and
 // the options beyond the tutorial's recipe (calibrated activation ranges,
-// precise BN statistics, distillation) do what they say. How QAT's int8
+// precise BN statistics, distillation, learned ranges) do what they say. How QAT's int8
 // model compares with post-training quantization, and how well its simulation
 // predicts the runtime, is tests/fidelity_test's, with bounds from a spread
 // over seeds.
@@ -55,11 +55,12 @@ class QatTest : public ::testing::Test {
 
 TEST_F(QatTest, ResumedRunEndsWhereAnUninterruptedOneDoes) {
   // Short epochs; observers off and BN frozen, with precise statistics, after
-  // the second, which the resumed run must restore; and targets half the
-  // float model's, which must again be the float checkpoint's, not the QAT
-  // state it resumes from.
+  // the second, which the resumed run must restore; targets half the float
+  // model's, which must again be the float checkpoint's, not the QAT state it
+  // resumes from; and activation ranges learned once the observers stop.
   QatConfig config = Config("straight");
   config.set_distill(0.5f);
+  config.set_range_lr(10);
   config.set_epochs(3);
   config.set_batches_per_epoch(5);
   config.set_disable_observer_after_epoch(0);
@@ -193,6 +194,35 @@ TEST_F(QatTest, DistillationChangesWhatQatLearns) {
   for (const auto& [name, data] : weights[0]) EXPECT_NE(data, weights[1][name]) << name;
 }
 
+// range_lr: the activation ranges stay as observed until the observers stop,
+// then move with the training loss.
+TEST_F(QatTest, LearnedRangesMoveOnceTheObserversStop) {
+  std::map<std::string, std::string> ranges[2];
+  for (int learned : {0, 1}) {
+    QatConfig config = Config("ranges_" + std::to_string(learned));
+    config.set_epochs(2);
+    config.set_batches_per_epoch(3);
+    config.set_disable_observer_after_epoch(-1);  // observers stop after the first epoch
+    config.set_range_lr(learned ? 10.0f : 0.0f);
+    absl::StatusOr<QatResult> result = RunQat(config, /*resume=*/false);
+    ASSERT_TRUE(result.ok()) << result.status();
+    absl::StatusOr<Checkpoint> c = ReadCheckpoint(config.output_dir() + "/qat_checkpoint.pb");
+    ASSERT_TRUE(c.ok());
+    for (const NamedTensor& t : c->tensors()) {
+      if (absl::StrContains(t.name(), "activation_post_process")) {
+        ranges[learned][t.name()] = t.data();
+      }
+    }
+  }
+  ASSERT_FALSE(ranges[0].empty());
+  ASSERT_EQ(ranges[0].size(), ranges[1].size());
+  int moved = 0;
+  for (const auto& [name, data] : ranges[0]) moved += data != ranges[1][name];
+  // Most move; a range whose every value lies inside it and whose gradient
+  // rounds away may not.
+  EXPECT_GT(moved, static_cast<int>(ranges[0].size()) / 2);
+}
+
 TEST_F(QatTest, BadConfigsAreErrors) {
   QatConfig config = Config("bad");
   config.set_lr(0);
@@ -211,6 +241,10 @@ TEST_F(QatTest, BadConfigsAreErrors) {
   config = Config("bad");
   config.set_distill(1.5f);
   EXPECT_NE(std::string(RunQat(config, false).status().message()).find("distill 1.5"),
+            std::string::npos);
+  config = Config("bad");
+  config.set_range_lr(-1);
+  EXPECT_NE(std::string(RunQat(config, false).status().message()).find("range_lr -1"),
             std::string::npos);
   config = Config("never_run");
   EXPECT_EQ(RunQat(config, /*resume=*/true).status().code(), absl::StatusCode::kNotFound);

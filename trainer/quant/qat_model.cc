@@ -1,5 +1,8 @@
 #include "trainer/quant/qat_model.h"
 
+#include <cmath>
+#include <vector>
+
 #include "absl/strings/str_cat.h"
 
 namespace qforge {
@@ -81,6 +84,33 @@ void QatMobileNetV2::set_activation_observers_enabled(bool on) {
 
 void QatMobileNetV2::set_ranks(Collectives* ranks) {
   for (auto& [point, fake_quant] : outputs_) fake_quant->set_ranks(ranks);
+}
+
+void QatMobileNetV2::set_range_learning(bool on) {
+  for (auto& [point, fake_quant] : outputs_) fake_quant->set_range_learning(on);
+}
+
+void QatMobileNetV2::StepRanges(float lr, Collectives* ranks) {
+  if (ranks != nullptr) SumRangeGradients(*ranks);
+  for (auto& [point, fake_quant] : outputs_) fake_quant->StepRange(lr);
+}
+
+// Each rank's gradient scale is 1 / sqrt(its shard's values * 127), sqrt(ranks)
+// times one process's for the whole batch: the sum takes that back out (exact
+// for shards of equal size).
+void QatMobileNetV2::SumRangeGradients(Collectives& ranks) {
+  std::vector<double> gradients;
+  for (auto& [point, fake_quant] : outputs_) {
+    gradients.insert(gradients.end(), fake_quant->range_gradient(),
+                     fake_quant->range_gradient() + 2);
+  }
+  ranks.Sum(gradients.data(), static_cast<int64_t>(gradients.size()),
+            "the activation ranges' gradients");
+  const double shard_scale = 1 / std::sqrt(static_cast<double>(ranks.size()));
+  size_t at = 0;
+  for (auto& [point, fake_quant] : outputs_) {
+    for (int i = 0; i < 2; ++i) fake_quant->range_gradient()[i] = gradients[at++] * shard_scale;
+  }
 }
 
 void QatMobileNetV2::set_weight_observers_enabled(bool on) {

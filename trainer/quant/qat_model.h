@@ -44,6 +44,12 @@ class QatMobileNetV2 : public RangeSource {
   // (FakeQuantize::set_ranks). The weights are the same on every rank.
   void set_ranks(Collectives* ranks);
 
+  // Every activation range learned (FakeQuantize::set_range_learning), and
+  // one SGD step of them on the gradients of the Backward passes since the
+  // last step, summed over `ranks` if given.
+  void set_range_learning(bool on);
+  void StepRanges(float lr, Collectives* ranks);
+
   // Starts every activation fake quantizer from `ranges` (a calibration),
   // instead of from its first observed batch.
   absl::Status SetActivationRanges(const RangeSource& ranges);
@@ -60,6 +66,8 @@ class QatMobileNetV2 : public RangeSource {
     std::vector<std::unique_ptr<QatConvBn>> layers;
     std::unique_ptr<QatAdd> skip_add;  // null without a residual connection
   };
+
+  void SumRangeGradients(Collectives& ranks);
 
   ParameterStore state_;
   FakeQuantize quant_fq_;
